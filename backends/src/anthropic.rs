@@ -201,27 +201,10 @@ pub fn to_messages_request(request: &ChatRequest, model: &str, stream: bool) -> 
     Ok(Value::Object(body))
 }
 
-/// Append a turn, merging it into the previous one when the role repeats (tool results
-/// following each other, or a user message after a tool result).
+/// Append a turn. Consecutive turns of one role (tool results, then a user message) stay
+/// separate messages: the Messages API combines consecutive same-role turns itself.
 fn push_turn(messages: &mut Vec<Value>, role: &str, content: Value) {
-    if let Some(last) = messages.last_mut() {
-        if last.get("role").and_then(Value::as_str) == Some(role) {
-            let mut blocks = as_blocks(last.get("content").cloned().unwrap_or(Value::Null));
-            blocks.extend(as_blocks(content));
-            last["content"] = Value::Array(blocks);
-            return;
-        }
-    }
     messages.push(json!({ "role": role, "content": content }));
-}
-
-fn as_blocks(content: Value) -> Vec<Value> {
-    match content {
-        Value::String(text) => vec![json!({ "type": "text", "text": text })],
-        Value::Array(blocks) => blocks,
-        Value::Null => Vec::new(),
-        other => vec![other],
-    }
 }
 
 fn user_content(message: &ChatMessage, i: usize) -> Result<Value> {
@@ -808,8 +791,8 @@ mod tests {
                 { "role": "assistant", "content": [
                     { "type": "tool_use", "id": "call_1", "name": "get_weather", "input": { "city": "SF" } } ] },
                 { "role": "user", "content": [
-                    { "type": "tool_result", "tool_use_id": "call_1", "content": "20C, sunny" },
-                    { "type": "text", "text": "And tomorrow?" } ] }
+                    { "type": "tool_result", "tool_use_id": "call_1", "content": "20C, sunny" } ] },
+                { "role": "user", "content": [ { "type": "text", "text": "And tomorrow?" } ] }
             ])
         );
     }
