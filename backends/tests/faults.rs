@@ -357,3 +357,50 @@ async fn configuration_errors_name_the_problem() {
     let err = AnthropicBackend::new(config).unwrap_err();
     assert!(err.to_string().contains("bad header"), "{err}");
 }
+
+#[tokio::test]
+async fn retries_stop_at_the_total_deadline() {
+    // The upstream keeps asking for 200 ms; the deadline leaves room for one wait only.
+    let upstream = TestUpstream::start(vec![
+        Reply::json(503, r#"{"error":"busy"}"#).with_header("retry-after-ms", "200")
+    ])
+    .await;
+    let mut config = short(&upstream);
+    config.retry.max_attempts = 10;
+    config.timeouts.total = Duration::from_millis(350);
+    let err = tokio::time::timeout(GUARD, openai(config).chat(request()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, BackendError::UpstreamStatus { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(upstream.hit_count(), 2);
+}
+
+#[tokio::test]
+async fn time_to_first_byte_and_time_to_first_token_differ() {
+    // Headers and a keep-alive comment at once, the first token 150 ms later (as real APIs do
+    // while the prompt is processed).
+    let raw = wire_sse(&read_fixture(
+        "openai/chat_completions_stream/test_content_logprobs_events.sse",
+    ));
+    let chunks = vec![Bytes::from_static(b": processing\n\n"), Bytes::from(raw)];
+    let upstream = TestUpstream::start(vec![Reply::sse_chunks(
+        chunks,
+        Duration::from_millis(150),
+        End::Finish,
+    )])
+    .await;
+    let stream = openai(short(&upstream))
+        .chat_stream(request())
+        .await
+        .unwrap();
+    let response = collect_stream(stream, "m").await.unwrap();
+    let t = response.timings;
+    let (first_byte, first_token) = (t.first_byte.unwrap(), t.first_token.unwrap());
+    assert!(first_token - first_byte >= Duration::from_millis(150));
+    assert_eq!(response.text(), "Foo!");
+    assert_eq!(response.token_logprobs, vec![-0.0025094282, -0.26638845]);
+}
