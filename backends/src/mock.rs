@@ -5,8 +5,8 @@
 //! | name                   | behaviour                                                       |
 //! |------------------------|-----------------------------------------------------------------|
 //! | `echo`                 | answers the last user message, streamed word by word            |
-//! | `unsure`               | as `echo`, with low token log-probabilities (-2.5 per token)    |
-//! | `slow`                 | as `echo`, 100 ms before the first token and 50 ms between tokens |
+//! | `unsure`               | as `echo`, with low token log-probabilities (-2.0 per token)    |
+//! | `slow`                 | as `echo`, 40 ms before every token                             |
 //! | `slow_<N>ms`           | as `echo`, N ms before every token                              |
 //! | `error_500`            | fails with `UpstreamStatus { status: 500 }`                     |
 //! | `overloaded`           | fails with `Overloaded` (a full local admission queue)          |
@@ -15,7 +15,7 @@
 //! | `flaky_<N>`            | the first N calls fail with `UpstreamStatus { status: 503 }`, then `echo` |
 //! | `hang`                 | never answers (until the caller drops the future or stream)     |
 //!
-//! Echo tokens carry log-probability -0.01 (`unsure`: -2.5), so cascade thresholds can be
+//! Echo tokens carry log-probability -0.05 (`unsure`: -2.0), so cascade thresholds can be
 //! tested; usage counts whitespace-separated words.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,9 @@ use crate::{
     collect_stream, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream,
     FinishReason, Result, Role, Usage,
 };
+
+/// The log-probability of every `echo` token (a confident answer).
+const ECHO_LOGPROB: f32 = -0.05;
 
 /// What the mock does, parsed from its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,13 +48,13 @@ impl MockBehaviour {
     /// Parse a behaviour name (see the module docs).
     pub fn parse(name: &str) -> Result<Self> {
         let parsed = match name {
-            "echo" => Some(MockBehaviour::Echo { logprob_milli: -10 }),
+            "echo" => Some(MockBehaviour::Echo { logprob_milli: -50 }),
             "unsure" => Some(MockBehaviour::Echo {
-                logprob_milli: -2500,
+                logprob_milli: -2000,
             }),
             "slow" => Some(MockBehaviour::Slow {
-                first: Duration::from_millis(100),
-                between: Duration::from_millis(50),
+                first: Duration::from_millis(40),
+                between: Duration::from_millis(40),
             }),
             "error_500" => Some(MockBehaviour::Error500),
             "overloaded" => Some(MockBehaviour::Overloaded),
@@ -155,15 +158,17 @@ impl Backend for MockBackend {
                 logprob_milli as f32 / 1000.0,
                 None,
             ),
-            MockBehaviour::Slow { first, between } => (first, between, -0.01, None),
-            MockBehaviour::DisconnectAfter(n) => (Duration::ZERO, Duration::ZERO, -0.01, Some(n)),
+            MockBehaviour::Slow { first, between } => (first, between, ECHO_LOGPROB, None),
+            MockBehaviour::DisconnectAfter(n) => {
+                (Duration::ZERO, Duration::ZERO, ECHO_LOGPROB, Some(n))
+            }
             MockBehaviour::Flaky(n) if call < n => {
                 return Err(BackendError::UpstreamStatus {
                     status: 503,
                     body: format!("mock {}: call {} of {n} fails", self.name, call + 1),
                 })
             }
-            MockBehaviour::Flaky(_) => (Duration::ZERO, Duration::ZERO, -0.01, None),
+            MockBehaviour::Flaky(_) => (Duration::ZERO, Duration::ZERO, ECHO_LOGPROB, None),
             MockBehaviour::Error500 => {
                 return Err(BackendError::UpstreamStatus {
                     status: 500,
@@ -247,7 +252,7 @@ mod tests {
         assert_eq!(response.text(), "the quick brown fox");
         assert_eq!(response.finish_reason(), Some(&FinishReason::Stop));
         assert_eq!(response.usage.as_ref().unwrap().completion_tokens, 4);
-        assert_eq!(response.token_logprobs, vec![-0.01; 4]);
+        assert_eq!(response.token_logprobs, vec![-0.05; 4]);
         assert_eq!(mock.calls(), 1);
     }
 
