@@ -653,7 +653,7 @@ fn sse_body(
             }))));
         }
         yield Ok(Event::default().comment(format!(
-            " triage backend={backend} cost_usd={:.8} saved_usd={:.8}",
+            "triage backend={backend} cost_usd={:.8} saved_usd={:.8}",
             cost.usd, cost.saved_usd
         )));
         yield Ok(Event::default().data("[DONE]"));
