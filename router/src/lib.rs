@@ -16,6 +16,8 @@
 
 pub mod classifier;
 pub mod config;
+pub mod ledger;
 pub mod pii;
 pub mod policy;
 pub mod pricing;
+pub mod store;

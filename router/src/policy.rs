@@ -740,14 +740,14 @@ mod tests {
                 "< min_confidence",
             ),
             (
-                cascade(0.5, Some(-1.0)),
+                cascade(0.4, Some(-1.0)),
                 vec![ln(0.99), ln(0.2)],
                 None,
                 false,
                 "weakest token",
             ),
             (
-                cascade(0.5, Some(-2.0)),
+                cascade(0.4, Some(-2.0)),
                 vec![ln(0.99), ln(0.2)],
                 None,
                 true,
