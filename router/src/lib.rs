@@ -16,6 +16,7 @@
 
 pub mod classifier;
 pub mod config;
+pub mod explain;
 pub mod ledger;
 pub mod pii;
 pub mod policy;
