@@ -17,8 +17,11 @@
 pub mod classifier;
 pub mod config;
 pub mod events;
+pub mod explain;
 pub mod gateway;
+pub mod ledger;
 pub mod metrics;
 pub mod pii;
 pub mod policy;
 pub mod pricing;
+pub mod store;

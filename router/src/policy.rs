@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A vector with at least one element (config validation builds them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -399,7 +399,8 @@ pub struct RequestFacts {
 }
 
 /// Load of one local backend.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LocalLoad {
     pub queue_depth: usize,
     pub busy_slots: usize,
@@ -409,7 +410,8 @@ pub struct LocalLoad {
 }
 
 /// Spend so far in the current UTC day and month.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Spend {
     pub global_day_usd: f64,
     pub global_month_usd: f64,
@@ -419,7 +421,8 @@ pub struct Spend {
 }
 
 /// What the gateway knows about the world when routing a request.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StateSnapshot {
     /// By local backend name; a backend without an entry counts as idle.
     pub local: BTreeMap<String, LocalLoad>,
@@ -740,14 +743,14 @@ mod tests {
                 "< min_confidence",
             ),
             (
-                cascade(0.5, Some(-1.0)),
+                cascade(0.4, Some(-1.0)),
                 vec![ln(0.99), ln(0.2)],
                 None,
                 false,
                 "weakest token",
             ),
             (
-                cascade(0.5, Some(-2.0)),
+                cascade(0.4, Some(-2.0)),
                 vec![ln(0.99), ln(0.2)],
                 None,
                 true,
