@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use router::gateway::{ApiKey, GatewayOptions};
+use router::gateway::{ApiKeys, GatewayOptions};
 use serde_json::json;
 
 fn assert_openai_error(reply: &Reply, status: u16, code: &str) {
@@ -188,7 +188,7 @@ async fn malformed_bodies_are_400_naming_the_problem() {
 #[tokio::test]
 async fn keys_are_required_when_configured() {
     let gw = TestGateway::new(GatewayOptions {
-        keys: vec![ApiKey::new("team-a", "sk-test-1")],
+        keys: Some(ApiKeys::parse("team-a:sk-test-1").unwrap()),
         ..options()
     });
     let reply = gw.chat(chat_body("hi", false), None).await;

@@ -9,22 +9,29 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use backends::Usage;
 use http_body_util::BodyExt;
 use router::events::RequestSummary;
 use router::gateway::{
-    app, AppState, BackendKind, BackendSlot, Backends, CascadePlan, Cost, GatewayOptions, Plan,
-    PlanAction, RouteInfo, RouteInput, RoutingCore,
+    app, AppState, BackendKind, BackendSlot, Backends, GatewayOptions, RouteInfo, RouteInput,
+    Routed, RoutingCore,
 };
+use router::policy::{Action, CascadeSpec, Decision};
+use router::pricing::{CostBreakdown, Usage};
 use tower::ServiceExt;
 
 pub use mock_backend::MockBackend;
 
-/// TEST DOUBLE of the routing core: the plan is chosen by the task hint, costs come from a
-/// fixed two-price table, and recorded summaries are kept in memory (a ledger double).
+/// TEST DOUBLE of the routing core: the decision is chosen by the task (header, else
+/// `metadata.task`), costs come from a fixed price table ($1/M input and $2/M output tokens for
+/// every backend but `slm`/`unsure`, which are free; the reference is that price), and recorded
+/// summaries are kept in memory (a ledger double).
 #[derive(Default)]
 pub struct ScriptedCore {
     pub ledger: Mutex<Vec<RequestSummary>>,
+}
+
+fn llm_price(u: &Usage) -> f64 {
+    u.tokens_in as f64 * 1e-6 + u.tokens_out as f64 * 2e-6
 }
 
 impl RoutingCore for ScriptedCore {
@@ -42,61 +49,82 @@ impl RoutingCore for ScriptedCore {
         }]
     }
 
-    fn decide(&self, input: &RouteInput<'_>) -> Plan {
-        let task = input.task.map(|t| t.task.clone());
+    fn decide(&self, input: &RouteInput<'_>) -> Routed {
+        let metadata_task = input
+            .request
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("task"))
+            .and_then(|t| t.as_str());
+        let (task, source) = match (input.task_header, metadata_task) {
+            (Some(t), _) => (t.to_string(), "header"),
+            (None, Some(t)) => (t.to_string(), "metadata"),
+            (None, None) => ("default".to_string(), "classifier"),
+        };
         let cascade = |first: &str| {
-            PlanAction::Cascade(CascadePlan {
+            Action::Cascade(CascadeSpec {
                 first: first.into(),
                 escalate_to: "llm".into(),
                 min_confidence: 0.6,
-                min_token_prob: None,
+                min_token_logprob: None,
+                accept_if_constrained: true,
             })
         };
-        let (route, action, fallback): (&str, PlanAction, Vec<String>) =
-            match task.as_deref().unwrap_or("default") {
-                "big" => ("big", PlanAction::Backend("llm".into()), vec![]),
+        let (route, action, fallback): (&str, Action, Vec<String>) = match input.pinned {
+            Some(b) => ("pinned", Action::Backend(b.into()), vec![]),
+            None => match task.as_str() {
+                "big" => ("big", Action::Backend("llm".into()), vec![]),
                 "broken" => (
                     "broken",
-                    PlanAction::Backend("broken".into()),
+                    Action::Backend("broken".into()),
                     vec!["llm".into()],
                 ),
-                "broken_only" => ("broken_only", PlanAction::Backend("broken".into()), vec![]),
-                "cut" => ("cut", PlanAction::Backend("cut".into()), vec!["llm".into()]),
-                "slow" => ("slow", PlanAction::Backend("slow".into()), vec![]),
+                "broken_only" => ("broken_only", Action::Backend("broken".into()), vec![]),
+                "cut" => ("cut", Action::Backend("cut".into()), vec!["llm".into()]),
+                "slow" => ("slow", Action::Backend("slow".into()), vec![]),
                 "cascade" => ("cascade", cascade("slm"), vec![]),
                 "cascade_unsure" => ("cascade", cascade("unsure"), vec![]),
                 "cascade_broken" => ("cascade", cascade("broken"), vec![]),
                 "budget" => (
                     "budget",
-                    PlanAction::Refuse {
+                    Action::Refuse {
                         status: 429,
                         message: "daily budget of $5.00 is exhausted".into(),
                     },
                     vec![],
                 ),
-                _ => ("default", PlanAction::Backend("slm".into()), vec![]),
-            };
-        Plan {
-            route: route.into(),
-            reason: format!("scripted: task {task:?}"),
-            task: task.clone(),
-            task_source: input.task.map(|t| t.source.to_string()),
-            action,
-            fallback,
-            trace: vec![],
+                _ => ("default", Action::Backend("slm".into()), vec![]),
+            },
+        };
+        Routed {
+            decision: Decision {
+                route: route.into(),
+                action,
+                fallback,
+                reason: format!("scripted: task {task}"),
+                trace: vec![],
+            },
+            task,
+            task_source: source.into(),
         }
     }
 
-    fn cost(&self, backend: &str, usage: &Usage, _busy: f64) -> Cost {
-        let llm = f64::from(usage.prompt_tokens) * 1e-6 + f64::from(usage.completion_tokens) * 2e-6;
-        let usd = if backend == "slm" || backend == "unsure" {
-            0.0
-        } else {
-            llm
-        };
-        Cost {
-            usd,
-            saved_usd: llm - usd,
+    fn cost(&self, calls: &[(&str, Usage)]) -> CostBreakdown {
+        let cost_usd: f64 = calls
+            .iter()
+            .map(|(b, u)| {
+                if *b == "slm" || *b == "unsure" {
+                    0.0
+                } else {
+                    llm_price(u)
+                }
+            })
+            .sum();
+        let reference_usd = calls.last().map(|(_, u)| llm_price(u)).unwrap_or(0.0);
+        CostBreakdown {
+            cost_usd,
+            reference_usd,
+            saved_usd: reference_usd - cost_usd,
         }
     }
 
@@ -131,6 +159,7 @@ impl TestGateway {
                     queue_depth: 2,
                     busy_slots: 1,
                     slots: 4,
+                    predicted_ttft_ms: None,
                 });
             }
             let mock = Arc::new(mock);
