@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use common::{chat_body, options, MockBackend, Reply};
+use backends::AnyBackend;
+use common::{chat_body, mock, mock_calls, options, Reply};
 use http_body_util::BodyExt;
 use router::config::Config;
 use router::gateway::{app, AppState, BackendKind, BackendSlot, Backends, PolicyCore};
@@ -36,20 +37,16 @@ routes:
 struct PolicyGateway {
     state: AppState,
     core: Arc<PolicyCore>,
-    llm: Arc<MockBackend>,
+    llm: Arc<AnyBackend>,
 }
 
 fn gateway(config: &str, llm_behaviour: &str) -> PolicyGateway {
     let config = Arc::new(Config::parse(config, "test.yaml", Path::new(".")).unwrap());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
     let core = Arc::new(PolicyCore::new(config, store));
-    let llm = Arc::new(MockBackend::new(llm_behaviour));
+    let llm = mock(llm_behaviour);
     let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready(
-        "slm",
-        BackendKind::Local,
-        Arc::new(MockBackend::new("echo")),
-    ));
+    backends.insert(BackendSlot::ready("slm", BackendKind::Local, mock("echo")));
     backends.insert(BackendSlot::ready("llm", BackendKind::Remote, llm.clone()));
     let state = AppState::new(backends, core.clone(), options());
     PolicyGateway { state, core, llm }
@@ -82,8 +79,8 @@ impl PolicyGateway {
         rows
     }
 
-    fn llm_calls(&self) -> usize {
-        self.llm.calls.load(std::sync::atomic::Ordering::SeqCst)
+    fn llm_calls(&self) -> u64 {
+        mock_calls(&self.llm)
     }
 }
 
@@ -113,8 +110,8 @@ async fn routes_by_task_and_ledgers_cost_and_savings() {
     assert!(rows[0].saved_usd > 0.0, "{:?}", rows[0]);
     assert_eq!(rows[1].backends, vec!["llm".to_string()]);
     assert_eq!(rows[1].route, "default");
-    // 10 prompt tokens (the test double's count) at $0.15/M + 7 completion tokens at $0.60/M.
-    let expected = 10.0 * 0.15e-6 + 7.0 * 0.60e-6;
+    // 7 prompt tokens (the mock counts words) at $0.15/M + 7 completion tokens at $0.60/M.
+    let expected = 7.0 * 0.15e-6 + 7.0 * 0.60e-6;
     assert!((rows[1].cost_usd - expected).abs() < 1e-12, "{:?}", rows[1]);
     assert_eq!(rows[1].status, 200);
 }

@@ -1,8 +1,6 @@
-//! Shared helpers of the gateway tests: test doubles for backends and the routing core, an
-//! in-process app, and an SSE body parser.
+//! Shared helpers of the gateway tests: `backends::mock::MockBackend` (a TEST DOUBLE chosen by
+//! name), a scripted routing core (TEST DOUBLE), an in-process app, and an SSE body parser.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-pub mod mock_backend;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +17,44 @@ use router::policy::{Action, CascadeSpec, Decision};
 use router::pricing::{CostBreakdown, Usage};
 use tower::ServiceExt;
 
-pub use mock_backend::MockBackend;
+pub use backends::mock::MockBackend;
+use backends::{AnyBackend, ChatRequest, ChatResponse, EventStream};
+use futures::future::BoxFuture;
+use router::gateway::{DynBackend, LocalLoad};
+
+/// A mock backend as the gateway holds it.
+pub fn mock(name: &str) -> Arc<AnyBackend> {
+    Arc::new(AnyBackend::Mock(MockBackend::new(name).unwrap()))
+}
+
+/// How many requests a mock received.
+pub fn mock_calls(backend: &AnyBackend) -> u64 {
+    match backend {
+        AnyBackend::Mock(m) => m.calls(),
+        _ => panic!("not a mock"),
+    }
+}
+
+/// TEST DOUBLE of a local engine's load: delegates to a backend and reports a fixed
+/// queue depth and busy slots, as the llama engine's atomics would.
+pub struct WithLoad {
+    pub inner: Arc<AnyBackend>,
+    pub load: LocalLoad,
+}
+
+impl DynBackend for WithLoad {
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<ChatResponse>> {
+        DynBackend::chat(&*self.inner, request)
+    }
+
+    fn chat_stream(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<EventStream>> {
+        DynBackend::chat_stream(&*self.inner, request)
+    }
+
+    fn local_load(&self) -> Option<LocalLoad> {
+        Some(self.load)
+    }
+}
 
 /// TEST DOUBLE of the routing core: the decision is chosen by the task (header, else
 /// `metadata.task`), costs come from a fixed price table ($1/M input and $2/M output tokens for
@@ -136,7 +171,7 @@ impl RoutingCore for ScriptedCore {
 pub struct TestGateway {
     pub state: AppState,
     pub core: Arc<ScriptedCore>,
-    pub backends: Vec<(String, Arc<MockBackend>)>,
+    pub backends: Vec<(String, Arc<AnyBackend>)>,
 }
 
 impl TestGateway {
@@ -153,18 +188,22 @@ impl TestGateway {
             ("slow", "slow", BackendKind::Remote),
             ("busy", "overloaded", BackendKind::Local),
         ] {
-            let mut mock = MockBackend::new(behaviour);
-            if kind == BackendKind::Local {
-                mock = mock.local(router::gateway::LocalLoad {
-                    queue_depth: 2,
-                    busy_slots: 1,
-                    slots: 4,
-                    predicted_ttft_ms: None,
-                });
-            }
-            let mock = Arc::new(mock);
-            backends.insert(BackendSlot::ready(name, kind, mock.clone()));
-            handles.push((name.to_string(), mock));
+            let backend = mock(behaviour);
+            let handle: Arc<dyn DynBackend> = if kind == BackendKind::Local {
+                Arc::new(WithLoad {
+                    inner: backend.clone(),
+                    load: LocalLoad {
+                        queue_depth: 2,
+                        busy_slots: 1,
+                        slots: 4,
+                        predicted_ttft_ms: None,
+                    },
+                })
+            } else {
+                backend.clone()
+            };
+            backends.insert(BackendSlot::ready(name, kind, handle));
+            handles.push((name.to_string(), backend));
         }
         let state = AppState::new(backends, core.clone(), options);
         Self {
@@ -178,11 +217,11 @@ impl TestGateway {
         self.core.ledger.lock().unwrap().clone()
     }
 
-    pub fn calls(&self, name: &str) -> usize {
+    pub fn calls(&self, name: &str) -> u64 {
         self.backends
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, b)| b.calls.load(std::sync::atomic::Ordering::SeqCst))
+            .map(|(_, b)| mock_calls(b))
             .unwrap()
     }
 
