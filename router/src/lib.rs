@@ -1,1 +1,5 @@
-//! Routing: config, policy, classifier, PII detector, pricing, ledger and the gateway server. (Being built: issue 4.)
+//! Routing: config, policy, classifier, PII detector, pricing, ledger and the gateway server.
+
+pub mod events;
+pub mod gateway;
+pub mod metrics;
