@@ -262,7 +262,7 @@ fn event(i: u64, backend: &str, e2e: f64, status: u16) -> RequestSummary {
         ),
         backend: Some(backend.into()),
         tried: vec![backend.into()],
-        escalated: i == 7,
+        escalated: i == 2,
         status,
         error: (status >= 400).then(|| "upstream_error".to_string()),
         prompt_tokens: 30,

@@ -7,7 +7,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{
+    Axis, Cell, Chart, Dataset, GraphType, LegendPosition, Paragraph, Row, Table, TableState,
+};
 use ratatui::Frame;
 
 use super::{block, column_color, dim, fmt, message};
@@ -364,6 +366,8 @@ fn draw_latency_chart(frame: &mut Frame, app: &App, area: Rect) {
     let mid = (lo + hi) / 2.0;
     let chart = Chart::new(datasets)
         .block(block(title))
+        .legend_position(Some(LegendPosition::TopLeft))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 1)))
         .x_axis(
             Axis::default()
                 .bounds([lo, hi])
@@ -454,6 +458,7 @@ fn draw_frontier(
     }
     let chart = Chart::new(datasets)
         .block(block(title))
+        .legend_position(None)
         .x_axis(
             Axis::default()
                 .title("cost")
