@@ -85,6 +85,11 @@ fn compare_filter_narrows_task_rows() {
     }
     app.apply(Action::FilterDone);
     assert!(app.task_rows().iter().all(|(task, _)| task == "qa"));
+    let mut nothing = basic_app();
+    nothing.apply(Action::StartFilter);
+    nothing.apply(Action::FilterChar('#'));
+    assert!(nothing.task_rows().is_empty());
+    assert!(draw(&nothing, 120, 40).contains("Per task (0 rows"));
     assert_eq!(app.task_rows().len(), 3);
     insta::assert_snapshot!("compare_filtered_qa_120x40", draw(&app, 120, 40));
 }
@@ -183,6 +188,9 @@ fn requests_browser_escalated_and_slowest() {
     assert_eq!(ids, ["q2", "q3"]);
     app.apply(Action::CycleItemFilter); // errors: none in this run
     assert!(app.browser.visible().is_empty());
+    let screen = draw(&app, 100, 30);
+    assert!(screen.contains("no item matches the filter"), "{screen}");
+    app.apply(Action::Down);
     app.apply(Action::CycleItemFilter);
     assert_eq!(app.browser.preset, ItemFilter::Slowest);
     let order: Vec<f64> = app
@@ -336,6 +344,10 @@ fn live_view_disconnected_and_filtered() {
     }
     app.apply(Action::FilterDone);
     assert_eq!(app.live.visible_recent().len(), 2);
+    let mut nothing = app.clone();
+    nothing.apply(Action::FilterChar('#'));
+    assert!(nothing.live.visible_recent().is_empty());
+    assert!(draw(&nothing, 100, 30).contains("Last requests (0)"));
     let screen = draw(&app, 100, 30);
     assert!(
         screen.contains("disconnected (connection refused)"),
@@ -418,4 +430,58 @@ fn print_tables() {
     let text =
         dashboards::print::compare_tables(&empty).replace(&format!("{}/", root.display()), "");
     insta::assert_snapshot!("print_empty", text);
+}
+
+#[test]
+fn random_action_sequences_never_panic() {
+    // Deterministic pseudo-random walk over every action at assorted sizes.
+    let actions = [
+        Action::NextTab,
+        Action::PrevTab,
+        Action::GoTab(0),
+        Action::GoTab(1),
+        Action::GoTab(2),
+        Action::GoTab(3),
+        Action::GoTab(9),
+        Action::Up,
+        Action::Down,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Top,
+        Action::Bottom,
+        Action::DetailUp,
+        Action::DetailDown,
+        Action::StartFilter,
+        Action::FilterChar('q'),
+        Action::FilterChar('s'),
+        Action::FilterChar('#'),
+        Action::FilterBackspace,
+        Action::FilterDone,
+        Action::FilterClear,
+        Action::ToggleHelp,
+        Action::CycleItemFilter,
+        Action::CycleMetric,
+    ];
+    let sizes = [(200, 60), (80, 24), (40, 12), (20, 6), (3, 2)];
+    for runs in [
+        vec![run("basic"), run("errors")],
+        vec![run("empty")],
+        Vec::new(),
+    ] {
+        let mut app = App::new(runs, Some(hw()), Some("http://127.0.0.1:9".into()));
+        feed_live(&mut app);
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for step in 0..300 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let action = actions[(state >> 33) as usize % actions.len()].clone();
+            app.apply(action);
+            if step % 3 == 0 {
+                let (w, h) = sizes[(state >> 20) as usize % sizes.len()];
+                let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+                terminal.draw(|f| render::draw(f, &app)).unwrap();
+            }
+        }
+    }
 }

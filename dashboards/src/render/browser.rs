@@ -124,7 +124,7 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect) {
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .block(block(title));
     let mut state = TableState::default()
-        .with_selected((!visible.is_empty()).then_some(b.selected.min(visible.len() - 1)));
+        .with_selected((!visible.is_empty()).then(|| b.selected.min(visible.len() - 1)));
     frame.render_stateful_widget(table, area, &mut state);
 }
 

@@ -248,7 +248,7 @@ fn draw_tasks(frame: &mut Frame, app: &App, area: Rect) {
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .block(block(title));
     let mut state = TableState::default().with_selected(
-        (!rows_data.is_empty()).then_some(app.compare.task_scroll.min(rows_data.len() - 1)),
+        (!rows_data.is_empty()).then(|| app.compare.task_scroll.min(rows_data.len() - 1)),
     );
     frame.render_stateful_widget(table, area, &mut state);
 }
