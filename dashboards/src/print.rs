@@ -209,7 +209,9 @@ pub fn hw_tables(report: &HwReport) -> String {
         let _ = writeln!(
             out,
             "\nRoofline: {:.1} GB/s → ceiling {:.1} tok/s, efficiency {:.1}%",
-            r.bandwidth_gbps, r.ceiling_tps, r.efficiency_pct
+            r.bandwidth_gbps(),
+            r.ceiling_tps,
+            r.efficiency_pct
         );
     }
     out

@@ -2,12 +2,17 @@
 //! has a default and common alternative names are accepted, so a report with more (or fewer)
 //! fields still loads. What is read:
 //!
-//! - `speed` (aliases `sweep`, `speed_sweep`, `results`): rows `{test: "pp512"|"tg128",
-//!   threads, tokens_per_sec}` where `tokens_per_sec` is `{mean, std}` or a number
-//!   (also accepted: `tokens_per_sec_mean` / `tokens_per_sec_std`);
+//! - `speed` (aliases `sweep`, `speed_sweep`, `results`): rows `{test: "pp512"|"tg128", kind,
+//!   threads, tokens_per_sec_mean, tokens_per_sec_std}` (as `bench::hw::SpeedRow` writes them;
+//!   `tokens_per_sec` as `{mean, std}` or a number is accepted too);
 //! - `concurrency`: rows `{streams, aggregate_tps, per_stream_tps, ttft_p50_ms, ttft_p99_ms}`;
-//! - `roofline`: `{bandwidth_gbps, ceiling_tps, efficiency_pct}`;
-//! - `system` (alias `system_facts`): any JSON object, shown as flattened `key: value` lines.
+//! - `roofline`: `{bandwidth: {triad_gbps, copy_gbps}, ceiling_tps, measured_tg_tps,
+//!   efficiency_pct}` (or a flat `bandwidth_gbps`);
+//! - `system` (alias `system_facts`) and `model`: any JSON objects, shown as flattened
+//!   `key: value` lines (`model.` prefixed).
+//!
+//! `bench::hw::HwReport` itself is not used because `bench::hw` needs the llama.cpp engine
+//! (feature `llama`), which the dashboard does not.
 
 use std::path::Path;
 
@@ -25,6 +30,7 @@ pub struct HwReport {
     pub roofline: Option<Roofline>,
     #[serde(alias = "system_facts")]
     pub system: serde_json::Value,
+    pub model: serde_json::Value,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -32,8 +38,10 @@ pub struct HwReport {
 pub struct SpeedRow {
     /// `pp512`, `tg128`, … (llama-bench's names).
     pub test: String,
+    /// `pp` or `tg`; derived from `test` when absent.
+    kind: Option<String>,
     #[serde(alias = "n_threads")]
-    pub threads: u32,
+    pub threads: i64,
     #[serde(alias = "tps", alias = "t_s")]
     pub tokens_per_sec: MeanStd,
     tokens_per_sec_mean: Option<f64>,
@@ -53,7 +61,10 @@ impl SpeedRow {
 
     /// `pp` or `tg`: the test without its size.
     pub fn kind(&self) -> &str {
-        self.test.trim_end_matches(|c: char| c.is_ascii_digit())
+        match &self.kind {
+            Some(k) if !k.is_empty() => k,
+            _ => self.test.trim_end_matches(|c: char| c.is_ascii_digit()),
+        }
     }
 }
 
@@ -98,28 +109,54 @@ pub struct ConcurrencyRow {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Roofline {
-    pub bandwidth_gbps: f64,
+    bandwidth_gbps: Option<f64>,
+    bandwidth: Option<Bandwidth>,
     pub ceiling_tps: f64,
+    /// Best single-stream generation rate the efficiency is computed from.
+    pub measured_tg_tps: Option<f64>,
     pub efficiency_pct: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+struct Bandwidth {
+    triad_gbps: Option<f64>,
+    copy_gbps: Option<f64>,
+}
+
+impl Roofline {
+    /// Memory bandwidth in GB/s (the triad figure when both are reported).
+    pub fn bandwidth_gbps(&self) -> f64 {
+        self.bandwidth_gbps
+            .or_else(|| {
+                self.bandwidth
+                    .as_ref()
+                    .and_then(|b| b.triad_gbps.or(b.copy_gbps))
+            })
+            .unwrap_or(0.0)
+    }
 }
 
 impl HwReport {
     pub fn load(path: &Path) -> Result<HwReport, DashError> {
         let text = std::fs::read_to_string(path).map_err(|e| DashError::io(path, e))?;
         let report: HwReport = from_json(path, &text)?;
-        if !report.system.is_null() && !report.system.is_object() {
-            return Err(DashError::Invalid {
-                path: path.to_path_buf(),
-                message: "field `system`: expected an object of facts".into(),
-            });
+        for (name, v) in [("system", &report.system), ("model", &report.model)] {
+            if !v.is_null() && !v.is_object() {
+                return Err(DashError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("field `{name}`: expected an object of facts"),
+                });
+            }
         }
         Ok(report)
     }
 
-    /// System facts as `key: value` lines, nested objects flattened with dots.
+    /// System and model facts as `key: value` lines, nested objects flattened with dots.
     pub fn system_lines(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         flatten("", &self.system, &mut out);
+        flatten("model", &self.model, &mut out);
         out
     }
 }
@@ -175,6 +212,7 @@ mod tests {
           "concurrency": [{"streams": 2, "aggregate_tps": 120.0, "per_stream_tps": 60.0,
                            "ttft_p50_ms": 40.0, "ttft_p99_ms": 90.0, "extra": true}],
           "roofline": {"bandwidth_gbps": 12.5, "ceiling_tps": 140.0, "efficiency_pct": 57.1},
+          "model": {"architecture": "llama"},
           "system": {"cpu": "X", "cores": 2, "simd": ["AVX2", "FMA"], "model": {"quant": "Q4_1"}},
           "unknown_section": 1
         }"#;
@@ -188,6 +226,10 @@ mod tests {
         assert_eq!(r.speed[2].std(), 1.5);
         assert_eq!(r.concurrency[0].streams, 2);
         assert_eq!(r.roofline.as_ref().unwrap().efficiency_pct, 57.1);
+        assert_eq!(r.roofline.as_ref().unwrap().bandwidth_gbps(), 12.5);
+        assert!(r
+            .system_lines()
+            .contains(&("model.architecture".into(), "llama".into())));
         let lines = r.system_lines();
         assert!(lines.contains(&("simd".into(), "AVX2 FMA".into())));
         assert!(lines.contains(&("model.quant".into(), "Q4_1".into())));

@@ -153,9 +153,15 @@ fn concurrency_lines(report: &HwReport, width: usize) -> Vec<Line<'static>> {
 fn draw_roofline(frame: &mut Frame, report: &HwReport, area: Rect) {
     match &report.roofline {
         Some(r) => {
+            let measured = r
+                .measured_tg_tps
+                .map(|m| format!("{m:.1} tok/s = "))
+                .unwrap_or_default();
             let label = format!(
-                "{:.1}% of the {:.1} tok/s ceiling ({:.1} GB/s memory bandwidth)",
-                r.efficiency_pct, r.ceiling_tps, r.bandwidth_gbps
+                "{measured}{:.1}% of the {:.1} tok/s ceiling ({:.1} GB/s memory bandwidth)",
+                r.efficiency_pct,
+                r.ceiling_tps,
+                r.bandwidth_gbps()
             );
             frame.render_widget(
                 Gauge::default()
