@@ -21,7 +21,7 @@
 //! The library never prints; the binary's `bench` subcommands (`src/cli_bench.rs`) do.
 
 pub mod calibrate;
-// pub mod compare;
+pub mod compare;
 pub mod dataset;
 pub mod error;
 pub mod record;
