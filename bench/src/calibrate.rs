@@ -106,8 +106,8 @@ pub struct PairedItem {
 /// Join the SLM's and the LLM's records by (scenario, item). Items answered more than once
 /// use their first record; items missing on either side are skipped and counted.
 pub fn pair(records: &[RequestRecord], slm: &str, llm: &str) -> Result<(Vec<PairedItem>, usize)> {
-    let mut by_key: BTreeMap<(String, String), (Option<&RequestRecord>, Option<&RequestRecord>)> =
-        BTreeMap::new();
+    type Answers<'a> = (Option<&'a RequestRecord>, Option<&'a RequestRecord>);
+    let mut by_key: BTreeMap<(String, String), Answers> = BTreeMap::new();
     for r in records {
         let e = by_key
             .entry((r.scenario.clone(), r.item_id.clone()))
