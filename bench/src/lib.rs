@@ -20,12 +20,12 @@
 //!
 //! The library never prints; the binary's `bench` subcommands (`src/cli_bench.rs`) do.
 
-// pub mod calibrate;
-// pub mod compare;
+pub mod calibrate;
+pub mod compare;
 pub mod dataset;
 pub mod error;
 pub mod record;
-// pub mod replay;
+pub mod replay;
 pub mod results;
 pub mod runner;
 pub mod scenario;

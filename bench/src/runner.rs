@@ -530,3 +530,74 @@ fn progress_bar(enabled: bool, total: Option<usize>, name: &str) -> ProgressBar 
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
+
+/// What [`run_suite`] produced.
+#[derive(Debug)]
+pub struct SuiteRun {
+    pub dir: std::path::PathBuf,
+    pub summary: crate::results::Summary,
+    pub runs: Vec<TargetRun>,
+}
+
+/// Run a loaded suite against each target in turn (one at a time, so targets don't compete for
+/// the machine), then write the run directory `out`. `config` is recorded in the metadata as
+/// given (the command line passes the suite, load and target specs).
+pub async fn run_suite(
+    suite: crate::scenario::Suite,
+    targets: Vec<Arc<dyn Target>>,
+    judges: Judges,
+    opts: RunOptions,
+    out: &std::path::Path,
+    config: serde_json::Value,
+) -> crate::Result<SuiteRun> {
+    use crate::results;
+    if targets.is_empty() {
+        return Err(crate::BenchError::invalid(
+            &suite.path,
+            "no targets to run (give --target NAME=SPEC)",
+        ));
+    }
+    let started_at = results::now_rfc3339();
+    let scenarios = Arc::new(suite.scenarios);
+    let mut runs = Vec::new();
+    for target in targets {
+        runs.push(run_target(target, scenarios.clone(), &opts, &judges).await);
+    }
+    let mut model_files = Vec::new();
+    for run in &runs {
+        for f in &run.target.model_files {
+            if !model_files
+                .iter()
+                .any(|m: &results::ModelFile| m.path == f.display().to_string())
+            {
+                model_files.push(results::hash_file(f)?);
+            }
+        }
+    }
+    let id = format!("{}-{}", started_at.replace([':', '-'], ""), suite.file.name);
+    let meta = results::RunMetadata {
+        id,
+        started_at,
+        finished_at: results::now_rfc3339(),
+        suite: suite.path.display().to_string(),
+        git_revision: results::git_revision(
+            suite
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new(".")),
+        ),
+        host: results::HostInfo::detect(),
+        targets: runs.iter().map(|r| r.target.clone()).collect(),
+        model_files,
+        config,
+        harness_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let (summary, histograms) = results::summarize(&runs, meta);
+    results::write_run_dir(out, &runs, &summary, &histograms)?;
+    Ok(SuiteRun {
+        dir: out.to_path_buf(),
+        summary,
+        runs,
+    })
+}

@@ -344,6 +344,9 @@ pub struct SuiteScenarioEntry {
     /// At most this many items (after the dataset's own sampling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Overrides the scenario's `max_tokens` (e.g. shorter answers for a quick suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
 }
 
 impl SuiteScenario {
@@ -357,6 +360,12 @@ impl SuiteScenario {
         match self {
             SuiteScenario::Path(_) => None,
             SuiteScenario::Entry(e) => e.limit,
+        }
+    }
+    pub fn max_tokens(&self) -> Option<u32> {
+        match self {
+            SuiteScenario::Path(_) => None,
+            SuiteScenario::Entry(e) => e.max_tokens,
         }
     }
 }
@@ -452,6 +461,11 @@ pub struct Suite {
 
 impl Suite {
     pub fn load(path: &Path) -> Result<Suite> {
+        Suite::load_with_cap(path, None)
+    }
+
+    /// Load with every scenario capped at `cap` items (on top of the suite's own limits).
+    pub fn load_with_cap(path: &Path, cap: Option<usize>) -> Result<Suite> {
         let file: SuiteFile = read_yaml(path)?;
         if file.scenarios.is_empty() {
             return Err(BenchError::invalid(path, "field `scenarios`: empty"));
@@ -462,7 +476,14 @@ impl Suite {
         let mut scenarios = Vec::new();
         let mut names = BTreeMap::new();
         for entry in &file.scenarios {
-            let scenario = Scenario::load(&base.join(entry.path()), entry.limit())?;
+            let limit = match (entry.limit(), cap) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let mut scenario = Scenario::load(&base.join(entry.path()), limit)?;
+            if let Some(m) = entry.max_tokens() {
+                scenario.generation.max_tokens = Some(m);
+            }
             if let Some(previous) = names.insert(scenario.name.clone(), entry.path().to_string()) {
                 return Err(BenchError::invalid(
                     path,
@@ -522,16 +543,45 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
-        let location = inner
-            .location()
-            .map(|l| format!("line {} column {}", l.line(), l.column()));
+        let message = inner.to_string();
+        let location = match inner.location() {
+            // Inside tagged enums serde buffers the input and the position is lost (reported
+            // as 1:1); find the offending key in the text instead.
+            Some(l) if !(l.line() == 1 && l.column() == 1 && !field.is_empty() && field != ".") => {
+                Some(format!("line {} column {}", l.line(), l.column()))
+            }
+            _ => locate_key(text, &field, &message).map(|line| format!("line {line}")),
+        };
         BenchError::Parse {
             path: path.to_path_buf(),
             location,
             field,
-            message: inner.to_string(),
+            message,
         }
     })
+}
+
+/// The 1-based line where the key an error is about appears: the key named in an
+/// "unknown field `x`" message, else the last segment of the field path.
+fn locate_key(text: &str, field: &str, message: &str) -> Option<usize> {
+    let named = message
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(key, _)| key.to_string());
+    let last = field
+        .rsplit('.')
+        .next()
+        .map(|s| s.split('[').next().unwrap_or(s).to_string());
+    for key in named.into_iter().chain(last) {
+        if key.is_empty() || key == "?" {
+            continue;
+        }
+        let re = regex::Regex::new(&format!(r"(^|[\s{{,\[-]){}\s*:", regex::escape(&key))).ok()?;
+        if let Some(m) = re.find(text) {
+            return Some(text[..m.end()].matches('\n').count() + 1);
+        }
+    }
+    None
 }
 
 /// The JSON schema of scenario files (published at `scenarios/schema/scenario.schema.json`).
