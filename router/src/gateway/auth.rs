@@ -1,74 +1,34 @@
 //! Optional bearer keys. With no keys configured the gateway is open; with keys, every `/v1/*`
-//! request needs `Authorization: Bearer <key>`. Keys are compared in constant time (`subtle`),
-//! and only their names ever reach logs, the ledger or events.
+//! request needs `Authorization: Bearer <key>`. Keys are parsed and compared (in constant time,
+//! against every key) by [`ApiKeys`]; only the tenant name or hashed key label ever reaches
+//! logs, the ledger or events.
 
 use axum::http::{header, HeaderMap};
-use subtle::ConstantTimeEq;
+
+pub use crate::config::ApiKeys;
 
 use super::error::ApiError;
 
-/// One accepted key: a name for the ledger and the secret itself (never printed).
-#[derive(Clone)]
-pub struct ApiKey {
-    pub name: String,
-    secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKey")
-            .field("name", &self.name)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl ApiKey {
-    pub fn new(name: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            secret: secret.into().into_bytes(),
-        }
-    }
-
-    /// Parse the value of the keys variable: comma-separated entries, each `name:secret` or a
-    /// bare secret (named `key1`, `key2`, … by position). Empty entries are skipped.
-    pub fn parse_list(value: &str) -> Vec<ApiKey> {
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .enumerate()
-            .map(|(i, entry)| match entry.split_once(':') {
-                Some((name, secret)) if !name.is_empty() && !secret.is_empty() => {
-                    ApiKey::new(name.trim(), secret.trim())
-                }
-                _ => ApiKey::new(format!("key{}", i + 1), entry),
-            })
-            .collect()
-    }
-}
-
-/// The configured keys.
+/// The configured keys, if any.
 #[derive(Clone, Debug, Default)]
 pub struct Auth {
-    keys: Vec<ApiKey>,
+    keys: Option<ApiKeys>,
 }
 
 impl Auth {
-    pub fn new(keys: Vec<ApiKey>) -> Self {
+    pub fn new(keys: Option<ApiKeys>) -> Self {
         Self { keys }
     }
 
     pub fn is_open(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_none()
     }
 
-    /// The name of the key the request carries; `Ok(None)` when the gateway is open.
+    /// The tenant of the key the request carries; `Ok(None)` when the gateway is open.
     pub fn check(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-        if self.keys.is_empty() {
+        let Some(keys) = &self.keys else {
             return Ok(None);
-        }
+        };
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::unauthorized(
                 "Missing API key: send `Authorization: Bearer <key>`",
@@ -84,15 +44,8 @@ impl Auth {
             .ok_or_else(|| {
                 ApiError::unauthorized("Malformed Authorization header: expected `Bearer <key>`")
             })?;
-        // Compare against every key, without stopping at the first match.
-        let mut matched = None;
-        for key in &self.keys {
-            if bool::from(key.secret.as_slice().ct_eq(presented.as_bytes())) {
-                matched = Some(key.name.clone());
-            }
-        }
-        matched
-            .map(Some)
+        keys.tenant_for(presented)
+            .map(|t| Some(t.to_string()))
             .ok_or_else(|| ApiError::unauthorized("Incorrect API key provided"))
     }
 }
@@ -109,23 +62,16 @@ mod tests {
 
     #[test]
     fn keys_are_checked_and_named() {
-        let auth = Auth::new(ApiKey::parse_list("team-a:sk-aaa, sk-bbb"));
+        let auth = Auth::new(Some(ApiKeys::parse("team-a:sk-aaa, sk-bbb").unwrap()));
         assert_eq!(
             auth.check(&headers("Bearer sk-aaa")).unwrap(),
             Some("team-a".into())
         );
-        assert_eq!(
-            auth.check(&headers("bearer sk-bbb")).unwrap(),
-            Some("key2".into())
-        );
+        let label = auth.check(&headers("bearer sk-bbb")).unwrap().unwrap();
+        assert!(label.starts_with("key-") && !label.contains("sk-bbb"));
         assert_eq!(auth.check(&headers("Bearer nope")).unwrap_err().status, 401);
+        assert_eq!(auth.check(&headers("sk-aaa")).unwrap_err().status, 401);
         assert_eq!(auth.check(&HeaderMap::new()).unwrap_err().status, 401);
         assert!(Auth::default().check(&HeaderMap::new()).unwrap().is_none());
-    }
-
-    #[test]
-    fn debug_never_shows_the_secret() {
-        let k = ApiKey::new("a", "sk-secret");
-        assert!(!format!("{k:?}").contains("sk-secret"));
     }
 }

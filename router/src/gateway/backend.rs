@@ -8,19 +8,14 @@
 //! is already listening.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use backends::{AnyBackend, Backend, BackendError, ChatRequest, ChatResponse, EventStream};
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-/// Load of a local engine, read from its atomics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct LocalLoad {
-    pub queue_depth: usize,
-    pub busy_slots: usize,
-    pub slots: usize,
-}
+pub use crate::policy::LocalLoad;
 
 /// A backend the gateway can call through a trait object.
 pub trait DynBackend: Send + Sync {
@@ -50,6 +45,7 @@ impl DynBackend for AnyBackend {
                 queue_depth: s.queue_depth,
                 busy_slots: s.busy_slots,
                 slots: s.slots,
+                predicted_ttft_ms: None,
             });
         }
         None
@@ -72,6 +68,25 @@ pub struct BackendSlot {
     pub upstream_model: Option<String>,
     handle: OnceLock<Arc<dyn DynBackend>>,
     load_error: OnceLock<String>,
+    /// Moving averages (f64 bits) of answered requests' TTFT and end-to-end time, for the
+    /// predicted time to first token of a local engine.
+    ttft_ewma_ms: AtomicU64,
+    e2e_ewma_ms: AtomicU64,
+}
+
+/// Weight of the newest sample in the moving averages.
+const EWMA_ALPHA: f64 = 0.2;
+
+fn ewma_update(cell: &AtomicU64, sample: f64) {
+    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+        let old = f64::from_bits(bits);
+        let new = if old == 0.0 {
+            sample
+        } else {
+            old + EWMA_ALPHA * (sample - old)
+        };
+        Some(new.to_bits())
+    });
 }
 
 impl std::fmt::Debug for BackendSlot {
@@ -93,6 +108,8 @@ impl BackendSlot {
             upstream_model: None,
             handle: OnceLock::new(),
             load_error: OnceLock::new(),
+            ttft_ewma_ms: AtomicU64::new(0),
+            e2e_ewma_ms: AtomicU64::new(0),
         }
     }
 
@@ -137,8 +154,32 @@ impl BackendSlot {
         }
     }
 
+    /// The engine's load now, with a predicted time to first token for a new request: the
+    /// recent mean TTFT when a slot is free, plus, when requests wait, one mean request time per
+    /// round of slots ahead of it. A heuristic from moving averages, `None` until this backend
+    /// has answered a request.
     pub fn local_load(&self) -> Option<LocalLoad> {
-        self.handle.get().and_then(|h| h.local_load())
+        let mut load = self.handle.get().and_then(|h| h.local_load())?;
+        let ttft = f64::from_bits(self.ttft_ewma_ms.load(Ordering::Relaxed));
+        let e2e = f64::from_bits(self.e2e_ewma_ms.load(Ordering::Relaxed));
+        if ttft > 0.0 {
+            let slots = load.slots.max(1) as f64;
+            let wait = if load.queue_depth == 0 && load.busy_slots < load.slots {
+                0.0
+            } else {
+                ((load.queue_depth + 1) as f64 / slots).ceil() * e2e
+            };
+            load.predicted_ttft_ms = Some(ttft + wait);
+        }
+        Some(load)
+    }
+
+    /// Feed the moving averages with a request this backend answered.
+    pub fn observe(&self, ttft_ms: Option<f64>, e2e_ms: f64) {
+        if let Some(t) = ttft_ms {
+            ewma_update(&self.ttft_ewma_ms, t);
+        }
+        ewma_update(&self.e2e_ewma_ms, e2e_ms);
     }
 }
 
@@ -172,7 +213,7 @@ impl Backends {
     }
 
     /// Load of every loaded local backend.
-    pub fn local_loads(&self) -> Vec<(String, LocalLoad)> {
+    pub fn local_loads(&self) -> BTreeMap<String, LocalLoad> {
         self.slots
             .values()
             .filter_map(|s| s.local_load().map(|l| (s.name.clone(), l)))

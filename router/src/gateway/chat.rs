@@ -1,8 +1,9 @@
 //! `POST /v1/chat/completions`: from bytes to a complete answer or a well-formed error.
 //!
 //! 1. Check the key, read the body (size limit → 413), parse it naming the bad field (→ 400).
-//! 2. Resolve `model`: a policy model (`auto`, route sets) asks the [`RoutingCore`] for a
-//!    [`Plan`]; a backend name pins that backend; anything else is 404 `model_not_found`.
+//! 2. Resolve `model`: a policy model (`auto`, names rules match on) asks the [`RoutingCore`](super::RoutingCore) for a
+//!    decision ([`Routed`]); a backend name pins that backend (the policy still applies its
+//!    privacy and budget guards); anything else is 404 `model_not_found`.
 //!    The task hint comes from header `x-triage-task`, else `metadata.task`; without one the
 //!    core classifies.
 //! 3. Execute the plan: call the backend, falling back along the plan's list on upstream errors
@@ -38,11 +39,13 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 
 use super::cascade;
-use super::core::{Cost, Plan, PlanAction, RouteInput, TaskHint};
+use super::core::{RouteInput, Routed};
 use super::error::ApiError;
 use super::sse::ChunkHeader;
 use super::AppState;
 use crate::events::RequestSummary;
+use crate::policy::{Action, Decision};
+use crate::pricing::{self, CostBreakdown};
 
 pub const HEADER_BACKEND: &str = "x-triage-backend";
 pub const HEADER_ROUTE: &str = "x-triage-route";
@@ -51,9 +54,6 @@ pub const HEADER_ESCALATED: &str = "x-triage-escalated";
 pub const HEADER_TASK: &str = "x-triage-task";
 pub const HEADER_REQUEST_ID: &str = "x-triage-request-id";
 
-/// The route name of requests whose `model` names a backend.
-pub const PINNED_ROUTE: &str = "pinned";
-
 /// The handler.
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
@@ -61,11 +61,12 @@ pub(crate) async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut t = Tracker::new(state.clone());
-    let (request, plan) = match prepare(&state, &headers, body, &mut t) {
+    let (request, routed) = match prepare(&state, &headers, body, &mut t) {
         Ok(x) => x,
         Err(e) => return t.fail(e),
     };
-    t.plan(&plan);
+    t.routed(&routed);
+    let plan = routed.decision;
     let deadline = t.arrived + state.inner.options.request_deadline;
     if request.is_stream() {
         let opened = tokio::time::timeout_at(
@@ -95,7 +96,7 @@ fn prepare(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     t: &mut Tracker,
-) -> Result<(ChatRequest, Plan), ApiError> {
+) -> Result<(ChatRequest, Routed), ApiError> {
     let key = state.inner.auth.check(headers)?;
     t.s.key = key.clone();
     let bytes = body.map_err(|r| {
@@ -157,65 +158,33 @@ fn validate(request: &ChatRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The task hint: header `x-triage-task`, else `metadata.task`.
-fn task_hint(headers: &HeaderMap, request: &ChatRequest) -> Option<TaskHint> {
-    if let Some(task) = headers
-        .get(HEADER_TASK)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    {
-        return Some(TaskHint {
-            task: task.to_string(),
-            source: "header",
-        });
-    }
-    request
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("task"))
-        .and_then(|v| v.as_str())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|task| TaskHint {
-            task: task.to_string(),
-            source: "metadata",
-        })
-}
-
 fn resolve(
     state: &AppState,
     request: &ChatRequest,
     headers: &HeaderMap,
-    key: Option<&str>,
-) -> Result<Plan, ApiError> {
+    tenant: Option<&str>,
+) -> Result<Routed, ApiError> {
     let model = request.model.as_str();
-    let hint = task_hint(headers, request);
-    if state.inner.policy_models.iter().any(|m| m == model) {
-        let local = state.inner.backends.local_loads();
-        return Ok(state.inner.core.decide(&RouteInput {
-            request,
-            key,
-            task: hint.as_ref(),
-            local: &local,
-        }));
+    let policy_model = state.inner.policy_models.iter().any(|m| m == model);
+    let pinned = state.inner.backends.get(model).map(|s| s.name.as_str());
+    if !policy_model && pinned.is_none() {
+        let mut known = state.inner.policy_models.clone();
+        known.extend(state.inner.backends.names());
+        return Err(ApiError::model_not_found(model, &known));
     }
-    if state.inner.backends.get(model).is_some() {
-        return Ok(Plan {
-            route: PINNED_ROUTE.into(),
-            reason: format!("`model` names backend `{model}`"),
-            task: hint.as_ref().map(|h| h.task.clone()),
-            task_source: hint.as_ref().map(|h| h.source.to_string()),
-            action: PlanAction::Backend(model.to_string()),
-            fallback: Vec::new(),
-            trace: vec![format!(
-                "pinned to backend `{model}` by the request's model"
-            )],
-        });
-    }
-    let mut known = state.inner.policy_models.clone();
-    known.extend(state.inner.backends.names());
-    Err(ApiError::model_not_found(model, &known))
+    let task_header = headers
+        .get(HEADER_TASK)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let local = state.inner.backends.local_loads();
+    Ok(state.inner.core.decide(&RouteInput {
+        request,
+        tenant,
+        task_header,
+        pinned: if policy_model { None } else { pinned },
+        local: &local,
+    }))
 }
 
 /// The backends to try for a routed step: the chosen one, then the plan's fallbacks.
@@ -307,23 +276,23 @@ fn first_step_request(request: &ChatRequest) -> ChatRequest {
 async fn answer(
     state: &AppState,
     t: &mut Tracker,
-    plan: &Plan,
+    plan: &Decision,
     request: ChatRequest,
 ) -> Result<(String, ChatResponse), ApiError> {
     match &plan.action {
-        PlanAction::Refuse { status, message } => Err(refusal(*status, message)),
-        PlanAction::Backend(name) => {
+        Action::Refuse { status, message } => Err(refusal(*status, message)),
+        Action::Backend(name) => {
             let (backend, response) =
                 call_chain(state, t, &chain(name, &plan.fallback), &request).await?;
             t.answered(&backend, &response);
             Ok((backend, response))
         }
-        PlanAction::Cascade(c) => {
+        Action::Cascade(c) => {
             match call_one(state, t, &c.first, first_step_request(&request)).await {
                 Ok(response) => {
                     let verdict = cascade::judge(c, &request, &response);
                     t.s.confidence = verdict.confidence;
-                    t.note(format!("cascade: {}", verdict.why));
+                    t.note(format!("cascade: {}", verdict.reason));
                     if verdict.accept {
                         t.answered(&c.first, &response);
                         return Ok((c.first.clone(), response));
@@ -366,7 +335,7 @@ fn json_response(mut t: Tracker, (backend, mut response): (String, ChatResponse)
         body,
     )
         .into_response();
-    t.headers(out.headers_mut(), Some(cost));
+    t.headers(out.headers_mut(), Some(cost.cost_usd));
     out
 }
 
@@ -496,15 +465,13 @@ fn events_of(response: &ChatResponse) -> VecDeque<ChatEvent> {
 async fn open_stream(
     state: &AppState,
     t: &mut Tracker,
-    plan: &Plan,
+    plan: &Decision,
     request: ChatRequest,
 ) -> Result<Opened, ApiError> {
     match &plan.action {
-        PlanAction::Refuse { status, message } => Err(refusal(*status, message)),
-        PlanAction::Backend(name) => {
-            open_chain(state, t, &chain(name, &plan.fallback), &request).await
-        }
-        PlanAction::Cascade(c) => {
+        Action::Refuse { status, message } => Err(refusal(*status, message)),
+        Action::Backend(name) => open_chain(state, t, &chain(name, &plan.fallback), &request).await,
+        Action::Cascade(c) => {
             // The first answer is held back until it is accepted: ask for all of it at once.
             let mut first = first_step_request(&request);
             first.stream = Some(false);
@@ -513,7 +480,7 @@ async fn open_stream(
                 Ok(response) => {
                     let verdict = cascade::judge(c, &request, &response);
                     t.s.confidence = verdict.confidence;
-                    t.note(format!("cascade: {}", verdict.why));
+                    t.note(format!("cascade: {}", verdict.reason));
                     if verdict.accept {
                         t.busy_secs += response.timings.engine_busy_secs;
                         return Ok(Opened {
@@ -648,13 +615,13 @@ fn sse_body(
                 "backend": backend,
                 "route": t.s.route,
                 "escalated": t.s.escalated,
-                "cost_usd": cost.usd,
+                "cost_usd": cost.cost_usd,
                 "saved_usd": cost.saved_usd,
             }))));
         }
         yield Ok(Event::default().comment(format!(
-            " triage backend={backend} cost_usd={:.8} saved_usd={:.8}",
-            cost.usd, cost.saved_usd
+            "triage backend={backend} cost_usd={:.8} saved_usd={:.8}",
+            cost.cost_usd, cost.saved_usd
         )));
         yield Ok(Event::default().data("[DONE]"));
     }
@@ -672,8 +639,8 @@ pub(crate) struct Tracker {
     gaps: Vec<f64>,
     pub(crate) usage: Option<Usage>,
     pub(crate) busy_secs: f64,
-    /// Cost of answers that were thrown away (a cascade's rejected first answer).
-    wasted: Cost,
+    /// Calls whose answers were thrown away (a cascade's rejected first answer).
+    wasted: Vec<(String, pricing::Usage)>,
     trace: Vec<String>,
     done: bool,
 }
@@ -697,17 +664,17 @@ impl Tracker {
             gaps: Vec::new(),
             usage: None,
             busy_secs: 0.0,
-            wasted: Cost::default(),
+            wasted: Vec::new(),
             trace: Vec::new(),
             done: false,
         }
     }
 
-    fn plan(&mut self, plan: &Plan) {
-        self.s.route = Some(plan.route.clone());
-        self.s.reason = Some(plan.reason.clone());
-        self.s.task = plan.task.clone();
-        self.s.task_source = plan.task_source.clone();
+    fn routed(&mut self, routed: &Routed) {
+        self.s.route = Some(routed.decision.route.clone());
+        self.s.reason = Some(routed.decision.reason.clone());
+        self.s.task = Some(routed.task.clone());
+        self.s.task_source = Some(routed.task_source.clone());
     }
 
     fn note(&mut self, what: String) {
@@ -741,20 +708,23 @@ impl Tracker {
     /// A cascade's first answer was rejected: its cost still counts.
     fn wasted(&mut self, backend: &str, response: &ChatResponse) {
         if let Some(usage) = &response.usage {
-            let c = self
-                .state
-                .inner
-                .core
-                .cost(backend, usage, response.timings.engine_busy_secs);
-            self.wasted.usd += c.usd;
+            self.wasted.push((
+                backend.to_string(),
+                pricing::Usage {
+                    tokens_in: u64::from(usage.prompt_tokens),
+                    tokens_out: u64::from(usage.completion_tokens),
+                    engine_busy_secs: response.timings.engine_busy_secs,
+                },
+            ));
         }
     }
 
     /// Record the summary once; returns the request's cost.
-    fn finish(&mut self, status: u16, error: Option<String>) -> Cost {
+    fn finish(&mut self, status: u16, error: Option<String>) -> CostBreakdown {
         if self.done {
-            return Cost {
-                usd: self.s.cost_usd,
+            return CostBreakdown {
+                cost_usd: self.s.cost_usd,
+                reference_usd: self.s.cost_usd + self.s.saved_usd,
                 saved_usd: self.s.saved_usd,
             };
         }
@@ -762,29 +732,39 @@ impl Tracker {
         self.s.status = status;
         self.s.error = error;
         self.s.e2e_ms = self.arrived.elapsed().as_secs_f64() * 1e3;
-        let mut cost = Cost {
-            usd: self.wasted.usd,
-            saved_usd: -self.wasted.usd,
-        };
-        if let Some(usage) = &self.usage {
+        let mut calls: Vec<(&str, pricing::Usage)> = self
+            .wasted
+            .iter()
+            .map(|(b, u)| (b.as_str(), u.clone()))
+            .collect();
+        if let (Some(usage), Some(backend)) = (&self.usage, &self.s.backend) {
             self.s.prompt_tokens = usage.prompt_tokens;
             self.s.completion_tokens = usage.completion_tokens;
-            if let Some(backend) = &self.s.backend {
-                let busy = if self.busy_secs > 0.0 {
-                    self.busy_secs
-                } else {
-                    // Streams do not report the engine's busy share: use the stream's wall time
-                    // (an upper bound for a batched local engine).
-                    self.last_token
-                        .map(|l| l.saturating_duration_since(self.arrived).as_secs_f64())
-                        .unwrap_or(0.0)
-                };
-                let c = self.state.inner.core.cost(backend, usage, busy);
-                cost.usd += c.usd;
-                cost.saved_usd += c.saved_usd;
-            }
+            let busy = if self.busy_secs > 0.0 {
+                self.busy_secs
+            } else {
+                // Streams do not report the engine's busy share: use the stream's wall time
+                // (an upper bound for a batched local engine).
+                self.last_token
+                    .map(|l| l.saturating_duration_since(self.arrived).as_secs_f64())
+                    .unwrap_or(0.0)
+            };
+            calls.push((
+                backend.as_str(),
+                pricing::Usage {
+                    tokens_in: u64::from(usage.prompt_tokens),
+                    tokens_out: u64::from(usage.completion_tokens),
+                    engine_busy_secs: busy,
+                },
+            ));
         }
-        self.s.cost_usd = cost.usd;
+        let inner = &self.state.inner;
+        let cost = if calls.is_empty() {
+            CostBreakdown::default()
+        } else {
+            inner.core.cost(&calls)
+        };
+        self.s.cost_usd = cost.cost_usd;
         self.s.saved_usd = cost.saved_usd;
         if !self.trace.is_empty() {
             let extra = self.trace.join("; ");
@@ -793,7 +773,18 @@ impl Tracker {
                 None => extra,
             });
         }
-        let inner = &self.state.inner;
+        if self.s.is_success() {
+            if let Some(slot) = self
+                .s
+                .backend
+                .as_deref()
+                .and_then(|b| inner.backends.get(b))
+            {
+                if slot.kind == super::BackendKind::Local {
+                    slot.observe(self.s.ttft_ms, self.s.e2e_ms);
+                }
+            }
+        }
         inner.metrics.in_flight(-1);
         inner.metrics.observe(&self.s, &self.gaps);
         inner.core.record(&self.s);
@@ -810,7 +801,7 @@ impl Tracker {
     }
 
     /// The `x-triage-*` headers known now.
-    fn headers(&self, headers: &mut HeaderMap, cost: Option<Cost>) {
+    fn headers(&self, headers: &mut HeaderMap, cost_usd: Option<f64>) {
         let mut put = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(HeaderName::from_static(name), v);
@@ -830,8 +821,8 @@ impl Tracker {
         if let Some(task) = &self.s.task {
             put(HEADER_TASK, task);
         }
-        if let Some(c) = cost {
-            put(HEADER_COST, &format!("{:.8}", c.usd));
+        if let Some(c) = cost_usd {
+            put(HEADER_COST, &format!("{c:.8}"));
         }
     }
 }

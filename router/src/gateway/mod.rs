@@ -19,6 +19,7 @@ pub mod chat;
 pub mod core;
 pub mod error;
 mod info;
+pub mod policy_core;
 pub mod sse;
 
 use std::future::Future;
@@ -32,10 +33,11 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{ApiKey, Auth};
+pub use auth::{ApiKeys, Auth};
 pub use backend::{BackendKind, BackendSlot, Backends, DynBackend, LocalLoad};
-pub use core::{CascadePlan, Cost, Plan, PlanAction, RouteInfo, RouteInput, RoutingCore, TaskHint};
+pub use core::{RouteInfo, RouteInput, Routed, RoutingCore};
 pub use error::ApiError;
+pub use policy_core::PolicyCore;
 
 use crate::events::{EventBus, RequestSummary};
 use crate::metrics::Metrics;
@@ -43,7 +45,8 @@ use crate::metrics::Metrics;
 /// Limits and keys of one gateway.
 #[derive(Clone, Debug)]
 pub struct GatewayOptions {
-    pub keys: Vec<ApiKey>,
+    /// Bearer keys; `None`: no authentication.
+    pub keys: Option<ApiKeys>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// Longest a chat request may take, first byte to last.
@@ -55,7 +58,7 @@ pub struct GatewayOptions {
 impl Default for GatewayOptions {
     fn default() -> Self {
         Self {
-            keys: Vec::new(),
+            keys: None,
             body_limit_bytes: 4 * 1024 * 1024,
             request_deadline: Duration::from_secs(600),
             events_capacity: 1024,
