@@ -130,9 +130,23 @@ pub fn compare_tables(app: &App) -> String {
         })
         .collect();
     out.push_str(&table(&header, &rows));
-    if let Some(cal) = app.runs.iter().find_map(|r| r.calibration.as_ref()) {
-        out.push_str("\nCalibration (cost–quality frontier)\n");
-        let header: Vec<String> = ["threshold", "cost", "quality", "LLM share", ""]
+    for run in &app.runs {
+        let Some(cal) = &run.calibration else {
+            continue;
+        };
+        let _ =
+            writeln!(
+            out,
+            "\nCalibration of {} (SLM `{}` → LLM `{}`, {} items): quality {:.3} → {:.3}, APGR {}",
+            run.label,
+            cal.slm,
+            cal.llm,
+            cal.items,
+            cal.slm_quality,
+            cal.llm_quality,
+            cal.apgr.map(|a| format!("{a:.3}")).unwrap_or_else(|| "-".into())
+        );
+        let header: Vec<String> = ["threshold", "LLM share", "quality", "$/req", ""]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -141,15 +155,15 @@ pub fn compare_tables(app: &App) -> String {
             .iter()
             .map(|p| {
                 vec![
-                    format!("{:.2}", p.threshold),
-                    fmt::usd(p.cost_usd),
+                    format!("{:.3}", p.threshold),
+                    fmt::pct(p.strong_share),
                     format!("{:.3}", p.quality),
-                    p.llm_share.map(fmt::pct).unwrap_or_else(|| "-".into()),
-                    if cal
-                        .threshold
-                        .is_some_and(|t| (t - p.threshold).abs() < 1e-9)
-                    {
-                        "← chosen".into()
+                    fmt::usd(p.cost_per_request),
+                    if cal.chosen.as_ref() == Some(p) {
+                        format!(
+                            "← chosen ({}% of LLM quality)",
+                            (cal.target_share * 100.0).round()
+                        )
                     } else {
                         String::new()
                     },

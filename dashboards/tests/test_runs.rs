@@ -5,7 +5,8 @@
 //! compares with the checked-in files: when the harness's format changes, it fails, and
 //! `DASH_REGENERATE=1 cargo test -p dashboards --test test_runs` rewrites them.
 //!
-//! - `basic`: SLM (llama), LLM (openai) and a router over two tasks, with a calibration;
+//! - `basic`: SLM (llama), LLM (openai) and a router over two tasks, with the calibration
+//!   `bench::calibrate::calibrate` computes from it (`calibration.json`);
 //! - `errors`: requests that timed out or failed upstream;
 //! - `empty`: a run that recorded nothing.
 
@@ -207,7 +208,7 @@ fn basic_runs() -> Vec<TargetRun> {
     for (n, (scenario, item, expected)) in items.iter().enumerate() {
         let n64 = n as u64;
         let (o, p) = slm_out(item);
-        slm.push(record(
+        let mut r = record(
             n64,
             Rec {
                 target: "slm",
@@ -222,7 +223,19 @@ fn basic_runs() -> Vec<TargetRun> {
             0.0000001,
             Routing::default(),
             None,
-        ));
+        );
+        // The SLM is less sure of its wrong answers (what calibration exploits).
+        r.confidence = Some(match *item {
+            "s3" => 0.58,
+            "q2" => 0.41,
+            "q3" => 0.35,
+            "s1" => 0.93,
+            "s2" => 0.88,
+            "s4" => 0.71,
+            _ => 0.64,
+        });
+        r.mean_logprob = r.confidence.map(f64::ln);
+        slm.push(r);
         let (o, p) = llm_out(item);
         llm.push(record(
             n64,
@@ -374,19 +387,6 @@ fn error_runs() -> Vec<TargetRun> {
     ]
 }
 
-const CALIBRATION: &str = r#"{
-  "frontier": [
-    {"threshold": 0.0, "cost_usd": 0.000007, "quality": 0.71, "llm_share": 0.0},
-    {"threshold": 0.4, "cost_usd": 0.00004, "quality": 0.80, "llm_share": 0.15},
-    {"threshold": 0.6, "cost_usd": 0.00007, "quality": 0.86, "llm_share": 0.3},
-    {"threshold": 0.8, "cost_usd": 0.00014, "quality": 0.87, "llm_share": 0.6},
-    {"threshold": 1.0, "cost_usd": 0.00021, "quality": 0.86, "llm_share": 1.0}
-  ],
-  "threshold": 0.6,
-  "apgr": 0.88
-}
-"#;
-
 fn write_all(root: &Path) {
     for (name, runs) in [
         ("basic", basic_runs()),
@@ -397,8 +397,14 @@ fn write_all(root: &Path) {
         let (summary, hists) = summarize(&runs, metadata(&format!("{name}-0001"), targets));
         let dir = root.join(name);
         write_run_dir(&dir, &runs, &summary, &hists).unwrap();
+        if name == "basic" {
+            // What `triage bench calibrate` computes from this run's SLM and LLM answers.
+            let records: Vec<RequestRecord> = runs.iter().flat_map(|r| r.records.clone()).collect();
+            let cal = bench::calibrate::calibrate(&records, "slm", "llm", 0.95).unwrap();
+            let text = serde_json::to_string_pretty(&cal).unwrap() + "\n";
+            std::fs::write(dir.join("calibration.json"), text).unwrap();
+        }
     }
-    std::fs::write(root.join("basic/calibration.json"), CALIBRATION).unwrap();
 }
 
 fn data_dir() -> PathBuf {

@@ -49,7 +49,7 @@ fn compare_basic() {
         "quality [95% CI]",
         "Per task",
         "Routing split",
-        "threshold 0.60",
+        "threshold 0.64",
     ] {
         assert!(screen.contains(label), "missing {label}:\n{screen}");
     }

@@ -4,16 +4,16 @@
 //!
 //! A run directory holds `summary.json` (required), `requests.jsonl`, `histograms.json`
 //! (`target/task/metric` → base64 HDR histogram) and, after `triage bench calibrate`,
-//! `calibration.json`. Missing optional files leave their views empty; malformed ones are an
+//! `calibration.json` ([`bench::calibrate::Calibration`]). Missing optional files leave their views empty; malformed ones are an
 //! error naming the file, line and field.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bench::calibrate::Calibration;
 use bench::record::RequestRecord;
 use bench::results::Summary;
 use bench::stats::LatencyHistogram;
-use serde::Deserialize;
 
 use crate::error::{from_json, DashError};
 
@@ -36,40 +36,6 @@ pub struct RunData {
     /// `target/task/metric` (metric: `ttft`, `itl`, `tpot`, `e2e`) → histogram.
     pub histograms: BTreeMap<String, LatencyHistogram>,
     pub calibration: Option<Calibration>,
-}
-
-/// Output of `triage bench calibrate`, read tolerantly: every field has a default, names the
-/// harness may use are accepted as aliases.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Calibration {
-    /// Points of the cost–quality frontier, one per threshold swept.
-    #[serde(alias = "points", alias = "sweep")]
-    pub frontier: Vec<FrontierPoint>,
-    /// The chosen cascade threshold.
-    #[serde(alias = "recommended_threshold", alias = "chosen_threshold")]
-    pub threshold: Option<f64>,
-    /// Average performance gap recovered (RouteLLM), when computed.
-    pub apgr: Option<f64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct FrontierPoint {
-    pub threshold: f64,
-    /// Total or per-request cost in USD (only relative positions matter for the chart).
-    #[serde(
-        alias = "cost",
-        alias = "cost_usd_total",
-        alias = "cost_per_request_usd"
-    )]
-    pub cost_usd: f64,
-    /// Quality in [0, 1].
-    #[serde(alias = "quality_mean", alias = "accuracy")]
-    pub quality: f64,
-    /// Share of requests sent to the LLM at this threshold.
-    #[serde(alias = "escalated_share", alias = "llm_calls_share")]
-    pub llm_share: Option<f64>,
 }
 
 impl RunData {

@@ -1,6 +1,7 @@
 //! The compare view: one column per target, a per-task breakdown, latency distributions,
 //! the calibrated cost–quality frontier and the routing split.
 
+use bench::calibrate::{Calibration, CurvePoint};
 use bench::results::{GroupSummary, ALL_TASKS};
 use bench::stats::Percentiles;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -383,12 +384,8 @@ fn draw_latency_chart(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(chart, area);
 }
 
-fn draw_frontier(
-    frame: &mut Frame,
-    calibration: Option<&crate::data::runs::Calibration>,
-    area: Rect,
-) {
-    let Some(cal) = calibration.filter(|c| !c.frontier.is_empty()) else {
+fn draw_frontier(frame: &mut Frame, calibration: Option<&Calibration>, area: Rect) {
+    let Some(cal) = calibration.filter(|c| !c.frontier.is_empty() || !c.curve.is_empty()) else {
         message(
             frame,
             area,
@@ -400,29 +397,23 @@ fn draw_frontier(
         );
         return;
     };
-    let pts: Vec<(f64, f64)> = cal
-        .frontier
-        .iter()
-        .map(|p| (p.cost_usd, p.quality))
-        .collect();
-    let chosen = cal.threshold.and_then(|t| {
-        cal.frontier
-            .iter()
-            .min_by(|a, b| (a.threshold - t).abs().total_cmp(&(b.threshold - t).abs()))
-    });
-    let marked: Vec<(f64, f64)> = chosen
-        .map(|p| vec![(p.cost_usd, p.quality)])
-        .unwrap_or_default();
-    let (xlo, xhi) = pts
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| {
-            (a.min(*x), b.max(*x))
-        });
-    let (ylo, yhi) = pts
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| {
-            (a.min(*y), b.max(*y))
-        });
+    let point = |p: &CurvePoint| (p.cost_per_request, p.quality);
+    let curve: Vec<(f64, f64)> = cal.curve.iter().map(point).collect();
+    let frontier: Vec<(f64, f64)> = cal.frontier.iter().map(point).collect();
+    let marked: Vec<(f64, f64)> = cal.chosen.iter().map(point).collect();
+    let all = curve.iter().chain(frontier.iter());
+    let (mut xlo, mut xhi, mut ylo, mut yhi) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for (x, y) in all {
+        xlo = xlo.min(*x);
+        xhi = xhi.max(*x);
+        ylo = ylo.min(*y);
+        yhi = yhi.max(*y);
+    }
     let pad = |lo: f64, hi: f64| {
         if hi - lo < 1e-12 {
             (lo - 0.5 * lo.abs().max(1e-6), hi + 0.5 * hi.abs().max(1e-6))
@@ -432,36 +423,50 @@ fn draw_frontier(
     };
     let (xlo, xhi) = pad(xlo, xhi);
     let (ylo, yhi) = pad(ylo, yhi);
-    let mut datasets = vec![Dataset::default()
-        .name("frontier")
-        .marker(Marker::Braille)
-        .graph_type(GraphType::Line)
-        .style(Style::default().fg(Color::Cyan))
-        .data(&pts)];
-    let title = match (cal.threshold, chosen) {
-        (Some(t), Some(p)) => format!(
-            "Frontier · threshold {t:.2} → q {:.2} at {}",
-            p.quality,
-            fmt::usd(p.cost_usd)
-        ),
-        _ => "Cost–quality frontier".to_string(),
-    };
+    let mut datasets = vec![
+        Dataset::default()
+            .name("sweep")
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(dim())
+            .data(&curve),
+        Dataset::default()
+            .name("frontier")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Cyan))
+            .data(&frontier),
+    ];
     if !marked.is_empty() {
         datasets.push(
             Dataset::default()
-                .name("threshold")
+                .name("chosen")
                 .marker(Marker::Block)
                 .graph_type(GraphType::Scatter)
                 .style(Style::default().fg(Color::Yellow))
                 .data(&marked),
         );
     }
+    let apgr = cal
+        .apgr
+        .map(|a| format!(" · APGR {a:.2}"))
+        .unwrap_or_default();
+    let title = match &cal.chosen {
+        Some(p) => format!(
+            "Frontier · threshold {:.2}: q {:.2}, {} LLM, {}/req{apgr}",
+            p.threshold,
+            p.quality,
+            fmt::pct(p.strong_share),
+            fmt::usd(p.cost_per_request)
+        ),
+        None => format!("Cost–quality frontier{apgr}"),
+    };
     let chart = Chart::new(datasets)
         .block(block(title))
         .legend_position(None)
         .x_axis(
             Axis::default()
-                .title("cost")
+                .title("$/req")
                 .bounds([xlo, xhi])
                 .labels([fmt::usd(xlo), fmt::usd(xhi)].map(Span::raw))
                 .style(dim()),
