@@ -1,12 +1,11 @@
 //! Everything the screen shows, and the only place it changes.
 //!
 //! [`App`] is plain data: [`App::apply`] handles an [`Action`] (from [`crate::input`]),
-//! [`App::on_data`] a [`DataMsg`] (from the live tasks), [`App::on_tick`] the passage of time.
-//! None of them does I/O, so the draw loop never waits on the network or the disk, and tests
+//! [`App::on_data`] a [`DataMsg`] (from the live tasks). Neither does I/O, so the draw loop never waits on the network or the disk, and tests
 //! drive the whole dashboard by calling them.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bench::record::RequestRecord;
 use bench::results::{GroupSummary, ALL_TASKS};
@@ -462,8 +461,6 @@ pub struct App {
     pub browser: BrowserState,
     pub live: LiveState,
     pub hw: HwState,
-    /// Last tick, for "updated N s ago" style labels.
-    pub now: Option<Instant>,
 }
 
 impl App {
@@ -514,7 +511,6 @@ impl App {
                 report: hw,
                 scroll: 0,
             },
-            now: None,
         }
     }
 
@@ -701,10 +697,6 @@ impl App {
         match msg {
             DataMsg::Live(m) => self.live.on_msg(m),
         }
-    }
-
-    pub fn on_tick(&mut self, now: Instant) {
-        self.now = Some(now);
     }
 }
 

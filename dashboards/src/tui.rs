@@ -9,7 +9,7 @@
 use std::io::Stdout;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::{Hide, Show};
@@ -137,7 +137,8 @@ pub async fn run_interactive(mut app: App, live: Option<LiveOptions>) -> Result<
                     app.on_data(more);
                 }
             }
-            _ = tick.tick() => app.on_tick(Instant::now()),
+            // A periodic redraw, so the screen follows a resize even without input.
+            _ = tick.tick() => {}
         }
         if app.should_quit {
             break Ok(());

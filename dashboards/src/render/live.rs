@@ -133,10 +133,26 @@ fn draw_rates(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
+    let inner_area = block(&title).inner(area);
+    let [split, history] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(inner_area);
     let [left, right] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .areas(block(&title).inner(area));
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(split);
     frame.render_widget(block(title), area);
+    // Total requests/s at each scrape, newest on the right (hundredths, as bars need integers).
+    let width = history.width as usize;
+    let points: Vec<u64> = live
+        .rps_history
+        .iter()
+        .skip(live.rps_history.len().saturating_sub(width))
+        .map(|r| (r * 100.0).round().max(0.0) as u64)
+        .collect();
+    frame.render_widget(
+        Sparkline::default()
+            .data(&points)
+            .style(Style::default().fg(Color::Cyan)),
+        history,
+    );
     let half = inner / 2;
     frame.render_widget(
         Paragraph::new(rate_lines("by backend", &live.rates.by_backend, half)),
