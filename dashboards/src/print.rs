@@ -1,5 +1,7 @@
 //! Plain-text compare tables, for `--print` and whenever stdout is not a terminal (pipes,
-//! CI logs). Same numbers as the compare view, no colours, no terminal control.
+//! CI logs): the compare view's all-tasks table (targets as columns), the per-task table as
+//! `triage bench compare` renders it (`bench::compare`), the calibration frontier and the
+//! hardware report. No colours, no terminal control.
 
 use std::fmt::Write as _;
 
@@ -89,47 +91,18 @@ pub fn compare_tables(app: &App) -> String {
         })
         .collect();
     out.push_str(&table(&header, &rows));
+    // The per-task table is the harness's own (`triage bench compare`), so both agree.
     out.push_str("\nPer task\n");
-    let header: Vec<String> = [
-        "task",
-        "target",
-        "n",
-        "err",
-        "quality [95% CI]",
-        "pass",
-        "TTFT p50/p99",
-        "E2E p50/p99",
-        "tok/s",
-        "cost",
-        "$/correct",
-        "goodput",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let rows: Vec<Vec<String>> = app
-        .task_rows()
-        .into_iter()
-        .filter_map(|(task, ci)| {
-            let col = &cols[ci];
-            let g = app.group(col, &task)?;
-            Some(vec![
-                task,
-                col.label.clone(),
-                g.requests.to_string(),
-                g.errors.to_string(),
-                fmt::estimate(g.quality.as_ref()),
-                fmt::estimate_value(g.pass_rate.as_ref()),
-                fmt::p50_p99(g.latency.ttft.as_ref()),
-                fmt::p50_p99(g.latency.e2e.as_ref()),
-                format!("{:.1}", g.throughput.output_tokens_per_s),
-                fmt::opt_usd(g.cost.total_usd),
-                fmt::opt_usd(g.cost.per_correct_usd),
-                fmt::estimate_value(g.goodput.as_ref()),
-            ])
-        })
+    let rows: Vec<bench::compare::Row> = app
+        .runs
+        .iter()
+        .flat_map(|r| bench::compare::rows_of(&r.summary, &r.label, false))
+        .filter(|r| r.task != ALL_TASKS)
         .collect();
-    out.push_str(&table(&header, &rows));
+    out.push_str(&bench::compare::render(
+        &rows,
+        bench::compare::Format::Table,
+    ));
     for run in &app.runs {
         let Some(cal) = &run.calibration else {
             continue;
