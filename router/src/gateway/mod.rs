@@ -20,6 +20,7 @@ pub mod core;
 pub mod error;
 mod info;
 pub mod policy_core;
+pub mod server;
 pub mod sse;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ pub use backend::{BackendKind, BackendSlot, Backends, DynBackend, LocalLoad};
 pub use core::{RouteInfo, RouteInput, Routed, RoutingCore};
 pub use error::ApiError;
 pub use policy_core::PolicyCore;
+pub use server::{start, ServeError, ServeOptions, Server};
 
 use crate::events::{EventBus, RequestSummary};
 use crate::metrics::Metrics;
