@@ -292,10 +292,21 @@ pub enum Connection {
     },
 }
 
-/// Requests per second over the last metrics interval.
+/// Requests per second over the last [`RATE_WINDOW`] of scrapes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rates {
     pub total: f64,
+    pub by_backend: BTreeMap<String, f64>,
+    pub by_route: BTreeMap<String, f64>,
+}
+
+/// Requests per second are averaged over this much scrape history.
+pub const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Request counters of one scrape, for rates.
+#[derive(Clone, Debug)]
+pub struct CounterSample {
+    pub at: std::time::Instant,
     pub by_backend: BTreeMap<String, f64>,
     pub by_route: BTreeMap<String, f64>,
 }
@@ -315,11 +326,13 @@ pub struct LiveState {
     pub last_bad_event: Option<String>,
     /// Newest first.
     pub recent: VecDeque<RequestSummary>,
-    /// End-to-end milliseconds of the last requests, per backend, oldest first.
+    /// End-to-end microseconds of the last requests, per backend, oldest first.
     pub latency: BTreeMap<String, VecDeque<u64>>,
     pub metrics: Option<MetricsSnapshot>,
     pub metrics_error: Option<String>,
     pub rates: Rates,
+    /// Scrapes within the rate window, oldest first.
+    pub counter_history: VecDeque<CounterSample>,
     /// Total requests/s at each scrape, oldest first.
     pub rps_history: VecDeque<f64>,
     /// Cost and savings of the requests seen by this dashboard (from events).
@@ -347,6 +360,7 @@ impl LiveState {
             metrics: None,
             metrics_error: None,
             rates: Rates::default(),
+            counter_history: VecDeque::new(),
             rps_history: VecDeque::new(),
             cost_seen_usd: 0.0,
             saved_seen_usd: 0.0,
@@ -381,7 +395,7 @@ impl LiveState {
         self.saved_seen_usd += summary.saved_usd;
         let backend = summary.backend.clone().unwrap_or_else(|| "none".into());
         let points = self.latency.entry(backend).or_default();
-        points.push_back(summary.e2e_ms.max(0.0).round() as u64);
+        points.push_back((summary.e2e_ms.max(0.0) * 1000.0).round() as u64);
         while points.len() > LIVE_SPARK_POINTS {
             points.pop_front();
         }
@@ -391,21 +405,60 @@ impl LiveState {
 
     fn on_metrics(&mut self, snapshot: MetricsSnapshot) {
         self.metrics_error = None;
-        if let Some(prev) = &self.metrics {
-            let dt = snapshot.at.saturating_duration_since(prev.at).as_secs_f64();
+        let sample = CounterSample {
+            at: snapshot.at,
+            by_backend: snapshot.requests_by_backend(),
+            by_route: snapshot.requests_by_route(),
+        };
+        // A counter that went down means the gateway restarted from zero: count from a zero
+        // baseline at the previous scrape.
+        let restarted = self.counter_history.back().is_some_and(|last| {
+            sample
+                .by_backend
+                .iter()
+                .any(|(k, v)| last.by_backend.get(k).is_some_and(|old| v < old))
+                || last
+                    .by_backend
+                    .keys()
+                    .any(|k| !sample.by_backend.contains_key(k))
+        });
+        if restarted {
+            let at = self.counter_history.back().map_or(sample.at, |l| l.at);
+            self.counter_history.clear();
+            self.counter_history.push_back(CounterSample {
+                at,
+                by_backend: BTreeMap::new(),
+                by_route: BTreeMap::new(),
+            });
+        }
+        self.counter_history.push_back(sample);
+        // Keep the newest sample and the ones within the rate window before it.
+        while self.counter_history.len() > 2
+            && self
+                .counter_history
+                .get(1)
+                .zip(self.counter_history.back())
+                .is_some_and(|(second, newest)| {
+                    newest.at.saturating_duration_since(second.at) >= RATE_WINDOW
+                })
+        {
+            self.counter_history.pop_front();
+        }
+        if let (Some(oldest), Some(newest)) =
+            (self.counter_history.front(), self.counter_history.back())
+        {
+            let dt = newest.at.saturating_duration_since(oldest.at).as_secs_f64();
             if dt > 0.0 {
                 let rate = |now: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>| {
                     now.iter()
                         .map(|(k, v)| {
                             let old = before.get(k).copied().unwrap_or(0.0);
-                            // A counter that went down means the gateway restarted from zero.
-                            let delta = if *v >= old { v - old } else { *v };
-                            (k.clone(), delta / dt)
+                            (k.clone(), (v - old).max(0.0) / dt)
                         })
                         .collect::<BTreeMap<_, _>>()
                 };
-                let by_backend = rate(&snapshot.requests_by_backend(), &prev.requests_by_backend());
-                let by_route = rate(&snapshot.requests_by_route(), &prev.requests_by_route());
+                let by_backend = rate(&newest.by_backend, &oldest.by_backend);
+                let by_route = rate(&newest.by_route, &oldest.by_route);
                 self.rates = Rates {
                     total: by_backend.values().sum(),
                     by_backend,

@@ -485,3 +485,24 @@ fn random_action_sequences_never_panic() {
         }
     }
 }
+
+#[test]
+fn live_rates_average_over_the_window() {
+    let mut app = App::new(Vec::new(), None, Some("http://x".into()));
+    let t0 = Instant::now();
+    // slm grows 1 request/s for 5 s, then 3/s.
+    for t in 0..=10u64 {
+        let v = if t <= 5 { t } else { 5 + 3 * (t - 5) };
+        let m = MetricsSnapshot::parse(
+            &metrics_text(v, 0, 0.0, 0.0, 0),
+            t0 + Duration::from_secs(t),
+        )
+        .unwrap();
+        app.on_data(DataMsg::Live(LiveMsg::Metrics(m)));
+        if t == 5 {
+            assert_eq!(app.live.rates.by_backend.get("slm"), Some(&1.0));
+        }
+    }
+    assert_eq!(app.live.rates.by_backend.get("slm"), Some(&3.0));
+    assert_eq!(app.live.rps_history.len(), 10);
+}

@@ -123,7 +123,11 @@ fn rate_lines(title: &str, rates: &BTreeMap<String, f64>, width: usize) -> Vec<L
 fn draw_rates(frame: &mut Frame, app: &App, area: Rect) {
     let live = &app.live;
     let inner = area.width.saturating_sub(2) as usize;
-    let title = format!("Requests/s · total {}", fmt::rate(live.rates.total));
+    let title = format!(
+        "Requests/s ({}s average) · total {}",
+        crate::state::RATE_WINDOW.as_secs(),
+        fmt::rate(live.rates.total)
+    );
     if live.metrics.is_none() {
         message(
             frame,
@@ -261,7 +265,7 @@ fn draw_sparklines(frame: &mut Frame, app: &App, area: Rect) {
     let rows = Layout::vertical(live.latency.iter().map(|_| Constraint::Length(2))).split(inner);
     for ((i, (backend, points)), row) in live.latency.iter().enumerate().zip(rows.iter()) {
         let [label, spark] =
-            Layout::horizontal([Constraint::Length(22), Constraint::Min(0)]).areas(*row);
+            Layout::horizontal([Constraint::Length(25), Constraint::Min(0)]).areas(*row);
         let last = points.back().copied().unwrap_or(0);
         let max = points.iter().copied().max().unwrap_or(0);
         frame.render_widget(
@@ -273,7 +277,11 @@ fn draw_sparklines(frame: &mut Frame, app: &App, area: Rect) {
                         .add_modifier(Modifier::BOLD),
                 )),
                 Line::from(Span::styled(
-                    format!("last {} max {}", fmt::ms(last as f64), fmt::ms(max as f64)),
+                    format!(
+                        "last {} max {}",
+                        fmt::ms(last as f64 / 1000.0),
+                        fmt::ms(max as f64 / 1000.0)
+                    ),
                     dim(),
                 )),
             ]),
