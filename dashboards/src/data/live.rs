@@ -174,7 +174,7 @@ async fn follow_events<M>(
         .await
     {
         Ok(r) => r,
-        Err(e) => return ended(describe(&e), false),
+        Err(e) => return ended(format!("GET /v1/triage/events: {}", describe(&e)), false),
     };
     if !response.status().is_success() {
         return ended(
@@ -234,24 +234,38 @@ async fn scrape(
         .timeout(Duration::from_secs(5))
         .send()
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| format!("GET /metrics: {}", describe(&e)))?;
     if !response.status().is_success() {
         return Err(format!("GET /metrics answered {}", response.status()));
     }
-    let text = response.text().await.map_err(|e| describe(&e))?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("GET /metrics: {}", describe(&e)))?;
     MetricsSnapshot::parse(&text, Instant::now())
 }
 
-/// A reqwest error with its causes (the top-level message alone says little).
+/// A reqwest error as its root cause ("Connection refused (os error 111)"), which says more
+/// than the top-level message, with the top-level kind after it.
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+    let mut root: &dyn std::error::Error = e;
+    while let Some(s) = root.source() {
+        root = s;
     }
-    text
+    let kind = if e.is_connect() {
+        "connect"
+    } else if e.is_timeout() {
+        "timeout"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "request"
+    };
+    if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
+        format!("{kind}: {e}")
+    } else {
+        format!("{kind}: {root}")
+    }
 }
 
 /// The gateway metrics the live view shows, from one scrape of `/metrics`.

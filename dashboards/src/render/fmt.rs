@@ -71,7 +71,9 @@ pub fn estimate_value(e: Option<&Estimate>) -> String {
 }
 
 pub fn pct(v: f64) -> String {
-    format!("{:.0}%", v * 100.0)
+    let p = (v * 100.0).round();
+    // No "-0%" for a tiny negative share.
+    format!("{:.0}%", if p == 0.0 { 0.0 } else { p })
 }
 
 /// Rate per second with 1–3 significant digits.
@@ -126,6 +128,8 @@ mod tests {
         assert_eq!(usd(0.0123), "$0.0123");
         assert_eq!(usd(0.000042), "$0.000042");
         assert_eq!(clock(3_723_000), "01:02:03");
+        assert_eq!(pct(-0.0001), "0%");
+        assert_eq!(pct(0.426), "43%");
     }
 
     #[test]
