@@ -158,7 +158,9 @@ fn draw_overall(frame: &mut Frame, app: &App, area: Rect) {
                 .chain(per_col.iter().map(|vals| Cell::from(vals[r].1.clone()))),
         )
     });
-    let widths = std::iter::once(Constraint::Length(17))
+    // On narrow terminals the labels give way to the numbers.
+    let label_width = if area.width < 60 { 9 } else { 17 };
+    let widths = std::iter::once(Constraint::Length(label_width))
         .chain(cols.iter().map(|_| Constraint::Fill(1)))
         .collect::<Vec<_>>();
     let run_names = app

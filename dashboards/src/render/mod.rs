@@ -64,7 +64,13 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let mut spans = vec![Span::raw(format!("{} {}", i + 1, t.title()))];
+            // Narrow terminals get the first letters only ("1 Com").
+            let title = if area.width < 48 {
+                t.title().chars().take(3).collect::<String>()
+            } else {
+                t.title().to_string()
+            };
+            let mut spans = vec![Span::raw(format!("{} {title}", i + 1))];
             if *t == Tab::Live {
                 let (mark, color) = match &app.live.connection {
                     Connection::Off => ("", Color::Reset),
