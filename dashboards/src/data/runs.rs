@@ -4,7 +4,8 @@
 //!
 //! A run directory holds `summary.json` (required), `requests.jsonl`, `histograms.json`
 //! (`target/task/metric` → base64 HDR histogram) and, after `triage bench calibrate`,
-//! `calibration.json` ([`bench::calibrate::Calibration`]). Missing optional files leave their views empty; malformed ones are an
+//! `calibration.json` ([`bench::calibrate::Calibration`], e.g.
+//! `triage bench calibrate RUN --json > RUN/calibration.json`). Missing optional files leave their views empty; malformed ones are an
 //! error naming the file, line and field.
 
 use std::collections::BTreeMap;

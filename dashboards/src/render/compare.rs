@@ -394,7 +394,10 @@ fn draw_frontier(frame: &mut Frame, calibration: Option<&Calibration>, area: Rec
             "Cost–quality frontier",
             vec![
                 Line::from("no calibration in these runs"),
-                Line::from(Span::styled("run `triage bench calibrate RUN`", dim())),
+                Line::from(Span::styled(
+                    "triage bench calibrate RUN --json > RUN/calibration.json",
+                    dim(),
+                )),
             ],
         );
         return;
