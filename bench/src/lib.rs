@@ -7,6 +7,7 @@
 //! - [`dataset`]: inline items or JSONL/CSV/TSV/JSON files, field mapping, seeded sampling;
 //! - [`template`]: `{{field}}` prompt and expected-answer templates;
 //! - [`score`]: scorers, each giving a score in [0, 1] and keeping its raw value;
+//! - [`spec`]: `--target NAME=SPEC` strings (openai, anthropic, llama, replay) into targets;
 //! - [`target`]: what a request is sent to (any [`backends::Backend`], or an OpenAI-compatible
 //!   gateway whose routing headers are captured);
 //! - [`runner`]: the load generator (sequential, closed loop, open loop with
@@ -30,6 +31,7 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod score;
+pub mod spec;
 pub mod stats;
 pub mod target;
 pub mod template;

@@ -157,6 +157,36 @@ impl<B: Backend + 'static> Target for BackendTarget<B> {
     }
 }
 
+/// An OpenAI-compatible endpoint (OpenAI itself, or a running `triage serve`) as a target:
+/// like [`BackendTarget`] over [`backends::openai::OpenAiBackend`], and it also reads the
+/// gateway's routing headers from each response.
+pub struct OpenAiTarget {
+    pub backend: backends::openai::OpenAiBackend,
+    pub info: TargetInfo,
+}
+
+impl Target for OpenAiTarget {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn info(&self) -> TargetInfo {
+        self.info.clone()
+    }
+
+    fn send(&self, request: ChatRequest) -> SendFuture<'_> {
+        Box::pin(async move {
+            let (events, headers) = self.backend.chat_stream_with_headers(request).await?;
+            Ok(TargetReply {
+                events,
+                routing: Routing::from_headers(
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                ),
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,9 @@ use bench::target::{BackendTarget, Price, Target};
 /// 20 yes/no items. The "SLM" replay is right on the 12 items where it is confident (logprob
 /// −0.05) and wrong on the 8 where it is not (−2.0); the "LLM" replay is always right.
 fn setup(dir: &std::path::Path) -> (Suite, Arc<dyn Target>, Arc<dyn Target>) {
-    let items: Vec<String> = (0..20).map(|i| format!("{{q: 'question {i}', a: 'yes'}}")).collect();
+    let items: Vec<String> = (0..20)
+        .map(|i| format!("{{q: 'question {i}', a: 'yes'}}"))
+        .collect();
     std::fs::write(
         dir.join("yn.yaml"),
         format!("name: yn\ntask: qa\ndataset: {{items: [{}]}}\nprompt: \"{{{{q}}}}\"\nexpected: \"{{{{a}}}}\"\nscorer: {{kind: choice, choices: [yes, no]}}\n", items.join(", ")),
@@ -29,8 +31,18 @@ fn setup(dir: &std::path::Path) -> (Suite, Arc<dyn Target>, Arc<dyn Target>) {
             logprobs: vec![if confident { -0.05 } else { -2.0 }],
         }
     }));
-    let llm = ReplayBackend::new((0..20).map(|i| Recorded { prompt: format!("question {i}"), response: "yes".into(), logprobs: vec![] }));
-    let price = |out: f64| Some(Price { input_per_mtok: Some(0.0), output_per_mtok: Some(out), usd_per_hour: None });
+    let llm = ReplayBackend::new((0..20).map(|i| Recorded {
+        prompt: format!("question {i}"),
+        response: "yes".into(),
+        logprobs: vec![],
+    }));
+    let price = |out: f64| {
+        Some(Price {
+            input_per_mtok: Some(0.0),
+            output_per_mtok: Some(out),
+            usd_per_hour: None,
+        })
+    };
     (
         suite,
         Arc::new(BackendTarget::new("slm", "replay", slm).with_price(price(1.0))),
@@ -43,7 +55,16 @@ async fn calibrate_finds_the_threshold_that_escalates_only_unsure_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (suite, slm, llm) = setup(dir.path());
     let run = dir.path().join("run");
-    run_suite(suite, vec![slm, llm], Judges::default(), RunOptions::default(), &run, serde_json::Value::Null).await.unwrap();
+    run_suite(
+        suite,
+        vec![slm, llm],
+        Judges::default(),
+        RunOptions::default(),
+        &run,
+        serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
     let records = read_records(&run).unwrap();
     let cal = calibrate(&records, "slm", "llm", 0.95).unwrap();
     assert_eq!(cal.items, 20);
@@ -55,7 +76,11 @@ async fn calibrate_finds_the_threshold_that_escalates_only_unsure_answers() {
     assert!((chosen.quality - 1.0).abs() < 1e-12);
     let conf_unsure = (-2.0f64).exp();
     let conf_sure = (-0.05f64).exp();
-    assert!(chosen.threshold > conf_unsure && chosen.threshold <= conf_sure, "{}", chosen.threshold);
+    assert!(
+        chosen.threshold > conf_unsure && chosen.threshold <= conf_sure,
+        "{}",
+        chosen.threshold
+    );
     // Curve: 0% → 0.6, 40% → 1.0, 100% → 1.0. APGR = area 0.4·0.8 + 0.6·1.0 = 0.92 → (0.92 − 0.6)/0.4.
     assert!((cal.apgr.unwrap() - 0.8).abs() < 1e-9, "{:?}", cal.apgr);
     assert!((cal.cpt["50%"].unwrap() - 0.2).abs() < 1e-9);
@@ -67,7 +92,10 @@ async fn calibrate_finds_the_threshold_that_escalates_only_unsure_answers() {
     plot_svg(&cal, &svg).unwrap();
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg"), "{}", &text[..80.min(text.len())]);
-    assert!(text.contains("<polyline") || text.contains("<path"), "has the curve");
+    assert!(
+        text.contains("<polyline") || text.contains("<path"),
+        "has the curve"
+    );
     assert!(text.contains("quality"), "axis label is drawn as SVG text");
 
     // --write: the cascade route's min_confidence becomes the chosen threshold.
@@ -76,7 +104,13 @@ async fn calibrate_finds_the_threshold_that_escalates_only_unsure_answers() {
     let old = write_min_confidence(&config, None, chosen.threshold).unwrap();
     assert_eq!(old, "0.62");
     let updated = std::fs::read_to_string(&config).unwrap();
-    assert!(updated.contains(&format!("min_confidence: {}", format!("{:.6}", chosen.threshold).trim_end_matches('0'))), "{updated}");
+    assert!(
+        updated.contains(&format!(
+            "min_confidence: {}",
+            format!("{:.6}", chosen.threshold).trim_end_matches('0')
+        )),
+        "{updated}"
+    );
 }
 
 #[tokio::test]
@@ -84,7 +118,18 @@ async fn calibrate_explains_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let (suite, slm, _) = setup(dir.path());
     let run = dir.path().join("run");
-    run_suite(suite, vec![slm], Judges::default(), RunOptions::default(), &run, serde_json::Value::Null).await.unwrap();
-    let err = calibrate(&read_records(&run).unwrap(), "slm", "llm", 0.95).unwrap_err().to_string();
+    run_suite(
+        suite,
+        vec![slm],
+        Judges::default(),
+        RunOptions::default(),
+        &run,
+        serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
+    let err = calibrate(&read_records(&run).unwrap(), "slm", "llm", 0.95)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no records of target `llm`"), "{err}");
 }
