@@ -103,6 +103,20 @@ pub enum LatencyMetric {
 }
 
 impl LatencyMetric {
+    pub const ALL: [LatencyMetric; 4] = [
+        LatencyMetric::E2e,
+        LatencyMetric::Ttft,
+        LatencyMetric::Itl,
+        LatencyMetric::Tpot,
+    ];
+
+    fn index(self) -> usize {
+        LatencyMetric::ALL
+            .iter()
+            .position(|m| *m == self)
+            .unwrap_or(0)
+    }
+
     pub fn key(self) -> &'static str {
         match self {
             LatencyMetric::E2e => "e2e",
@@ -134,11 +148,24 @@ impl LatencyMetric {
 #[derive(Clone, Debug)]
 pub struct CompareState {
     pub columns: Vec<Column>,
+    /// Latency CDF points per column and [`LatencyMetric`], computed once at load (the
+    /// histograms do not change): `(log10 ms, percentile)`.
+    pub cdf: Vec<[Vec<(f64, f64)>; 4]>,
     /// First row shown of the per-task table.
     pub task_scroll: usize,
     pub metric: LatencyMetric,
     /// Substring filter on task and target names.
     pub filter: String,
+}
+
+impl CompareState {
+    /// The CDF points of one column and metric (empty when nothing was recorded).
+    pub fn cdf_of(&self, column: usize, metric: LatencyMetric) -> &[(f64, f64)] {
+        self.cdf
+            .get(column)
+            .map(|per_metric| per_metric[metric.index()].as_slice())
+            .unwrap_or(&[])
+    }
 }
 
 /// Preset filters of the request browser.
@@ -538,13 +565,14 @@ impl App {
         } else {
             Tab::Compare
         };
-        App {
+        let mut app = App {
             tab,
             mode: InputMode::Normal,
             show_help: false,
             should_quit: false,
             runs,
             compare: CompareState {
+                cdf: Vec::new(),
                 columns,
                 task_scroll: 0,
                 metric: LatencyMetric::E2e,
@@ -564,7 +592,14 @@ impl App {
                 report: hw,
                 scroll: 0,
             },
-        }
+        };
+        app.compare.cdf = (0..app.compare.columns.len())
+            .map(|i| {
+                let col = &app.compare.columns[i];
+                LatencyMetric::ALL.map(|m| cdf_points(&app, col, m))
+            })
+            .collect();
+        app
     }
 
     /// The summary group of one column and task (`*` for all tasks).
@@ -750,6 +785,47 @@ impl App {
         match msg {
             DataMsg::Live(m) => self.live.on_msg(m),
         }
+    }
+}
+
+/// Points of a latency CDF for one column: (log10 ms, percentile), from the stored HDR
+/// histogram when there is one, else from the summary's percentiles.
+fn cdf_points(app: &App, col: &Column, metric: LatencyMetric) -> Vec<(f64, f64)> {
+    const QS: [f64; 14] = [
+        0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999,
+    ];
+    let to_point = |ms: f64, q: f64| (ms.max(1e-3).log10(), q * 100.0);
+    if let Some(h) = app
+        .runs
+        .get(col.run)
+        .and_then(|r| r.histogram(&col.target, ALL_TASKS, metric.key()))
+    {
+        if !h.is_empty() {
+            let mut pts: Vec<(f64, f64)> =
+                QS.iter().map(|q| to_point(h.quantile_ms(*q), *q)).collect();
+            pts.push(to_point(h.quantile_ms(1.0), 1.0));
+            return pts;
+        }
+    }
+    let Some(g) = app.group(col, ALL_TASKS) else {
+        return Vec::new();
+    };
+    let p = match metric {
+        LatencyMetric::E2e => g.latency.e2e.as_ref(),
+        LatencyMetric::Ttft => g.latency.ttft.as_ref(),
+        LatencyMetric::Itl => g.latency.itl.as_ref(),
+        LatencyMetric::Tpot => g.latency.tpot.as_ref(),
+    };
+    match p {
+        Some(p) => vec![
+            to_point(p.min_ms, 0.0),
+            to_point(p.p50_ms, 0.5),
+            to_point(p.p90_ms, 0.9),
+            to_point(p.p99_ms, 0.99),
+            to_point(p.p999_ms, 0.999),
+            to_point(p.max_ms, 1.0),
+        ],
+        None => Vec::new(),
     }
 }
 

@@ -2,14 +2,15 @@
 //! guard for normal exits and errors, a panic hook for panics), and the event loop.
 //!
 //! Keys are read on a dedicated thread (crossterm's blocking reader) and sent over a channel;
-//! the live tasks send over another. The loop draws, then waits on whichever channel speaks
-//! first or a 250 ms tick, so drawing never waits on I/O and a burst of live events is folded
-//! into the state before the next frame.
+//! the live tasks send over another. The loop waits on whichever channel speaks first, folds
+//! the message (and any burst queued behind it) into the state, and redraws when something
+//! changed — at most about 30 times a second, so a flood of live events costs state updates,
+//! not frames. Drawing never waits on I/O.
 
 use std::io::Stdout;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::{Hide, Show};
@@ -25,6 +26,9 @@ use crate::data::live::{self, LiveOptions};
 use crate::error::DashError;
 use crate::state::{App, DataMsg};
 use crate::{input, render};
+
+/// Shortest time between two frames (about 30 per second).
+const FRAME: Duration = Duration::from_millis(33);
 
 /// Owns the terminal while the dashboard runs; dropping it restores the terminal.
 pub struct TerminalGuard {
@@ -114,31 +118,45 @@ pub async fn run_interactive(mut app: App, live: Option<LiveOptions>) -> Result<
     let (input_tx, mut input_rx) = mpsc::channel::<Input>(64);
     let stop = Arc::new(AtomicBool::new(false));
     let input_thread = spawn_input_thread(input_tx, stop.clone());
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // Redraw when something changed, at most once per FRAME; and once a second anyway.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
     let result = loop {
-        if let Err(e) = guard.terminal.draw(|f| render::draw(f, &app)) {
-            break Err(DashError::Terminal(e));
+        let due = last_draw.is_none_or(|t| t.elapsed() >= FRAME);
+        if dirty && due {
+            if let Err(e) = guard.terminal.draw(|f| render::draw(f, &app)) {
+                break Err(DashError::Terminal(e));
+            }
+            last_draw = Some(Instant::now());
+            dirty = false;
         }
+        let next_frame =
+            tokio::time::Instant::from_std(last_draw.map_or_else(Instant::now, |t| t + FRAME));
         tokio::select! {
-            Some(input) = input_rx.recv() => match input {
-                Input::Key(k) => {
-                    if let Some(a) = input::action_for(k, app.mode, app.show_help) {
-                        app.apply(a);
+            Some(input) = input_rx.recv() => {
+                dirty = true;
+                match input {
+                    Input::Key(k) => {
+                        if let Some(a) = input::action_for(k, app.mode, app.show_help) {
+                            app.apply(a);
+                        }
                     }
+                    // The next draw uses the new size (ratatui's autoresize).
+                    Input::Resize => {}
+                    Input::Error(e) => break Err(DashError::Terminal(e)),
                 }
-                // The next draw uses the new size (ratatui's autoresize).
-                Input::Resize => {}
-                Input::Error(e) => break Err(DashError::Terminal(e)),
-            },
+            }
             Some(msg) = data_rx.recv() => {
+                dirty = true;
                 app.on_data(msg);
                 while let Ok(more) = data_rx.try_recv() {
                     app.on_data(more);
                 }
             }
-            // A periodic redraw, so the screen follows a resize even without input.
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+            _ = tick.tick() => dirty = true,
         }
         if app.should_quit {
             break Ok(());

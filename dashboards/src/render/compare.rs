@@ -14,7 +14,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::{block, column_color, dim, fmt, message};
-use crate::state::{App, Column, LatencyMetric};
+use crate::state::{App, Column};
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     if app.runs.is_empty() {
@@ -280,47 +280,6 @@ fn draw_charts(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
-/// Points of a latency CDF for one column: (log10 ms, percentile), from the stored HDR
-/// histogram when there is one, else from the summary's percentiles.
-pub(crate) fn cdf_points(app: &App, col: &Column, metric: LatencyMetric) -> Vec<(f64, f64)> {
-    const QS: [f64; 14] = [
-        0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999,
-    ];
-    let to_point = |ms: f64, q: f64| (ms.max(1e-3).log10(), q * 100.0);
-    if let Some(h) = app
-        .runs
-        .get(col.run)
-        .and_then(|r| r.histogram(&col.target, ALL_TASKS, metric.key()))
-    {
-        if !h.is_empty() {
-            let mut pts: Vec<(f64, f64)> =
-                QS.iter().map(|q| to_point(h.quantile_ms(*q), *q)).collect();
-            pts.push(to_point(h.quantile_ms(1.0), 1.0));
-            return pts;
-        }
-    }
-    let Some(g) = app.group(col, ALL_TASKS) else {
-        return Vec::new();
-    };
-    let p = match metric {
-        LatencyMetric::E2e => g.latency.e2e.as_ref(),
-        LatencyMetric::Ttft => g.latency.ttft.as_ref(),
-        LatencyMetric::Itl => g.latency.itl.as_ref(),
-        LatencyMetric::Tpot => g.latency.tpot.as_ref(),
-    };
-    match p {
-        Some(p) => vec![
-            to_point(p.min_ms, 0.0),
-            to_point(p.p50_ms, 0.5),
-            to_point(p.p90_ms, 0.9),
-            to_point(p.p99_ms, 0.99),
-            to_point(p.p999_ms, 0.999),
-            to_point(p.max_ms, 1.0),
-        ],
-        None => Vec::new(),
-    }
-}
-
 fn draw_latency_chart(frame: &mut Frame, app: &App, area: Rect) {
     let metric = app.compare.metric;
     let series: Vec<(usize, Vec<(f64, f64)>)> = app
@@ -328,7 +287,7 @@ fn draw_latency_chart(frame: &mut Frame, app: &App, area: Rect) {
         .columns
         .iter()
         .enumerate()
-        .map(|(i, c)| (i, cdf_points(app, c, metric)))
+        .map(|(i, _)| (i, app.compare.cdf_of(i, metric).to_vec()))
         .filter(|(_, p)| !p.is_empty())
         .collect();
     let title = format!("{} latency CDF (m: metric)", metric.title());
