@@ -7,11 +7,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DashError {
-    #[error("{path}: {source}")]
+    /// The I/O error is part of the message (not a separate cause, so it is printed once).
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A JSON/JSONL file whose content does not match; `location` is `line L` or
     /// `line L column C`, `field` the JSON path of the offending field when known.
@@ -25,7 +25,7 @@ pub enum DashError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("terminal: {0}")]
-    Terminal(#[source] std::io::Error),
+    Terminal(std::io::Error),
     #[error("live view: {0}")]
     Live(String),
 }
@@ -34,7 +34,7 @@ impl DashError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DashError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }
