@@ -9,6 +9,8 @@ mod cli_chat;
 mod cli_hw;
 #[cfg(feature = "llama")]
 mod cli_models;
+mod cli_bench;
+mod cli_dash;
 mod cli_serve;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +30,11 @@ struct Cli {
 enum Command {
     /// Run the OpenAI-compatible gateway described by a triage.yaml.
     Serve(cli_serve::ServeArgs),
+    /// Benchmark harness: run scenario suites, compare runs, calibrate routing thresholds.
+    #[command(subcommand)]
+    Bench(cli_bench::BenchCommand),
+    /// Terminal dashboard: compare runs side by side, or watch a live gateway.
+    Dash(cli_dash::DashArgs),
     /// Chat with a local GGUF model: streams the answer, then prints its timings.
     #[cfg(feature = "llama")]
     Chat(cli_chat::ChatArgs),
@@ -56,6 +63,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => cli_serve::run(args).await,
+            Command::Bench(cmd) => cli_bench::run(cmd).await,
+            Command::Dash(args) => cli_dash::run(args).await,
             #[cfg(feature = "llama")]
             Command::Chat(args) => cli_chat::run(args).await,
             #[cfg(feature = "llama")]
