@@ -260,7 +260,10 @@ classifier:
         assert_eq!(e.gathered.task_source, TaskSource::Metadata);
         assert_eq!(e.decision.route, "private");
         assert!(e.to_string().contains("email at bytes 11..17"), "{e}");
-        assert!(!e.to_string().contains("a@b.io"), "PII text must not be echoed");
+        assert!(
+            !e.to_string().contains("a@b.io"),
+            "PII text must not be echoed"
+        );
     }
 
     #[test]
