@@ -6,6 +6,10 @@
 //!   workspace (the router, the harness and the dashboards all speak them);
 //! - [`llama`]: the local engine — llama.cpp in-process on a dedicated OS thread that owns the
 //!   `LlamaContext` and runs continuous batching over N slots (feature `llama`, on by default);
+//! - [`remote`], [`openai`], [`anthropic`]: remote LLM APIs over HTTP (reqwest + rustls),
+//!   with SSE stream decoding, per-phase timeouts, retries with jittered back-off, and API
+//!   keys that never reach logs or errors;
+//! - `mock` (feature `mock`): `MockBackend`, a test double whose behaviour is chosen by name;
 //! - [`error`]: typed errors that the router turns into fallback/spill decisions and the gateway
 //!   into OpenAI-shaped error bodies.
 //!
@@ -13,9 +17,14 @@
 //! so time to first token and inter-token gaps are measured at the source. The non-streaming
 //! call is, by default, the stream collected by [`collect_stream`].
 
+pub mod anthropic;
 pub mod error;
 #[cfg(feature = "llama")]
 pub mod llama;
+#[cfg(feature = "mock")]
+pub mod mock;
+pub mod openai;
+pub mod remote;
 pub mod types;
 
 use std::future::Future;
@@ -43,6 +52,10 @@ pub trait Backend: Send + Sync {
 pub enum AnyBackend {
     #[cfg(feature = "llama")]
     Llama(llama::LlamaEngine),
+    OpenAi(openai::OpenAiBackend),
+    Anthropic(anthropic::AnthropicBackend),
+    #[cfg(feature = "mock")]
+    Mock(mock::MockBackend),
 }
 
 impl Backend for AnyBackend {
@@ -50,8 +63,10 @@ impl Backend for AnyBackend {
         match self {
             #[cfg(feature = "llama")]
             AnyBackend::Llama(b) => b.chat(request).await,
-            #[allow(unreachable_patterns)]
-            _ => Err(BackendError::Config("no backend kinds compiled in".into())),
+            AnyBackend::OpenAi(b) => b.chat(request).await,
+            AnyBackend::Anthropic(b) => b.chat(request).await,
+            #[cfg(feature = "mock")]
+            AnyBackend::Mock(b) => b.chat(request).await,
         }
     }
 
@@ -59,8 +74,10 @@ impl Backend for AnyBackend {
         match self {
             #[cfg(feature = "llama")]
             AnyBackend::Llama(b) => b.chat_stream(request).await,
-            #[allow(unreachable_patterns)]
-            _ => Err(BackendError::Config("no backend kinds compiled in".into())),
+            AnyBackend::OpenAi(b) => b.chat_stream(request).await,
+            AnyBackend::Anthropic(b) => b.chat_stream(request).await,
+            #[cfg(feature = "mock")]
+            AnyBackend::Mock(b) => b.chat_stream(request).await,
         }
     }
 }
@@ -129,6 +146,9 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
                 call.function.arguments.push_str(&arguments);
             }
             ChatEvent::Usage { usage, .. } => response.usage = Some(usage),
+            ChatEvent::LocalCompute { busy_secs, .. } => {
+                response.timings.engine_busy_secs += busy_secs;
+            }
             ChatEvent::Done {
                 choice,
                 finish_reason,

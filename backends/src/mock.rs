@@ -1,0 +1,321 @@
+//! `MockBackend`: a TEST DOUBLE (feature `mock`) for the router's and the harness's tests.
+//! It runs no model; its behaviour is chosen by name (the configured model), so a routing
+//! config or scenario can ask for a fault without a real upstream:
+//!
+//! | name                   | behaviour                                                       |
+//! |------------------------|-----------------------------------------------------------------|
+//! | `echo`                 | answers the last user message, streamed word by word            |
+//! | `unsure`               | as `echo`, with low token log-probabilities (-2.0 per token)    |
+//! | `slow`                 | as `echo`, 40 ms before every token                             |
+//! | `slow_<N>ms`           | as `echo`, N ms before every token                              |
+//! | `error_500`            | fails with `UpstreamStatus { status: 500 }`                     |
+//! | `overloaded`           | fails with `Overloaded` (a full local admission queue)          |
+//! | `rate_limited`         | fails with `RateLimited { status: 429, retry_after: 1s }`       |
+//! | `disconnect_after_<N>` | streams N tokens, then a `Connection` error                     |
+//! | `flaky_<N>`            | the first N calls fail with `UpstreamStatus { status: 503 }`, then `echo` |
+//! | `hang`                 | never answers (until the caller drops the future or stream)     |
+//!
+//! Echo tokens carry log-probability -0.05 (`unsure`: -2.0), so cascade thresholds can be
+//! tested; usage counts whitespace-separated words.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use crate::{
+    collect_stream, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream,
+    FinishReason, Result, Role, Usage,
+};
+
+/// The log-probability of every `echo` token (a confident answer).
+const ECHO_LOGPROB: f32 = -0.05;
+
+/// What the mock does, parsed from its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MockBehaviour {
+    Echo { logprob_milli: i32 },
+    Slow { first: Duration, between: Duration },
+    Error500,
+    Overloaded,
+    RateLimited,
+    DisconnectAfter(usize),
+    Flaky(u64),
+    Hang,
+}
+
+impl MockBehaviour {
+    /// Parse a behaviour name (see the module docs).
+    pub fn parse(name: &str) -> Result<Self> {
+        let parsed = match name {
+            "echo" => Some(MockBehaviour::Echo { logprob_milli: -50 }),
+            "unsure" => Some(MockBehaviour::Echo {
+                logprob_milli: -2000,
+            }),
+            "slow" => Some(MockBehaviour::Slow {
+                first: Duration::from_millis(40),
+                between: Duration::from_millis(40),
+            }),
+            "error_500" => Some(MockBehaviour::Error500),
+            "overloaded" => Some(MockBehaviour::Overloaded),
+            "rate_limited" => Some(MockBehaviour::RateLimited),
+            "hang" => Some(MockBehaviour::Hang),
+            _ => None,
+        };
+        if let Some(b) = parsed {
+            return Ok(b);
+        }
+        let number = |prefix: &str, suffix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let Some(ms) = number("slow_", "ms") {
+            let d = Duration::from_millis(ms);
+            return Ok(MockBehaviour::Slow {
+                first: d,
+                between: d,
+            });
+        }
+        if let Some(n) = number("disconnect_after_", "") {
+            return Ok(MockBehaviour::DisconnectAfter(n as usize));
+        }
+        if let Some(n) = number("flaky_", "") {
+            return Ok(MockBehaviour::Flaky(n));
+        }
+        Err(BackendError::Config(format!(
+            "unknown mock behaviour {name:?}; expected one of echo, unsure, slow, slow_<N>ms, \
+             error_500, overloaded, rate_limited, disconnect_after_<N>, flaky_<N>, hang"
+        )))
+    }
+}
+
+/// A test double standing in for any backend; see the module docs for the behaviours.
+#[derive(Debug)]
+pub struct MockBackend {
+    name: String,
+    behaviour: MockBehaviour,
+    calls: AtomicU64,
+}
+
+impl MockBackend {
+    /// A mock with the behaviour named `name` (e.g. `"echo"`, `"disconnect_after_3"`).
+    pub fn new(name: &str) -> Result<Self> {
+        Ok(Self {
+            name: name.to_string(),
+            behaviour: MockBehaviour::parse(name)?,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn behaviour(&self) -> MockBehaviour {
+        self.behaviour
+    }
+
+    /// How many requests this mock has received.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+/// The last user message split into words, each but the first with its leading space.
+fn echo_tokens(request: &ChatRequest) -> Vec<String> {
+    let text = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.text())
+        .unwrap_or_default();
+    text.split_whitespace()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                format!(" {w}")
+            }
+        })
+        .collect()
+}
+
+impl Backend for MockBackend {
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        let stream = self.chat_stream(request).await?;
+        collect_stream(stream, &self.name).await
+    }
+
+    async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream> {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let (first, between, logprob, cut) = match self.behaviour {
+            MockBehaviour::Echo { logprob_milli } => (
+                Duration::ZERO,
+                Duration::ZERO,
+                logprob_milli as f32 / 1000.0,
+                None,
+            ),
+            MockBehaviour::Slow { first, between } => (first, between, ECHO_LOGPROB, None),
+            MockBehaviour::DisconnectAfter(n) => {
+                (Duration::ZERO, Duration::ZERO, ECHO_LOGPROB, Some(n))
+            }
+            MockBehaviour::Flaky(n) if call < n => {
+                return Err(BackendError::UpstreamStatus {
+                    status: 503,
+                    body: format!("mock {}: call {} of {n} fails", self.name, call + 1),
+                })
+            }
+            MockBehaviour::Flaky(_) => (Duration::ZERO, Duration::ZERO, ECHO_LOGPROB, None),
+            MockBehaviour::Error500 => {
+                return Err(BackendError::UpstreamStatus {
+                    status: 500,
+                    body: format!("mock {}: internal error", self.name),
+                })
+            }
+            MockBehaviour::Overloaded => return Err(BackendError::Overloaded { capacity: 0 }),
+            MockBehaviour::RateLimited => {
+                return Err(BackendError::RateLimited {
+                    status: 429,
+                    retry_after: Some(Duration::from_secs(1)),
+                    body: format!("mock {}: rate limited", self.name),
+                })
+            }
+            MockBehaviour::Hang => {
+                return futures::future::pending::<Result<EventStream>>().await;
+            }
+        };
+        let tokens = echo_tokens(&request);
+        let prompt_words = request.all_text().split_whitespace().count() as u32;
+        let completion = tokens.len() as u32;
+        let head = futures::stream::once(async { Ok(ChatEvent::FirstByte { at: Instant::now() }) });
+        let count = tokens.len();
+        let body = futures::stream::iter(tokens.into_iter().enumerate()).then(
+            move |(i, text)| async move {
+                if cut.is_some_and(|n| i >= n) {
+                    return Err(BackendError::Connection(format!(
+                        "mock: disconnected after {} tokens",
+                        cut.unwrap_or(0)
+                    )));
+                }
+                let delay = if i == 0 { first } else { between };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(ChatEvent::Token {
+                    choice: 0,
+                    text,
+                    logprobs: vec![logprob],
+                    at: Instant::now(),
+                })
+            },
+        );
+        let cut_after_all = cut.filter(|n| *n >= count);
+        let tail = futures::stream::iter([0u8, 1]).map(move |i| match (i, cut_after_all) {
+            (0, Some(n)) => Err(BackendError::Connection(format!(
+                "mock: disconnected after {n} tokens"
+            ))),
+            (0, None) => Ok(ChatEvent::Done {
+                choice: 0,
+                finish_reason: FinishReason::Stop,
+                at: Instant::now(),
+            }),
+            _ => Ok(ChatEvent::Usage {
+                usage: Usage::new(prompt_words, completion),
+                at: Instant::now(),
+            }),
+        });
+        // A stream ends at its first error, as remote streams do.
+        let mut failed = false;
+        let stream = head.chain(body).chain(tail).take_while(move |item| {
+            let keep = !failed;
+            failed |= item.is_err();
+            futures::future::ready(keep)
+        });
+        Ok(Box::pin(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn echo_streams_the_last_user_message_word_by_word() {
+        let mock = MockBackend::new("echo").unwrap();
+        let response = mock
+            .chat(ChatRequest::user("m", "the quick  brown fox"))
+            .await
+            .unwrap();
+        assert_eq!(response.text(), "the quick brown fox");
+        assert_eq!(response.finish_reason(), Some(&FinishReason::Stop));
+        assert_eq!(response.usage.as_ref().unwrap().completion_tokens, 4);
+        assert_eq!(response.token_logprobs, vec![-0.05; 4]);
+        assert_eq!(mock.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn disconnect_after_3_fails_after_three_tokens() {
+        let mock = MockBackend::new("disconnect_after_3").unwrap();
+        let mut stream = mock
+            .chat_stream(ChatRequest::user("m", "one two three four five"))
+            .await
+            .unwrap();
+        let mut tokens = 0;
+        let mut error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(ChatEvent::Token { .. }) => tokens += 1,
+                Ok(_) => {}
+                Err(e) => error = Some(e),
+            }
+        }
+        assert_eq!(tokens, 3);
+        assert!(matches!(error, Some(BackendError::Connection(_))));
+    }
+
+    #[tokio::test]
+    async fn failing_behaviours_give_their_typed_errors() {
+        let req = || ChatRequest::user("m", "hi");
+        let err = MockBackend::new("error_500")
+            .unwrap()
+            .chat(req())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            BackendError::UpstreamStatus { status: 500, .. }
+        ));
+        let err = MockBackend::new("overloaded")
+            .unwrap()
+            .chat(req())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BackendError::Overloaded { .. }));
+        let err = MockBackend::new("rate_limited")
+            .unwrap()
+            .chat(req())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BackendError::RateLimited { status: 429, .. }));
+        let flaky = MockBackend::new("flaky_2").unwrap();
+        assert!(flaky.chat(req()).await.is_err());
+        assert!(flaky.chat(req()).await.is_err());
+        assert_eq!(flaky.chat(req()).await.unwrap().text(), "hi");
+        let hang = MockBackend::new("hang").unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(20), hang.chat(req())).await;
+        assert!(waited.is_err());
+        assert!(MockBackend::new("nonsense").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_delays_every_token() {
+        let mock = MockBackend::new("slow_30ms").unwrap();
+        let started = tokio::time::Instant::now();
+        let response = mock.chat(ChatRequest::user("m", "a b c")).await.unwrap();
+        assert_eq!(response.text(), "a b c");
+        assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+}
