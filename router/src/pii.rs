@@ -246,10 +246,9 @@ impl PiiDetector {
             if bytes.contains(&b':') {
                 for m in re.find_iter(text) {
                     let s = m.as_str();
-                    if s.contains("::") || s.matches(':').count() == 7 || s.contains('.') {
-                        if Ipv6Addr::from_str(s).is_ok() {
-                            push(PiiKind::Ipv6, m.start(), m.end());
-                        }
+                    let shaped = s.contains("::") || s.matches(':').count() == 7 || s.contains('.');
+                    if shaped && Ipv6Addr::from_str(s).is_ok() {
+                        push(PiiKind::Ipv6, m.start(), m.end());
                     }
                 }
             }
@@ -338,7 +337,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// IBAN length by country (ISO 13616 registry), for the countries that issue them.
