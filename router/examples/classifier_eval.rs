@@ -90,7 +90,17 @@ fn main() -> Result<(), String> {
         }
     }
     let started = Instant::now();
-    let model = train(&train_set, &TrainOptions::default()).map_err(|e| e.to_string())?;
+    let mut options = TrainOptions::default();
+    if let Some(v) = std::env::var("EPOCHS").ok().and_then(|v| v.parse().ok()) {
+        options.epochs = v;
+    }
+    if let Some(v) = std::env::var("LR").ok().and_then(|v| v.parse().ok()) {
+        options.learning_rate = v;
+    }
+    if let Some(v) = std::env::var("L2").ok().and_then(|v| v.parse().ok()) {
+        options.l2 = v;
+    }
+    let model = train(&train_set, &options).map_err(|e| e.to_string())?;
     let train_time = started.elapsed();
     let size = serde_json::to_string(&model)
         .map_err(|e| e.to_string())?
@@ -113,6 +123,12 @@ fn main() -> Result<(), String> {
             entry.0 += 1;
         } else if got.task == "unknown" {
             unknown += 1;
+        }
+        if got.task != e.task && std::env::var("SHOW").is_ok() {
+            println!(
+                "{} -> {} ({:.2}): {:.80}",
+                e.task, got.task, got.confidence, e.text
+            );
         }
     }
     let classify_time = started.elapsed();
