@@ -10,14 +10,17 @@
 //! - [`pricing`]: the shipped price table, per-backend prices, cost and savings;
 //! - [`store`] and [`ledger`]: budgets/spend counters and the per-request ledger behind one
 //!   store interface (SQLite in WAL mode by default);
-//! - [`explain`]: the decision and its trace for one request, without calling any backend.
-//!
-//! The HTTP gateway that acts on these decisions lives in `gateway` (built on top of them).
+//! - [`explain`]: the decision and its trace for one request, without calling any backend;
+//! - [`gateway`]: the OpenAI-compatible HTTP server that acts on these decisions, with
+//!   [`metrics`] (Prometheus) and [`events`] (live per-request summaries).
 
 pub mod classifier;
 pub mod config;
+pub mod events;
 pub mod explain;
+pub mod gateway;
 pub mod ledger;
+pub mod metrics;
 pub mod pii;
 pub mod policy;
 pub mod pricing;

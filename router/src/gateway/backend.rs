@@ -1,0 +1,222 @@
+//! The gateway's view of its backends: a name, whether it is local (its load feeds spill
+//! decisions and the queue gauges), and an object-safe handle to call it.
+//!
+//! `backends::Backend` returns `impl Future`, which keeps dispatch static inside `AnyBackend`
+//! but cannot be a trait object; [`DynBackend`] boxes the futures once at this boundary so the
+//! gateway holds backends of any kind in one map. Local engines load in the background
+//! ([`BackendSlot::install`]), so `/readyz` can say when every model is loaded while the server
+//! is already listening.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use backends::{AnyBackend, Backend, BackendError, ChatRequest, ChatResponse, EventStream};
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+pub use crate::policy::LocalLoad;
+
+/// A backend the gateway can call through a trait object.
+pub trait DynBackend: Send + Sync {
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<ChatResponse>>;
+    fn chat_stream(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<EventStream>>;
+    /// The load of a local engine; `None` for remote backends.
+    fn local_load(&self) -> Option<LocalLoad> {
+        None
+    }
+}
+
+impl DynBackend for AnyBackend {
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<ChatResponse>> {
+        Box::pin(Backend::chat(self, request))
+    }
+
+    fn chat_stream(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<EventStream>> {
+        Box::pin(Backend::chat_stream(self, request))
+    }
+
+    fn local_load(&self) -> Option<LocalLoad> {
+        #[cfg(feature = "llama")]
+        #[allow(irrefutable_let_patterns)]
+        if let AnyBackend::Llama(engine) = self {
+            let s = engine.stats();
+            return Some(LocalLoad {
+                queue_depth: s.queue_depth,
+                busy_slots: s.busy_slots,
+                slots: s.slots,
+                predicted_ttft_ms: None,
+            });
+        }
+        None
+    }
+}
+
+/// Where a backend runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Local,
+    Remote,
+}
+
+/// One configured backend; its handle is installed once it is loaded.
+pub struct BackendSlot {
+    pub name: String,
+    pub kind: BackendKind,
+    /// The model id sent upstream in `model` (remote backends), when configured.
+    pub upstream_model: Option<String>,
+    handle: OnceLock<Arc<dyn DynBackend>>,
+    load_error: OnceLock<String>,
+    /// Moving averages (f64 bits) of answered requests' TTFT and end-to-end time, for the
+    /// predicted time to first token of a local engine.
+    ttft_ewma_ms: AtomicU64,
+    e2e_ewma_ms: AtomicU64,
+}
+
+/// Weight of the newest sample in the moving averages.
+const EWMA_ALPHA: f64 = 0.2;
+
+fn ewma_update(cell: &AtomicU64, sample: f64) {
+    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+        let old = f64::from_bits(bits);
+        let new = if old == 0.0 {
+            sample
+        } else {
+            old + EWMA_ALPHA * (sample - old)
+        };
+        Some(new.to_bits())
+    });
+}
+
+impl std::fmt::Debug for BackendSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendSlot")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("loaded", &self.is_loaded())
+            .finish()
+    }
+}
+
+impl BackendSlot {
+    /// A slot whose backend is still loading.
+    pub fn pending(name: impl Into<String>, kind: BackendKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            upstream_model: None,
+            handle: OnceLock::new(),
+            load_error: OnceLock::new(),
+            ttft_ewma_ms: AtomicU64::new(0),
+            e2e_ewma_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A slot with its backend ready.
+    pub fn ready(name: impl Into<String>, kind: BackendKind, backend: Arc<dyn DynBackend>) -> Self {
+        let slot = Self::pending(name, kind);
+        let _ = slot.handle.set(backend);
+        slot
+    }
+
+    pub fn with_upstream_model(mut self, model: Option<String>) -> Self {
+        self.upstream_model = model;
+        self
+    }
+
+    /// Install the loaded backend (a second install is ignored).
+    pub fn install(&self, backend: Arc<dyn DynBackend>) {
+        let _ = self.handle.set(backend);
+    }
+
+    /// Record that loading failed; `/readyz` reports it.
+    pub fn fail(&self, reason: String) {
+        let _ = self.load_error.set(reason);
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.handle.get().is_some()
+    }
+
+    pub fn load_error(&self) -> Option<&str> {
+        self.load_error.get().map(String::as_str)
+    }
+
+    /// The handle, or the error a request to it gets while it is not loaded.
+    pub fn handle(&self) -> Result<&Arc<dyn DynBackend>, BackendError> {
+        match self.handle.get() {
+            Some(h) => Ok(h),
+            None => Err(BackendError::Engine(match self.load_error() {
+                Some(e) => format!("backend `{}` failed to load: {e}", self.name),
+                None => format!("backend `{}` is still loading", self.name),
+            })),
+        }
+    }
+
+    /// The engine's load now, with a predicted time to first token for a new request: the
+    /// recent mean TTFT when a slot is free, plus, when requests wait, one mean request time per
+    /// round of slots ahead of it. A heuristic from moving averages, `None` until this backend
+    /// has answered a request.
+    pub fn local_load(&self) -> Option<LocalLoad> {
+        let mut load = self.handle.get().and_then(|h| h.local_load())?;
+        let ttft = f64::from_bits(self.ttft_ewma_ms.load(Ordering::Relaxed));
+        let e2e = f64::from_bits(self.e2e_ewma_ms.load(Ordering::Relaxed));
+        if ttft > 0.0 {
+            let slots = load.slots.max(1) as f64;
+            let wait = if load.queue_depth == 0 && load.busy_slots < load.slots {
+                0.0
+            } else {
+                ((load.queue_depth + 1) as f64 / slots).ceil() * e2e
+            };
+            load.predicted_ttft_ms = Some(ttft + wait);
+        }
+        Some(load)
+    }
+
+    /// Feed the moving averages with a request this backend answered.
+    pub fn observe(&self, ttft_ms: Option<f64>, e2e_ms: f64) {
+        if let Some(t) = ttft_ms {
+            ewma_update(&self.ttft_ewma_ms, t);
+        }
+        ewma_update(&self.e2e_ewma_ms, e2e_ms);
+    }
+}
+
+/// Every configured backend by name.
+#[derive(Debug, Default)]
+pub struct Backends {
+    slots: BTreeMap<String, Arc<BackendSlot>>,
+}
+
+impl Backends {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, slot: BackendSlot) -> Arc<BackendSlot> {
+        let slot = Arc::new(slot);
+        self.slots.insert(slot.name.clone(), slot.clone());
+        slot
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<BackendSlot>> {
+        self.slots.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<BackendSlot>> {
+        self.slots.values()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.slots.keys().cloned().collect()
+    }
+
+    /// Load of every loaded local backend.
+    pub fn local_loads(&self) -> BTreeMap<String, LocalLoad> {
+        self.slots
+            .values()
+            .filter_map(|s| s.local_load().map(|l| (s.name.clone(), l)))
+            .collect()
+    }
+}

@@ -1,0 +1,62 @@
+//! The seam between the gateway (HTTP, streaming, execution) and the routing brain (facts,
+//! policy, pricing, budgets, ledger).
+//!
+//! The gateway asks a [`RoutingCore`] for a [`Routed`] decision and, once the request is over,
+//! for its cost and to record it; it executes decisions (route, fallback, cascade, refuse)
+//! itself. [`PolicyCore`](super::policy_core::PolicyCore) is the real core, built from
+//! `triage.yaml`; tests may script one.
+
+use std::collections::BTreeMap;
+
+use backends::ChatRequest;
+use serde::Serialize;
+
+use crate::events::RequestSummary;
+use crate::policy::{Decision, LocalLoad};
+use crate::pricing::{CostBreakdown, Usage};
+
+/// What the core sees of one request.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteInput<'a> {
+    pub request: &'a ChatRequest,
+    /// Tenant (or hashed key label) of the API key used, when keys are configured.
+    pub tenant: Option<&'a str>,
+    /// The `x-triage-task` header.
+    pub task_header: Option<&'a str>,
+    /// The backend the request's `model` names, if it names one (no rules apply then, but the
+    /// privacy and budget guards do).
+    pub pinned: Option<&'a str>,
+    /// Load of each local backend right now (spill decisions).
+    pub local: &'a BTreeMap<String, LocalLoad>,
+}
+
+/// A decision with the task it was made for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routed {
+    pub decision: Decision,
+    pub task: String,
+    /// `header`, `metadata` or `classifier`.
+    pub task_source: String,
+}
+
+/// A model name clients may send besides backend names, or a route, for `/v1/models`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteInfo {
+    pub name: String,
+    pub description: String,
+}
+
+/// The routing brain behind the gateway.
+pub trait RoutingCore: Send + Sync {
+    /// Model names that go through the policy (`auto`, and names the rules match on).
+    fn policy_models(&self) -> Vec<RouteInfo>;
+    /// The routes (rules), for `/v1/models`.
+    fn routes(&self) -> Vec<RouteInfo>;
+    /// Gather the request's facts (task, PII, tokens) and decide.
+    fn decide(&self, input: &RouteInput<'_>) -> Routed;
+    /// Cost of a finished request from every backend call that used tokens, in order (the
+    /// last produced the answer).
+    fn cost(&self, calls: &[(&str, Usage)]) -> CostBreakdown;
+    /// Record a finished request: ledger row and spend counters for budgets.
+    fn record(&self, summary: &RequestSummary);
+}

@@ -1,0 +1,238 @@
+//! OpenAI-shaped errors: every failure the gateway answers with is `{"error": {"message", "type",
+//! "param", "code"}}` with the matching HTTP status, so OpenAI SDKs raise their own exception
+//! types (`BadRequestError`, `AuthenticationError`, `NotFoundError`, `RateLimitError`, …).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use backends::BackendError;
+use serde::Serialize;
+
+/// One error answer: status plus the four OpenAI fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// OpenAI `type`: `invalid_request_error`, `authentication_error`, `rate_limit_error`, …
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorObject<'a>,
+}
+
+/// The inner object of an OpenAI error body (also sent as an SSE `data:` line mid-stream).
+#[derive(Serialize)]
+pub struct ErrorObject<'a> {
+    pub message: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub param: Option<&'a str>,
+    pub code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// 400: the body is not a valid chat request; `param` names the offending field when known.
+    pub fn bad_request(message: impl Into<String>, param: Option<String>) -> Self {
+        Self {
+            param,
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+        }
+        .with_code("invalid_request")
+    }
+
+    /// 401: no key, or a key that is not one of the configured ones.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+            .with_code("invalid_api_key")
+    }
+
+    /// 404 `model_not_found`: the `model` is neither a route nor a backend name.
+    pub fn model_not_found(model: &str, known: &[String]) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!(
+                "The model `{model}` does not exist: use `auto`, a route or a backend name ({})",
+                known.join(", ")
+            ),
+        )
+        .with_param("model")
+        .with_code("model_not_found")
+    }
+
+    /// 404 for paths the gateway does not serve.
+    pub fn path_not_found(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("Unknown request URL: {method} {path}"),
+        )
+        .with_code("unknown_url")
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            format!("Method {method} is not allowed on {path}"),
+        )
+        .with_code("method_not_allowed")
+    }
+
+    /// 413: the body is larger than the configured limit.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("Request body is larger than the limit of {limit} bytes"),
+        )
+        .with_code("request_too_large")
+    }
+
+    /// 429 because the policy refused (budget exhausted) or every backend was overloaded.
+    pub fn too_many_requests(message: impl Into<String>, code: &str) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message).with_code(code)
+    }
+
+    /// 504: the per-request deadline passed.
+    pub fn deadline(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "api_error",
+            format!(
+                "The request did not finish within the gateway deadline of {:.3}s",
+                after.as_secs_f64()
+            ),
+        )
+        .with_code("timeout")
+    }
+
+    /// 503: a backend was named that is still loading, or the gateway is shutting down.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", message).with_code("unavailable")
+    }
+
+    /// The status and shape a backend error maps to; upstream 5xx become 502, timeouts 504.
+    pub fn from_backend(backend: &str, err: &BackendError) -> Self {
+        let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        Self::new(
+            status,
+            err.openai_type(),
+            format!("backend `{backend}`: {err}"),
+        )
+        .with_code(err.code())
+    }
+
+    /// The `{"message","type","param","code"}` object.
+    pub fn object(&self) -> ErrorObject<'_> {
+        ErrorObject {
+            message: &self.message,
+            kind: self.kind,
+            param: self.param.as_deref(),
+            code: self.code.as_deref(),
+        }
+    }
+
+    /// The full JSON body `{"error": {...}}`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&Body {
+            error: self.object(),
+        })
+        .unwrap_or_else(|_| {
+            r#"{"error":{"message":"error","type":"api_error","param":null,"code":null}}"#
+                .to_string()
+        })
+    }
+
+    /// The code recorded in the ledger and events (`code`, else the type).
+    pub fn ledger_code(&self) -> String {
+        self.code.clone().unwrap_or_else(|| self.kind.to_string())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.kind,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            self.to_json(),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_openai_shape() {
+        let e = ApiError::model_not_found("gpt-9", &["auto".into(), "slm".into()]);
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("gpt-9"));
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn backend_errors_map_to_gateway_statuses() {
+        let e = ApiError::from_backend(
+            "llm",
+            &BackendError::UpstreamStatus {
+                status: 500,
+                body: "boom".into(),
+            },
+        );
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        let e = ApiError::from_backend(
+            "llm",
+            &BackendError::Timeout {
+                phase: backends::TimeoutPhase::FirstByte,
+                after: std::time::Duration::from_secs(1),
+            },
+        );
+        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
+        let e = ApiError::from_backend("slm", &BackendError::Overloaded { capacity: 4 });
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.kind, "rate_limit_error");
+    }
+}

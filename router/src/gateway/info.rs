@@ -1,0 +1,126 @@
+//! The small endpoints: models, health, readiness, metrics and the live event stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, AppState};
+
+/// `GET /v1/models`: `auto` and the route sets, the routes, and the backends, OpenAI-shaped.
+pub(crate) async fn models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.inner.auth.check(&headers)?;
+    let core = &state.inner.core;
+    let mut data = Vec::new();
+    for m in core.policy_models() {
+        data.push(json!({
+            "id": m.name, "object": "model", "created": 0, "owned_by": "triage",
+            "triage": {"kind": "policy", "description": m.description},
+        }));
+    }
+    for b in state.inner.backends.iter() {
+        data.push(json!({
+            "id": b.name, "object": "model", "created": 0, "owned_by": "triage",
+            "triage": {"kind": "backend", "where": b.kind, "loaded": b.is_loaded(),
+                       "upstream_model": b.upstream_model},
+        }));
+    }
+    let routes: Vec<_> = core
+        .routes()
+        .into_iter()
+        .map(|r| json!({"name": r.name, "description": r.description}))
+        .collect();
+    Ok(Json(
+        json!({"object": "list", "data": data, "triage_routes": routes}),
+    ))
+}
+
+/// `GET /healthz`: the process answers.
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when every backend is loaded, else 503 naming the ones that are not.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let mut loading = Vec::new();
+    let mut failed = Vec::new();
+    for b in state.inner.backends.iter() {
+        if let Some(err) = b.load_error() {
+            failed.push(json!({"backend": b.name, "error": err}));
+        } else if !b.is_loaded() {
+            loading.push(b.name.clone());
+        }
+    }
+    if loading.is_empty() && failed.is_empty() {
+        Json(json!({"status": "ready", "backends": state.inner.backends.names()})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading", "loading": loading, "failed": failed})),
+        )
+            .into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus/OpenMetrics text; local engine gauges are read now.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.inner.metrics;
+    for (name, load) in state.inner.backends.local_loads() {
+        m.set_local_load(&name, load.queue_depth, load.busy_slots, load.slots);
+    }
+    match m.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "could not encode metrics",
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /v1/triage/events`: one `data:` JSON summary per finished request, until shutdown.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    state.inner.auth.check(&headers)?;
+    let mut rx = state.inner.events.subscribe();
+    let shutdown = state.inner.shutdown.clone();
+    let stream = async_stream::stream! {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = rx.recv() => next,
+            };
+            match next {
+                Ok(summary) => match serde_json::to_string(&*summary) {
+                    Ok(json) => yield Ok(Event::default().event("request").data(json)),
+                    Err(e) => yield Ok(Event::default().comment(format!("unencodable summary: {e}"))),
+                },
+                Err(RecvError::Lagged(n)) => {
+                    yield Ok(Event::default().comment(format!("lagged: skipped {n} summaries")));
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

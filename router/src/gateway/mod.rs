@@ -1,0 +1,176 @@
+//! The OpenAI-compatible HTTP gateway (`triage serve`).
+//!
+//! [`app`] builds the axum [`Router`]; tests drive it in-process with `tower::ServiceExt::oneshot`
+//! and [`serve`] runs it on a listener with graceful shutdown (running streams finish, the live
+//! event streams end). Endpoints:
+//!
+//! - `POST /v1/chat/completions` — streaming (SSE) and non-streaming; see [`chat`];
+//! - `GET /v1/models` — `auto`, the routes and the backends;
+//! - `GET /healthz` (process up), `GET /readyz` (every backend loaded);
+//! - `GET /metrics` — Prometheus text ([`crate::metrics`]);
+//! - `GET /v1/triage/events` — SSE, one JSON [`RequestSummary`] per finished request.
+//!
+//! Every error, including unknown paths and bad bodies, is an OpenAI-shaped body ([`ApiError`]).
+
+pub mod auth;
+pub mod backend;
+pub mod cascade;
+pub mod chat;
+pub mod core;
+pub mod error;
+mod info;
+pub mod policy_core;
+pub mod server;
+pub mod sse;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{ApiKeys, Auth};
+pub use backend::{BackendKind, BackendSlot, Backends, DynBackend, LocalLoad};
+pub use core::{RouteInfo, RouteInput, Routed, RoutingCore};
+pub use error::ApiError;
+pub use policy_core::PolicyCore;
+pub use server::{start, ServeError, ServeOptions, Server};
+
+use crate::events::{EventBus, RequestSummary};
+use crate::metrics::Metrics;
+
+/// Limits and keys of one gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// Bearer keys; `None`: no authentication.
+    pub keys: Option<ApiKeys>,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Longest a chat request may take, first byte to last.
+    pub request_deadline: Duration,
+    /// Summaries kept for slow `/v1/triage/events` subscribers.
+    pub events_capacity: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            keys: None,
+            body_limit_bytes: 4 * 1024 * 1024,
+            request_deadline: Duration::from_secs(600),
+            events_capacity: 1024,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) backends: Backends,
+    pub(crate) core: Arc<dyn RoutingCore>,
+    /// `model` values that go through the policy (cached from the core).
+    pub(crate) policy_models: Vec<String>,
+    pub(crate) auth: Auth,
+    pub(crate) options: GatewayOptions,
+    pub(crate) metrics: Metrics,
+    pub(crate) events: EventBus,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("backends", &self.inner.backends)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(backends: Backends, core: Arc<dyn RoutingCore>, options: GatewayOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backends,
+                policy_models: core.policy_models().into_iter().map(|m| m.name).collect(),
+                core,
+                auth: Auth::new(options.keys.clone()),
+                events: EventBus::new(options.events_capacity),
+                options,
+                metrics: Metrics::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.inner.backends
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Subscribe to finished-request summaries (as `/v1/triage/events` does).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<RequestSummary>> {
+        self.inner.events.subscribe()
+    }
+
+    /// Ends the live event streams; [`serve`] triggers it when shutdown begins.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+}
+
+/// The gateway's routes.
+pub fn app(state: AppState) -> Router {
+    let limit = state.inner.options.body_limit_bytes;
+    Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(info::models))
+        .route("/v1/triage/events", get(info::events))
+        .route("/healthz", get(info::healthz))
+        .route("/readyz", get(info::readyz))
+        .route("/metrics", get(info::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::path_not_found(method.as_str(), uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
+}
+
+/// Serve until `shutdown` resolves, then stop accepting, end the event streams and wait for
+/// running requests (streams included) to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = state.shutdown_token();
+    let router = app(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            token.cancel();
+        })
+        .await
+}

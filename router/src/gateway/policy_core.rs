@@ -1,0 +1,208 @@
+//! The real routing core: `triage.yaml`'s policy, classifier, PII detector and prices, and a
+//! [`Store`] for budgets and the ledger.
+//!
+//! Ledger rows are written by one background thread fed through a channel, so a request never
+//! waits for SQLite; budgets read the spend counters (one indexed read per request, only when
+//! budgets are configured). [`PolicyCore::flush`] waits until every row sent so far is written
+//! (tests, shutdown).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use super::core::{RouteInfo, RouteInput, Routed, RoutingCore};
+use crate::config::Config;
+use crate::events::RequestSummary;
+use crate::explain::{gather_facts, TaskSource};
+use crate::ledger::{now_unix_ms, LedgerRow};
+use crate::policy::{decide, decide_pinned, RuleAction, StateSnapshot};
+use crate::pricing::{CostBreakdown, Usage};
+use crate::store::Store;
+
+enum Msg {
+    Row(Box<LedgerRow>),
+    Flush(mpsc::Sender<()>),
+}
+
+/// Policy, pricing, budgets and ledger from one configuration.
+pub struct PolicyCore {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    writer: Mutex<mpsc::Sender<Msg>>,
+    policy_models: Vec<RouteInfo>,
+}
+
+impl std::fmt::Debug for PolicyCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyCore")
+            .field("config", &self.config.file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyCore {
+    /// Start the ledger writer thread and build the core.
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let writer_store = store.clone();
+        std::thread::Builder::new()
+            .name("triage-ledger".into())
+            .spawn(move || {
+                for msg in rx {
+                    match msg {
+                        Msg::Row(row) => {
+                            if let Err(e) = writer_store.record(&row) {
+                                tracing::error!(error = %e, "could not append a ledger row");
+                            }
+                        }
+                        Msg::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "could not start the ledger writer"))
+            .ok();
+        let mut policy_models = vec![RouteInfo {
+            name: "auto".into(),
+            description: "routed by the policy".into(),
+        }];
+        for rule in config.policy.rules() {
+            for model in rule.when.model.iter().flat_map(|m| m.as_slice()) {
+                if config.backends.contains_key(model)
+                    || policy_models.iter().any(|m| &m.name == model)
+                {
+                    continue;
+                }
+                policy_models.push(RouteInfo {
+                    name: model.clone(),
+                    description: format!("routed by the policy (rule {:?} matches it)", rule.name),
+                });
+            }
+        }
+        Self {
+            config,
+            store,
+            writer: Mutex::new(tx),
+            policy_models,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Block until every ledger row recorded so far is written.
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::channel();
+        let sent = self
+            .writer
+            .lock()
+            .map(|w| w.send(Msg::Flush(tx)).is_ok())
+            .unwrap_or(false);
+        if sent {
+            let _ = rx.recv();
+        }
+    }
+}
+
+/// The ledger row of a finished request.
+pub fn ledger_row(s: &RequestSummary) -> LedgerRow {
+    LedgerRow {
+        time_unix_ms: i64::try_from(s.unix_ms).unwrap_or(i64::MAX),
+        key: s.key.clone().unwrap_or_else(|| "-".into()),
+        task: s.task.clone().unwrap_or_else(|| "-".into()),
+        route: s.route.clone().unwrap_or_else(|| "-".into()),
+        backends: s.tried.clone(),
+        escalated: s.escalated,
+        tokens_in: u64::from(s.prompt_tokens),
+        tokens_out: u64::from(s.completion_tokens),
+        cost_usd: s.cost_usd,
+        saved_usd: s.saved_usd,
+        ttft_ms: s.ttft_ms,
+        e2e_ms: s.e2e_ms,
+        status: s.status,
+        error_code: s.error.clone(),
+    }
+}
+
+impl RoutingCore for PolicyCore {
+    fn policy_models(&self) -> Vec<RouteInfo> {
+        self.policy_models.clone()
+    }
+
+    fn routes(&self) -> Vec<RouteInfo> {
+        self.config
+            .policy
+            .rules()
+            .iter()
+            .map(|r| RouteInfo {
+                name: r.name.clone(),
+                description: match &r.action {
+                    RuleAction::To(b) => format!("to {b}"),
+                    RuleAction::Cascade(c) => format!(
+                        "cascade: {} first, {} below confidence {}",
+                        c.first, c.escalate_to, c.min_confidence
+                    ),
+                },
+            })
+            .collect()
+    }
+
+    fn decide(&self, input: &RouteInput<'_>) -> Routed {
+        let gathered = gather_facts(
+            &self.config,
+            input.request,
+            input.task_header,
+            input.tenant,
+            None,
+        );
+        let spend = if self.config.policy.budgets().is_some() {
+            self.store
+                .spend(input.tenant, now_unix_ms())
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "could not read spend; budgets see nothing spent");
+                    Default::default()
+                })
+        } else {
+            Default::default()
+        };
+        let state = StateSnapshot {
+            local: input.local.clone(),
+            spend,
+        };
+        let decision = match input.pinned {
+            Some(backend) => decide_pinned(&self.config.policy, &gathered.facts, &state, backend),
+            None => decide(&self.config.policy, &gathered.facts, &state),
+        };
+        Routed {
+            decision,
+            task: gathered.facts.task,
+            task_source: match gathered.task_source {
+                TaskSource::Header => "header",
+                TaskSource::Metadata => "metadata",
+                TaskSource::Classifier(_) => "classifier",
+            }
+            .into(),
+        }
+    }
+
+    fn cost(&self, calls: &[(&str, Usage)]) -> CostBreakdown {
+        self.config.costs.breakdown(calls)
+    }
+
+    fn record(&self, summary: &RequestSummary) {
+        let row = Box::new(ledger_row(summary));
+        let sent = self
+            .writer
+            .lock()
+            .map(|w| w.send(Msg::Row(row)).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            tracing::error!(id = %summary.id, "ledger writer is gone; row lost");
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! OpenAI `chat.completion.chunk` encoding of backend events.
+//!
+//! The stream a client sees is: one chunk with `delta.role = "assistant"`, content (or refusal,
+//! tool-call) deltas, one chunk per finished choice with its `finish_reason`, then — when the
+//! request set `stream_options.include_usage` — a chunk with empty `choices` and `usage`, and
+//! finally `data: [DONE]`. With `include_usage`, every other chunk carries `"usage": null`, as
+//! OpenAI's do.
+
+use backends::{FinishReason, Usage};
+use serde_json::{json, Value};
+
+/// The fixed part of every chunk of one response.
+#[derive(Clone, Debug)]
+pub struct ChunkHeader {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub include_usage: bool,
+}
+
+impl ChunkHeader {
+    fn chunk(&self, choices: Value) -> String {
+        let mut v = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": choices,
+        });
+        if self.include_usage {
+            v["usage"] = Value::Null;
+        }
+        v.to_string()
+    }
+
+    fn delta(&self, choice: u32, delta: Value, finish: Option<&FinishReason>) -> String {
+        self.chunk(json!([{
+            "index": choice,
+            "delta": delta,
+            "logprobs": null,
+            "finish_reason": finish.map(FinishReason::as_str),
+        }]))
+    }
+
+    /// The first chunk: the assistant role with empty content.
+    pub fn role(&self, choice: u32) -> String {
+        self.delta(choice, json!({"role": "assistant", "content": ""}), None)
+    }
+
+    pub fn content(&self, choice: u32, text: &str) -> String {
+        self.delta(choice, json!({"content": text}), None)
+    }
+
+    pub fn refusal(&self, choice: u32, text: &str) -> String {
+        self.delta(choice, json!({"refusal": text}), None)
+    }
+
+    pub fn tool_call(
+        &self,
+        choice: u32,
+        index: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: &str,
+    ) -> String {
+        let mut call = json!({"index": index, "function": {"arguments": arguments}});
+        if let Some(id) = id {
+            call["id"] = json!(id);
+            call["type"] = json!("function");
+        }
+        if let Some(name) = name {
+            call["function"]["name"] = json!(name);
+        }
+        self.delta(choice, json!({"tool_calls": [call]}), None)
+    }
+
+    pub fn finish(&self, choice: u32, reason: &FinishReason) -> String {
+        self.delta(choice, json!({}), Some(reason))
+    }
+
+    /// The usage chunk; `triage` carries the gateway's own per-request facts (cost, backend),
+    /// known only at the end of the stream.
+    pub fn usage(&self, usage: &Usage, triage: Value) -> String {
+        let mut v = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": [],
+            "usage": usage,
+        });
+        v["triage"] = triage;
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_have_the_openai_shape() {
+        let h = ChunkHeader {
+            id: "chatcmpl-1".into(),
+            created: 1,
+            model: "slm".into(),
+            include_usage: true,
+        };
+        let role: Value = serde_json::from_str(&h.role(0)).unwrap();
+        assert_eq!(role["object"], "chat.completion.chunk");
+        assert_eq!(role["choices"][0]["delta"]["role"], "assistant");
+        assert!(role["usage"].is_null());
+        let fin: Value = serde_json::from_str(&h.finish(0, &FinishReason::Length)).unwrap();
+        assert_eq!(fin["choices"][0]["finish_reason"], "length");
+        let u: Value =
+            serde_json::from_str(&h.usage(&Usage::new(3, 4), json!({"cost_usd": 0.0}))).unwrap();
+        assert_eq!(u["usage"]["total_tokens"], 7);
+        assert_eq!(u["choices"].as_array().unwrap().len(), 0);
+    }
+}

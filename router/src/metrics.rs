@@ -1,0 +1,304 @@
+//! Prometheus metrics of the gateway, encoded by the `prometheus-client` crate (OpenMetrics text).
+//!
+//! Counted per finished request (from its [`RequestSummary`]): requests by backend, route and
+//! status; histograms of time to first token, inter-token gaps, end-to-end latency and tokens;
+//! cost and saved-cost counters; escalations and fallbacks. The local engine's queue depth and
+//! busy slots are gauges refreshed at each scrape from the engine's atomics.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::events::RequestSummary;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    backend: String,
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    backend: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    backend: String,
+    kind: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    // 0.5 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+fn gap_histogram() -> Histogram {
+    // 0.1 ms .. ~3.3 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+fn token_histogram() -> Histogram {
+    // 1 .. 32768 tokens
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+/// All gateway metrics and the registry that encodes them.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    ttft: HistogramFamily<BackendLabels>,
+    inter_token: HistogramFamily<BackendLabels>,
+    e2e: HistogramFamily<RouteLabels>,
+    tokens: HistogramFamily<TokenLabels>,
+    cost: Family<BackendLabels, Counter<f64, AtomicU64>>,
+    saved: Family<BackendLabels, Counter<f64, AtomicU64>>,
+    escalations: Counter,
+    fallbacks: Counter,
+    queue_depth: Family<BackendLabels, Gauge>,
+    busy_slots: Family<BackendLabels, Gauge>,
+    slots: Family<BackendLabels, Gauge>,
+    in_flight: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("triage");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Chat completion requests by answering backend, route and HTTP status",
+            requests.clone(),
+        );
+        let ttft = HistogramFamily::<BackendLabels>::new_with_constructor(seconds_histogram);
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time from arrival at the gateway to the first content token",
+            ttft.clone(),
+        );
+        let inter_token = HistogramFamily::<BackendLabels>::new_with_constructor(gap_histogram);
+        registry.register(
+            "inter_token_seconds",
+            "Gaps between consecutive content tokens as they were born",
+            inter_token.clone(),
+        );
+        let e2e = HistogramFamily::<RouteLabels>::new_with_constructor(seconds_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "End-to-end request time at the gateway",
+            e2e.clone(),
+        );
+        let tokens = HistogramFamily::<TokenLabels>::new_with_constructor(token_histogram);
+        registry.register(
+            "tokens",
+            "Prompt and completion tokens per request",
+            tokens.clone(),
+        );
+        let cost = Family::<BackendLabels, Counter<f64, AtomicU64>>::default();
+        registry.register("cost_usd", "Cost of answered requests in USD", cost.clone());
+        let saved = Family::<BackendLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "saved_usd",
+            "What the reference LLM would have cost minus what the request cost, in USD",
+            saved.clone(),
+        );
+        let escalations = Counter::default();
+        registry.register(
+            "cascade_escalations",
+            "Cascades whose first answer was not accepted",
+            escalations.clone(),
+        );
+        let fallbacks = Counter::default();
+        registry.register(
+            "fallbacks",
+            "Requests answered by a fallback backend after an upstream error",
+            fallbacks.clone(),
+        );
+        let queue_depth = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "local_queue_depth",
+            "Requests waiting for a slot of the local engine",
+            queue_depth.clone(),
+        );
+        let busy_slots = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "local_busy_slots",
+            "Slots of the local engine generating right now",
+            busy_slots.clone(),
+        );
+        let slots = Family::<BackendLabels, Gauge>::default();
+        registry.register("local_slots", "Slots of the local engine", slots.clone());
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Chat requests being answered right now",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            ttft,
+            inter_token,
+            e2e,
+            tokens,
+            cost,
+            saved,
+            escalations,
+            fallbacks,
+            queue_depth,
+            busy_slots,
+            slots,
+            in_flight,
+        }
+    }
+
+    /// Count one finished request. `token_gaps` are the seconds between consecutive tokens.
+    pub fn observe(&self, s: &RequestSummary, token_gaps: &[f64]) {
+        let backend = s.backend.clone().unwrap_or_else(|| "none".into());
+        let route = s.route.clone().unwrap_or_else(|| "none".into());
+        self.requests
+            .get_or_create(&RequestLabels {
+                backend: backend.clone(),
+                route: route.clone(),
+                status: s.status.to_string(),
+            })
+            .inc();
+        let bl = BackendLabels {
+            backend: backend.clone(),
+        };
+        if let Some(ttft) = s.ttft_ms {
+            self.ttft.get_or_create(&bl).observe(ttft / 1e3);
+        }
+        if !token_gaps.is_empty() {
+            let h = self.inter_token.get_or_create(&bl);
+            for gap in token_gaps {
+                h.observe(*gap);
+            }
+        }
+        self.e2e
+            .get_or_create(&RouteLabels {
+                backend: backend.clone(),
+                route,
+            })
+            .observe(s.e2e_ms / 1e3);
+        if s.backend.is_some() && s.is_success() {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    backend: backend.clone(),
+                    kind: "prompt",
+                })
+                .observe(f64::from(s.prompt_tokens));
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    backend: backend.clone(),
+                    kind: "completion",
+                })
+                .observe(f64::from(s.completion_tokens));
+        }
+        if s.cost_usd > 0.0 {
+            self.cost.get_or_create(&bl).inc_by(s.cost_usd);
+        }
+        if s.saved_usd > 0.0 {
+            self.saved.get_or_create(&bl).inc_by(s.saved_usd);
+        }
+        if s.escalated {
+            self.escalations.inc();
+        }
+        if s.tried.len() > 1 && !s.escalated && s.is_success() {
+            self.fallbacks.inc();
+        }
+    }
+
+    /// Refresh the local engine gauges of one backend.
+    pub fn set_local_load(
+        &self,
+        backend: &str,
+        queue_depth: usize,
+        busy_slots: usize,
+        slots: usize,
+    ) {
+        let l = BackendLabels {
+            backend: backend.to_string(),
+        };
+        self.queue_depth
+            .get_or_create(&l)
+            .set(clamp_i64(queue_depth));
+        self.busy_slots.get_or_create(&l).set(clamp_i64(busy_slots));
+        self.slots.get_or_create(&l).set(clamp_i64(slots));
+    }
+
+    /// One more (or one fewer) request being answered.
+    pub fn in_flight(&self, delta: i64) {
+        self.in_flight.inc_by(delta);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+fn clamp_i64(v: usize) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_request_shows_in_counters_and_histograms() {
+        let m = Metrics::new();
+        m.observe(
+            &RequestSummary {
+                backend: Some("slm".into()),
+                route: Some("small".into()),
+                status: 200,
+                ttft_ms: Some(12.0),
+                e2e_ms: 40.0,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                cost_usd: 0.001,
+                saved_usd: 0.002,
+                ..Default::default()
+            },
+            &[0.01, 0.02],
+        );
+        m.set_local_load("slm", 3, 2, 4);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(r#"triage_requests_total{backend="slm",route="small",status="200"} 1"#)
+        );
+        assert!(text.contains(r#"triage_inter_token_seconds_count{backend="slm"} 2"#));
+        assert!(text.contains(r#"triage_local_queue_depth{backend="slm"} 3"#));
+        assert!(text.contains("triage_saved_usd_total"));
+    }
+}

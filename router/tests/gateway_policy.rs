@@ -1,0 +1,231 @@
+//! The gateway with the real routing core: a `triage.yaml` policy, the classifier and PII
+//! detector, shipped prices and the SQLite ledger (in memory), with test-double backends
+//! named as the config names them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use backends::AnyBackend;
+use common::{chat_body, mock, mock_calls, options, Reply};
+use http_body_util::BodyExt;
+use router::config::Config;
+use router::gateway::{app, AppState, BackendKind, BackendSlot, Backends, PolicyCore};
+use router::ledger::LedgerRow;
+use router::store::{SqliteStore, Store};
+use serde_json::json;
+use tower::ServiceExt;
+
+const CONFIG: &str = r#"
+backends:
+  slm: { kind: llama, model: models/test.gguf, slots: 2 }
+  llm: { kind: openai, base_url: "http://127.0.0.1:9/v1", model: gpt-4o-mini }
+pricing:
+  llm: { input: 0.15, output: 0.60 }
+  slm: { machine_usd_per_hour: 0.05 }
+routes:
+  - { name: private, when: { pii: true }, to: slm }
+  - { name: small-tasks, when: { task: [sentiment] }, to: slm }
+  - { name: qa, when: { task: [qa] }, cascade: { first: slm, escalate_to: llm, min_confidence: 0.62 } }
+  - { name: default, to: llm, fallback: [slm] }
+"#;
+
+struct PolicyGateway {
+    state: AppState,
+    core: Arc<PolicyCore>,
+    llm: Arc<AnyBackend>,
+}
+
+fn gateway(config: &str, llm_behaviour: &str) -> PolicyGateway {
+    let config = Arc::new(Config::parse(config, "test.yaml", Path::new(".")).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    let core = Arc::new(PolicyCore::new(config, store));
+    let llm = mock(llm_behaviour);
+    let mut backends = Backends::new();
+    backends.insert(BackendSlot::ready("slm", BackendKind::Local, mock("echo")));
+    backends.insert(BackendSlot::ready("llm", BackendKind::Remote, llm.clone()));
+    let state = AppState::new(backends, core.clone(), options());
+    PolicyGateway { state, core, llm }
+}
+
+impl PolicyGateway {
+    async fn chat(&self, body: serde_json::Value, task: Option<&str>) -> Reply {
+        let mut req = Request::post("/v1/chat/completions");
+        if let Some(task) = task {
+            req = req.header("x-triage-task", task);
+        }
+        let response = app(self.state.clone())
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    fn ledger(&self) -> Vec<LedgerRow> {
+        self.core.flush();
+        let mut rows = self.core.store().recent(100).unwrap();
+        rows.reverse();
+        rows
+    }
+
+    fn llm_calls(&self) -> u64 {
+        mock_calls(&self.llm)
+    }
+}
+
+#[tokio::test]
+async fn routes_by_task_and_ledgers_cost_and_savings() {
+    let gw = gateway(CONFIG, "echo");
+    let small = gw
+        .chat(chat_body("great movie, loved it", false), Some("sentiment"))
+        .await;
+    assert_eq!(small.status, 200, "{}", small.body);
+    assert_eq!(small.header("x-triage-backend"), Some("slm"));
+    assert_eq!(small.header("x-triage-route"), Some("small-tasks"));
+    let big = gw
+        .chat(
+            chat_body("write me a long essay about rivers", true),
+            Some("essay"),
+        )
+        .await;
+    assert_eq!(big.status, 200);
+    assert_eq!(big.header("x-triage-backend"), Some("llm"));
+    assert_eq!(big.header("x-triage-route"), Some("default"));
+
+    let rows = gw.ledger();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].backends, vec!["slm".to_string()]);
+    assert_eq!(rows[0].task, "sentiment");
+    assert!(rows[0].saved_usd > 0.0, "{:?}", rows[0]);
+    assert_eq!(rows[1].backends, vec!["llm".to_string()]);
+    assert_eq!(rows[1].route, "default");
+    // 7 prompt tokens (the mock counts words) at $0.15/M + 7 completion tokens at $0.60/M.
+    let expected = 7.0 * 0.15e-6 + 7.0 * 0.60e-6;
+    assert!((rows[1].cost_usd - expected).abs() < 1e-12, "{:?}", rows[1]);
+    assert_eq!(rows[1].status, 200);
+}
+
+#[tokio::test]
+async fn requests_with_pii_never_reach_the_remote() {
+    let gw = gateway(CONFIG, "echo");
+    for stream in [false, true] {
+        let reply = gw
+            .chat(
+                chat_body(
+                    "please email jane.doe@example.com the quarterly report",
+                    stream,
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("x-triage-backend"), Some("slm"));
+        assert_eq!(reply.header("x-triage-route"), Some("private"));
+    }
+    // Pinning the remote backend with PII is refused by the privacy guard.
+    let mut body = chat_body("mail jane.doe@example.com", false);
+    body["model"] = json!("llm");
+    let reply = gw.chat(body, None).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "refused_by_policy");
+    assert_eq!(gw.llm_calls(), 0);
+    assert_eq!(gw.ledger().len(), 3);
+}
+
+#[tokio::test]
+async fn spent_budget_routes_to_the_slm() {
+    let config = format!("{CONFIG}budgets: {{ daily_usd: 0.000001, on_exhausted: slm }}\n");
+    let gw = gateway(&config, "echo");
+    let first = gw
+        .chat(chat_body("tell me about the history of rome", false), None)
+        .await;
+    assert_eq!(first.header("x-triage-backend"), Some("llm"));
+    gw.core.flush();
+    let second = gw
+        .chat(chat_body("tell me about the history of rome", false), None)
+        .await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("x-triage-backend"), Some("slm"));
+    assert_eq!(second.header("x-triage-route"), Some("budget"));
+}
+
+#[tokio::test]
+async fn refusing_budget_answers_429() {
+    let config = format!("{CONFIG}budgets: {{ daily_usd: 0.000001, on_exhausted: refuse }}\n");
+    let gw = gateway(&config, "echo");
+    gw.chat(chat_body("tell me about the history of rome", false), None)
+        .await;
+    gw.core.flush();
+    let reply = gw.chat(chat_body("and of carthage", false), None).await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["type"], "rate_limit_error");
+    assert_eq!(reply.json()["error"]["code"], "budget_exhausted");
+}
+
+#[tokio::test]
+async fn remote_failure_falls_back_to_the_slm() {
+    let gw = gateway(CONFIG, "error_500");
+    for stream in [false, true] {
+        let reply = gw
+            .chat(
+                chat_body("what is the capital of peru", stream),
+                Some("essay"),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("x-triage-backend"), Some("slm"));
+    }
+    let rows = gw.ledger();
+    assert!(rows
+        .iter()
+        .all(|r| r.backends == vec!["llm".to_string(), "slm".to_string()]));
+}
+
+#[tokio::test]
+async fn cascade_from_config_accepts_the_confident_slm() {
+    let gw = gateway(CONFIG, "echo");
+    let reply = gw
+        .chat(chat_body("who wrote hamlet", true), Some("qa"))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-triage-backend"), Some("slm"));
+    assert_eq!(reply.header("x-triage-escalated"), Some("false"));
+    assert_eq!(common::streamed_text(&reply.sse_data()), "who wrote hamlet");
+    assert_eq!(gw.llm_calls(), 0);
+}
+
+#[tokio::test]
+async fn models_lists_auto_backends_and_routes() {
+    let gw = gateway(CONFIG, "echo");
+    let response = app(gw.state.clone())
+        .oneshot(Request::get("/v1/models").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["auto", "llm", "slm"]);
+    let routes: Vec<&str> = v["triage_routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes, vec!["private", "small-tasks", "qa", "default"]);
+}
