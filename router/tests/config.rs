@@ -40,12 +40,56 @@ fn shipped_configs_load() {
         other => panic!("{other:?}"),
     }
     assert_eq!(c.costs.reference.as_deref(), Some("llm"));
+    match c.backend("llm").unwrap() {
+        BackendSpec::Remote(r) => {
+            let rc = r.to_remote_config();
+            assert_eq!(rc.base_url, "https://api.openai.com/v1");
+            assert_eq!(rc.model, "gpt-4o-mini");
+            assert_eq!(rc.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+            assert_eq!(rc.timeouts.connect, std::time::Duration::from_secs(5));
+            assert_eq!(rc.retry.max_attempts, 3);
+            assert_eq!(rc.retry.base_delay, std::time::Duration::from_millis(200));
+            // Unset fields keep the remote client's defaults.
+            let defaults = router::config::RemoteBackendSpec {
+                timeouts: Default::default(),
+                retry: Default::default(),
+                ..r.clone()
+            }
+            .to_remote_config();
+            assert_eq!(defaults.timeouts, backends::remote::Timeouts::default());
+        }
+        other => panic!("{other:?}"),
+    }
     for entry in std::fs::read_dir(root.join("examples")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+}
+
+/// The example in the design guide, verbatim.
+#[test]
+fn design_guide_example_loads() {
+    let text = r#"
+server: { listen: 127.0.0.1:8080, api_keys_env: TRIAGE_KEYS }
+backends:
+  slm:  { kind: llama, model: models/SmolLM2-135M-Instruct.Q4_1.gguf, slots: 4, threads: 2 }
+  llm:  { kind: openai, base_url: https://api.openai.com/v1, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY }
+pricing:                      # USD per 1M tokens; local cost from machine $/hour and measured seconds
+  llm: { input: 0.15, output: 0.60 }
+  slm: { machine_usd_per_hour: 0.05 }
+routes:                       # first match wins; every request gets a decision and a reason
+  - { name: private, when: { pii: true }, to: slm }
+  - { name: small-tasks, when: { task: [sentiment, intent, extraction] }, to: slm }
+  - { name: cascade, when: { task: [qa] }, cascade: { first: slm, escalate_to: llm, min_confidence: 0.62 } }
+  - { name: default, to: llm, fallback: [slm] }
+budgets: { daily_usd: 5.0, on_exhausted: slm }
+"#;
+    let c = parse(text).unwrap();
+    assert_eq!(c.server.api_keys_env.as_deref(), Some("TRIAGE_KEYS"));
+    assert_eq!(c.policy.rules().len(), 4);
+    assert_eq!(c.policy.privacy_rule(), Some("private"));
 }
 
 #[test]
