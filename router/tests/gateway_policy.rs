@@ -139,6 +139,7 @@ async fn requests_with_pii_never_reach_the_remote() {
     let reply = gw.chat(body, None).await;
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "refused_by_policy");
+    assert_eq!(reply.json()["error"]["type"], "permission_error");
     assert_eq!(gw.llm_calls(), 0);
     assert_eq!(gw.ledger().len(), 3);
 }
