@@ -374,6 +374,24 @@ pub struct LocalBackendSpec {
     pub completion_mode: bool,
 }
 
+impl LocalBackendSpec {
+    /// The engine configuration this backend loads with.
+    #[cfg(feature = "llama")]
+    pub fn to_llama_config(&self) -> backends::llama::LlamaEngineConfig {
+        backends::llama::LlamaEngineConfig {
+            model_path: self.model_path.clone(),
+            slots: self.slots,
+            context_per_slot: self.context_per_slot,
+            threads: self.threads,
+            threads_batch: self.threads_batch,
+            batch_size: self.batch_size,
+            queue_capacity: self.queue_capacity,
+            chat_template: self.chat_template.clone(),
+            completion_mode: self.completion_mode,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RemoteProvider {
     OpenAi,
@@ -392,6 +410,33 @@ pub struct RemoteBackendSpec {
     /// `None` fields take the remote client's defaults.
     pub timeouts: TimeoutsSpec,
     pub retry: RetrySpec,
+}
+
+impl RemoteBackendSpec {
+    /// The remote client's configuration; unset timeouts and retry fields take the client's
+    /// defaults (`Timeouts::default()`, `RetryPolicy::default()`).
+    pub fn to_remote_config(&self) -> backends::remote::RemoteConfig {
+        use backends::remote::{RemoteConfig, RetryPolicy, Timeouts};
+        let t = Timeouts::default();
+        let r = RetryPolicy::default();
+        RemoteConfig {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            api_key_env: self.api_key_env.clone(),
+            headers: self.headers.clone(),
+            timeouts: Timeouts {
+                connect: self.timeouts.connect.unwrap_or(t.connect),
+                first_byte: self.timeouts.first_byte.unwrap_or(t.first_byte),
+                idle: self.timeouts.idle.unwrap_or(t.idle),
+                total: self.timeouts.total.unwrap_or(t.total),
+            },
+            retry: RetryPolicy {
+                max_attempts: self.retry.max_attempts.unwrap_or(r.max_attempts),
+                base_delay: self.retry.initial_backoff.unwrap_or(r.base_delay),
+                max_delay: self.retry.max_backoff.unwrap_or(r.max_delay),
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -805,7 +850,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Config, ConfigE
                     ));
                 }
                 if let Some(lp) = c.min_token_logprob {
-                    if !(lp <= 0.0) {
+                    if lp.is_nan() || lp > 0.0 {
                         return Err(ctx.err(
                             &format!("{cp}.min_token_logprob"),
                             format!("a log-probability is <= 0 (got {lp})"),

@@ -127,15 +127,16 @@ pub struct PiiDetector {
 const EMAIL: &str = r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?-u:\b)";
 /// Card candidates: 12–19 digits, optionally grouped by single spaces or hyphens.
 const CARD: &str = r"(?-u:\b)[0-9](?:[ \-]?[0-9]){11,18}(?-u:\b)";
-/// IBAN candidates: country code, check digits, 11–30 alphanumerics, optionally in groups of 4.
-const IBAN: &str = r"(?i-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)";
+/// IBAN candidates: country code, check digits, then 11–30 alphanumerics written compact or
+/// in space-separated groups of four (any case).
+const IBAN: &str = r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)(?-u:\b)";
 const SSN: &str = r"(?-u:\b)[0-9]{3}([\- ]?)[0-9]{2}([\- ]?)[0-9]{4}(?-u:\b)";
 const IPV4: &str = r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?-u:\b)";
 /// IPv6 candidates; `Ipv6Addr::from_str` decides.
 const IPV6: &str = r"(?i-u:[0-9a-f]{0,4}:){2,7}(?i-u:[0-9a-f]{0,4})(?:(?-u:\b)|(?i-u:[0-9a-f]{0,4}:)*(?:[0-9]{1,3}\.){3}[0-9]{1,3})";
-/// Phone candidates: optional `+CC`, optional `(area)`, then 2–5 groups of digits separated by
+/// Phone candidates: optional `+CC` and/or `(area)`, then up to 6 groups of digits separated by
 /// one space, dot or hyphen, and an optional extension (`x123`, `ext. 12`).
-const PHONE: &str = r"(?:\+[0-9]{1,3}[ .\-]?)?(?:\([0-9]{1,4}\)[ .\-]?)?(?-u:\b)[0-9]{2,5}(?:[ .\-][0-9]{2,5}){0,4}(?:[ .\-]?(?:x|ext\.? ?)[0-9]{1,5})?(?-u:\b)";
+const PHONE: &str = r"(?:\+[0-9]{1,3}[ .\-]?(?:\([0-9]{1,4}\)[ .\-]?)?|\([0-9]{1,4}\)[ .\-]?|(?-u:\b))[0-9]{1,12}(?:[ .\-][0-9]{2,8}){0,5}(?:[ .\-]?(?:x|ext\.? ?)[0-9]{1,5})?(?-u:\b)";
 
 impl PiiDetector {
     /// Every built-in kind, no custom patterns.
@@ -207,7 +208,9 @@ impl PiiDetector {
             }
             if let Some(re) = &self.card {
                 for m in re.find_iter(text) {
-                    if card_valid(m.as_str()) {
+                    // "+44 7700 …" is an international phone number, not a card.
+                    let after_plus = m.start() > 0 && bytes[m.start() - 1] == b'+';
+                    if !after_plus && card_valid(m.as_str()) {
                         push(PiiKind::Card, m.start(), m.end());
                     }
                 }
@@ -231,7 +234,9 @@ impl PiiDetector {
             }
             if let Some(re) = &self.phone {
                 for m in re.find_iter(text) {
-                    if phone_plausible(m.as_str()) && !glued_to_dot(bytes, m.start(), m.end()) {
+                    if phone_plausible(m.as_str(), &text[m.end()..])
+                        && !glued_to_dot(bytes, m.start(), m.end())
+                    {
                         push(PiiKind::Phone, m.start(), m.end());
                     }
                 }
@@ -241,10 +246,9 @@ impl PiiDetector {
             if bytes.contains(&b':') {
                 for m in re.find_iter(text) {
                     let s = m.as_str();
-                    if s.contains("::") || s.matches(':').count() == 7 || s.contains('.') {
-                        if Ipv6Addr::from_str(s).is_ok() {
-                            push(PiiKind::Ipv6, m.start(), m.end());
-                        }
+                    let shaped = s.contains("::") || s.matches(':').count() == 7 || s.contains('.');
+                    if shaped && Ipv6Addr::from_str(s).is_ok() {
+                        push(PiiKind::Ipv6, m.start(), m.end());
                     }
                 }
             }
@@ -333,7 +337,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// IBAN length by country (ISO 13616 registry), for the countries that issue them.
@@ -471,11 +475,18 @@ pub fn ssn_valid(s: &str) -> bool {
     area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
 }
 
-/// A phone candidate is plausible with 7–15 digits (E.164 allows 15), at least one separator
-/// or a leading `+`/`(` when it has fewer than 10 digits, and not a bare year-like run.
-fn phone_plausible(s: &str) -> bool {
+/// Words that label a phone number when they follow it ("555 0132 office").
+const PHONE_LABELS: [&str; 9] = [
+    "office", "fax", "mobile", "desk", "phone", "tel", "cell", "home", "work",
+];
+
+/// A phone candidate is plausible with 7–15 digits (E.164 allows 15); with fewer than 10 it
+/// needs a separator or a leading `+`/`(`. Look-alikes rejected: dates (`2024-01-15 10`), and
+/// two short digit groups that start a street address (`370 3911 Fourth Avenue`) or form a
+/// postal code (`75534-030`). `after` is the text following the candidate.
+fn phone_plausible(s: &str, after: &str) -> bool {
     let main = s
-        .split(['x'])
+        .split('x')
         .next()
         .unwrap_or(s)
         .trim_end_matches(|c: char| !c.is_ascii_digit());
@@ -484,19 +495,40 @@ fn phone_plausible(s: &str) -> bool {
         return false;
     }
     let structured = s.starts_with('+') || s.starts_with('(');
-    let separators = main
-        .bytes()
-        .filter(|b| matches!(b, b' ' | b'-' | b'.'))
-        .count();
-    if digits < 10 && !structured && separators == 0 {
+    let groups: Vec<&str> = main
+        .split([' ', '-', '.'])
+        .filter(|g| !g.is_empty())
+        .collect();
+    if digits < 10 && !structured && groups.len() < 2 {
         return false;
     }
-    // Dates such as 2024-01-15 or 15.01.2024 are not phone numbers.
-    if separators == 2 && digits == 8 {
-        let groups: Vec<&str> = main.split([' ', '-', '.']).collect();
-        let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-        if lens == [4, 2, 2] || lens == [2, 2, 4] {
-            return false;
+    let b = main.as_bytes();
+    let is_date = |i: usize| {
+        b.len() >= i + 10
+            && b[i..i + 4].iter().all(u8::is_ascii_digit)
+            && matches!(b[i + 4], b'-' | b'/' | b'.')
+            && b[i + 5..i + 7].iter().all(u8::is_ascii_digit)
+            && b[i + 7] == b[i + 4]
+            && b[i + 8..i + 10].iter().all(u8::is_ascii_digit)
+    };
+    if is_date(0) {
+        return false;
+    }
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if !structured && lens == [2, 2, 4] && digits == 8 {
+        return false; // 15.01.2024
+    }
+    if !structured && groups.len() == 2 && digits < 10 {
+        if lens[0] == 5 {
+            return false; // postal codes such as 75534-030, or "17151 2450 Crown St"
+        }
+        let next = after.trim_start_matches(' ');
+        let word: String = next.chars().take_while(|c| c.is_alphabetic()).collect();
+        if !word.is_empty()
+            && after.starts_with(' ')
+            && !PHONE_LABELS.contains(&word.to_lowercase().as_str())
+        {
+            return false; // a house number followed by a street name
         }
     }
     true
@@ -603,5 +635,216 @@ mod tests {
         assert_eq!(spans.len(), 1);
         // The local part starts after the non-ASCII 'ü' (an ASCII boundary): "rgen@example.de".
         assert!(text[spans[0].start..spans[0].end].ends_with("@example.de"));
+    }
+}
+
+/// Precision/recall of the detector against a labelled corpus (Presidio's synthetic dataset).
+pub mod eval {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::path::Path;
+
+    use serde::Deserialize;
+
+    use super::{PiiDetector, PiiKind};
+
+    /// One sentence of Presidio's `synth_dataset_v2.json`.
+    #[derive(Debug, Deserialize)]
+    pub struct Sample {
+        pub full_text: String,
+        pub spans: Vec<GoldSpan>,
+    }
+
+    /// Positions are character offsets into `full_text`.
+    #[derive(Debug, Deserialize)]
+    pub struct GoldSpan {
+        pub entity_type: String,
+        pub start_position: usize,
+        pub end_position: usize,
+    }
+
+    pub fn load(path: &Path) -> Result<Vec<Sample>, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The evaluated entity types: Presidio's name → ours (IPv4 and IPv6 are one type there).
+    pub fn entity_of(kind: &PiiKind) -> Option<&'static str> {
+        Some(match kind {
+            PiiKind::Email => "EMAIL_ADDRESS",
+            PiiKind::Phone => "PHONE_NUMBER",
+            PiiKind::Card => "CREDIT_CARD",
+            PiiKind::Iban => "IBAN_CODE",
+            PiiKind::Ssn => "US_SSN",
+            PiiKind::Ipv4 | PiiKind::Ipv6 => "IP_ADDRESS",
+            PiiKind::Custom(_) => return None,
+        })
+    }
+
+    pub const ENTITIES: [&str; 6] = [
+        "CREDIT_CARD",
+        "EMAIL_ADDRESS",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "PHONE_NUMBER",
+        "US_SSN",
+    ];
+
+    #[derive(Clone, Copy, Debug, Default, PartialEq)]
+    pub struct Counts {
+        pub gold: usize,
+        pub predicted: usize,
+        /// Predicted spans overlapping a gold span of the same type (each gold counted once).
+        pub true_positives: usize,
+        /// True positives whose boundaries equal the gold span's exactly.
+        pub exact: usize,
+    }
+
+    impl Counts {
+        pub fn precision(&self) -> f64 {
+            ratio(self.true_positives, self.predicted)
+        }
+        pub fn recall(&self) -> f64 {
+            ratio(self.true_positives, self.gold)
+        }
+        pub fn f1(&self) -> f64 {
+            let (p, r) = (self.precision(), self.recall());
+            if p + r == 0.0 {
+                0.0
+            } else {
+                2.0 * p * r / (p + r)
+            }
+        }
+    }
+
+    fn ratio(a: usize, b: usize) -> f64 {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 / b as f64
+        }
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Report {
+        pub sentences: usize,
+        pub by_entity: BTreeMap<&'static str, Counts>,
+        /// Sentences holding at least one evaluated entity, and how many of them were flagged.
+        pub sentences_with_pii: usize,
+        pub sentences_flagged: usize,
+        /// Sentences without any evaluated entity that were flagged anyway.
+        pub sentences_without_pii: usize,
+        pub sentences_false_flagged: usize,
+    }
+
+    impl Report {
+        pub fn total(&self) -> Counts {
+            let mut t = Counts::default();
+            for c in self.by_entity.values() {
+                t.gold += c.gold;
+                t.predicted += c.predicted;
+                t.true_positives += c.true_positives;
+                t.exact += c.exact;
+            }
+            t
+        }
+    }
+
+    /// Byte offset of every char index (and one past the end).
+    fn char_to_byte(text: &str) -> Vec<usize> {
+        let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+        v.push(text.len());
+        v
+    }
+
+    pub fn evaluate(detector: &PiiDetector, samples: &[Sample]) -> Report {
+        let mut r = Report {
+            sentences: samples.len(),
+            ..Report::default()
+        };
+        for e in ENTITIES {
+            r.by_entity.insert(e, Counts::default());
+        }
+        for s in samples {
+            let offsets = char_to_byte(&s.full_text);
+            let at = |c: usize| offsets.get(c).copied().unwrap_or(s.full_text.len());
+            let gold: Vec<(&str, usize, usize)> = s
+                .spans
+                .iter()
+                .filter_map(|g| {
+                    let e = ENTITIES.iter().find(|e| **e == g.entity_type)?;
+                    Some((*e, at(g.start_position), at(g.end_position)))
+                })
+                .collect();
+            let predicted: Vec<(&str, usize, usize)> = detector
+                .detect(&s.full_text)
+                .iter()
+                .filter_map(|p| Some((entity_of(&p.kind)?, p.start, p.end)))
+                .collect();
+            if gold.is_empty() {
+                r.sentences_without_pii += 1;
+                r.sentences_false_flagged += usize::from(!predicted.is_empty());
+            } else {
+                r.sentences_with_pii += 1;
+                r.sentences_flagged += usize::from(!predicted.is_empty());
+            }
+            let mut used = vec![false; gold.len()];
+            for (e, start, end) in &predicted {
+                let c = r.by_entity.entry(e).or_default();
+                c.predicted += 1;
+                let hit = gold.iter().enumerate().position(|(i, (ge, gs, gend))| {
+                    !used[i] && ge == e && *start < *gend && *gs < *end
+                });
+                if let Some(i) = hit {
+                    used[i] = true;
+                    c.true_positives += 1;
+                    c.exact += usize::from(gold[i].1 == *start && gold[i].2 == *end);
+                }
+            }
+            for (e, ..) in &gold {
+                r.by_entity.entry(e).or_default().gold += 1;
+            }
+        }
+        r
+    }
+
+    impl fmt::Display for Report {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            writeln!(
+                f,
+                "{:<14} {:>5} {:>9} {:>4} {:>9} {:>7} {:>6} {:>8}",
+                "entity", "gold", "predicted", "TP", "precision", "recall", "F1", "exact"
+            )?;
+            let rows = self
+                .by_entity
+                .iter()
+                .map(|(e, c)| (*e, *c))
+                .chain(std::iter::once(("ALL", self.total())));
+            for (e, c) in rows {
+                writeln!(
+                    f,
+                    "{:<14} {:>5} {:>9} {:>4} {:>9.3} {:>7.3} {:>6.3} {:>8}",
+                    e,
+                    c.gold,
+                    c.predicted,
+                    c.true_positives,
+                    c.precision(),
+                    c.recall(),
+                    c.f1(),
+                    format!("{}/{}", c.exact, c.true_positives)
+                )?;
+            }
+            writeln!(
+                f,
+                "sentences: {} | with PII of these types: {}, flagged {} ({:.1}%) | without: {}, flagged anyway {} ({:.1}%)",
+                self.sentences,
+                self.sentences_with_pii,
+                self.sentences_flagged,
+                100.0 * ratio(self.sentences_flagged, self.sentences_with_pii),
+                self.sentences_without_pii,
+                self.sentences_false_flagged,
+                100.0 * ratio(self.sentences_false_flagged, self.sentences_without_pii),
+            )
+        }
     }
 }

@@ -727,7 +727,8 @@ mod tests {
     fn cascade_judgement_table() {
         let ln = |p: f64| p.ln() as f32;
         // (spec, logprobs, constraint, accept, reason contains)
-        let cases: Vec<(CascadeSpec, Vec<f32>, Option<bool>, bool, &str)> = vec![
+        type Case = (CascadeSpec, Vec<f32>, Option<bool>, bool, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 cascade(0.6, None),
                 vec![ln(0.9), ln(0.8)],

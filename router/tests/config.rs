@@ -40,6 +40,26 @@ fn shipped_configs_load() {
         other => panic!("{other:?}"),
     }
     assert_eq!(c.costs.reference.as_deref(), Some("llm"));
+    match c.backend("llm").unwrap() {
+        BackendSpec::Remote(r) => {
+            let rc = r.to_remote_config();
+            assert_eq!(rc.base_url, "https://api.openai.com/v1");
+            assert_eq!(rc.model, "gpt-4o-mini");
+            assert_eq!(rc.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+            assert_eq!(rc.timeouts.connect, std::time::Duration::from_secs(5));
+            assert_eq!(rc.retry.max_attempts, 3);
+            assert_eq!(rc.retry.base_delay, std::time::Duration::from_millis(200));
+            // Unset fields keep the remote client's defaults.
+            let defaults = router::config::RemoteBackendSpec {
+                timeouts: Default::default(),
+                retry: Default::default(),
+                ..r.clone()
+            }
+            .to_remote_config();
+            assert_eq!(defaults.timeouts, backends::remote::Timeouts::default());
+        }
+        other => panic!("{other:?}"),
+    }
     for entry in std::fs::read_dir(root.join("examples")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
