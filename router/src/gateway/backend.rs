@@ -256,7 +256,11 @@ mod tests {
     #[test]
     fn predicted_ttft_grows_with_the_queue() {
         let idle = slot(0, 1);
-        assert_eq!(idle.local_load().unwrap().predicted_ttft_ms, None, "no history yet");
+        assert_eq!(
+            idle.local_load().unwrap().predicted_ttft_ms,
+            None,
+            "no history yet"
+        );
         idle.observe(Some(100.0), 1000.0);
         assert_eq!(idle.local_load().unwrap().predicted_ttft_ms, Some(100.0));
         let queued = slot(3, 2);
@@ -271,8 +275,18 @@ mod tests {
     #[test]
     fn a_loading_slot_answers_with_a_named_error() {
         let s = BackendSlot::pending("slm", BackendKind::Local);
-        assert!(s.handle().err().unwrap().to_string().contains("still loading"));
+        assert!(s
+            .handle()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("still loading"));
         s.fail("no such file".into());
-        assert!(s.handle().err().unwrap().to_string().contains("no such file"));
+        assert!(s
+            .handle()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("no such file"));
     }
 }
