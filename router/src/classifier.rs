@@ -205,10 +205,16 @@ pub fn train(examples: &[Example], options: &TrainOptions) -> Result<Model, Clas
     let mut w = vec![0.0f32; rows.len() * k];
     let mut bias = vec![0.0f32; k];
     let mut probs = vec![0.0f32; k];
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let mut rng_state: u64 = 0x5EED_7A5C;
     for epoch in 0..options.epochs {
         // Step size decays slowly so late passes settle instead of oscillating.
         let lr = options.learning_rate / (1.0 + epoch as f32 * 0.05);
-        for (x, y) in &data {
+        // Visit examples in a fresh pseudo-random order each epoch: data files are often sorted
+        // by task, and SGD over sorted data drifts towards whichever task comes last.
+        shuffle(&mut order, &mut rng_state);
+        for &i in &order {
+            let (x, y) = &data[i];
             probs.copy_from_slice(&bias);
             for &(b, v) in x {
                 let r = rows[&b] * k;
@@ -248,6 +254,25 @@ pub fn train(examples: &[Example], options: &TrainOptions) -> Result<Model, Clas
         weights,
         trained_on,
     })
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a fixed, seedable generator, hand-written because
+/// training must give the same model on every platform and version (crate RNGs do not promise
+/// a stable stream).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Fisher–Yates with [`splitmix64`].
+fn shuffle(items: &mut [usize], state: &mut u64) {
+    for i in (1..items.len()).rev() {
+        let j = (splitmix64(state) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
 }
 
 /// Six decimals keep the JSON small and the file identical across runs.

@@ -199,56 +199,84 @@ impl PiiDetector {
             }
         }
         if has_digit {
+            // Numbers: regexes run only on windows around runs of digits and separators that
+            // hold enough digits, so ordinary prose costs one byte scan, not one regex pass
+            // per kind (see `digit_runs`).
+            for run in digit_runs(bytes) {
+                let (w0, w1) = window(text, run.start, run.end);
+                let hay = &text[w0..w1];
+                if run.digits >= 12 {
+                    if let Some(re) = &self.card {
+                        for m in re.find_iter(hay) {
+                            let (start, end) = (w0 + m.start(), w0 + m.end());
+                            // "+44 7700 …" is an international phone number, not a card.
+                            let after_plus = start > 0 && bytes[start - 1] == b'+';
+                            if !after_plus && card_valid(m.as_str()) {
+                                push(PiiKind::Card, start, end);
+                            }
+                        }
+                    }
+                }
+                if run.digits >= 9 {
+                    if let Some(re) = &self.ssn {
+                        for c in re.captures_iter(hay) {
+                            let (Some(m), Some(s1), Some(s2)) = (c.get(0), c.get(1), c.get(2))
+                            else {
+                                continue;
+                            };
+                            if s1.as_str() == s2.as_str() && ssn_valid(m.as_str()) {
+                                push(PiiKind::Ssn, w0 + m.start(), w0 + m.end());
+                            }
+                        }
+                    }
+                }
+                if run.digits >= 4 && run.dots >= 3 {
+                    if let Some(re) = &self.ipv4 {
+                        for m in re.find_iter(hay) {
+                            let (start, end) = (w0 + m.start(), w0 + m.end());
+                            if !glued_to_dot(bytes, start, end) {
+                                push(PiiKind::Ipv4, start, end);
+                            }
+                        }
+                    }
+                }
+                if run.digits >= 7 {
+                    if let Some(re) = &self.phone {
+                        for m in re.find_iter(hay) {
+                            let (start, end) = (w0 + m.start(), w0 + m.end());
+                            if phone_plausible(m.as_str(), &text[end..])
+                                && !glued_to_dot(bytes, start, end)
+                            {
+                                push(PiiKind::Phone, start, end);
+                            }
+                        }
+                    }
+                }
+            }
             if let Some(re) = &self.iban {
-                for m in re.find_iter(text) {
-                    if iban_valid(m.as_str()) {
-                        push(PiiKind::Iban, m.start(), m.end());
+                for start in iban_starts(bytes) {
+                    // Up to 42 bytes (34 characters in groups of four), then to the word's end.
+                    let mut end = (start + 42).min(bytes.len());
+                    while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
+                        end += 1;
                     }
-                }
-            }
-            if let Some(re) = &self.card {
-                for m in re.find_iter(text) {
-                    // "+44 7700 …" is an international phone number, not a card.
-                    let after_plus = m.start() > 0 && bytes[m.start() - 1] == b'+';
-                    if !after_plus && card_valid(m.as_str()) {
-                        push(PiiKind::Card, m.start(), m.end());
-                    }
-                }
-            }
-            if let Some(re) = &self.ssn {
-                for c in re.captures_iter(text) {
-                    let (Some(m), Some(s1), Some(s2)) = (c.get(0), c.get(1), c.get(2)) else {
-                        continue;
-                    };
-                    if s1.as_str() == s2.as_str() && ssn_valid(m.as_str()) {
-                        push(PiiKind::Ssn, m.start(), m.end());
-                    }
-                }
-            }
-            if let Some(re) = &self.ipv4 {
-                for m in re.find_iter(text) {
-                    if !glued_to_dot(bytes, m.start(), m.end()) {
-                        push(PiiKind::Ipv4, m.start(), m.end());
-                    }
-                }
-            }
-            if let Some(re) = &self.phone {
-                for m in re.find_iter(text) {
-                    if phone_plausible(m.as_str(), &text[m.end()..])
-                        && !glued_to_dot(bytes, m.start(), m.end())
-                    {
-                        push(PiiKind::Phone, m.start(), m.end());
+                    let (w0, w1) = window(text, start, end);
+                    if let Some(m) = re.find(&text[w0..w1]) {
+                        if w0 + m.start() == start && iban_valid(m.as_str()) {
+                            push(PiiKind::Iban, start, w0 + m.end());
+                        }
                     }
                 }
             }
         }
         if let Some(re) = &self.ipv6 {
-            if bytes.contains(&b':') {
-                for m in re.find_iter(text) {
+            for (s0, e0) in colon_runs(bytes) {
+                let (w0, w1) = window(text, s0, e0);
+                for m in re.find_iter(&text[w0..w1]) {
                     let s = m.as_str();
                     let shaped = s.contains("::") || s.matches(':').count() == 7 || s.contains('.');
                     if shaped && Ipv6Addr::from_str(s).is_ok() {
-                        push(PiiKind::Ipv6, m.start(), m.end());
+                        push(PiiKind::Ipv6, w0 + m.start(), w0 + m.end());
                     }
                 }
             }
@@ -273,6 +301,106 @@ fn compile_builtin(re: &str) -> Option<Regex> {
             None
         }
     }
+}
+
+/// A run of bytes that can make up a phone, card, SSN or IPv4 number: digits and the
+/// separators those use (`+ ( ) - . space`, `x` for extensions), with its digit and dot counts.
+struct DigitRun {
+    start: usize,
+    end: usize,
+    digits: usize,
+    dots: usize,
+}
+
+fn digit_runs(bytes: &[u8]) -> Vec<DigitRun> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // Grow around the first digit: back over separators, forward over digits/separators.
+        let mut start = i;
+        while start > 0 && matches!(bytes[start - 1], b'+' | b'(' | b')' | b'-' | b'.' | b' ') {
+            start -= 1;
+        }
+        let (mut digits, mut dots) = (0, 0);
+        let mut end = i;
+        while end < bytes.len()
+            && matches!(
+                bytes[end],
+                b'0'..=b'9' | b'+' | b'(' | b')' | b'-' | b'.' | b' ' | b'x'
+            )
+        {
+            digits += usize::from(bytes[end].is_ascii_digit());
+            dots += usize::from(bytes[end] == b'.');
+            end += 1;
+        }
+        runs.push(DigitRun {
+            start,
+            end,
+            digits,
+            dots,
+        });
+        i = end;
+    }
+    runs
+}
+
+/// `[start, end)` widened by one character on each side, so `\b` sees the real neighbours.
+fn window(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let w0 = text[..start]
+        .char_indices()
+        .next_back()
+        .map(|(i, _)| i)
+        .unwrap_or(start);
+    let w1 = text[end..]
+        .chars()
+        .next()
+        .map(|c| end + c.len_utf8())
+        .unwrap_or(end);
+    (w0, w1)
+}
+
+/// Where an IBAN could start: two letters and two digits at the start of a word.
+fn iban_starts(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    (0..bytes.len().saturating_sub(3)).filter(move |&i| {
+        bytes[i].is_ascii_alphabetic()
+            && bytes[i + 1].is_ascii_alphabetic()
+            && bytes[i + 2].is_ascii_digit()
+            && bytes[i + 3].is_ascii_digit()
+            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+    })
+}
+
+/// Runs of hex digits, colons and dots holding at least two colons (IPv6 candidates).
+fn colon_runs(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b':' {
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        while start > 0 && (bytes[start - 1].is_ascii_hexdigit() || bytes[start - 1] == b':') {
+            start -= 1;
+        }
+        let mut end = i;
+        let mut colons = 0;
+        while end < bytes.len()
+            && (bytes[end].is_ascii_hexdigit() || matches!(bytes[end], b':' | b'.'))
+        {
+            colons += usize::from(bytes[end] == b':');
+            end += 1;
+        }
+        if colons >= 2 {
+            runs.push((start, end));
+        }
+        i = end.max(i + 1);
+    }
+    runs
 }
 
 fn memchr_at(bytes: &[u8]) -> bool {
