@@ -2,7 +2,8 @@
 # Engine vs llama.cpp's own tools, same model file, threads and context, same session.
 #
 # Builds llama-bench and llama-batched-bench from the llama.cpp source vendored in the
-# llama-cpp-python sdist on PyPI (Release, GGML_NATIVE=ON), then runs ROUNDS interleaved rounds of
+# llama-cpp-python sdist on PyPI (Release, GGML_NATIVE=ON, AMX off exactly as for the engine: see
+# .cargo/config.toml), then runs ROUNDS interleaved rounds of
 #   llama-bench -p 512 -n 128 -t THREADS          vs  triage hw -p 512 -n 128 -t THREADS
 #   llama-batched-bench -npp 128 -ntg 128 -npl 1,2,4,8  vs  triage hw -c 1,2,4,8 (128 + 128 tokens)
 # and prints medians and ratios (triage ÷ llama.cpp) as a Markdown table.
@@ -28,7 +29,9 @@ if [ ! -x "$TOOLS/build/bin/llama-bench" ] || [ ! -x "$TOOLS/build/bin/llama-bat
   tar xzf "$TOOLS/src/llama_cpp_python-$LCP_VERSION.tar.gz" -C "$TOOLS/src"
   cmake -S "$TOOLS/src/llama_cpp_python-$LCP_VERSION/vendor/llama.cpp" -B "$TOOLS/build" \
     -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+    -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
+    -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" >/dev/null
   cmake --build "$TOOLS/build" --target llama-bench llama-batched-bench -j "$(nproc)" >/dev/null
 fi
 [ -x "$TRIAGE" ] || cargo build --release --locked

@@ -1,9 +1,74 @@
 #!/usr/bin/env bash
-# The main job: a streamed answer from the local SLM with its timings.
+# The main job: the quickstart suite against the local SLM, the LLM and the router, then the
+# comparison (the dashboard on a terminal, a printed table otherwise).
+#
+# LLM: OpenAI (gpt-4o-mini) when OPENAI_API_KEY is set; otherwise Gemma-3-270M served by a second
+# `triage serve` (gateway B) that this script starts and stops, so the remote path is real HTTP.
+# Router: gateway A (`triage serve`) routing between its local SmolLM2 and that LLM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRIAGE=target/release/triage
-"$TRIAGE" models list
+TRIAGE=$PWD/target/release/triage
+SLM=models/SmolLM2-135M-Instruct.Q4_1.gguf
+RUN=runs/quickstart-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p runs "$RUN"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# Start `triage serve --config $1` on a free port; echo its base URL.
+serve() {
+  local config=$1 log=$2
+  "$TRIAGE" serve --config "$config" --listen 127.0.0.1:0 >"$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 600); do
+    if url=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1) && [ -n "$url" ]; then
+      # Wait until its models are loaded.
+      for _ in $(seq 1 600); do
+        curl -fsS "$url/readyz" >/dev/null 2>&1 && { echo "$url"; return 0; }
+        sleep 0.2
+      done
+    fi
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "gateway from $config did not start; see $log" >&2
+  return 1
+}
+
+if [ -n "${OPENAI_API_KEY:-}" ]; then
+  LLM_SPEC="openai:https://api.openai.com/v1#gpt-4o-mini;key_env=OPENAI_API_KEY"
+  LLM_BASE=https://api.openai.com/v1; LLM_MODEL=gpt-4o-mini; LLM_KEY_ENV=OPENAI_API_KEY
+  echo "LLM: OpenAI gpt-4o-mini"
+else
+  B=$(serve examples/standin-llm.yaml "$RUN/gateway-b.log")
+  LLM_SPEC="openai:$B/v1#gemma"
+  LLM_BASE=$B/v1; LLM_MODEL=gemma; LLM_KEY_ENV=
+  echo "LLM: no OPENAI_API_KEY, so Gemma-3-270M behind a second triage serve at $B"
+fi
+
+# Gateway A: the router under test.
+cat >"$RUN/router.yaml" <<YAML
+server: { listen: 127.0.0.1:0, ledger: gateway-a.sqlite }
+backends:
+  slm: { kind: llama, model: $PWD/$SLM, slots: 2, threads: 2 }
+  llm: { kind: openai, base_url: "$LLM_BASE", model: $LLM_MODEL${LLM_KEY_ENV:+, api_key_env: $LLM_KEY_ENV} }
+pricing:
+  llm: { input: 0.15, output: 0.60 }
+  slm: { machine_usd_per_hour: 0.05 }
+routes:
+  - { name: private, when: { pii: true }, to: slm }
+  - { name: small-tasks, when: { task: [sentiment, financial_sentiment, intent, arithmetic] }, to: slm, fallback: [llm] }
+  - { name: default, to: llm, fallback: [slm] }
+YAML
+A=$(serve "$RUN/router.yaml" "$RUN/gateway-a.log")
+echo "router: triage serve at $A"
+
+"$TRIAGE" bench run --suite scenarios/quickstart.yaml \
+  --target "slm=llama:$SLM" \
+  --target "llm=$LLM_SPEC" \
+  --target "router=openai:$A/v1#auto" \
+  --price slm=hour:0.05 --price llm=0.15,0.60 --price router=0.15,0.60 \
+  --out "$RUN"
 echo
-"$TRIAGE" chat --model models/SmolLM2-135M-Instruct.Q4_1.gguf --max-tokens 96 \
-  "In two sentences, why would a team send some LLM requests to a small local model?"
+echo "run directory: $RUN"
+"$TRIAGE" dash "$RUN"

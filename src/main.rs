@@ -3,14 +3,24 @@
 //! This binary only parses arguments and dispatches; every subcommand's work lives in the
 //! library crates (`backends`, `router`, `bench`, `dashboards`).
 
+#[cfg(feature = "llama")]
 mod cli_chat;
+#[cfg(feature = "llama")]
 mod cli_hw;
+#[cfg(feature = "llama")]
 mod cli_models;
+mod cli_bench;
+mod cli_dash;
+mod cli_serve;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "triage", version, about = "Route LLM requests between a local small model and remote APIs, and measure what it costs you.")]
+#[command(
+    name = "triage",
+    version,
+    about = "Route LLM requests between a local small model and remote APIs, and measure what it costs you."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,11 +28,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the OpenAI-compatible gateway described by a triage.yaml.
+    Serve(cli_serve::ServeArgs),
+    /// Benchmark harness: run scenario suites, compare runs, calibrate routing thresholds.
+    #[command(subcommand)]
+    Bench(cli_bench::BenchCommand),
+    /// Terminal dashboard: compare runs side by side, or watch a live gateway.
+    Dash(cli_dash::DashArgs),
     /// Chat with a local GGUF model: streams the answer, then prints its timings.
+    #[cfg(feature = "llama")]
     Chat(cli_chat::ChatArgs),
     /// Hardware benchmark of a local model: pp/tg tokens/s, concurrency, memory roofline.
+    #[cfg(feature = "llama")]
     Hw(cli_hw::HwArgs),
     /// Local model files.
+    #[cfg(feature = "llama")]
     #[command(subcommand)]
     Models(cli_models::ModelsCommand),
 }
@@ -30,7 +50,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -39,9 +62,15 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => cli_serve::run(args).await,
+            Command::Bench(cmd) => cli_bench::run(cmd).await,
+            Command::Dash(args) => cli_dash::run(args).await,
+            #[cfg(feature = "llama")]
             Command::Chat(args) => cli_chat::run(args).await,
-            Command::Models(cmd) => cli_models::run(cmd).await,
+            #[cfg(feature = "llama")]
             Command::Hw(args) => cli_hw::run(args).await,
+            #[cfg(feature = "llama")]
+            Command::Models(cmd) => cli_models::run(cmd).await,
         }
     });
     match result {

@@ -94,6 +94,18 @@ impl OpenAiBackend {
         Ok(body)
     }
 
+    /// [`Backend::chat_stream`], plus the upstream's response headers (lower-case names). The
+    /// benchmark harness uses them to record the routing decision a gateway reports
+    /// (`x-triage-backend`, `x-triage-route`, `x-triage-escalated`, `x-triage-cost-usd`).
+    pub async fn chat_stream_with_headers(
+        &self,
+        request: ChatRequest,
+    ) -> Result<(EventStream, Vec<(String, String)>)> {
+        let accepted = self.send(&request, true).await?;
+        let headers = accepted.headers();
+        Ok((accepted.into_events(OpenAiDecoder), headers))
+    }
+
     async fn send(&self, request: &ChatRequest, stream: bool) -> Result<remote::Accepted> {
         let body = self.request_body(request, stream)?;
         let bytes = serde_json::to_vec(&body)

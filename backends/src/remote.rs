@@ -477,6 +477,22 @@ struct Failure {
 }
 
 impl Accepted {
+    /// The response headers as (lower-case name, value) pairs; values that are not valid
+    /// UTF-8 are skipped. A gateway in front reports its routing decision in them (triage's
+    /// `x-triage-*`), which the benchmark harness records.
+    pub(crate) fn headers(&self) -> Vec<(String, String)> {
+        self.response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_string(), v.to_string()))
+            })
+            .collect()
+    }
+
     /// The whole body, with the idle and total timeouts enforced.
     pub(crate) async fn body(self) -> Result<Bytes> {
         let mut stream = Box::pin(self.into_byte_stream());

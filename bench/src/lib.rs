@@ -1,8 +1,44 @@
 //! # bench
 //!
-//! The measuring side of triage: the scenario harness (issue 5, being built) and `triage hw`
-//! ([`hw`], feature `llama`): prompt and generation speed of a local model through triage's own
-//! engine, continuous-batching concurrency, and the memory-bandwidth roofline.
+//! The benchmark harness: it answers "for my tasks, how much quality do I lose, and how much
+//! latency and money do I save, if this goes to the small model?" with numbers that hold up.
+//!
+//! - [`scenario`]: scenario and suite files (YAML, validated, with a published JSON schema);
+//! - [`dataset`]: inline items or JSONL/CSV/TSV/JSON files, field mapping, seeded sampling;
+//! - [`template`]: `{{field}}` prompt and expected-answer templates;
+//! - [`score`]: scorers, each giving a score in [0, 1] and keeping its raw value;
+//! - [`spec`]: `--target NAME=SPEC` strings (openai, anthropic, llama, replay) into targets;
+//! - [`target`]: what a request is sent to (any [`backends::Backend`], or an OpenAI-compatible
+//!   gateway whose routing headers are captured);
+//! - [`runner`]: the load generator (sequential, closed loop, open loop with
+//!   coordinated-omission correction) that turns stream events into [`record::RequestRecord`]s;
+//! - [`stats`] and [`results`]: HDR histograms, confidence intervals, the run directory
+//!   (`requests.jsonl`, `summary.json`, `histograms.json`, `metadata.json`);
+//! - [`compare`] and [`calibrate`]: reading runs back — tables across runs, and the offline
+//!   cascade-threshold sweep (cost–quality frontier, APGR, CPT) with an SVG plot;
+//! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
+//!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
+//!
+//! - [`hw`] (feature `llama`): `triage hw` — prompt and generation speed of a local model through
+//!   triage's own engine, continuous-batching concurrency, and the memory-bandwidth roofline.
+//!
+//! The library never prints; the binary's `bench` subcommands (`src/cli_bench.rs`) do.
 
+pub mod calibrate;
+pub mod compare;
+pub mod dataset;
+pub mod error;
 #[cfg(feature = "llama")]
 pub mod hw;
+pub mod record;
+pub mod replay;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod score;
+pub mod spec;
+pub mod stats;
+pub mod target;
+pub mod template;
+
+pub use error::{BenchError, Result};

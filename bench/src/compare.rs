@@ -1,0 +1,256 @@
+//! `bench compare`: one row per (run, target, task) from each run's `summary.json`, rendered
+//! as an aligned terminal table, Markdown, CSV or JSON.
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::results::{read_summary, Summary, ALL_TASKS};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "table" => Ok(Format::Table),
+            "markdown" | "md" => Ok(Format::Markdown),
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            other => Err(format!(
+                "unknown format `{other}` (table, markdown, csv, json)"
+            )),
+        }
+    }
+}
+
+/// One comparison row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Row {
+    pub run: String,
+    pub target: String,
+    pub task: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub pass_rate: Option<f64>,
+    pub pass_ci95: Option<(f64, f64)>,
+    pub quality: Option<f64>,
+    pub quality_ci95: Option<(f64, f64)>,
+    pub goodput: Option<f64>,
+    pub ttft_p50_ms: Option<f64>,
+    pub e2e_p50_ms: Option<f64>,
+    pub e2e_p99_ms: Option<f64>,
+    pub itl_p50_ms: Option<f64>,
+    pub tpot_p50_ms: Option<f64>,
+    pub requests_per_s: f64,
+    pub cost_usd: Option<f64>,
+    pub cost_per_correct_usd: Option<f64>,
+    pub escalated_share: Option<f64>,
+}
+
+/// Rows of every group of every run (`tasks_only`: skip the per-target `*` rows;
+/// `totals_only`: keep only them).
+pub fn rows(runs: &[PathBuf], totals_only: bool) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for run in runs {
+        let summary = read_summary(run)?;
+        out.extend(rows_of(&summary, &run_label(run, &summary), totals_only));
+    }
+    Ok(out)
+}
+
+fn run_label(path: &Path, summary: &Summary) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .filter(|n| n != "summary.json")
+        .unwrap_or_else(|| summary.run.id.clone())
+}
+
+pub fn rows_of(summary: &Summary, run: &str, totals_only: bool) -> Vec<Row> {
+    summary
+        .groups
+        .iter()
+        .filter(|g| !totals_only || g.task == ALL_TASKS)
+        .map(|g| Row {
+            run: run.to_string(),
+            target: g.target.clone(),
+            task: g.task.clone(),
+            requests: g.requests,
+            errors: g.errors,
+            pass_rate: g.pass_rate.as_ref().map(|e| e.value),
+            pass_ci95: g.pass_rate.as_ref().map(|e| (e.ci95_low, e.ci95_high)),
+            quality: g.quality.as_ref().map(|e| e.value),
+            quality_ci95: g.quality.as_ref().map(|e| (e.ci95_low, e.ci95_high)),
+            goodput: g.goodput.as_ref().map(|e| e.value),
+            ttft_p50_ms: g.latency.ttft.map(|p| p.p50_ms),
+            e2e_p50_ms: g.latency.e2e.map(|p| p.p50_ms),
+            e2e_p99_ms: g.latency.e2e.map(|p| p.p99_ms),
+            itl_p50_ms: g.latency.itl.map(|p| p.p50_ms),
+            tpot_p50_ms: g.latency.tpot.map(|p| p.p50_ms),
+            requests_per_s: g.throughput.requests_per_s,
+            cost_usd: g.cost.total_usd,
+            cost_per_correct_usd: g.cost.per_correct_usd,
+            escalated_share: g.routing.as_ref().and_then(|r| r.escalated_share),
+        })
+        .collect()
+}
+
+const HEADERS: [&str; 14] = [
+    "run",
+    "target",
+    "task",
+    "n",
+    "err",
+    "pass %",
+    "pass 95% CI",
+    "quality",
+    "goodput %",
+    "TTFT p50 ms",
+    "E2E p50 ms",
+    "E2E p99 ms",
+    "cost $",
+    "$/correct",
+];
+
+fn cells(r: &Row) -> Vec<String> {
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.1}", v * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    let num =
+        |v: Option<f64>, d: usize| v.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "-".into());
+    let money = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_else(|| "-".into());
+    vec![
+        r.run.clone(),
+        r.target.clone(),
+        r.task.clone(),
+        r.requests.to_string(),
+        r.errors.to_string(),
+        pct(r.pass_rate),
+        r.pass_ci95
+            .map(|(a, b)| format!("{:.1}–{:.1}", a * 100.0, b * 100.0))
+            .unwrap_or_else(|| "-".into()),
+        num(r.quality, 3),
+        pct(r.goodput),
+        num(r.ttft_p50_ms, 1),
+        num(r.e2e_p50_ms, 1),
+        num(r.e2e_p99_ms, 1),
+        money(r.cost_usd),
+        money(r.cost_per_correct_usd),
+    ]
+}
+
+/// Render rows in a format.
+pub fn render(rows: &[Row], format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record([
+                "run",
+                "target",
+                "task",
+                "requests",
+                "errors",
+                "pass_rate",
+                "pass_ci95_low",
+                "pass_ci95_high",
+                "quality",
+                "quality_ci95_low",
+                "quality_ci95_high",
+                "goodput",
+                "ttft_p50_ms",
+                "e2e_p50_ms",
+                "e2e_p99_ms",
+                "itl_p50_ms",
+                "tpot_p50_ms",
+                "requests_per_s",
+                "cost_usd",
+                "cost_per_correct_usd",
+                "escalated_share",
+            ]);
+            let o = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+            for r in rows {
+                let _ = w.write_record([
+                    r.run.clone(),
+                    r.target.clone(),
+                    r.task.clone(),
+                    r.requests.to_string(),
+                    r.errors.to_string(),
+                    o(r.pass_rate),
+                    o(r.pass_ci95.map(|c| c.0)),
+                    o(r.pass_ci95.map(|c| c.1)),
+                    o(r.quality),
+                    o(r.quality_ci95.map(|c| c.0)),
+                    o(r.quality_ci95.map(|c| c.1)),
+                    o(r.goodput),
+                    o(r.ttft_p50_ms),
+                    o(r.e2e_p50_ms),
+                    o(r.e2e_p99_ms),
+                    o(r.itl_p50_ms),
+                    o(r.tpot_p50_ms),
+                    r.requests_per_s.to_string(),
+                    o(r.cost_usd),
+                    o(r.cost_per_correct_usd),
+                    o(r.escalated_share),
+                ]);
+            }
+            w.into_inner()
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default()
+        }
+        Format::Markdown => {
+            let mut s = format!("| {} |\n", HEADERS.join(" | "));
+            s.push_str(&format!("|{}\n", "---|".repeat(HEADERS.len())));
+            for r in rows {
+                s.push_str(&format!("| {} |\n", cells(r).join(" | ")));
+            }
+            s
+        }
+        Format::Table => {
+            let body: Vec<Vec<String>> = rows.iter().map(cells).collect();
+            let mut widths: Vec<usize> = HEADERS.iter().map(|h| h.chars().count()).collect();
+            for row in &body {
+                for (w, c) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+            let line = |cols: Vec<String>| {
+                cols.iter()
+                    .zip(&widths)
+                    .enumerate()
+                    .map(|(i, (c, w))| {
+                        let pad = w - c.chars().count();
+                        // Text columns left-aligned, numbers right-aligned.
+                        if i < 3 {
+                            format!("{c}{}", " ".repeat(pad))
+                        } else {
+                            format!("{}{c}", " ".repeat(pad))
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+            };
+            let mut s = line(HEADERS.iter().map(|h| h.to_string()).collect());
+            s.push('\n');
+            s.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+            s.push('\n');
+            for row in body {
+                s.push_str(&line(row));
+                s.push('\n');
+            }
+            s
+        }
+    }
+}

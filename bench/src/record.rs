@@ -1,0 +1,106 @@
+//! What each request records (one line of `requests.jsonl`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::score::ScoreResult;
+use crate::target::Routing;
+
+/// One measured request. Times are milliseconds; `intended_ms`/`sent_ms` are offsets from the
+/// start of the target's measured phase. Latencies (`ttft_ms`, `e2e_ms`) are measured from the
+/// **intended** send time, so a request that waited for a free worker in open-loop mode carries
+/// that wait (coordinated-omission correction); `e2e_from_send_ms` is from the actual send.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestRecord {
+    pub target: String,
+    pub scenario: String,
+    pub task: String,
+    pub item_id: String,
+    /// Position in the target's send schedule (0-based, warm-up excluded).
+    pub seq: u64,
+    pub intended_ms: f64,
+    pub sent_ms: f64,
+    /// `sent_ms − intended_ms`: how late the request left.
+    pub send_delay_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    pub e2e_ms: f64,
+    pub e2e_from_send_ms: f64,
+    /// Summary of the gaps between consecutive content events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itl: Option<GapSummary>,
+    /// Time per output token after the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_out: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Routing::is_empty")]
+    pub routing: Routing,
+    /// Mean log-probability of the generated tokens, when the backend reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_logprob: Option<f64>,
+    /// `exp(mean_logprob)`: the geometric-mean token probability, in (0, 1] — the cascade's
+    /// confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    pub output: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    pub scores: Vec<ScoreResult>,
+    /// Mean of the scores (0 when the request failed).
+    pub quality: f64,
+    /// Every scorer passed.
+    pub passed: bool,
+    /// Every latency SLO of the scenario was met.
+    pub slo_met: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RecordError>,
+    /// Every inter-token gap in nanoseconds (kept in memory for the ITL histogram, not written).
+    #[serde(skip)]
+    pub gaps_ns: Vec<u64>,
+}
+
+/// Gaps between consecutive content events of one response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GapSummary {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub max_ms: f64,
+}
+
+impl GapSummary {
+    pub fn from_ns(gaps: &[u64]) -> Option<GapSummary> {
+        if gaps.is_empty() {
+            return None;
+        }
+        let mut sorted = gaps.to_vec();
+        sorted.sort_unstable();
+        let at = |q: f64| {
+            let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            sorted[rank - 1] as f64 / 1e6
+        };
+        Some(GapSummary {
+            count: sorted.len() as u64,
+            mean_ms: sorted.iter().sum::<u64>() as f64 / sorted.len() as f64 / 1e6,
+            p50_ms: at(0.5),
+            p90_ms: at(0.9),
+            max_ms: at(1.0),
+        })
+    }
+}
+
+/// A failed request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordError {
+    /// `timeout`, `upstream_error`, `overloaded`, … (see `BackendError::code`).
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,595 @@
+//! Scenario and suite files.
+//!
+//! A scenario is one task measured one way: a dataset, a prompt template, the expected answer,
+//! scorers, generation parameters and latency SLOs. A suite lists scenarios, targets and the
+//! load to apply. Both are YAML, read into raw structs with `deny_unknown_fields` (so a typo is
+//! an error, not a silently ignored key) through `serde_path_to_error`, so an error names the
+//! file, the line and the field; then validated into runtime types. The JSON schema of the raw
+//! scenario file is generated from the same structs ([`scenario_schema`]) and published at
+//! `scenarios/schema/scenario.schema.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dataset::{self, DatasetSpec};
+use crate::error::{BenchError, Result};
+use crate::score::{Scorer, ScorerSpec};
+use crate::template::{Item, Template};
+
+/// A scenario file as written.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Unique name of the scenario (used in results).
+    pub name: String,
+    /// The task kind (sentiment, intent, qa, …); results are grouped per task, and the router
+    /// sees it as request metadata `task`.
+    pub task: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub dataset: DatasetSpec,
+    /// System prompt (may use `{{field}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// User prompt template with `{{field}}` placeholders.
+    pub prompt: String,
+    /// Worked examples: each is an item rendered through `prompt` (user turn) and `expected`
+    /// (assistant turn) before the real question.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub few_shot: Vec<Item>,
+    /// Expected answer template, e.g. `{{label}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// One scorer (shorthand for a one-element `scorers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorer: Option<ScorerSpec>,
+    /// Several scorers; an item passes when every scorer passes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scorers: Vec<ScorerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// The answer must be one of these (grammar-constrained on the local engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<String>>,
+    /// The answer must be JSON matching this schema (sent as `response_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
+}
+
+/// Latency objectives a request must meet to count towards goodput. Unset ones are not checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// Time to first token, from the intended send time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Time per output token after the first, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    /// End-to-end latency, from the intended send time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_ms: Option<f64>,
+}
+
+impl Slo {
+    /// Whether a request with these measurements meets every set objective. A missing
+    /// measurement (no token at all) fails an objective that needs it.
+    pub fn met(&self, ttft_ms: Option<f64>, tpot_ms: Option<f64>, e2e_ms: f64) -> bool {
+        let within = |limit: Option<f64>, value: Option<f64>| match limit {
+            None => true,
+            Some(l) => value.is_some_and(|v| v <= l),
+        };
+        // TPOT is undefined for a one-token answer; that does not fail the objective.
+        let tpot_ok = match (self.tpot_ms, tpot_ms) {
+            (Some(limit), Some(v)) => v <= limit,
+            _ => true,
+        };
+        within(self.ttft_ms, ttft_ms) && tpot_ok && within(self.e2e_ms, Some(e2e_ms))
+    }
+}
+
+/// Generation parameters sent with every request of a scenario.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Generation {
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub seed: Option<u64>,
+    pub stop: Vec<String>,
+    pub choices: Option<Vec<String>>,
+    pub json_schema: Option<Value>,
+}
+
+/// One dataset item ready to send: its id, its fields, and the rendered expected answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioItem {
+    pub id: String,
+    pub fields: Item,
+    pub expected: Option<String>,
+}
+
+/// A validated scenario.
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub task: String,
+    /// The file it came from (for messages and metadata).
+    pub path: PathBuf,
+    pub system: Option<Template>,
+    pub prompt: Template,
+    /// (user, assistant) turns rendered from `few_shot`.
+    pub few_shot: Vec<(String, String)>,
+    pub expected: Option<Template>,
+    pub scorers: Vec<Scorer>,
+    pub generation: Generation,
+    pub slo: Slo,
+    pub items: Vec<ScenarioItem>,
+}
+
+impl Scenario {
+    /// Read, validate and load the dataset of a scenario file. `limit` (from a suite)
+    /// overrides the dataset's own sampling limit.
+    pub fn load(path: &Path, limit: Option<usize>) -> Result<Scenario> {
+        let raw: ScenarioFile = read_yaml(path)?;
+        Scenario::from_file(raw, path, limit)
+    }
+
+    /// Validate an already parsed scenario; relative dataset paths resolve against `path`'s
+    /// directory.
+    pub fn from_file(raw: ScenarioFile, path: &Path, limit: Option<usize>) -> Result<Scenario> {
+        let invalid = |m: String| BenchError::invalid(path, m);
+        if raw.name.trim().is_empty() {
+            return Err(invalid("field `name`: must not be empty".into()));
+        }
+        if raw.task.trim().is_empty() {
+            return Err(invalid("field `task`: must not be empty".into()));
+        }
+        let mut specs = raw.scorers.clone();
+        if let Some(s) = raw.scorer.clone() {
+            if !specs.is_empty() {
+                return Err(invalid(
+                    "give either `scorer` or `scorers`, not both".into(),
+                ));
+            }
+            specs.push(s);
+        }
+        if specs.is_empty() {
+            return Err(invalid(
+                "no scorer: add `scorer: {kind: ...}` or a `scorers` list".into(),
+            ));
+        }
+        let scorers = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Scorer::new(s).map_err(|m| invalid(format!("field `scorers[{i}]`: {m}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let expected = raw.expected.as_deref().map(Template::parse);
+        if expected.is_none() && scorers.iter().any(Scorer::needs_expected) {
+            return Err(invalid(
+                "field `expected`: missing, but a scorer compares the output with the expected answer".into(),
+            ));
+        }
+        if let Some(schema) = &raw.json_schema {
+            jsonschema::validator_for(schema).map_err(|e| {
+                invalid(format!("field `json_schema`: not a valid JSON schema: {e}"))
+            })?;
+        }
+        let prompt = Template::parse(&raw.prompt);
+        let system = raw.system.as_deref().map(Template::parse);
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let rows = dataset::load(&raw.dataset, base_dir, path, limit)?;
+        let mut few_shot = Vec::new();
+        for (i, example) in raw.few_shot.iter().enumerate() {
+            let user = prompt
+                .render(example)
+                .map_err(|e| invalid(format!("field `few_shot[{i}]`: {e}")))?;
+            let assistant = match &expected {
+                Some(t) => t
+                    .render(example)
+                    .map_err(|e| invalid(format!("field `few_shot[{i}]`: {e}")))?,
+                None => {
+                    return Err(invalid(format!(
+                        "field `few_shot[{i}]`: few-shot examples need an `expected` template for the answer turn"
+                    )))
+                }
+            };
+            few_shot.push((user, assistant));
+        }
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            // Render once now so a missing field is reported at load time, with the row.
+            let check = |t: &Template| {
+                t.render(&row.fields).map_err(|e| BenchError::Dataset {
+                    path: row.source.clone(),
+                    row: row.row,
+                    message: e.to_string(),
+                })
+            };
+            check(&prompt)?;
+            if let Some(s) = &system {
+                check(s)?;
+            }
+            let expected_text = expected.as_ref().map(check).transpose()?;
+            for scorer in &scorers {
+                scorer
+                    .check_item(&row.fields, expected_text.as_deref())
+                    .map_err(|message| BenchError::Dataset {
+                        path: row.source.clone(),
+                        row: row.row,
+                        message,
+                    })?;
+            }
+            items.push(ScenarioItem {
+                id: row.id,
+                fields: row.fields,
+                expected: expected_text,
+            });
+        }
+        if items.is_empty() {
+            return Err(invalid("field `dataset`: no items".into()));
+        }
+        Ok(Scenario {
+            name: raw.name,
+            task: raw.task,
+            path: path.to_path_buf(),
+            system,
+            prompt,
+            few_shot,
+            expected,
+            scorers,
+            generation: Generation {
+                max_tokens: raw.max_tokens,
+                temperature: raw.temperature,
+                seed: raw.seed,
+                stop: raw.stop,
+                choices: raw.choices,
+                json_schema: raw.json_schema,
+            },
+            slo: raw.slo.unwrap_or_default(),
+            items,
+        })
+    }
+
+    /// The chat request for one item: system prompt, few-shot turns, then the rendered prompt.
+    /// `task` and `scenario` go into `metadata` so a router in the path can use them.
+    pub fn request(&self, item: &ScenarioItem) -> Result<backends::ChatRequest> {
+        use backends::{ChatMessage, ChatRequest, Role};
+        let mut messages = Vec::new();
+        if let Some(system) = &self.system {
+            messages.push(ChatMessage::new(Role::System, system.render(&item.fields)?));
+        }
+        for (user, assistant) in &self.few_shot {
+            messages.push(ChatMessage::new(Role::User, user.clone()));
+            messages.push(ChatMessage::new(Role::Assistant, assistant.clone()));
+        }
+        messages.push(ChatMessage::new(
+            Role::User,
+            self.prompt.render(&item.fields)?,
+        ));
+        let g = &self.generation;
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("task".into(), Value::String(self.task.clone()));
+        metadata.insert("scenario".into(), Value::String(self.name.clone()));
+        Ok(ChatRequest {
+            messages,
+            max_tokens: g.max_tokens,
+            temperature: g.temperature,
+            seed: g.seed,
+            stop: if g.stop.is_empty() {
+                None
+            } else {
+                Some(backends::StopSequences::Many(g.stop.clone()))
+            },
+            choices: g.choices.clone(),
+            response_format: g.json_schema.as_ref().map(|schema| {
+                backends::ResponseFormat::JsonSchema {
+                    json_schema: backends::JsonSchemaFormat {
+                        name: self.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+                        schema: schema.clone(),
+                        strict: Some(true),
+                        description: None,
+                    },
+                }
+            }),
+            metadata: Some(metadata),
+            stream: Some(true),
+            ..ChatRequest::default()
+        })
+    }
+}
+
+/// A suite file as written: which scenarios, which targets, what load.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Scenario files, relative to the suite file.
+    pub scenarios: Vec<SuiteScenario>,
+    /// Target names (mapped to backends by the command line) or full entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<SuiteTarget>,
+    #[serde(default)]
+    pub load: LoadSpec,
+    /// The target that grades `judge` scorers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+}
+
+/// A scenario in a suite: a path, or a path with a limit on its items.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SuiteScenario {
+    Path(String),
+    Entry(SuiteScenarioEntry),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteScenarioEntry {
+    pub path: String,
+    /// At most this many items (after the dataset's own sampling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Overrides the scenario's `max_tokens` (e.g. shorter answers for a quick suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+impl SuiteScenario {
+    pub fn path(&self) -> &str {
+        match self {
+            SuiteScenario::Path(p) => p,
+            SuiteScenario::Entry(e) => &e.path,
+        }
+    }
+    pub fn limit(&self) -> Option<usize> {
+        match self {
+            SuiteScenario::Path(_) => None,
+            SuiteScenario::Entry(e) => e.limit,
+        }
+    }
+    pub fn max_tokens(&self) -> Option<u32> {
+        match self {
+            SuiteScenario::Path(_) => None,
+            SuiteScenario::Entry(e) => e.max_tokens,
+        }
+    }
+}
+
+/// A target in a suite: a bare name, or a name with a spec and prices.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SuiteTarget {
+    Name(String),
+    Entry(TargetEntry),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetEntry {
+    pub name: String,
+    /// `openai:BASE_URL#MODEL`, `llama:PATH`, `replay:FILE` (see `bench run --help`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::target::Price>,
+}
+
+impl SuiteTarget {
+    pub fn name(&self) -> &str {
+        match self {
+            SuiteTarget::Name(n) => n,
+            SuiteTarget::Entry(e) => &e.name,
+        }
+    }
+}
+
+/// How requests are sent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    #[serde(default)]
+    pub mode: LoadMode,
+    /// Workers for `closed` (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Requests per second for `open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Inter-arrival times for `open`: `constant` or `poisson` (exponential gaps).
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// Requests in flight at most in `open` mode; later arrivals wait and are measured from
+    /// their intended send time (default 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Requests sent first and not recorded.
+    #[serde(default)]
+    pub warmup: usize,
+    /// Total recorded requests per target (items are cycled); default: every item once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<usize>,
+    /// Keep sending (cycling items) for this many seconds instead of a count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Seed for Poisson arrivals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Per-request deadline in seconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMode {
+    #[default]
+    Sequential,
+    Closed,
+    Open,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    #[default]
+    Constant,
+    Poisson,
+}
+
+/// A loaded suite: its scenarios (validated, datasets loaded) and the raw file.
+#[derive(Debug)]
+pub struct Suite {
+    pub path: PathBuf,
+    pub file: SuiteFile,
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Suite {
+    pub fn load(path: &Path) -> Result<Suite> {
+        Suite::load_with_cap(path, None)
+    }
+
+    /// Load with every scenario capped at `cap` items (on top of the suite's own limits).
+    pub fn load_with_cap(path: &Path, cap: Option<usize>) -> Result<Suite> {
+        let file: SuiteFile = read_yaml(path)?;
+        if file.scenarios.is_empty() {
+            return Err(BenchError::invalid(path, "field `scenarios`: empty"));
+        }
+        validate_load(&file.load)
+            .map_err(|m| BenchError::invalid(path, format!("field `load`: {m}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut scenarios = Vec::new();
+        let mut names = BTreeMap::new();
+        for entry in &file.scenarios {
+            let limit = match (entry.limit(), cap) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let mut scenario = Scenario::load(&base.join(entry.path()), limit)?;
+            if let Some(m) = entry.max_tokens() {
+                scenario.generation.max_tokens = Some(m);
+            }
+            if let Some(previous) = names.insert(scenario.name.clone(), entry.path().to_string()) {
+                return Err(BenchError::invalid(
+                    path,
+                    format!(
+                        "scenario name `{}` used by both {previous} and {}",
+                        scenario.name,
+                        entry.path()
+                    ),
+                ));
+            }
+            scenarios.push(scenario);
+        }
+        Ok(Suite {
+            path: path.to_path_buf(),
+            file,
+            scenarios,
+        })
+    }
+}
+
+/// Check the load section's fields fit together.
+pub fn validate_load(load: &LoadSpec) -> std::result::Result<(), String> {
+    match load.mode {
+        LoadMode::Open => match load.rate {
+            Some(r) if r > 0.0 && r.is_finite() => {}
+            _ => return Err("mode `open` needs `rate` > 0 (requests per second)".into()),
+        },
+        LoadMode::Closed => {
+            if load.concurrency == Some(0) {
+                return Err("`concurrency` must be at least 1".into());
+            }
+        }
+        LoadMode::Sequential => {
+            if load.concurrency.is_some_and(|c| c != 1) {
+                return Err("`concurrency` needs mode `closed`".into());
+            }
+        }
+    }
+    if load.requests.is_some() && load.duration_s.is_some() {
+        return Err("give `requests` or `duration_s`, not both".into());
+    }
+    if load.max_in_flight == Some(0) {
+        return Err("`max_in_flight` must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// Read a YAML file into `T`, with errors naming the file, line and field.
+pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| BenchError::io(path, e))?;
+    parse_yaml(&text, path)
+}
+
+/// Parse YAML text (that came from `path`) into `T`.
+pub fn parse_yaml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let location = match inner.location() {
+            // Inside tagged enums serde buffers the input and the position is lost (reported
+            // as 1:1); find the offending key in the text instead.
+            Some(l) if !(l.line() == 1 && l.column() == 1 && !field.is_empty() && field != ".") => {
+                Some(format!("line {} column {}", l.line(), l.column()))
+            }
+            _ => locate_key(text, &field, &message).map(|line| format!("line {line}")),
+        };
+        BenchError::Parse {
+            path: path.to_path_buf(),
+            location,
+            field,
+            message,
+        }
+    })
+}
+
+/// The 1-based line where the key an error is about appears: the key named in an
+/// "unknown field `x`" message, else the last segment of the field path.
+fn locate_key(text: &str, field: &str, message: &str) -> Option<usize> {
+    let named = message
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(key, _)| key.to_string());
+    let last = field
+        .rsplit('.')
+        .next()
+        .map(|s| s.split('[').next().unwrap_or(s).to_string());
+    for key in named.into_iter().chain(last) {
+        if key.is_empty() || key == "?" {
+            continue;
+        }
+        let re = regex::Regex::new(&format!(r"(^|[\s{{,\[-]){}\s*:", regex::escape(&key))).ok()?;
+        if let Some(m) = re.find(text) {
+            return Some(text[..m.end()].matches('\n').count() + 1);
+        }
+    }
+    None
+}
+
+/// The JSON schema of scenario files (published at `scenarios/schema/scenario.schema.json`).
+pub fn scenario_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(ScenarioFile)).unwrap_or(Value::Null)
+}
+
+/// The JSON schema of suite files (published at `scenarios/schema/suite.schema.json`).
+pub fn suite_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(SuiteFile)).unwrap_or(Value::Null)
+}

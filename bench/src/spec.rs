@@ -1,0 +1,339 @@
+//! Target specs: how `--target NAME=SPEC` on the command line (or `spec:` in a suite) becomes
+//! a [`Target`].
+//!
+//! | spec | target |
+//! |---|---|
+//! | `openai:BASE_URL#MODEL[;key_env=VAR]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded) |
+//! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
+//! | `llama:PATH[;slots=N;threads=N;ctx=N]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`) |
+//! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
+//!
+//! API keys are only ever named by their environment variable; the spec stored in the run
+//! metadata never holds a key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{BenchError, Result};
+use crate::replay::ReplayBackend;
+use crate::target::{BackendTarget, OpenAiTarget, Price, Target, TargetInfo};
+
+/// A parsed `NAME=SPEC`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetSpec {
+    pub name: String,
+    pub kind: SpecKind,
+    /// `key=value` options after `;`.
+    pub options: BTreeMap<String, String>,
+    /// The spec text as given (safe to record: keys are named, not included).
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpecKind {
+    OpenAi { base_url: String, model: String },
+    Anthropic { base_url: String, model: String },
+    Llama { path: PathBuf },
+    Replay { path: PathBuf },
+}
+
+impl TargetSpec {
+    /// Parse `NAME=SPEC`.
+    pub fn parse_assignment(text: &str) -> Result<TargetSpec> {
+        let (name, spec) = text.split_once('=').ok_or_else(|| BenchError::Target {
+            name: text.to_string(),
+            message: "expected NAME=SPEC, e.g. slm=llama:models/model.gguf".into(),
+        })?;
+        TargetSpec::parse(name.trim(), spec.trim())
+    }
+
+    /// Parse a spec for target `name`.
+    pub fn parse(name: &str, spec: &str) -> Result<TargetSpec> {
+        let bad = |message: String| BenchError::Target {
+            name: name.to_string(),
+            message,
+        };
+        if name.is_empty() {
+            return Err(bad("empty target name".into()));
+        }
+        let (kind, rest) = spec.split_once(':').ok_or_else(|| {
+            bad(format!(
+                "`{spec}`: expected KIND:..., KIND one of openai, anthropic, llama, replay"
+            ))
+        })?;
+        let mut parts = rest.split(';');
+        let main = parts.next().unwrap_or("").trim();
+        let mut options = BTreeMap::new();
+        for opt in parts {
+            let opt = opt.trim();
+            if opt.is_empty() {
+                continue;
+            }
+            let (k, v) = opt
+                .split_once('=')
+                .ok_or_else(|| bad(format!("option `{opt}`: expected key=value")))?;
+            options.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let url_model = |what: &str| -> Result<(String, String)> {
+            let (url, model) = main.split_once('#').ok_or_else(|| {
+                bad(format!("`{spec}`: expected {what}:BASE_URL#MODEL (e.g. {what}:http://127.0.0.1:8080/v1#auto)"))
+            })?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad(format!(
+                    "base URL `{url}` must start with http:// or https://"
+                )));
+            }
+            if model.is_empty() {
+                return Err(bad("empty model after #".into()));
+            }
+            Ok((url.to_string(), model.to_string()))
+        };
+        let kind = match kind {
+            "openai" => {
+                let (base_url, model) = url_model("openai")?;
+                SpecKind::OpenAi { base_url, model }
+            }
+            "anthropic" => {
+                let (base_url, model) = url_model("anthropic")?;
+                SpecKind::Anthropic { base_url, model }
+            }
+            "llama" => {
+                if main.is_empty() {
+                    return Err(bad("llama: needs a GGUF model path".into()));
+                }
+                SpecKind::Llama {
+                    path: PathBuf::from(main),
+                }
+            }
+            "replay" => {
+                if main.is_empty() {
+                    return Err(bad("replay: needs a JSONL file of recorded answers".into()));
+                }
+                SpecKind::Replay {
+                    path: PathBuf::from(main),
+                }
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown kind `{other}` (openai, anthropic, llama, replay)"
+                )))
+            }
+        };
+        let allowed: &[&str] = match kind {
+            SpecKind::OpenAi { .. } | SpecKind::Anthropic { .. } => &["key_env"],
+            SpecKind::Llama { .. } => &["slots", "threads", "ctx"],
+            SpecKind::Replay { .. } => &[],
+        };
+        if let Some(unknown) = options.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(bad(format!(
+                "unknown option `{unknown}` (allowed: {})",
+                allowed.join(", ")
+            )));
+        }
+        Ok(TargetSpec {
+            name: name.to_string(),
+            kind,
+            options,
+            text: spec.to_string(),
+        })
+    }
+
+    fn option<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
+        match self.options.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| BenchError::Target {
+                name: self.name.clone(),
+                message: format!("option `{key}={v}` is not a number"),
+            }),
+        }
+    }
+
+    /// Build the target. Relative paths resolve against `base_dir`. Loading a local model
+    /// blocks, so it runs on a blocking thread.
+    pub async fn build(&self, base_dir: &Path, price: Option<Price>) -> Result<Arc<dyn Target>> {
+        let info = |kind: &str, model_files: Vec<PathBuf>| TargetInfo {
+            name: self.name.clone(),
+            kind: kind.to_string(),
+            spec: Some(self.text.clone()),
+            model_files,
+            price,
+        };
+        let err = |e: backends::BackendError| BenchError::Target {
+            name: self.name.clone(),
+            message: e.to_string(),
+        };
+        match &self.kind {
+            SpecKind::OpenAi { base_url, model } => {
+                let mut config =
+                    backends::remote::RemoteConfig::new(base_url.clone(), model.clone());
+                config.api_key_env = self.options.get("key_env").cloned();
+                let backend = backends::openai::OpenAiBackend::new(config).map_err(err)?;
+                Ok(Arc::new(OpenAiTarget {
+                    backend,
+                    info: info("openai", Vec::new()),
+                }))
+            }
+            SpecKind::Anthropic { base_url, model } => {
+                let mut config =
+                    backends::remote::RemoteConfig::new(base_url.clone(), model.clone());
+                config.api_key_env = self.options.get("key_env").cloned();
+                let backend = backends::anthropic::AnthropicBackend::new(config).map_err(err)?;
+                Ok(Arc::new(BackendTarget {
+                    backend: backends::AnyBackend::Anthropic(backend),
+                    info: info("anthropic", Vec::new()),
+                }))
+            }
+            SpecKind::Replay { path } => {
+                let backend = ReplayBackend::from_jsonl(&base_dir.join(path))?;
+                Ok(Arc::new(BackendTarget {
+                    backend,
+                    info: info("replay", Vec::new()),
+                }))
+            }
+            SpecKind::Llama { path } => {
+                let path = base_dir.join(path);
+                let slots: usize = self.option("slots", 1)?;
+                let threads: i32 = self.option("threads", 2)?;
+                let ctx: u32 = self.option("ctx", 2048)?;
+                let backend = load_llama(&self.name, path.clone(), slots, threads, ctx).await?;
+                Ok(Arc::new(BackendTarget {
+                    backend,
+                    info: info("llama", vec![path]),
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "llama")]
+async fn load_llama(
+    name: &str,
+    model_path: PathBuf,
+    slots: usize,
+    threads: i32,
+    ctx: u32,
+) -> Result<backends::AnyBackend> {
+    let config = backends::llama::LlamaEngineConfig {
+        model_path,
+        slots,
+        context_per_slot: ctx,
+        threads,
+        threads_batch: threads,
+        batch_size: 512,
+        queue_capacity: 64,
+        chat_template: None,
+        completion_mode: false,
+    };
+    let engine = tokio::task::spawn_blocking(move || backends::llama::LlamaEngine::load(config))
+        .await
+        .map_err(|e| BenchError::Target {
+            name: name.to_string(),
+            message: format!("model loading thread failed: {e}"),
+        })?
+        .map_err(|e| BenchError::Target {
+            name: name.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(backends::AnyBackend::Llama(engine))
+}
+
+#[cfg(not(feature = "llama"))]
+async fn load_llama(
+    name: &str,
+    model_path: PathBuf,
+    _slots: usize,
+    _threads: i32,
+    _ctx: u32,
+) -> Result<backends::AnyBackend> {
+    Err(BenchError::Target {
+        name: name.to_string(),
+        message: format!(
+            "cannot load {}: this build has no local engine (build with the `llama` feature)",
+            model_path.display()
+        ),
+    })
+}
+
+/// Parse `NAME=IN,OUT` (USD per million input/output tokens) or `NAME=hour:USD` (machine
+/// dollars per hour, for local models).
+pub fn parse_price(text: &str) -> Result<(String, Price)> {
+    let bad = |m: &str| BenchError::Target {
+        name: text.to_string(),
+        message: m.to_string(),
+    };
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME=IN,OUT (USD per 1M tokens) or NAME=hour:USD"))?;
+    let price = if let Some(h) = value.strip_prefix("hour:") {
+        Price {
+            usd_per_hour: Some(
+                h.trim()
+                    .parse()
+                    .map_err(|_| bad("hour:USD must be a number"))?,
+            ),
+            ..Price::default()
+        }
+    } else {
+        let (i, o) = value
+            .split_once(',')
+            .ok_or_else(|| bad("expected IN,OUT (USD per 1M input and output tokens)"))?;
+        Price {
+            input_per_mtok: Some(i.trim().parse().map_err(|_| bad("IN must be a number"))?),
+            output_per_mtok: Some(o.trim().parse().map_err(|_| bad("OUT must be a number"))?),
+            usd_per_hour: None,
+        }
+    };
+    Ok((name.trim().to_string(), price))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind_and_rejects_bad_specs() {
+        let s =
+            TargetSpec::parse_assignment("router=openai:http://127.0.0.1:8080/v1#auto").unwrap();
+        assert_eq!(
+            s.kind,
+            SpecKind::OpenAi {
+                base_url: "http://127.0.0.1:8080/v1".into(),
+                model: "auto".into()
+            }
+        );
+        let s = TargetSpec::parse_assignment(
+            "llm=openai:https://api.openai.com/v1#gpt-4o-mini;key_env=OPENAI_API_KEY",
+        )
+        .unwrap();
+        assert_eq!(s.options["key_env"], "OPENAI_API_KEY");
+        let s = TargetSpec::parse_assignment("slm=llama:models/a.gguf;slots=2;threads=2").unwrap();
+        assert_eq!(
+            s.kind,
+            SpecKind::Llama {
+                path: "models/a.gguf".into()
+            }
+        );
+        assert!(TargetSpec::parse_assignment("slm").is_err());
+        assert!(TargetSpec::parse_assignment("x=ftp:foo").is_err());
+        assert!(TargetSpec::parse_assignment("x=openai:127.0.0.1#m").is_err());
+        assert!(TargetSpec::parse_assignment("x=openai:http://h/v1").is_err());
+        let e = TargetSpec::parse_assignment("x=llama:a.gguf;color=red")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("color"), "{e}");
+    }
+
+    #[test]
+    fn parses_prices() {
+        let (n, p) = parse_price("llm=0.15,0.60").unwrap();
+        assert_eq!(n, "llm");
+        assert_eq!(
+            (p.input_per_mtok, p.output_per_mtok),
+            (Some(0.15), Some(0.60))
+        );
+        let (_, p) = parse_price("slm=hour:0.05").unwrap();
+        assert_eq!(p.usd_per_hour, Some(0.05));
+        assert!(parse_price("slm=cheap").is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! Targets: what the harness sends requests to.
+//!
+//! A [`Target`] answers a [`ChatRequest`] with a stream of timestamped [`backends::ChatEvent`]s
+//! plus whatever routing information came with it. [`BackendTarget`] wraps any
+//! [`backends::Backend`] (the local engine, a remote API, [`crate::replay::ReplayBackend`], a
+//! test double); a gateway reached over HTTP reports its decision in response headers
+//! (`x-triage-backend`, `x-triage-route`, `x-triage-escalated`, `x-triage-cost-usd`), parsed
+//! by [`Routing::from_headers`]. The trait is object-safe so one run can hold targets of
+//! different kinds.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use backends::{Backend, BackendError, ChatRequest, EventStream};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a routed request went and why, as a gateway reports it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Routing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated: Option<bool>,
+    /// Cost the gateway charged for this request, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+impl Routing {
+    /// Read triage's routing headers (names case-insensitive); unknown headers are ignored.
+    pub fn from_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Routing {
+        let mut r = Routing::default();
+        for (name, value) in headers {
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "x-triage-backend" => r.backend = Some(value.to_string()),
+                "x-triage-route" => r.route = Some(value.to_string()),
+                "x-triage-escalated" => {
+                    r.escalated = match value.to_ascii_lowercase().as_str() {
+                        "true" | "1" | "yes" => Some(true),
+                        "false" | "0" | "no" => Some(false),
+                        _ => None,
+                    }
+                }
+                "x-triage-cost-usd" => {
+                    r.cost_usd = value.parse().ok().filter(|v: &f64| v.is_finite())
+                }
+                _ => {}
+            }
+        }
+        r
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Routing::default()
+    }
+}
+
+/// Prices to turn a request into dollars: per million input/output tokens (remote APIs) and/or
+/// machine dollars per hour times the request's end-to-end seconds (local models).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_hour: Option<f64>,
+}
+
+impl Price {
+    pub fn cost(&self, tokens_in: u64, tokens_out: u64, seconds: f64) -> f64 {
+        self.input_per_mtok.unwrap_or(0.0) * tokens_in as f64 / 1e6
+            + self.output_per_mtok.unwrap_or(0.0) * tokens_out as f64 / 1e6
+            + self.usd_per_hour.unwrap_or(0.0) * seconds / 3600.0
+    }
+}
+
+/// What a target answered with.
+pub struct TargetReply {
+    pub events: EventStream,
+    pub routing: Routing,
+}
+
+/// What the run metadata says about a target.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetInfo {
+    pub name: String,
+    /// `llama`, `openai`, `replay`, `mock`, …
+    pub kind: String,
+    /// The spec it was built from (never holds secrets: keys come from environment variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    /// Local model files, hashed into the run metadata.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_files: Vec<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+}
+
+pub type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<TargetReply, BackendError>> + Send + 'a>>;
+
+/// Something the harness sends requests to.
+pub trait Target: Send + Sync {
+    fn name(&self) -> &str;
+    fn info(&self) -> TargetInfo;
+    /// Send one request; the stream's events carry the instants they were born at.
+    fn send(&self, request: ChatRequest) -> SendFuture<'_>;
+}
+
+/// Any [`Backend`] as a target.
+pub struct BackendTarget<B> {
+    pub backend: B,
+    pub info: TargetInfo,
+}
+
+impl<B: Backend> BackendTarget<B> {
+    pub fn new(name: impl Into<String>, kind: impl Into<String>, backend: B) -> Self {
+        Self {
+            backend,
+            info: TargetInfo {
+                name: name.into(),
+                kind: kind.into(),
+                ..TargetInfo::default()
+            },
+        }
+    }
+
+    pub fn with_price(mut self, price: Option<Price>) -> Self {
+        self.info.price = price;
+        self
+    }
+}
+
+impl<B: Backend + 'static> Target for BackendTarget<B> {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn info(&self) -> TargetInfo {
+        self.info.clone()
+    }
+
+    fn send(&self, request: ChatRequest) -> SendFuture<'_> {
+        Box::pin(async move {
+            let events = self.backend.chat_stream(request).await?;
+            Ok(TargetReply {
+                events,
+                routing: Routing::default(),
+            })
+        })
+    }
+}
+
+/// An OpenAI-compatible endpoint (OpenAI itself, or a running `triage serve`) as a target:
+/// like [`BackendTarget`] over [`backends::openai::OpenAiBackend`], and it also reads the
+/// gateway's routing headers from each response.
+pub struct OpenAiTarget {
+    pub backend: backends::openai::OpenAiBackend,
+    pub info: TargetInfo,
+}
+
+impl Target for OpenAiTarget {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn info(&self) -> TargetInfo {
+        self.info.clone()
+    }
+
+    fn send(&self, request: ChatRequest) -> SendFuture<'_> {
+        Box::pin(async move {
+            let (events, headers) = self.backend.chat_stream_with_headers(request).await?;
+            Ok(TargetReply {
+                events,
+                routing: Routing::from_headers(
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                ),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_headers_parse() {
+        let r = Routing::from_headers([
+            ("X-Triage-Backend", "slm"),
+            ("x-triage-route", "cascade"),
+            ("x-triage-escalated", "true"),
+            ("x-triage-cost-usd", "0.000123"),
+            ("content-type", "text/event-stream"),
+        ]);
+        assert_eq!(r.backend.as_deref(), Some("slm"));
+        assert_eq!(r.route.as_deref(), Some("cascade"));
+        assert_eq!(r.escalated, Some(true));
+        assert_eq!(r.cost_usd, Some(0.000123));
+        assert!(Routing::from_headers([("x-triage-cost-usd", "NaN")]).is_empty());
+    }
+
+    #[test]
+    fn price_sums_tokens_and_time() {
+        let p = Price {
+            input_per_mtok: Some(0.15),
+            output_per_mtok: Some(0.60),
+            usd_per_hour: Some(3.6),
+        };
+        let c = p.cost(1_000_000, 500_000, 2.0);
+        assert!((c - (0.15 + 0.30 + 0.002)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,58 @@
+//! Errors of the dashboard: files that cannot be read or do not match what the harness and
+//! `triage hw` write (each names the file and, where it applies, the line and field), and
+//! terminal failures.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DashError {
+    /// The I/O error is part of the message (not a separate cause, so it is printed once).
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A JSON/JSONL file whose content does not match; `location` is `line L` or
+    /// `line L column C`, `field` the JSON path of the offending field when known.
+    #[error("{path}{}: {}{message}", location.as_ref().map(|l| format!(":{l}")).unwrap_or_default(), field.as_ref().filter(|f| !f.is_empty() && f.as_str() != ".").map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        location: Option<String>,
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("terminal: {0}")]
+    Terminal(std::io::Error),
+    #[error("live view: {0}")]
+    Live(String),
+}
+
+impl DashError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DashError::Io {
+            path: path.into(),
+            error: source,
+        }
+    }
+}
+
+/// Deserialize JSON text with the failing field's path in the error.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<T, DashError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| DashError::Parse {
+        path: path.to_path_buf(),
+        location: Some(format!(
+            "line {} column {}",
+            e.inner().line(),
+            e.inner().column()
+        )),
+        field: Some(e.path().to_string()),
+        message: e.inner().to_string(),
+    })
+}

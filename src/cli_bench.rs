@@ -1,0 +1,354 @@
+//! `triage bench`: clap structs and dispatch only; the work is in the `bench` library.
+//!
+//! - `bench run --suite F --target NAME=SPEC... --out DIR`: run a suite, write a run directory;
+//! - `bench compare RUN...`: a table per target and task (terminal, Markdown, CSV, JSON);
+//! - `bench calibrate RUN`: sweep the cascade threshold offline, optionally write it into a
+//!   triage.yaml and plot the frontier;
+//! - `bench routellm`: evaluate simple routers on RouteLLM's recorded GSM8K/MMLU answers.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use bench::compare::{self, Format};
+use bench::replay::routellm::{self, Benchmark, SimpleRouter};
+use bench::runner::{run_suite, Judges, RunOptions};
+use bench::scenario::{validate_load, Arrival, LoadMode, Suite, SuiteTarget};
+use bench::spec::{parse_price, TargetSpec};
+use bench::target::{Price, Target};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Run a suite of scenarios against one or more targets and write a run directory.
+    Run(RunArgs),
+    /// Compare runs: one row per run, target and task.
+    Compare(CompareArgs),
+    /// Sweep the cascade threshold offline from a run with both SLM and LLM answers.
+    Calibrate(CalibrateArgs),
+    /// Evaluate simple routers on RouteLLM's recorded Mixtral vs GPT-4 answers (APGR, CPT).
+    Routellm(RoutellmArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Suite file (YAML), e.g. scenarios/quickstart.yaml.
+    #[arg(long)]
+    pub suite: PathBuf,
+    /// A target as NAME=SPEC: openai:BASE_URL#MODEL[;key_env=VAR], anthropic:BASE_URL#MODEL[;key_env=VAR],
+    /// llama:PATH[;slots=N;threads=N;ctx=N], replay:FILE.jsonl. Repeatable; overrides the suite's targets.
+    #[arg(long = "target", value_name = "NAME=SPEC")]
+    pub targets: Vec<String>,
+    /// Price of a target: NAME=IN,OUT (USD per 1M input/output tokens) or NAME=hour:USD. Repeatable.
+    #[arg(long = "price", value_name = "NAME=PRICE")]
+    pub prices: Vec<String>,
+    /// Run directory to write (requests.jsonl, summary.json, histograms.json, metadata.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// At most this many items per scenario.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Load mode: sequential, closed or open (overrides the suite).
+    #[arg(long, value_parser = ["sequential", "closed", "open"])]
+    pub mode: Option<String>,
+    /// Workers for closed-loop mode.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Requests per second for open-loop mode.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Poisson arrivals in open-loop mode (default: constant rate).
+    #[arg(long)]
+    pub poisson: bool,
+    /// Recorded requests per target (items are cycled).
+    #[arg(long)]
+    pub requests: Option<usize>,
+    /// Send for this many seconds instead of a count.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Unrecorded warm-up requests per target.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Target (by name, from --target) that grades `judge` scorers.
+    #[arg(long)]
+    pub judge: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Run directories (or summary.json files).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// table, markdown, csv or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Only the per-target totals, not one row per task.
+    #[arg(long)]
+    pub totals: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// A run directory holding both the SLM's and the LLM's answers to every item.
+    pub run: PathBuf,
+    /// Target name of the small model (its answers must carry token log-probabilities).
+    #[arg(long, default_value = "slm")]
+    pub slm: String,
+    /// Target name of the large model.
+    #[arg(long, default_value = "llm")]
+    pub llm: String,
+    /// Share of the LLM's quality to reach at least cost.
+    #[arg(long, default_value_t = 0.95)]
+    pub target_share: f64,
+    /// Write the chosen threshold as `min_confidence` of the cascade route in this triage.yaml.
+    #[arg(long, value_name = "CONFIG")]
+    pub write: Option<PathBuf>,
+    /// Which route to update when several carry `min_confidence`.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Write an SVG plot of the curve (default: RUN/calibration.svg).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Print the whole calibration as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RoutellmArgs {
+    /// RouteLLM's eval data directory (gsm8k_gsm8k_responses.csv, mmlu_responses/, *_contaminated_prompts.jsonl).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// gsm8k or mmlu.
+    #[arg(long, default_value = "gsm8k")]
+    pub benchmark: String,
+    /// Routers to evaluate: random, length, keyword, oracle. Repeatable.
+    #[arg(long = "router", default_values_t = ["random".to_string(), "length".to_string(), "keyword".to_string(), "oracle".to_string()])]
+    pub routers: Vec<String>,
+    /// Threshold bins, as RouteLLM's --num-results.
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
+    /// Write an SVG plot of the curves.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Run(args) => run_cmd(args).await,
+        BenchCommand::Compare(args) => {
+            let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
+            let rows = compare::rows(&args.runs, args.totals)?;
+            print!("{}", compare::render(&rows, format));
+            Ok(())
+        }
+        BenchCommand::Calibrate(args) => calibrate_cmd(args),
+        BenchCommand::Routellm(args) => routellm_cmd(args),
+    }
+}
+
+async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
+    let mut suite = Suite::load_with_cap(&args.suite, args.limit)?;
+    let load = &mut suite.file.load;
+    if let Some(mode) = &args.mode {
+        load.mode = match mode.as_str() {
+            "closed" => LoadMode::Closed,
+            "open" => LoadMode::Open,
+            _ => LoadMode::Sequential,
+        };
+    }
+    if args.concurrency.is_some() {
+        load.concurrency = args.concurrency;
+    }
+    if args.rate.is_some() {
+        load.rate = args.rate;
+    }
+    if args.poisson {
+        load.arrival = Arrival::Poisson;
+    }
+    if args.requests.is_some() {
+        load.requests = args.requests;
+        load.duration_s = None;
+    }
+    if args.duration.is_some() {
+        load.duration_s = args.duration;
+        load.requests = None;
+    }
+    if let Some(w) = args.warmup {
+        load.warmup = w;
+    }
+    validate_load(load).map_err(|m| anyhow::anyhow!("load settings: {m}"))?;
+
+    let mut prices: BTreeMap<String, Price> = BTreeMap::new();
+    for p in &args.prices {
+        let (name, price) = parse_price(p)?;
+        prices.insert(name, price);
+    }
+    // Targets: the command line's, else the suite's entries that carry a spec.
+    let mut specs: Vec<(TargetSpec, PathBuf)> = Vec::new();
+    for t in &args.targets {
+        specs.push((TargetSpec::parse_assignment(t)?, PathBuf::from(".")));
+    }
+    if specs.is_empty() {
+        let base = args.suite.parent().unwrap_or(Path::new(".")).to_path_buf();
+        for t in &suite.file.targets {
+            match t {
+                SuiteTarget::Entry(e) if e.spec.is_some() => {
+                    let spec = TargetSpec::parse(&e.name, e.spec.as_deref().unwrap_or_default())?;
+                    if let Some(p) = e.price {
+                        prices.entry(e.name.clone()).or_insert(p);
+                    }
+                    specs.push((spec, base.clone()));
+                }
+                other => bail!(
+                    "target `{}` of {} has no spec: pass --target {}=SPEC (e.g. llama:models/SmolLM2-135M-Instruct.Q4_1.gguf or openai:http://127.0.0.1:8080/v1#auto)",
+                    other.name(),
+                    args.suite.display(),
+                    other.name()
+                ),
+            }
+        }
+    }
+    if specs.is_empty() {
+        bail!("no targets: pass --target NAME=SPEC");
+    }
+    let mut targets: Vec<Arc<dyn Target>> = Vec::new();
+    for (spec, base) in &specs {
+        eprintln!("[bench] preparing target {} ({})", spec.name, spec.text);
+        targets.push(spec.build(base, prices.get(&spec.name).copied()).await?);
+    }
+    let judge_name = args.judge.clone().or_else(|| suite.file.judge.clone());
+    let judges = Judges {
+        default: match &judge_name {
+            None => None,
+            Some(name) => Some(
+                targets
+                    .iter()
+                    .find(|t| t.name() == name)
+                    .cloned()
+                    .with_context(|| format!("judge `{name}` is not one of the --target names"))?,
+            ),
+        },
+        named: targets.iter().map(|t| (t.name().to_string(), t.clone())).collect(),
+    };
+    let config = serde_json::json!({
+        "suite": suite.file,
+        "targets": specs.iter().map(|(s, _)| serde_json::json!({"name": s.name, "spec": s.text})).collect::<Vec<_>>(),
+        "prices": prices,
+        "limit": args.limit,
+        "judge": judge_name,
+    });
+    let opts = RunOptions {
+        load: suite.file.load.clone(),
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let done = run_suite(suite, targets, judges, opts, &args.out, config).await?;
+    let rows = compare::rows_of(&done.summary, &done.summary.run.id, false);
+    print!("{}", compare::render(&rows, Format::Table));
+    eprintln!("[bench] wrote {}", done.dir.display());
+    Ok(())
+}
+
+fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
+    let records = bench::results::read_records(&args.run)?;
+    let cal = bench::calibrate::calibrate(&records, &args.slm, &args.llm, args.target_share)?;
+    let plot = args.plot.clone().unwrap_or_else(|| args.run.join("calibration.svg"));
+    bench::calibrate::plot_svg(&cal, &plot)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&cal)?);
+    } else {
+        println!(
+            "{} items ({} skipped): SLM `{}` quality {:.3}, LLM `{}` quality {:.3}",
+            cal.items, cal.skipped_items, cal.slm, cal.slm_quality, cal.llm, cal.llm_quality
+        );
+        println!(
+            "APGR {}   CPT(50%) {}   CPT(80%) {}   CPT(95%) {}",
+            opt(cal.apgr, 3),
+            pct(cal.cpt.get("50%").copied().flatten()),
+            pct(cal.cpt.get("80%").copied().flatten()),
+            pct(cal.cpt.get("95%").copied().flatten())
+        );
+        match &cal.chosen {
+            Some(p) => println!(
+                "min_confidence {:.6} reaches {:.1}% of LLM quality ({:.3}) with {:.1}% LLM calls at ${:.6}/request",
+                p.threshold,
+                100.0 * p.quality / cal.llm_quality.max(f64::EPSILON),
+                p.quality,
+                100.0 * p.strong_share,
+                p.cost_per_request
+            ),
+            None => println!("no threshold reaches {:.0}% of LLM quality", 100.0 * cal.target_share),
+        }
+        println!("plot: {}", plot.display());
+    }
+    if let Some(config) = &args.write {
+        let Some(p) = &cal.chosen else {
+            bail!("nothing to write: no threshold reaches the target share");
+        };
+        let old = bench::calibrate::write_min_confidence(config, args.route.as_deref(), p.threshold)?;
+        eprintln!("[bench] {}: min_confidence {} -> {:.6}", config.display(), old, p.threshold);
+    }
+    Ok(())
+}
+
+fn routellm_cmd(args: RoutellmArgs) -> anyhow::Result<()> {
+    let benchmark: Benchmark = args.benchmark.parse().map_err(anyhow::Error::msg)?;
+    let (rows, dropped) = routellm::load(&args.data, benchmark)?;
+    let (weak, strong) = routellm::model_accuracy(&rows);
+    let mut evals = Vec::new();
+    for name in &args.routers {
+        let router = SimpleRouter::parse(name).map_err(anyhow::Error::msg)?;
+        evals.push(routellm::evaluate(&rows, &router.name(), &router.scores(&rows), args.bins));
+    }
+    if let Some(plot) = &args.plot {
+        let curves: Vec<(&str, &[bench::calibrate::CurvePoint])> =
+            evals.iter().map(|e| (e.router.as_str(), e.points.as_slice())).collect();
+        bench::calibrate::plot_curves(plot, &format!("RouteLLM {}", args.benchmark), &curves, weak, strong, None)?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "benchmark": args.benchmark, "items": rows.len(), "contaminated_dropped": dropped,
+                "weak_accuracy": weak, "strong_accuracy": strong, "routers": evals,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{}: {} prompts ({} contaminated dropped); Mixtral-8x7B {:.1}%, GPT-4 {:.1}%",
+        args.benchmark,
+        rows.len(),
+        dropped,
+        100.0 * weak,
+        100.0 * strong
+    );
+    println!("{:<10} {:>7} {:>9} {:>9} {:>9} {:>9}", "router", "APGR", "CPT(20%)", "CPT(50%)", "CPT(80%)", "CPT(95%)");
+    for e in &evals {
+        println!(
+            "{:<10} {:>7} {:>9} {:>9} {:>9} {:>9}",
+            e.router,
+            opt(e.apgr, 3),
+            pct(e.cpt.get("20%").copied().flatten()),
+            pct(e.cpt.get("50%").copied().flatten()),
+            pct(e.cpt.get("80%").copied().flatten()),
+            pct(e.cpt.get("95%").copied().flatten())
+        );
+    }
+    Ok(())
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "-".into())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", 100.0 * v)).unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,136 @@
+"""End-to-end checks of `triage serve` with the official OpenAI Python SDK as the client.
+
+Gateway A routes between its local SmolLM2 (`slm`) and gateway B (`llm`, a second `triage serve`
+with Gemma-3-270M) over real HTTP. Run by tests/e2e_gateways.rs, which starts both gateways:
+
+    python3 openai_sdk_client.py main     A_URL B_LEDGER   # everything while B is up
+    python3 openai_sdk_client.py fallback A_URL B_LEDGER   # after B was stopped
+
+Every check prints one line; the first failed assertion exits non-zero with its reason.
+"""
+import json
+import sqlite3
+import sys
+import urllib.request
+
+import openai
+
+MODE, A_URL, B_LEDGER = sys.argv[1], sys.argv[2], sys.argv[3]
+ALICE, BOB = "sk-alice-e2e", "sk-bob-e2e"
+
+
+def client(key=ALICE):
+    return openai.OpenAI(base_url=f"{A_URL}/v1", api_key=key, max_retries=0, timeout=300)
+
+
+def b_rows():
+    """Requests gateway B has answered, from B's own ledger."""
+    con = sqlite3.connect(f"file:{B_LEDGER}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT COUNT(*) FROM ledger WHERE status = 200").fetchone()[0]
+    finally:
+        con.close()
+
+
+def chat_raw(c, content, **kw):
+    """A non-streaming chat; returns (completion, response headers)."""
+    raw = c.chat.completions.with_raw_response.create(
+        model=kw.pop("model", "auto"),
+        messages=[{"role": "user", "content": content}],
+        max_tokens=kw.pop("max_tokens", 12),
+        temperature=0,
+        **kw,
+    )
+    return raw.parse(), raw.headers
+
+
+def check(name, condition, detail=""):
+    if not condition:
+        print(f"FAIL {name}: {detail}", flush=True)
+        sys.exit(1)
+    print(f"ok   {name} {detail}".rstrip(), flush=True)
+
+
+def main_checks():
+    c = client()
+    # Non-streaming: a complete answer, and headers say who answered.
+    before = b_rows()
+    done, headers = chat_raw(c, "Name a primary colour.")
+    check("non-streaming answer is complete", done.choices[0].finish_reason in ("stop", "length")
+          and done.usage.completion_tokens > 0, repr(done.choices[0].message.content))
+    check("default route goes to llm", headers.get("x-triage-backend") == "llm"
+          and headers.get("x-triage-route") == "default", dict(headers))
+    check("gateway B's ledger proves it answered", b_rows() == before + 1, f"{before} -> {b_rows()}")
+
+    # Streaming with a usage chunk.
+    stream = c.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "Count to five."}],
+        max_tokens=16, temperature=0, stream=True, stream_options={"include_usage": True})
+    text, finish, usage = "", None, None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    check("streaming answer arrives complete", finish in ("stop", "length") and text != ""
+          and usage is not None and usage.completion_tokens > 0, repr(text))
+
+    # A sentiment request is answered by the local SLM.
+    before = b_rows()
+    done, headers = chat_raw(c, "Review: 'I loved it.' Is the sentiment positive or negative?",
+                             extra_headers={"x-triage-task": "sentiment"})
+    check("sentiment is answered locally", headers.get("x-triage-backend") == "slm"
+          and headers.get("x-triage-route") == "small-tasks", dict(headers))
+    check("sentiment never reached B", b_rows() == before)
+
+    # A prompt with an e-mail address never reaches B, even with stream on.
+    before = b_rows()
+    done, headers = chat_raw(c, "Write a reply to jane.doe@example.com about her order.")
+    check("PII request stays local", headers.get("x-triage-backend") == "slm"
+          and headers.get("x-triage-route") == "private", dict(headers))
+    check("PII request never reached B", b_rows() == before)
+
+    # Errors are OpenAI error objects the SDK raises as its own exception types.
+    try:
+        chat_raw(c, "hi", model="no-such-model")
+        check("unknown model is 404", False, "no exception")
+    except openai.NotFoundError as e:
+        check("unknown model is 404 NotFoundError", e.status_code == 404
+              and e.body.get("code") == "model_not_found", str(e.body))
+    try:
+        client("sk-wrong").chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+        check("bad key is 401", False, "no exception")
+    except openai.AuthenticationError as e:
+        check("bad key is 401 AuthenticationError", e.status_code == 401, str(e.body))
+    try:
+        c.post("/chat/completions", body={"messages": "not a list"}, cast_to=object)
+        check("malformed body is 400", False, "no exception")
+    except openai.BadRequestError as e:
+        check("malformed body is 400 BadRequestError", e.status_code == 400, str(e.body))
+
+    # Bob's budget is tiny: once it is spent his LLM-bound requests go to the SLM.
+    bob = client(BOB)
+    backends = []
+    for _ in range(6):
+        _, headers = chat_raw(bob, "Name a fruit.")
+        backends.append(headers.get("x-triage-backend"))
+        if backends[-1] == "slm":
+            break
+    check("spent budget routes to the SLM", backends[0] == "llm" and backends[-1] == "slm", str(backends))
+    _, headers = chat_raw(client(), "Name a vegetable.")
+    check("other tenants still reach the LLM", headers.get("x-triage-backend") == "llm", dict(headers))
+
+    # /metrics and the events stream exist.
+    metrics = urllib.request.urlopen(f"{A_URL}/metrics", timeout=10).read().decode()
+    check("metrics have TTFT histograms", "_bucket{" in metrics and "ttft" in metrics)
+
+
+def fallback_checks():
+    done, headers = chat_raw(client(), "Name an animal.")
+    check("with B stopped the fallback answers", headers.get("x-triage-backend") == "slm"
+          and done.choices[0].message.content, dict(headers))
+
+
+{"main": main_checks, "fallback": fallback_checks}[MODE]()
+print("all checks passed")
