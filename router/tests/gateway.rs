@@ -536,3 +536,16 @@ async fn metrics_parse_as_prometheus_text_with_histograms() {
         .unwrap();
     assert!(matches!(depth.value, prometheus_parse::Value::Gauge(v) if v == 2.0));
 }
+
+#[tokio::test]
+async fn overloaded_local_engine_without_fallback_is_429() {
+    let gw = TestGateway::new(options());
+    for stream in [false, true] {
+        let mut body = chat_body("too busy", stream);
+        body["model"] = json!("busy");
+        let reply = gw.chat(body, None).await;
+        assert_openai_error(&reply, 429, "overloaded");
+        assert_eq!(reply.json()["error"]["type"], "rate_limit_error");
+    }
+    assert_eq!(gw.ledger().len(), 2);
+}

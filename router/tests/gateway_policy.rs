@@ -139,6 +139,7 @@ async fn requests_with_pii_never_reach_the_remote() {
     let reply = gw.chat(body, None).await;
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "refused_by_policy");
+    assert_eq!(reply.json()["error"]["type"], "permission_error");
     assert_eq!(gw.llm_calls(), 0);
     assert_eq!(gw.ledger().len(), 3);
 }
@@ -228,4 +229,53 @@ async fn models_lists_auto_backends_and_routes() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(routes, vec!["private", "small-tasks", "qa", "default"]);
+}
+
+#[tokio::test]
+async fn busy_local_engine_spills_to_the_remote() {
+    use common::WithLoad;
+    use router::gateway::{GatewayOptions, LocalLoad};
+    let config = r#"
+backends:
+  slm: { kind: llama, model: models/test.gguf, slots: 2 }
+  llm: { kind: openai, base_url: "http://127.0.0.1:9/v1", model: gpt-4o-mini }
+pricing:
+  llm: { input: 0.15, output: 0.60 }
+  slm: { machine_usd_per_hour: 0.05 }
+routes:
+  - { name: local-first, to: slm, spill: { to: llm, queue_depth: 3 } }
+"#;
+    let build = |queue_depth: usize| {
+        let config = Arc::new(Config::parse(config, "test.yaml", Path::new(".")).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let core = Arc::new(PolicyCore::new(config, store));
+        let mut backends = Backends::new();
+        backends.insert(BackendSlot::ready(
+            "slm",
+            BackendKind::Local,
+            Arc::new(WithLoad {
+                inner: mock("echo"),
+                load: LocalLoad {
+                    queue_depth,
+                    busy_slots: 2,
+                    slots: 2,
+                    predicted_ttft_ms: None,
+                },
+            }),
+        ));
+        let llm = mock("echo");
+        backends.insert(BackendSlot::ready("llm", BackendKind::Remote, llm.clone()));
+        let state = AppState::new(backends, core.clone(), GatewayOptions::default());
+        PolicyGateway { state, core, llm }
+    };
+    let calm = build(1).chat(chat_body("hello there", false), None).await;
+    assert_eq!(calm.header("x-triage-backend"), Some("slm"));
+    let busy = build(5);
+    let reply = busy.chat(chat_body("hello there", false), None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-triage-backend"), Some("llm"));
+    assert_eq!(reply.header("x-triage-route"), Some("local-first"));
+    let rows = busy.ledger();
+    assert_eq!(rows[0].backends, vec!["llm".to_string()]);
+    assert_eq!(busy.llm_calls(), 1);
 }

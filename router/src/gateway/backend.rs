@@ -220,3 +220,73 @@ impl Backends {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TEST DOUBLE: a local engine that only reports a fixed load.
+    struct FixedLoad(LocalLoad);
+
+    impl DynBackend for FixedLoad {
+        fn chat(&self, _: ChatRequest) -> BoxFuture<'_, backends::Result<ChatResponse>> {
+            Box::pin(async { Err(BackendError::Engine("load-only test double".into())) })
+        }
+        fn chat_stream(&self, _: ChatRequest) -> BoxFuture<'_, backends::Result<EventStream>> {
+            Box::pin(async { Err(BackendError::Engine("load-only test double".into())) })
+        }
+        fn local_load(&self) -> Option<LocalLoad> {
+            Some(self.0)
+        }
+    }
+
+    fn slot(queue_depth: usize, busy_slots: usize) -> BackendSlot {
+        BackendSlot::ready(
+            "slm",
+            BackendKind::Local,
+            Arc::new(FixedLoad(LocalLoad {
+                queue_depth,
+                busy_slots,
+                slots: 2,
+                predicted_ttft_ms: None,
+            })),
+        )
+    }
+
+    #[test]
+    fn predicted_ttft_grows_with_the_queue() {
+        let idle = slot(0, 1);
+        assert_eq!(
+            idle.local_load().unwrap().predicted_ttft_ms,
+            None,
+            "no history yet"
+        );
+        idle.observe(Some(100.0), 1000.0);
+        assert_eq!(idle.local_load().unwrap().predicted_ttft_ms, Some(100.0));
+        let queued = slot(3, 2);
+        queued.observe(Some(100.0), 1000.0);
+        // 4 requests ahead-or-including over 2 slots: two rounds of 1 s before the prefill.
+        assert_eq!(queued.local_load().unwrap().predicted_ttft_ms, Some(2100.0));
+        queued.observe(Some(200.0), 1000.0);
+        let p = queued.local_load().unwrap().predicted_ttft_ms.unwrap();
+        assert!((p - 2120.0).abs() < 1e-9, "{p}");
+    }
+
+    #[test]
+    fn a_loading_slot_answers_with_a_named_error() {
+        let s = BackendSlot::pending("slm", BackendKind::Local);
+        assert!(s
+            .handle()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("still loading"));
+        s.fail("no such file".into());
+        assert!(s
+            .handle()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("no such file"));
+    }
+}

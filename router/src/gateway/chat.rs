@@ -199,12 +199,14 @@ fn chain(first: &str, fallback: &[String]) -> Vec<String> {
 }
 
 fn refusal(status: u16, message: &str) -> ApiError {
-    if status == 429 {
-        ApiError::too_many_requests(message, "budget_exhausted")
-    } else {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-        ApiError::new(status, "invalid_request_error", message).with_code("refused_by_policy")
-    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    let (kind, code) = match status.as_u16() {
+        429 => ("rate_limit_error", "budget_exhausted"),
+        403 => ("permission_error", "refused_by_policy"),
+        s if s >= 500 => ("api_error", "refused_by_policy"),
+        _ => ("invalid_request_error", "refused_by_policy"),
+    };
+    ApiError::new(status, kind, message).with_code(code)
 }
 
 /// Prepare the request for one backend: its upstream model id when configured.

@@ -7,7 +7,7 @@
 //! (tests, shutdown).
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::core::{RouteInfo, RouteInput, Routed, RoutingCore};
 use crate::config::Config;
@@ -27,7 +27,7 @@ enum Msg {
 pub struct PolicyCore {
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    writer: Mutex<mpsc::Sender<Msg>>,
+    writer: mpsc::Sender<Msg>,
     policy_models: Vec<RouteInfo>,
 }
 
@@ -82,7 +82,7 @@ impl PolicyCore {
         Self {
             config,
             store,
-            writer: Mutex::new(tx),
+            writer: tx,
             policy_models,
         }
     }
@@ -98,12 +98,7 @@ impl PolicyCore {
     /// Block until every ledger row recorded so far is written.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
-        let sent = self
-            .writer
-            .lock()
-            .map(|w| w.send(Msg::Flush(tx)).is_ok())
-            .unwrap_or(false);
-        if sent {
+        if self.writer.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.recv();
         }
     }
@@ -196,12 +191,7 @@ impl RoutingCore for PolicyCore {
 
     fn record(&self, summary: &RequestSummary) {
         let row = Box::new(ledger_row(summary));
-        let sent = self
-            .writer
-            .lock()
-            .map(|w| w.send(Msg::Row(row)).is_ok())
-            .unwrap_or(false);
-        if !sent {
+        if self.writer.send(Msg::Row(row)).is_err() {
             tracing::error!(id = %summary.id, "ledger writer is gone; row lost");
         }
     }

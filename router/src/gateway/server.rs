@@ -14,12 +14,11 @@ use std::sync::Arc;
 
 use backends::anthropic::AnthropicBackend;
 use backends::openai::OpenAiBackend;
-use backends::remote::{RemoteConfig, RetryPolicy, Timeouts};
 use backends::{AnyBackend, BackendError};
 use tokio::net::TcpListener;
 
 use super::{serve, AppState, BackendKind, BackendSlot, Backends, GatewayOptions, PolicyCore};
-use crate::config::{ApiKeys, BackendSpec, Config, ConfigError, RemoteBackendSpec, RemoteProvider};
+use crate::config::{ApiKeys, BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// What `triage serve` needs to start.
@@ -81,28 +80,6 @@ struct LocalLoadJob {
     spec: crate::config::LocalBackendSpec,
 }
 
-fn remote_config(spec: &RemoteBackendSpec) -> RemoteConfig {
-    let t = Timeouts::default();
-    let r = RetryPolicy::default();
-    RemoteConfig {
-        base_url: spec.base_url.clone(),
-        model: spec.model.clone(),
-        api_key_env: spec.api_key_env.clone(),
-        headers: spec.headers.clone(),
-        timeouts: Timeouts {
-            connect: spec.timeouts.connect.unwrap_or(t.connect),
-            first_byte: spec.timeouts.first_byte.unwrap_or(t.first_byte),
-            idle: spec.timeouts.idle.unwrap_or(t.idle),
-            total: spec.timeouts.total.unwrap_or(t.total),
-        },
-        retry: RetryPolicy {
-            max_attempts: spec.retry.max_attempts.unwrap_or(r.max_attempts),
-            base_delay: spec.retry.initial_backoff.unwrap_or(r.base_delay),
-            max_delay: spec.retry.max_backoff.unwrap_or(r.max_delay),
-        },
-    }
-}
-
 /// Build every backend of the config (remote ones ready, local ones pending).
 fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), ServeError> {
     let mut backends = Backends::new();
@@ -110,7 +87,7 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
     for (name, spec) in &config.backends {
         match spec {
             BackendSpec::Remote(r) => {
-                let cfg = remote_config(r);
+                let cfg = r.to_remote_config();
                 let backend = match r.provider {
                     RemoteProvider::OpenAi => OpenAiBackend::new(cfg).map(AnyBackend::OpenAi),
                     RemoteProvider::Anthropic => {
@@ -200,19 +177,8 @@ impl Server {
 
 #[cfg(feature = "llama")]
 fn load_local(job: LocalLoadJob) {
-    use backends::llama::{LlamaEngine, LlamaEngineConfig};
-    let s = job.spec;
-    let config = LlamaEngineConfig {
-        model_path: s.model_path,
-        slots: s.slots,
-        context_per_slot: s.context_per_slot,
-        threads: s.threads,
-        threads_batch: s.threads_batch,
-        batch_size: s.batch_size,
-        queue_capacity: s.queue_capacity,
-        chat_template: s.chat_template,
-        completion_mode: s.completion_mode,
-    };
+    use backends::llama::LlamaEngine;
+    let config = job.spec.to_llama_config();
     let slot = job.slot;
     tokio::task::spawn_blocking(move || match LlamaEngine::load(config) {
         Ok(engine) => {
