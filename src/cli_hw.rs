@@ -32,7 +32,12 @@ struct HwRunArgs {
     #[arg(short = 'p', long, value_delimiter = ',', default_value = "512")]
     prompt: Vec<u32>,
     /// Generation lengths for `tg N` (comma-separated).
-    #[arg(short = 'n', long = "gen", value_delimiter = ',', default_value = "128")]
+    #[arg(
+        short = 'n',
+        long = "gen",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
     gen: Vec<u32>,
     /// Batch sizes (comma-separated).
     #[arg(short = 'b', long, value_delimiter = ',', default_value = "512")]

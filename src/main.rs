@@ -3,14 +3,15 @@
 //! This binary only parses arguments and dispatches; every subcommand's work lives in the
 //! library crates (`backends`, `router`, `bench`, `dashboards`).
 
+mod cli_bench;
 #[cfg(feature = "llama")]
 mod cli_chat;
+mod cli_dash;
 #[cfg(feature = "llama")]
 mod cli_hw;
 #[cfg(feature = "llama")]
 mod cli_models;
-mod cli_bench;
-mod cli_dash;
+mod cli_route;
 mod cli_serve;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,12 @@ enum Command {
     Bench(cli_bench::BenchCommand),
     /// Terminal dashboard: compare runs side by side, or watch a live gateway.
     Dash(cli_dash::DashArgs),
+    /// Routing without serving: explain a decision, train the task classifier.
+    #[command(subcommand)]
+    Route(cli_route::RouteCommand),
+    /// The request ledger a gateway writes.
+    #[command(subcommand)]
+    Ledger(cli_route::LedgerCommand),
     /// Chat with a local GGUF model: streams the answer, then prints its timings.
     #[cfg(feature = "llama")]
     Chat(cli_chat::ChatArgs),
@@ -65,6 +72,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => cli_serve::run(args).await,
             Command::Bench(cmd) => cli_bench::run(cmd).await,
             Command::Dash(args) => cli_dash::run(args).await,
+            Command::Route(cmd) => cli_route::run(cmd).await,
+            Command::Ledger(cmd) => cli_route::run_ledger(cmd).await,
             #[cfg(feature = "llama")]
             Command::Chat(args) => cli_chat::run(args).await,
             #[cfg(feature = "llama")]

@@ -81,7 +81,10 @@ fn python(mode: &str, a: &str, b_ledger: &Path) {
         .arg(b_ledger)
         .status()
         .expect("python3 runs (make setup installs the openai SDK)");
-    assert!(status.success(), "openai SDK checks ({mode}) failed: see the lines above");
+    assert!(
+        status.success(),
+        "openai SDK checks ({mode}) failed: see the lines above"
+    );
 }
 
 #[test]

@@ -44,7 +44,8 @@ pub trait Backend: Send + Sync {
     /// Answer with the whole response at once.
     fn chat(&self, request: ChatRequest) -> impl Future<Output = Result<ChatResponse>> + Send;
     /// Answer as a stream of events. Dropping the stream cancels the request.
-    fn chat_stream(&self, request: ChatRequest) -> impl Future<Output = Result<EventStream>> + Send;
+    fn chat_stream(&self, request: ChatRequest)
+        -> impl Future<Output = Result<EventStream>> + Send;
 }
 
 /// Every kind of backend, so callers dispatch without trait objects.
@@ -114,11 +115,17 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
                     response.token_logprobs.extend(logprobs);
                 }
                 let c = choice_mut(&mut response.choices, choice);
-                c.message.content.get_or_insert_with(String::new).push_str(&text);
+                c.message
+                    .content
+                    .get_or_insert_with(String::new)
+                    .push_str(&text);
             }
             ChatEvent::Refusal { choice, text, .. } => {
                 let c = choice_mut(&mut response.choices, choice);
-                c.message.refusal.get_or_insert_with(String::new).push_str(&text);
+                c.message
+                    .refusal
+                    .get_or_insert_with(String::new)
+                    .push_str(&text);
             }
             ChatEvent::ToolCallDelta {
                 choice,
@@ -186,7 +193,11 @@ pub fn new_completion_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    format!("chatcmpl-{:016x}{:08x}", nanos ^ (n.rotate_left(40)), n as u32)
+    format!(
+        "chatcmpl-{:016x}{:08x}",
+        nanos ^ (n.rotate_left(40)),
+        n as u32
+    )
 }
 
 pub fn unix_now() -> u64 {

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use backends::llama::{LlamaEngine, LlamaEngineConfig};
 use backends::{
-    Backend, BackendError, ChatEvent, ChatRequest, FinishReason, JsonSchemaFormat,
-    ResponseFormat, StopSequences,
+    Backend, BackendError, ChatEvent, ChatRequest, FinishReason, JsonSchemaFormat, ResponseFormat,
+    StopSequences,
 };
 use futures::StreamExt;
 
 fn smollm2() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         path.exists(),
         "{} is missing: run `make setup` (scripts/setup.sh) first",
@@ -77,17 +77,26 @@ async fn max_tokens_ends_with_length_and_usage_matches_tokenizer() {
     assert_eq!(usage.total_tokens, usage.prompt_tokens + 7);
     let prompt = engine.render_prompt(&request).unwrap();
     assert_eq!(usage.prompt_tokens as usize, engine.tokenize(&prompt).len());
-    assert_eq!(engine.count_tokens(&request).unwrap(), usage.prompt_tokens as usize);
+    assert_eq!(
+        engine.count_tokens(&request).unwrap(),
+        usage.prompt_tokens as usize
+    );
     // One log-probability per generated token, each a real log-probability.
     assert_eq!(response.token_logprobs.len(), 7);
-    assert!(response.token_logprobs.iter().all(|l| *l <= 0.0 && l.is_finite()));
+    assert!(response
+        .token_logprobs
+        .iter()
+        .all(|l| *l <= 0.0 && l.is_finite()));
 }
 
 #[tokio::test]
 async fn stop_string_is_never_emitted_and_finishes_with_stop() {
     let engine = engine(1, 4);
     let base = engine
-        .chat(greedy("Count from one to twenty in words, separated by commas.", 60))
+        .chat(greedy(
+            "Count from one to twenty in words, separated by commas.",
+            60,
+        ))
         .await
         .unwrap();
     let text = base.text().to_string();
@@ -96,7 +105,10 @@ async fn stop_string_is_never_emitted_and_finishes_with_stop() {
     assert!(words.len() >= 4, "answer too short to test stops: {text:?}");
     let stop = words[words.len() / 2].to_string();
     let cut = text.find(&stop).unwrap();
-    let mut request = greedy("Count from one to twenty in words, separated by commas.", 60);
+    let mut request = greedy(
+        "Count from one to twenty in words, separated by commas.",
+        60,
+    );
     request.stop = Some(StopSequences::Many(vec![stop.clone()]));
     let stopped = engine.chat(request).await.unwrap();
     assert_eq!(stopped.text(), &text[..cut]);
@@ -150,7 +162,10 @@ async fn full_queue_is_overloaded_at_once() {
         .await
         .unwrap();
     // The first event means the request left the queue for the slot.
-    assert!(matches!(running.next().await, Some(Ok(ChatEvent::FirstByte { .. }))));
+    assert!(matches!(
+        running.next().await,
+        Some(Ok(ChatEvent::FirstByte { .. }))
+    ));
     let _queued = engine.chat_stream(greedy("Say hi.", 4)).await.unwrap();
     assert_eq!(engine.stats().queue_depth, 1);
     match engine.chat_stream(greedy("Say hi.", 4)).await {
@@ -169,13 +184,20 @@ async fn over_long_prompt_names_both_lengths() {
     let prompt = "word ".repeat(200);
     match engine.chat(greedy(&prompt, 4)).await {
         Err(e @ BackendError::PromptTooLong { .. }) => {
-            let BackendError::PromptTooLong { prompt_tokens, context_tokens } = e else {
+            let BackendError::PromptTooLong {
+                prompt_tokens,
+                context_tokens,
+            } = e
+            else {
                 unreachable!()
             };
             assert!(prompt_tokens > 200);
             assert_eq!(context_tokens, 64);
             let message = e.to_string();
-            assert!(message.contains(&prompt_tokens.to_string()) && message.contains("64"), "{message}");
+            assert!(
+                message.contains(&prompt_tokens.to_string()) && message.contains("64"),
+                "{message}"
+            );
         }
         other => panic!("expected PromptTooLong, got {other:?}"),
     }
@@ -196,7 +218,9 @@ fn missing_and_corrupt_model_files_give_clear_errors() {
     let not_gguf = dir.join("not.gguf");
     std::fs::write(&not_gguf, b"this is not a model at all").unwrap();
     match LlamaEngine::load(LlamaEngineConfig::new(&not_gguf)) {
-        Err(e @ BackendError::ModelLoad { .. }) => assert!(e.to_string().contains("not a GGUF"), "{e}"),
+        Err(e @ BackendError::ModelLoad { .. }) => {
+            assert!(e.to_string().contains("not a GGUF"), "{e}")
+        }
         Err(e) => panic!("wrong error {e}"),
         Ok(_) => panic!("loaded garbage"),
     }
@@ -217,7 +241,11 @@ fn missing_and_corrupt_model_files_give_clear_errors() {
 #[tokio::test]
 async fn choices_always_returns_one_of_the_choices() {
     let engine = engine(2, 8);
-    let choices = vec!["positive".to_string(), "negative".to_string(), "neutral".to_string()];
+    let choices = vec![
+        "positive".to_string(),
+        "negative".to_string(),
+        "neutral".to_string(),
+    ];
     let reviews = [
         "I loved this film, it was wonderful.",
         "Terrible service, never again.",
@@ -282,7 +310,10 @@ async fn json_schema_output_always_validates() {
         let response = engine.chat(request).await.unwrap();
         let value: serde_json::Value = serde_json::from_str(response.text())
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", response.text()));
-        assert!(validator.is_valid(&value), "{value} does not match the schema");
+        assert!(
+            validator.is_valid(&value),
+            "{value} does not match the schema"
+        );
     }
 }
 
@@ -291,12 +322,19 @@ async fn invalid_sampling_parameters_are_rejected_before_queueing() {
     let engine = engine(1, 1);
     let mut request = greedy("hi", 4);
     request.temperature = Some(5.0);
-    assert!(matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(m)) if m.contains("temperature")));
+    assert!(
+        matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(m)) if m.contains("temperature"))
+    );
     let mut request = greedy("hi", 4);
     request.n = Some(3);
-    assert!(matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(m)) if m.contains("`n`")));
+    assert!(
+        matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(m)) if m.contains("`n`"))
+    );
     let mut request = greedy("hi", 4);
     request.choices = Some(vec![]);
-    assert!(matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(_))));
+    assert!(matches!(
+        engine.chat(request).await,
+        Err(BackendError::InvalidRequest(_))
+    ));
     assert_eq!(engine.stats().queue_depth, 0);
 }

@@ -136,9 +136,10 @@ pub(super) fn run(
             }
         }
         // Requests still waiting count as queued for the gateway's spill rule.
-        counters
-            .busy_slots
-            .store(slots.iter().filter(|s| s.is_some()).count(), Ordering::Relaxed);
+        counters.busy_slots.store(
+            slots.iter().filter(|s| s.is_some()).count(),
+            Ordering::Relaxed,
+        );
 
         // Cancelled sequences free their KV cells at once.
         for slot in slots.iter_mut() {
@@ -200,7 +201,10 @@ pub(super) fn run(
             for slot in slots.iter_mut() {
                 if slot.as_ref().is_some_and(|s| s.tokens_in_batch > 0) {
                     if let Some(seq) = slot.take() {
-                        let _ = seq.job.events.send(Err(BackendError::Engine(message.clone())));
+                        let _ = seq
+                            .job
+                            .events
+                            .send(Err(BackendError::Engine(message.clone())));
                         free_sequence(&mut ctx, seq.seq_id);
                     }
                 }
@@ -269,9 +273,10 @@ pub(super) fn run(
                 }
             }
         }
-        counters
-            .busy_slots
-            .store(slots.iter().filter(|s| s.is_some()).count(), Ordering::Relaxed);
+        counters.busy_slots.store(
+            slots.iter().filter(|s| s.is_some()).count(),
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -211,13 +211,7 @@ impl LlamaEngine {
         std::thread::Builder::new()
             .name("llama-engine".into())
             .spawn(move || {
-                engine::run(
-                    thread_model,
-                    thread_config,
-                    jobs,
-                    thread_counters,
-                    ready_tx,
-                )
+                engine::run(thread_model, thread_config, jobs, thread_counters, ready_tx)
             })
             .map_err(|e| BackendError::Engine(format!("spawning engine thread: {e}")))?;
         ready_rx
@@ -281,7 +275,11 @@ impl LlamaEngine {
     }
 
     /// Validate a request and turn it into sampling settings.
-    pub fn sampling_params(&self, request: &ChatRequest, prompt_tokens: usize) -> Result<SamplingParams> {
+    pub fn sampling_params(
+        &self,
+        request: &ChatRequest,
+        prompt_tokens: usize,
+    ) -> Result<SamplingParams> {
         if request.n.is_some_and(|n| n != 1) {
             return Err(BackendError::InvalidRequest(
                 "the local engine answers one choice per request (`n` must be 1)".into(),
@@ -376,9 +374,15 @@ impl LlamaEngine {
     }
 
     /// Queue already-tokenized input (hardware benchmarks feed exact token counts this way).
-    pub fn submit_tokens(&self, tokens: Vec<LlamaToken>, params: SamplingParams) -> Result<EventStream> {
+    pub fn submit_tokens(
+        &self,
+        tokens: Vec<LlamaToken>,
+        params: SamplingParams,
+    ) -> Result<EventStream> {
         if tokens.is_empty() {
-            return Err(BackendError::InvalidRequest("the prompt has no tokens".into()));
+            return Err(BackendError::InvalidRequest(
+                "the prompt has no tokens".into(),
+            ));
         }
         self.check_prompt_length(tokens.len())?;
         let sampler = self.build_sampler(&params)?;

@@ -68,9 +68,8 @@ impl PromptFormat {
                             Role::Developer => "system",
                             other => other.as_str(),
                         };
-                        LlamaChatMessage::new(role.to_string(), m.text()).map_err(|e| {
-                            BackendError::InvalidRequest(format!("message text: {e}"))
-                        })
+                        LlamaChatMessage::new(role.to_string(), m.text())
+                            .map_err(|e| BackendError::InvalidRequest(format!("message text: {e}")))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 model
