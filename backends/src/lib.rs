@@ -146,6 +146,9 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
                 call.function.arguments.push_str(&arguments);
             }
             ChatEvent::Usage { usage, .. } => response.usage = Some(usage),
+            ChatEvent::LocalCompute { busy_secs, .. } => {
+                response.timings.engine_busy_secs += busy_secs;
+            }
             ChatEvent::Done {
                 choice,
                 finish_reason,

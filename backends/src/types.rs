@@ -402,6 +402,9 @@ pub enum ChatEvent {
     },
     /// Token counts for the whole request.
     Usage { usage: Usage, at: Instant },
+    /// Seconds of local engine compute attributed to this request (its share of each batched
+    /// decode step), sent before `Done`; the router prices local answers with it.
+    LocalCompute { busy_secs: f64, at: Instant },
     /// One choice finished.
     Done {
         choice: u32,
@@ -418,6 +421,7 @@ impl ChatEvent {
             | ChatEvent::Refusal { at, .. }
             | ChatEvent::ToolCallDelta { at, .. }
             | ChatEvent::Usage { at, .. }
+            | ChatEvent::LocalCompute { at, .. }
             | ChatEvent::Done { at, .. } => *at,
         }
     }

@@ -404,3 +404,44 @@ async fn time_to_first_byte_and_time_to_first_token_differ() {
     assert_eq!(response.text(), "Foo!");
     assert_eq!(response.token_logprobs, vec![-0.0025094282, -0.26638845]);
 }
+
+#[tokio::test]
+async fn an_unanswered_connect_is_a_connect_timeout_after_retries() {
+    // A listener that never accepts, with a full accept queue: further SYNs go unanswered
+    // (Linux drops them), so connecting hangs until the connect timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let mut config = RemoteConfig::new(format!("http://{addr}/v1"), "m");
+    config.timeouts.connect = Duration::from_millis(200);
+    config.retry.max_attempts = 2;
+    config.retry.base_delay = Duration::from_millis(5);
+    let err = tokio::time::timeout(GUARD, openai(config).chat(request()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BackendError::Timeout {
+                phase: TimeoutPhase::Connect,
+                after
+            } if after == Duration::from_millis(200)
+        ),
+        "{err:?}"
+    );
+    drop(fillers);
+}

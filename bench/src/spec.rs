@@ -214,17 +214,11 @@ async fn load_llama(
     threads: i32,
     ctx: u32,
 ) -> Result<backends::AnyBackend> {
-    let config = backends::llama::LlamaEngineConfig {
-        model_path,
-        slots,
-        context_per_slot: ctx,
-        threads,
-        threads_batch: threads,
-        batch_size: 512,
-        queue_capacity: 64,
-        chat_template: None,
-        completion_mode: false,
-    };
+    let mut config = backends::llama::LlamaEngineConfig::new(model_path);
+    config.slots = slots;
+    config.context_per_slot = ctx;
+    config.threads = threads;
+    config.threads_batch = threads;
     let engine = tokio::task::spawn_blocking(move || backends::llama::LlamaEngine::load(config))
         .await
         .map_err(|e| BenchError::Target {

@@ -1,1 +1,24 @@
-//! Routing: config, policy, classifier, PII detector, pricing, ledger and the gateway server. (Being built: issue 4.)
+//! # router
+//!
+//! The decision side of triage: what a request is, where it should go, and what it cost.
+//!
+//! - [`config`]: `triage.yaml` loading and validation into runtime types (errors name file,
+//!   line, column and field path);
+//! - [`classifier`]: the task classifier (config rules, then a learned hashed-n-gram model);
+//! - [`pii`]: the PII detector the privacy rule relies on;
+//! - [`policy`]: rules, budgets and the pure [`policy::decide`] function;
+//! - [`pricing`]: the shipped price table, per-backend prices, cost and savings;
+//! - [`store`] and [`ledger`]: budgets/spend counters and the per-request ledger behind one
+//!   store interface (SQLite in WAL mode by default);
+//! - [`explain`]: the decision and its trace for one request, without calling any backend.
+//!
+//! The HTTP gateway that acts on these decisions lives in `gateway` (built on top of them).
+
+pub mod classifier;
+pub mod config;
+pub mod explain;
+pub mod ledger;
+pub mod pii;
+pub mod policy;
+pub mod pricing;
+pub mod store;

@@ -1,0 +1,319 @@
+//! The engine thread: owns the `LlamaContext` and runs the continuous-batching loop.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use super::text::{Assembled, TextAssembler};
+use super::{llama_backend, Job, LlamaEngineConfig, StatCounters};
+use crate::types::{ChatEvent, FinishReason, Usage};
+use crate::{BackendError, Result};
+
+/// One sequence in a slot.
+struct Sequence {
+    job: Job,
+    seq_id: i32,
+    /// Prompt tokens already put in a batch.
+    prompt_done: usize,
+    /// Next position in this sequence's KV cache.
+    n_past: i32,
+    /// The token to feed in the next step (sampled last step), when generating.
+    next_input: Option<LlamaToken>,
+    /// Index of this sequence's logits in the batch just decoded.
+    logits_index: Option<i32>,
+    generated: u32,
+    text: TextAssembler,
+    /// Log-probabilities of tokens whose text is held back (stop-string prefix, partial UTF-8).
+    pending_logprobs: Vec<f32>,
+    busy_secs: f64,
+    /// Tokens this sequence put in the batch being decoded.
+    tokens_in_batch: usize,
+}
+
+impl Sequence {
+    fn send(&self, event: ChatEvent) -> bool {
+        self.job.events.send(Ok(event)).is_ok()
+    }
+}
+
+pub(super) fn run(
+    model: Arc<LlamaModel>,
+    config: LlamaEngineConfig,
+    jobs: Receiver<Job>,
+    counters: Arc<StatCounters>,
+    ready: Sender<Result<()>>,
+) {
+    let backend = match llama_backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let n_ctx = config.context_per_slot.saturating_mul(config.slots as u32);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(config.batch_size)
+        .with_n_ubatch(config.batch_size)
+        .with_n_seq_max(config.slots as u32)
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads_batch);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(BackendError::Engine(format!(
+                "creating a context of {n_ctx} tokens for {} slots: {e}",
+                config.slots
+            ))));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut batch = LlamaBatch::new(config.batch_size as usize, config.slots as i32);
+    let mut slots: Vec<Option<Sequence>> = (0..config.slots).map(|_| None).collect();
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    let mut closed = false;
+
+    loop {
+        // Admission: block only when nothing is running.
+        let running = slots.iter().any(Option::is_some);
+        if !running && waiting.is_empty() {
+            if closed {
+                return;
+            }
+            match jobs.recv() {
+                Ok(job) => {
+                    counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
+                    waiting.push_back(job);
+                }
+                Err(_) => return,
+            }
+        }
+        loop {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
+                    waiting.push_back(job);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        // Cancelled waiting requests never take a slot.
+        waiting.retain(|job| !job.events.is_closed());
+        for (index, slot) in slots.iter_mut().enumerate() {
+            if slot.is_none() {
+                if let Some(job) = waiting.pop_front() {
+                    let stops = job.params.stop.clone();
+                    let seq = Sequence {
+                        job,
+                        seq_id: index as i32,
+                        prompt_done: 0,
+                        n_past: 0,
+                        next_input: None,
+                        logits_index: None,
+                        generated: 0,
+                        text: TextAssembler::new(stops),
+                        pending_logprobs: Vec::new(),
+                        busy_secs: 0.0,
+                        tokens_in_batch: 0,
+                    };
+                    seq.send(ChatEvent::FirstByte { at: Instant::now() });
+                    *slot = Some(seq);
+                }
+            }
+        }
+        // Requests still waiting count as queued for the gateway's spill rule.
+        counters
+            .busy_slots
+            .store(slots.iter().filter(|s| s.is_some()).count(), Ordering::Relaxed);
+
+        // Cancelled sequences free their KV cells at once.
+        for slot in slots.iter_mut() {
+            if slot.as_ref().is_some_and(|s| s.job.events.is_closed()) {
+                if let Some(seq) = slot.take() {
+                    free_sequence(&mut ctx, seq.seq_id);
+                }
+            }
+        }
+
+        // Build the batch: one token per generating sequence, then prompt chunks.
+        batch.clear();
+        let capacity = config.batch_size as usize;
+        let mut used = 0usize;
+        for seq in slots.iter_mut().flatten() {
+            seq.logits_index = None;
+            seq.tokens_in_batch = 0;
+            if let Some(token) = seq.next_input {
+                if batch.add(token, seq.n_past, &[seq.seq_id], true).is_ok() {
+                    seq.logits_index = Some(used as i32);
+                    seq.n_past += 1;
+                    seq.tokens_in_batch = 1;
+                    used += 1;
+                }
+            }
+        }
+        for seq in slots.iter_mut().flatten() {
+            if seq.next_input.is_some() || used >= capacity {
+                continue;
+            }
+            let remaining = seq.job.tokens.len() - seq.prompt_done;
+            let take = remaining.min(capacity - used);
+            for i in 0..take {
+                let token = seq.job.tokens[seq.prompt_done + i];
+                let last_of_prompt = seq.prompt_done + i + 1 == seq.job.tokens.len();
+                if batch
+                    .add(token, seq.n_past, &[seq.seq_id], last_of_prompt)
+                    .is_err()
+                {
+                    break;
+                }
+                if last_of_prompt {
+                    seq.logits_index = Some(used as i32);
+                }
+                seq.n_past += 1;
+                seq.tokens_in_batch += 1;
+                used += 1;
+            }
+            seq.prompt_done += seq.tokens_in_batch;
+        }
+        if used == 0 {
+            continue;
+        }
+
+        let step_started = Instant::now();
+        if let Err(e) = ctx.decode(&mut batch) {
+            // Fail every sequence in this batch; the engine keeps serving the others.
+            let message = format!("llama_decode failed: {e}");
+            for slot in slots.iter_mut() {
+                if slot.as_ref().is_some_and(|s| s.tokens_in_batch > 0) {
+                    if let Some(seq) = slot.take() {
+                        let _ = seq.job.events.send(Err(BackendError::Engine(message.clone())));
+                        free_sequence(&mut ctx, seq.seq_id);
+                    }
+                }
+            }
+            continue;
+        }
+        let step_secs = step_started.elapsed().as_secs_f64();
+        for seq in slots.iter_mut().flatten() {
+            seq.busy_secs += step_secs * seq.tokens_in_batch as f64 / used as f64;
+        }
+
+        // Sample, detokenize, stream.
+        let vocab = model.vocab();
+        for slot in slots.iter_mut() {
+            let Some(seq) = slot.as_mut() else { continue };
+            let Some(index) = seq.logits_index else {
+                continue;
+            };
+            let token = seq.job.sampler.sample(&ctx, index);
+            let logprob = token_logprob(ctx.get_logits_ith(index), token);
+            let at = Instant::now();
+            let finish = if vocab.is_eog(token) && !seq.job.params.ignore_eos {
+                let tail = seq.text.finish();
+                emit_text(seq, tail, at);
+                Some(FinishReason::Stop)
+            } else {
+                seq.generated += 1;
+                seq.pending_logprobs.push(logprob);
+                let bytes = vocab.token_to_piece(token, false, None);
+                match seq.text.push(&bytes) {
+                    Assembled::Stopped(before) => {
+                        emit_text(seq, before, at);
+                        Some(FinishReason::Stop)
+                    }
+                    Assembled::Text(t) => {
+                        emit_text(seq, t, at);
+                        let context_full = seq.n_past as u32 >= config.context_per_slot;
+                        if seq.generated >= seq.job.params.max_tokens || context_full {
+                            let tail = seq.text.finish();
+                            emit_text(seq, tail, at);
+                            Some(FinishReason::Length)
+                        } else {
+                            seq.next_input = Some(token);
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(reason) = finish {
+                let prompt_tokens = seq.job.tokens.len() as u32;
+                seq.send(ChatEvent::Usage {
+                    usage: Usage::new(prompt_tokens, seq.generated),
+                    at,
+                });
+                seq.send(ChatEvent::LocalCompute {
+                    busy_secs: seq.busy_secs,
+                    at,
+                });
+                seq.send(ChatEvent::Done {
+                    choice: 0,
+                    finish_reason: reason,
+                    at,
+                });
+                if let Some(done) = slot.take() {
+                    free_sequence(&mut ctx, done.seq_id);
+                }
+            }
+        }
+        counters
+            .busy_slots
+            .store(slots.iter().filter(|s| s.is_some()).count(), Ordering::Relaxed);
+    }
+}
+
+/// Send released text with the log-probabilities of every token it covers.
+fn emit_text(seq: &mut Sequence, text: String, at: Instant) {
+    if text.is_empty() {
+        return;
+    }
+    let logprobs = std::mem::take(&mut seq.pending_logprobs);
+    seq.send(ChatEvent::Token {
+        choice: 0,
+        text,
+        logprobs,
+        at,
+    });
+}
+
+fn free_sequence(ctx: &mut LlamaContext<'_>, seq_id: i32) {
+    if let Err(e) = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None) {
+        tracing::warn!(seq_id, error = %e, "could not free KV cells of a finished sequence");
+    }
+}
+
+/// log p(token) under the model's own distribution (log-softmax of the raw logits).
+fn token_logprob(logits: &[f32], token: LlamaToken) -> f32 {
+    let Some(&chosen) = logits.get(token.0 as usize) else {
+        return f32::NEG_INFINITY;
+    };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    chosen - max - sum.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logprob_is_log_softmax() {
+        let logits = [1.0f32, 2.0, 3.0];
+        let z: f32 = logits.iter().map(|l| l.exp()).sum();
+        let expected = (3.0f32.exp() / z).ln();
+        assert!((token_logprob(&logits, LlamaToken(2)) - expected).abs() < 1e-6);
+    }
+}

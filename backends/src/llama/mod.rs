@@ -1,0 +1,466 @@
+//! The local engine: llama.cpp in-process.
+//!
+//! `LlamaContext` is not `Send`, so one dedicated OS thread owns it (as mistral.rs does) and runs
+//! **continuous batching**: N slots share one context with distinct sequence ids; every step
+//! decodes one `llama_batch` holding the next token of every generating sequence plus prompt
+//! chunks of newly admitted ones; a finished or cancelled sequence frees its KV cells at once.
+//!
+//! Requests reach the thread over a bounded channel (a full queue is [`BackendError::Overloaded`]
+//! at once — the router decides whether to answer 429 or spill to a remote). Prompt formatting,
+//! tokenization, the length check and grammar compilation happen on the caller's side, so bad
+//! requests fail before they queue. Tokens flow back over an unbounded channel (a request's
+//! output is bounded by its `max_tokens`), each with its own `Instant` and log-probability;
+//! dropping the stream closes that channel and the engine cancels the sequence on its next step.
+
+mod engine;
+pub mod grammar;
+mod info;
+pub mod prompt;
+pub mod text;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use tokio::sync::mpsc::unbounded_channel;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+pub use info::{read_model_info, ModelInfo};
+pub use llama_cpp_2::token::LlamaToken;
+pub use prompt::PromptFormat;
+
+use crate::types::ChatRequest;
+use crate::{collect_stream, Backend, BackendError, ChatResponse, EventStream, Result};
+
+/// How to run one local model.
+#[derive(Debug, Clone)]
+pub struct LlamaEngineConfig {
+    pub model_path: PathBuf,
+    /// Sequences decoded together (continuous batching width).
+    pub slots: usize,
+    /// Context window of each slot, in tokens (prompt + completion).
+    pub context_per_slot: u32,
+    /// Threads for generation steps.
+    pub threads: i32,
+    /// Threads for prompt processing.
+    pub threads_batch: i32,
+    /// Most tokens in one decode step (prompt chunks + generating sequences).
+    pub batch_size: u32,
+    /// Requests waiting for a slot before new ones are refused with `Overloaded`.
+    pub queue_capacity: usize,
+    /// A chat template to use instead of the model's own.
+    pub chat_template: Option<String>,
+    /// Base models: no chat template, the messages' text is the prompt.
+    pub completion_mode: bool,
+}
+
+impl LlamaEngineConfig {
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(2);
+        Self {
+            model_path: model_path.into(),
+            slots: 4,
+            context_per_slot: 2048,
+            threads: cores,
+            threads_batch: cores,
+            batch_size: 512,
+            queue_capacity: 64,
+            chat_template: None,
+            completion_mode: false,
+        }
+    }
+}
+
+/// Live counters of the engine, read by the gateway's `/metrics` and spill rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Requests admitted to the queue but not yet to a slot.
+    pub queue_depth: usize,
+    /// Slots currently holding a sequence.
+    pub busy_slots: usize,
+    pub slots: usize,
+}
+
+#[derive(Debug, Default)]
+struct StatCounters {
+    queue_depth: AtomicUsize,
+    busy_slots: AtomicUsize,
+}
+
+/// Sampling settings of one request, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    pub max_tokens: u32,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub top_k: i32,
+    pub min_p: f32,
+    pub seed: u32,
+    pub stop: Vec<String>,
+    pub grammar: Option<String>,
+    /// Keep generating past end-of-generation tokens (hardware benchmarks, as llama-bench).
+    pub ignore_eos: bool,
+}
+
+/// One admitted request on its way to the engine thread.
+struct Job {
+    tokens: Vec<LlamaToken>,
+    sampler: LlamaSampler,
+    params: SamplingParams,
+    events: tokio::sync::mpsc::UnboundedSender<Result<crate::ChatEvent>>,
+}
+
+/// A loaded local model and its engine thread. Cheap to clone; the thread stops when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct LlamaEngine {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    model: Arc<LlamaModel>,
+    submit: SyncSender<Job>,
+    counters: Arc<StatCounters>,
+    info: ModelInfo,
+    format: PromptFormat,
+    config: LlamaEngineConfig,
+}
+
+fn llama_backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs a lot at load time; route it to `tracing` (debug level).
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| BackendError::Engine(format!("initialising llama.cpp: {e}")))
+}
+
+/// Load a GGUF model file (memory-mapped, no context): for metadata and tokenization.
+pub fn load_model(path: &std::path::Path) -> Result<LlamaModel> {
+    let backend = llama_backend()?;
+    let meta = std::fs::metadata(path).map_err(|e| BackendError::ModelLoad {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(BackendError::ModelLoad {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    check_gguf_magic(path)?;
+    LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
+        BackendError::ModelLoad {
+            path: path.to_path_buf(),
+            reason: format!("llama.cpp could not load it ({e}); is it a complete GGUF file?"),
+        }
+    })
+}
+
+fn check_gguf_magic(path: &std::path::Path) -> Result<()> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| BackendError::ModelLoad {
+            path: path.to_path_buf(),
+            reason: format!("cannot read header: {e}"),
+        });
+    read?;
+    if &magic != b"GGUF" {
+        return Err(BackendError::ModelLoad {
+            path: path.to_path_buf(),
+            reason: format!("not a GGUF file (magic bytes {magic:02x?}, expected \"GGUF\")"),
+        });
+    }
+    Ok(())
+}
+
+impl LlamaEngine {
+    /// Load the model, create the context and start the engine thread. Blocking.
+    pub fn load(config: LlamaEngineConfig) -> Result<LlamaEngine> {
+        if config.slots == 0 || config.context_per_slot == 0 || config.batch_size == 0 {
+            return Err(BackendError::Config(
+                "slots, context_per_slot and batch_size must be positive".into(),
+            ));
+        }
+        let model = Arc::new(load_model(&config.model_path)?);
+        let info = info::model_info(&config.model_path, &model);
+        let format = PromptFormat::for_model(
+            &model,
+            config.chat_template.as_deref(),
+            config.completion_mode,
+        );
+        let counters = Arc::new(StatCounters::default());
+        let (submit, jobs) = sync_channel::<Job>(config.queue_capacity);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let thread_model = Arc::clone(&model);
+        let thread_counters = Arc::clone(&counters);
+        let thread_config = config.clone();
+        std::thread::Builder::new()
+            .name("llama-engine".into())
+            .spawn(move || {
+                engine::run(
+                    thread_model,
+                    thread_config,
+                    jobs,
+                    thread_counters,
+                    ready_tx,
+                )
+            })
+            .map_err(|e| BackendError::Engine(format!("spawning engine thread: {e}")))?;
+        ready_rx
+            .recv()
+            .map_err(|_| BackendError::Engine("engine thread exited during start-up".into()))??;
+        Ok(LlamaEngine {
+            shared: Arc::new(Shared {
+                model,
+                submit,
+                counters,
+                info,
+                format,
+                config,
+            }),
+        })
+    }
+
+    pub fn model_info(&self) -> &ModelInfo {
+        &self.shared.info
+    }
+
+    pub fn prompt_format(&self) -> &PromptFormat {
+        &self.shared.format
+    }
+
+    pub fn config(&self) -> &LlamaEngineConfig {
+        &self.shared.config
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            queue_depth: self.shared.counters.queue_depth.load(Ordering::Relaxed),
+            busy_slots: self.shared.counters.busy_slots.load(Ordering::Relaxed),
+            slots: self.shared.config.slots,
+        }
+    }
+
+    /// The request's prompt exactly as the engine will see it.
+    pub fn render_prompt(&self, request: &ChatRequest) -> Result<String> {
+        if request.messages.is_empty() {
+            return Err(BackendError::InvalidRequest(
+                "`messages` must contain at least one message".into(),
+            ));
+        }
+        self.shared
+            .format
+            .render(&self.shared.model, &request.messages)
+    }
+
+    /// Tokenize text the way prompts are tokenized (special tokens parsed, BOS per the model).
+    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        self.shared
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), true, true)
+    }
+
+    /// Tokens in the request's rendered prompt.
+    pub fn count_tokens(&self, request: &ChatRequest) -> Result<usize> {
+        Ok(self.tokenize(&self.render_prompt(request)?).len())
+    }
+
+    /// Validate a request and turn it into sampling settings.
+    pub fn sampling_params(&self, request: &ChatRequest, prompt_tokens: usize) -> Result<SamplingParams> {
+        if request.n.is_some_and(|n| n != 1) {
+            return Err(BackendError::InvalidRequest(
+                "the local engine answers one choice per request (`n` must be 1)".into(),
+            ));
+        }
+        let room = (self.shared.config.context_per_slot as usize).saturating_sub(prompt_tokens);
+        let max_tokens = match request.max_output_tokens() {
+            Some(0) => {
+                return Err(BackendError::InvalidRequest(
+                    "`max_tokens` must be at least 1".into(),
+                ))
+            }
+            Some(n) => n.min(room as u32),
+            None => room as u32,
+        };
+        let temperature = request.temperature.unwrap_or(1.0);
+        if !(0.0..=2.0).contains(&temperature) {
+            return Err(BackendError::InvalidRequest(format!(
+                "`temperature` must be between 0 and 2, got {temperature}"
+            )));
+        }
+        let top_p = request.top_p.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&top_p) || top_p == 0.0 {
+            return Err(BackendError::InvalidRequest(format!(
+                "`top_p` must be in (0, 1], got {top_p}"
+            )));
+        }
+        let min_p = request.min_p.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&min_p) {
+            return Err(BackendError::InvalidRequest(format!(
+                "`min_p` must be in [0, 1], got {min_p}"
+            )));
+        }
+        Ok(SamplingParams {
+            max_tokens,
+            temperature,
+            top_p,
+            top_k: request.top_k.unwrap_or(0),
+            min_p,
+            seed: request.seed.map(|s| s as u32).unwrap_or_else(random_seed),
+            stop: request.stop_sequences(),
+            grammar: grammar::grammar_for(request)?,
+            ignore_eos: false,
+        })
+    }
+
+    fn build_sampler(&self, params: &SamplingParams) -> Result<LlamaSampler> {
+        let mut chain = Vec::new();
+        if let Some(grammar) = &params.grammar {
+            let g = LlamaSampler::grammar(&self.shared.model, grammar, "root").map_err(|e| {
+                BackendError::InvalidRequest(format!("output constraint grammar: {e}"))
+            })?;
+            chain.push(g);
+        }
+        if params.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            if params.top_k > 0 {
+                chain.push(LlamaSampler::top_k(params.top_k));
+            }
+            if params.top_p < 1.0 {
+                chain.push(LlamaSampler::top_p(params.top_p, 1));
+            }
+            if params.min_p > 0.0 {
+                chain.push(LlamaSampler::min_p(params.min_p, 1));
+            }
+            chain.push(LlamaSampler::temp(params.temperature));
+            chain.push(LlamaSampler::dist(params.seed));
+        }
+        Ok(LlamaSampler::chain_simple(chain))
+    }
+
+    /// Validate, tokenize and queue a request; the stream yields its events.
+    pub fn submit(&self, request: &ChatRequest) -> Result<EventStream> {
+        let prompt = self.render_prompt(request)?;
+        let tokens = self.tokenize(&prompt);
+        self.check_prompt_length(tokens.len())?;
+        let params = self.sampling_params(request, tokens.len())?;
+        self.submit_tokens(tokens, params)
+    }
+
+    fn check_prompt_length(&self, prompt_tokens: usize) -> Result<()> {
+        let context = self.shared.config.context_per_slot as usize;
+        // At least one token must be generated after the prompt.
+        if prompt_tokens >= context {
+            return Err(BackendError::PromptTooLong {
+                prompt_tokens,
+                context_tokens: context,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queue already-tokenized input (hardware benchmarks feed exact token counts this way).
+    pub fn submit_tokens(&self, tokens: Vec<LlamaToken>, params: SamplingParams) -> Result<EventStream> {
+        if tokens.is_empty() {
+            return Err(BackendError::InvalidRequest("the prompt has no tokens".into()));
+        }
+        self.check_prompt_length(tokens.len())?;
+        let sampler = self.build_sampler(&params)?;
+        let (events, rx) = unbounded_channel();
+        let job = Job {
+            tokens,
+            sampler,
+            params,
+            events,
+        };
+        let counters = &self.shared.counters;
+        counters.queue_depth.fetch_add(1, Ordering::SeqCst);
+        match self.shared.submit.try_send(job) {
+            Ok(()) => Ok(Box::pin(UnboundedReceiverStream::new(rx))),
+            Err(TrySendError::Full(_)) => {
+                counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
+                Err(BackendError::Overloaded {
+                    capacity: self.shared.config.queue_capacity,
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
+                Err(BackendError::Engine("engine thread has stopped".into()))
+            }
+        }
+    }
+
+    /// Vocabulary size (for benchmarks that draw random tokens).
+    pub fn vocab_size(&self) -> i32 {
+        self.shared.model.n_vocab()
+    }
+
+    /// The display name of the model (file stem).
+    pub fn model_name(&self) -> String {
+        self.shared
+            .config
+            .model_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".into())
+    }
+}
+
+/// ggml's build features as llama.cpp reports them (`AVX2 = 1 | FMA = 1 | …`).
+pub fn system_info() -> String {
+    // Make sure the backend (and so ggml's CPU backend registry) is initialised first.
+    let _ = llama_backend();
+    // SAFETY: llama_print_system_info returns a pointer to a static, NUL-terminated buffer.
+    let ptr = unsafe { llama_cpp_sys_2::llama_print_system_info() };
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null, NUL-terminated, valid for the program's lifetime.
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .trim()
+        .to_string()
+}
+
+/// Which llama.cpp this engine runs: the pinned binding crates that vendor it.
+pub fn build_id() -> String {
+    "llama-cpp-2 0.1.160 (llama-cpp-sys-2 0.1.161, vendored llama.cpp)".to_string()
+}
+
+fn random_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+impl Backend for LlamaEngine {
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        let started = Instant::now();
+        let stream = self.submit(&request)?;
+        let mut response = collect_stream(stream, &self.model_name()).await?;
+        response.timings.started = Some(started);
+        Ok(response)
+    }
+
+    async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream> {
+        self.submit(&request)
+    }
+}

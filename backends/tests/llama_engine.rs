@@ -1,0 +1,302 @@
+//! The local engine on the real SmolLM2-135M-Instruct model (fetched by `make setup`).
+#![cfg(feature = "llama")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use backends::llama::{LlamaEngine, LlamaEngineConfig};
+use backends::{
+    Backend, BackendError, ChatEvent, ChatRequest, FinishReason, JsonSchemaFormat,
+    ResponseFormat, StopSequences,
+};
+use futures::StreamExt;
+
+fn smollm2() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make setup` (scripts/setup.sh) first",
+        path.display()
+    );
+    path
+}
+
+fn engine(slots: usize, queue: usize) -> LlamaEngine {
+    let mut config = LlamaEngineConfig::new(smollm2());
+    config.slots = slots;
+    config.queue_capacity = queue;
+    config.context_per_slot = 1024;
+    LlamaEngine::load(config).expect("SmolLM2 loads")
+}
+
+fn greedy(prompt: &str, max_tokens: u32) -> ChatRequest {
+    ChatRequest {
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        ..ChatRequest::user("local", prompt)
+    }
+}
+
+const PROMPTS: [&str; 4] = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three colours.",
+    "Explain what a CPU does in one sentence.",
+];
+
+#[tokio::test]
+async fn greedy_output_is_identical_across_runs_and_under_concurrency() {
+    let engine = engine(4, 16);
+    let mut sequential = Vec::new();
+    for p in PROMPTS {
+        sequential.push(engine.chat(greedy(p, 32)).await.unwrap().text().to_string());
+    }
+    for p in PROMPTS.iter().zip(&sequential) {
+        let again = engine.chat(greedy(p.0, 32)).await.unwrap();
+        assert_eq!(again.text(), p.1, "second sequential run differs");
+    }
+    assert!(sequential.iter().all(|t| !t.is_empty()));
+    let concurrent = futures::future::join_all(PROMPTS.iter().map(|p| engine.chat(greedy(p, 32))))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().text().to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(concurrent, sequential, "batching changed greedy output");
+}
+
+#[tokio::test]
+async fn max_tokens_ends_with_length_and_usage_matches_tokenizer() {
+    let engine = engine(1, 4);
+    let request = greedy("Tell me a long story about a dragon who loves tea.", 7);
+    let response = engine.chat(request.clone()).await.unwrap();
+    assert_eq!(response.finish_reason(), Some(&FinishReason::Length));
+    let usage = response.usage.clone().unwrap();
+    assert_eq!(usage.completion_tokens, 7);
+    assert_eq!(usage.total_tokens, usage.prompt_tokens + 7);
+    let prompt = engine.render_prompt(&request).unwrap();
+    assert_eq!(usage.prompt_tokens as usize, engine.tokenize(&prompt).len());
+    assert_eq!(engine.count_tokens(&request).unwrap(), usage.prompt_tokens as usize);
+    // One log-probability per generated token, each a real log-probability.
+    assert_eq!(response.token_logprobs.len(), 7);
+    assert!(response.token_logprobs.iter().all(|l| *l <= 0.0 && l.is_finite()));
+}
+
+#[tokio::test]
+async fn stop_string_is_never_emitted_and_finishes_with_stop() {
+    let engine = engine(1, 4);
+    let base = engine
+        .chat(greedy("Count from one to twenty in words, separated by commas.", 60))
+        .await
+        .unwrap();
+    let text = base.text().to_string();
+    // Pick a stop string from the middle of the greedy answer.
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert!(words.len() >= 4, "answer too short to test stops: {text:?}");
+    let stop = words[words.len() / 2].to_string();
+    let cut = text.find(&stop).unwrap();
+    let mut request = greedy("Count from one to twenty in words, separated by commas.", 60);
+    request.stop = Some(StopSequences::Many(vec![stop.clone()]));
+    let stopped = engine.chat(request).await.unwrap();
+    assert_eq!(stopped.text(), &text[..cut]);
+    assert!(!stopped.text().contains(&stop));
+    assert_eq!(stopped.finish_reason(), Some(&FinishReason::Stop));
+}
+
+#[tokio::test]
+async fn events_carry_increasing_instants_and_stream_ends_with_usage_and_done() {
+    let engine = engine(1, 4);
+    let mut stream = engine.chat_stream(greedy("Say hello.", 16)).await.unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = stream.next().await {
+        events.push(e.unwrap());
+    }
+    assert!(matches!(events.first(), Some(ChatEvent::FirstByte { .. })));
+    assert!(matches!(events.last(), Some(ChatEvent::Done { .. })));
+    assert!(events.iter().any(|e| matches!(e, ChatEvent::Usage { .. })));
+    assert!(events.windows(2).all(|w| w[0].at() <= w[1].at()));
+    assert!(events.iter().any(|e| matches!(e, ChatEvent::Token { .. })));
+}
+
+#[tokio::test]
+async fn cancelled_stream_frees_its_slot_for_a_waiting_request() {
+    let engine = engine(1, 4);
+    let mut long = engine
+        .chat_stream(greedy("Write a very long essay about rivers.", 900))
+        .await
+        .unwrap();
+    // Wait until the long request generates, so it holds the only slot.
+    loop {
+        if let Some(Ok(ChatEvent::Token { .. })) = long.next().await {
+            break;
+        }
+    }
+    assert_eq!(engine.stats().busy_slots, 1);
+    let waiting = engine.chat(greedy("Say hi.", 8));
+    drop(long);
+    let answer = tokio::time::timeout(Duration::from_secs(120), waiting)
+        .await
+        .expect("the waiting request started after the cancel")
+        .unwrap();
+    assert!(!answer.text().is_empty());
+}
+
+#[tokio::test]
+async fn full_queue_is_overloaded_at_once() {
+    let engine = engine(1, 1);
+    let mut running = engine
+        .chat_stream(greedy("Write a very long essay about mountains.", 900))
+        .await
+        .unwrap();
+    // The first event means the request left the queue for the slot.
+    assert!(matches!(running.next().await, Some(Ok(ChatEvent::FirstByte { .. }))));
+    let _queued = engine.chat_stream(greedy("Say hi.", 4)).await.unwrap();
+    assert_eq!(engine.stats().queue_depth, 1);
+    match engine.chat_stream(greedy("Say hi.", 4)).await {
+        Err(BackendError::Overloaded { capacity }) => assert_eq!(capacity, 1),
+        Err(other) => panic!("expected Overloaded, got {other}"),
+        Ok(_) => panic!("expected Overloaded, got a stream"),
+    }
+}
+
+#[tokio::test]
+async fn over_long_prompt_names_both_lengths() {
+    let mut config = LlamaEngineConfig::new(smollm2());
+    config.slots = 1;
+    config.context_per_slot = 64;
+    let engine = LlamaEngine::load(config).unwrap();
+    let prompt = "word ".repeat(200);
+    match engine.chat(greedy(&prompt, 4)).await {
+        Err(e @ BackendError::PromptTooLong { .. }) => {
+            let BackendError::PromptTooLong { prompt_tokens, context_tokens } = e else {
+                unreachable!()
+            };
+            assert!(prompt_tokens > 200);
+            assert_eq!(context_tokens, 64);
+            let message = e.to_string();
+            assert!(message.contains(&prompt_tokens.to_string()) && message.contains("64"), "{message}");
+        }
+        other => panic!("expected PromptTooLong, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_and_corrupt_model_files_give_clear_errors() {
+    let missing = LlamaEngine::load(LlamaEngineConfig::new("/nonexistent/model.gguf"));
+    match missing {
+        Err(e @ BackendError::ModelLoad { .. }) => {
+            assert!(e.to_string().contains("/nonexistent/model.gguf"), "{e}")
+        }
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("loaded a missing file"),
+    }
+    let dir = std::env::temp_dir().join(format!("triage-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_gguf = dir.join("not.gguf");
+    std::fs::write(&not_gguf, b"this is not a model at all").unwrap();
+    match LlamaEngine::load(LlamaEngineConfig::new(&not_gguf)) {
+        Err(e @ BackendError::ModelLoad { .. }) => assert!(e.to_string().contains("not a GGUF"), "{e}"),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("loaded garbage"),
+    }
+    // A real GGUF header with the tensor data cut off.
+    let truncated = dir.join("truncated.gguf");
+    let bytes = std::fs::read(smollm2()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    match LlamaEngine::load(LlamaEngineConfig::new(&truncated)) {
+        Err(e @ BackendError::ModelLoad { .. }) => {
+            assert!(e.to_string().contains("truncated.gguf"), "{e}")
+        }
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("loaded a truncated file"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn choices_always_returns_one_of_the_choices() {
+    let engine = engine(2, 8);
+    let choices = vec!["positive".to_string(), "negative".to_string(), "neutral".to_string()];
+    let reviews = [
+        "I loved this film, it was wonderful.",
+        "Terrible service, never again.",
+        "The package arrived on Tuesday.",
+        "Best purchase I made this year!",
+    ];
+    for (i, review) in reviews.iter().enumerate() {
+        for temperature in [0.0, 1.0] {
+            let request = ChatRequest {
+                choices: Some(choices.clone()),
+                temperature: Some(temperature),
+                seed: Some(i as u64),
+                max_tokens: Some(8),
+                ..ChatRequest::user("local", format!("Sentiment of: {review}"))
+            };
+            let response = engine.chat(request).await.unwrap();
+            assert!(
+                choices.iter().any(|c| c == response.text()),
+                "{:?} is not one of the choices",
+                response.text()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_schema_output_always_validates() {
+    let engine = engine(2, 8);
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "city": {"type": "string", "maxLength": 20}
+        },
+        "required": ["name", "age", "city"],
+        "additionalProperties": false
+    });
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for (i, prompt) in [
+        "Extract the person: Maria is 34 and lives in Lisbon.",
+        "Invent a person.",
+        "Tom, 71, Boston.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let request = ChatRequest {
+            response_format: Some(ResponseFormat::JsonSchema {
+                json_schema: JsonSchemaFormat {
+                    name: "person".into(),
+                    schema: schema.clone(),
+                    strict: Some(true),
+                    description: None,
+                },
+            }),
+            temperature: Some(if i == 1 { 0.8 } else { 0.0 }),
+            seed: Some(7),
+            max_tokens: Some(120),
+            ..ChatRequest::user("local", *prompt)
+        };
+        let response = engine.chat(request).await.unwrap();
+        let value: serde_json::Value = serde_json::from_str(response.text())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", response.text()));
+        assert!(validator.is_valid(&value), "{value} does not match the schema");
+    }
+}
+
+#[tokio::test]
+async fn invalid_sampling_parameters_are_rejected_before_queueing() {
+    let engine = engine(1, 1);
+    let mut request = greedy("hi", 4);
+    request.temperature = Some(5.0);
+    assert!(matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(m)) if m.contains("temperature")));
+    let mut request = greedy("hi", 4);
+    request.n = Some(3);
+    assert!(matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(m)) if m.contains("`n`")));
+    let mut request = greedy("hi", 4);
+    request.choices = Some(vec![]);
+    assert!(matches!(engine.chat(request).await, Err(BackendError::InvalidRequest(_))));
+    assert_eq!(engine.stats().queue_depth, 0);
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Engine vs llama.cpp's own tools, same model file, threads and context, same session.
+#
+# Builds llama-bench and llama-batched-bench from the llama.cpp source vendored in the
+# llama-cpp-python sdist on PyPI (Release, GGML_NATIVE=ON), then runs ROUNDS interleaved rounds of
+#   llama-bench -p 512 -n 128 -t THREADS          vs  triage hw -p 512 -n 128 -t THREADS
+#   llama-batched-bench -npp 128 -ntg 128 -npl 1,2,4,8  vs  triage hw -c 1,2,4,8 (128 + 128 tokens)
+# and prints medians and ratios (triage ÷ llama.cpp) as a Markdown table.
+#
+# Usage: bench/llama_cpp_baseline.sh [MODEL]   (env: ROUNDS=3 THREADS=2 OUT=target/baseline)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-2}
+OUT=${OUT:-target/baseline/$(basename "$MODEL" .gguf)}
+LCP_VERSION=0.3.36
+TOOLS=target/llama.cpp-tools
+TRIAGE=target/release/triage
+mkdir -p "$OUT"
+
+if [ ! -x "$TOOLS/build/bin/llama-bench" ] || [ ! -x "$TOOLS/build/bin/llama-batched-bench" ]; then
+  echo "building llama.cpp tools from llama-cpp-python==$LCP_VERSION (sdist) …" >&2
+  mkdir -p "$TOOLS/src"
+  [ -f "$TOOLS/src/llama_cpp_python-$LCP_VERSION.tar.gz" ] ||
+    python3 -m pip download -q --no-deps --no-binary llama-cpp-python \
+      "llama-cpp-python==$LCP_VERSION" -d "$TOOLS/src"
+  tar xzf "$TOOLS/src/llama_cpp_python-$LCP_VERSION.tar.gz" -C "$TOOLS/src"
+  cmake -S "$TOOLS/src/llama_cpp_python-$LCP_VERSION/vendor/llama.cpp" -B "$TOOLS/build" \
+    -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+  cmake --build "$TOOLS/build" --target llama-bench llama-batched-bench -j "$(nproc)" >/dev/null
+fi
+[ -x "$TRIAGE" ] || cargo build --release --locked
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  "$TOOLS/build/bin/llama-bench" -m "$MODEL" -p 512 -n 128 -t "$THREADS" -r 3 -o json \
+    >"$OUT/llama-bench.$round.json" 2>/dev/null
+  "$TRIAGE" hw --model "$MODEL" -t "$THREADS" -p 512 -n 128 -c 1,2,4,8 -r 3 \
+    --bandwidth-mib 0 --json "$OUT/triage-hw.$round.json" >/dev/null
+  "$TOOLS/build/bin/llama-batched-bench" -m "$MODEL" -c 2112 -b 512 -ub 512 -npp 128 -ntg 128 \
+    -npl 1,2,4,8 -t "$THREADS" --output-format jsonl 2>&1 | grep '^{' >"$OUT/batched.$round.jsonl"
+done
+
+python3 - "$OUT" "$ROUNDS" "$MODEL" "$THREADS" <<'PY'
+import json, statistics, sys
+out, rounds, model, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+lb = {"pp512": [], "tg128": []}
+tr = {"pp512": [], "tg128": []}
+bb = {}
+ta = {}
+for r in range(1, rounds + 1):
+    for row in json.load(open(f"{out}/llama-bench.{r}.json")):
+        test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
+        lb[test].append(row["avg_ts"])
+    rep = json.load(open(f"{out}/triage-hw.{r}.json"))
+    for row in rep["speed"]:
+        tr[row["test"]].append(row["tokens_per_sec_mean"])
+    for row in rep["concurrency"]:
+        ta.setdefault(row["streams"], []).append(row["aggregate_tps"])
+    for line in open(f"{out}/batched.{r}.jsonl"):
+        row = json.loads(line)
+        bb.setdefault(row["pl"], []).append(row["speed_tg"])
+med = statistics.median
+print(f"model `{model}`, {threads} threads, {rounds} interleaved rounds, medians\n")
+print("| test | llama.cpp t/s | triage t/s | triage ÷ llama.cpp |\n| --- | ---: | ---: | ---: |")
+for test in ("pp512", "tg128"):
+    a, b = med(lb[test]), med(tr[test])
+    print(f"| {test} (llama-bench) | {a:.1f} | {b:.1f} | {b / a:.3f} |")
+for pl in sorted(bb):
+    a, b = med(bb[pl]), med(ta.get(pl, [float('nan')]))
+    print(f"| aggregate tg, {pl} streams (llama-batched-bench) | {a:.1f} | {b:.1f} | {b / a:.3f} |")
+PY

@@ -1,0 +1,285 @@
+//! `triage route explain`: what the router would do with one request, and why, without calling
+//! any backend. It also holds [`gather_facts`], the one place that turns a chat request into
+//! the [`RequestFacts`] the policy decides on (task from header / `metadata.task` /
+//! classifier, PII scan, token count), so the gateway and `explain` cannot disagree.
+
+use std::fmt;
+
+use backends::ChatRequest;
+use serde::Serialize;
+
+use crate::classifier::Classification;
+use crate::config::Config;
+use crate::pii::PiiSpan;
+use crate::policy::{decide, Action, Decision, RequestFacts, StateSnapshot};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExplainError {
+    #[error("the request is not a chat completion request: {0}")]
+    BadRequest(String),
+}
+
+/// Where the task came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskSource {
+    /// The `x-triage-task` header.
+    Header,
+    /// `metadata.task` in the body.
+    Metadata,
+    Classifier(Classification),
+}
+
+/// How the prompt's tokens were counted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenCount {
+    /// The local model's tokenizer counted them.
+    Exact(usize),
+    /// An estimate: ceil(UTF-8 bytes / 4), the usual rule of thumb for English BPE tokenizers.
+    Estimate(usize),
+}
+
+impl TokenCount {
+    pub fn value(&self) -> usize {
+        match self {
+            TokenCount::Exact(n) | TokenCount::Estimate(n) => *n,
+        }
+    }
+}
+
+/// ceil(bytes / 4): a tokenizer-free estimate of a prompt's tokens, named as such wherever shown.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4)
+}
+
+/// Everything known about a request before routing, with provenance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GatheredFacts {
+    pub facts: RequestFacts,
+    pub task_source: TaskSource,
+    pub pii: Vec<PiiSpan>,
+    pub tokens: TokenCount,
+}
+
+/// Turn a request into routing facts. `task_header` is `x-triage-task`; `exact_tokens` is the
+/// local tokenizer's count when the caller has one (otherwise an estimate is used and marked).
+pub fn gather_facts(
+    config: &Config,
+    request: &ChatRequest,
+    task_header: Option<&str>,
+    tenant: Option<&str>,
+    exact_tokens: Option<usize>,
+) -> GatheredFacts {
+    let text = request.all_text();
+    let metadata_task = request
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("task"))
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.trim().is_empty());
+    let (task, task_source) = match (task_header.filter(|t| !t.trim().is_empty()), metadata_task) {
+        (Some(h), _) => (h.trim().to_string(), TaskSource::Header),
+        (None, Some(m)) => (m.trim().to_string(), TaskSource::Metadata),
+        (None, None) => {
+            let c = config.classifier.classify(&text);
+            (c.task.clone(), TaskSource::Classifier(c))
+        }
+    };
+    let pii = config.pii.detect(&text);
+    let tokens = match exact_tokens {
+        Some(n) => TokenCount::Exact(n),
+        None => TokenCount::Estimate(estimate_tokens(&text)),
+    };
+    let requested_model = if request.model.trim().is_empty() {
+        "auto".to_string()
+    } else {
+        request.model.clone()
+    };
+    GatheredFacts {
+        facts: RequestFacts {
+            task,
+            pii: !pii.is_empty(),
+            prompt_tokens: tokens.value(),
+            text,
+            requested_model,
+            tenant: tenant.map(str::to_string),
+            has_tools: request.has_tools(),
+            stream: request.is_stream(),
+        },
+        task_source,
+        pii,
+        tokens,
+    }
+}
+
+/// The decision for one request and everything that led to it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explanation {
+    pub gathered: GatheredFacts,
+    pub state: StateSnapshot,
+    pub decision: Decision,
+}
+
+/// Explain a request given as JSON text, with an idle engine and nothing spent.
+pub fn explain(config: &Config, request_json: &str) -> Result<Explanation, ExplainError> {
+    explain_with(config, request_json, None, &StateSnapshot::default())
+}
+
+/// Explain with a tenant and a given state (queue depth, spend).
+pub fn explain_with(
+    config: &Config,
+    request_json: &str,
+    tenant: Option<&str>,
+    state: &StateSnapshot,
+) -> Result<Explanation, ExplainError> {
+    let request: ChatRequest =
+        serde_json::from_str(request_json).map_err(|e| ExplainError::BadRequest(e.to_string()))?;
+    let gathered = gather_facts(config, &request, None, tenant, None);
+    let decision = decide(&config.policy, &gathered.facts, state);
+    Ok(Explanation {
+        gathered,
+        state: state.clone(),
+        decision,
+    })
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = &self.gathered;
+        let facts = &g.facts;
+        match &g.task_source {
+            TaskSource::Header => writeln!(f, "task:     {} (from x-triage-task)", facts.task)?,
+            TaskSource::Metadata => writeln!(f, "task:     {} (from metadata.task)", facts.task)?,
+            TaskSource::Classifier(c) => writeln!(
+                f,
+                "task:     {} (classifier, confidence {:.2}: {})",
+                facts.task, c.confidence, c.explanation
+            )?,
+        }
+        if g.pii.is_empty() {
+            writeln!(f, "pii:      none detected")?;
+        } else {
+            let spans: Vec<String> = g
+                .pii
+                .iter()
+                .map(|s| format!("{} at bytes {}..{}", s.kind, s.start, s.end))
+                .collect();
+            writeln!(f, "pii:      {}", spans.join(", "))?;
+        }
+        match &g.tokens {
+            TokenCount::Exact(n) => writeln!(f, "prompt:   {n} tokens")?,
+            TokenCount::Estimate(n) => writeln!(
+                f,
+                "prompt:   ~{n} tokens (estimate: UTF-8 bytes / 4; the gateway counts with the local tokenizer)"
+            )?,
+        }
+        writeln!(
+            f,
+            "request:  model {}, tenant {}, tools {}, stream {}",
+            facts.requested_model,
+            facts.tenant.as_deref().unwrap_or("-"),
+            facts.has_tools,
+            facts.stream
+        )?;
+        let d = &self.decision;
+        let action = match &d.action {
+            Action::Backend(b) => format!("→ {b}"),
+            Action::Cascade(c) => format!(
+                "→ cascade: {} first, escalate to {} unless confidence >= {}{}{}",
+                c.first,
+                c.escalate_to,
+                c.min_confidence,
+                c.min_token_logprob
+                    .map(|m| format!(" and every token log-prob >= {m}"))
+                    .unwrap_or_default(),
+                if c.accept_if_constrained {
+                    " (a satisfied choices/schema constraint is accepted)"
+                } else {
+                    ""
+                }
+            ),
+            Action::Refuse { status, message } => format!("→ refuse {status}: {message}"),
+        };
+        writeln!(f, "decision: route {:?} {action}", d.route)?;
+        if !d.fallback.is_empty() {
+            writeln!(f, "fallback: {}", d.fallback.join(", "))?;
+        }
+        writeln!(f, "reason:   {}", d.reason)?;
+        writeln!(f, "trace:")?;
+        for t in &d.trace {
+            writeln!(f, "  - {t}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const CONFIG: &str = "
+backends:
+  slm: { kind: llama, model: m.gguf }
+  llm: { kind: openai, model: gpt-4o-mini }
+routes:
+  - { name: private, when: { pii: true }, to: slm }
+  - { name: small, when: { task: [sentiment] }, to: slm }
+  - { name: default, to: llm, fallback: [slm] }
+classifier:
+  rules:
+    - { task: sentiment, keywords: [sentiment] }
+";
+
+    fn config() -> Config {
+        Config::parse(CONFIG, "t.yaml", Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn explains_classifier_pii_and_decision() {
+        let c = config();
+        let e = explain(
+            &c,
+            r#"{"model":"auto","messages":[{"role":"user","content":"What is the sentiment of: great!"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(e.gathered.facts.task, "sentiment");
+        assert_eq!(e.decision.route, "small");
+        let text = e.to_string();
+        assert!(text.contains("classifier, confidence 1.00"), "{text}");
+        assert!(text.contains("estimate"), "{text}");
+        assert!(text.contains("route \"small\" → slm"), "{text}");
+
+        let e = explain(
+            &c,
+            r#"{"model":"auto","metadata":{"task":"qa"},"messages":[{"role":"user","content":"mail me at a@b.io"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(e.gathered.task_source, TaskSource::Metadata);
+        assert_eq!(e.decision.route, "private");
+        assert!(e.to_string().contains("email at bytes 11..17"), "{e}");
+        assert!(
+            !e.to_string().contains("a@b.io"),
+            "PII text must not be echoed"
+        );
+    }
+
+    #[test]
+    fn header_wins_and_bad_json_is_an_error() {
+        let c = config();
+        let req = ChatRequest::user("", "What is the sentiment of: meh");
+        let g = gather_facts(&c, &req, Some("qa"), Some("alice"), Some(9));
+        assert_eq!(
+            (g.facts.task.as_str(), &g.task_source, &g.tokens),
+            ("qa", &TaskSource::Header, &TokenCount::Exact(9))
+        );
+        assert_eq!(g.facts.requested_model, "auto");
+        assert_eq!(g.facts.tenant.as_deref(), Some("alice"));
+        assert!(matches!(
+            explain(&c, "{\"messages\": 3}"),
+            Err(ExplainError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,219 @@
+//! Cost: the pricing table shipped with triage (USD per 1M input/output tokens for common
+//! OpenAI, Anthropic, Google, Mistral, Groq and Together models, generated from LiteLLM's MIT
+//! price list into `router/data/pricing.json` by `examples/gen_pricing.rs`), per-backend
+//! prices resolved from it or overridden in config, and per-request cost and savings.
+//!
+//! Remote cost is tokens × price. Local cost is the machine's $/hour × the engine seconds the
+//! request was attributed (its share of batched decode steps). "Saved" is what the reference
+//! LLM would have cost for the same tokens minus what the request actually cost, so a request
+//! the reference answered saves 0 and an escalated cascade can save a negative amount.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+/// The table as checked in (see `router/data/SOURCE.md`).
+const SHIPPED: &str = include_str!("../data/pricing.json");
+
+/// USD per 1M tokens for one model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelPrice {
+    pub provider: String,
+    /// USD per 1M input (prompt) tokens.
+    pub input: f64,
+    /// USD per 1M output (completion) tokens.
+    pub output: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PriceTable {
+    pub unit: String,
+    pub source: String,
+    pub license: String,
+    pub source_sha256: String,
+    pub models: BTreeMap<String, ModelPrice>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PricingError {
+    #[error("the shipped pricing table is not valid JSON: {0}")]
+    BadTable(String),
+}
+
+impl PriceTable {
+    /// The table shipped inside the binary (parsed once).
+    pub fn shipped() -> Result<&'static PriceTable, PricingError> {
+        static TABLE: OnceLock<Result<PriceTable, String>> = OnceLock::new();
+        TABLE
+            .get_or_init(|| serde_json::from_str(SHIPPED).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| PricingError::BadTable(e.clone()))
+    }
+
+    /// Find a model by its id as a backend config names it: exact, then with the provider
+    /// prefix LiteLLM uses (`gemini/`, `mistral/`, `groq/`, `together_ai/`), then without one.
+    pub fn lookup(&self, model: &str, provider_hint: Option<&str>) -> Option<&ModelPrice> {
+        if let Some(p) = self.models.get(model) {
+            return Some(p);
+        }
+        let prefixes: &[&str] = match provider_hint {
+            Some(hint) => &[hint][..],
+            None => &["gemini", "mistral", "groq", "together_ai"][..],
+        };
+        for prefix in prefixes {
+            if let Some(p) = self.models.get(&format!("{prefix}/{model}")) {
+                return Some(p);
+            }
+        }
+        model
+            .split_once('/')
+            .and_then(|(_, rest)| self.models.get(rest))
+    }
+}
+
+/// How one backend is priced.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum BackendPrice {
+    /// A remote API: USD per 1M tokens.
+    PerToken { input: f64, output: f64 },
+    /// A local engine: the machine's cost per hour, charged by engine-busy seconds.
+    Machine { usd_per_hour: f64 },
+}
+
+impl BackendPrice {
+    pub fn cost(&self, tokens_in: u64, tokens_out: u64, engine_busy_secs: f64) -> f64 {
+        match self {
+            BackendPrice::PerToken { input, output } => {
+                (tokens_in as f64 * input + tokens_out as f64 * output) / 1e6
+            }
+            BackendPrice::Machine { usd_per_hour } => usd_per_hour * engine_busy_secs / 3600.0,
+        }
+    }
+
+    /// What these tokens would cost at this price if it is per token (machine prices need
+    /// seconds, which a counterfactual does not have).
+    fn token_cost(&self, tokens_in: u64, tokens_out: u64) -> Option<f64> {
+        match self {
+            BackendPrice::PerToken { .. } => Some(self.cost(tokens_in, tokens_out, 0.0)),
+            BackendPrice::Machine { .. } => None,
+        }
+    }
+}
+
+/// What one backend's part of a request used.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub engine_busy_secs: f64,
+}
+
+/// Cost of one request and what it saved against the reference LLM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CostBreakdown {
+    pub cost_usd: f64,
+    /// What the reference backend would have charged for the request's tokens.
+    pub reference_usd: f64,
+    /// `reference_usd - cost_usd`.
+    pub saved_usd: f64,
+}
+
+/// Prices per backend plus the reference backend that "saved" is measured against.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CostModel {
+    pub prices: BTreeMap<String, BackendPrice>,
+    pub reference: Option<String>,
+}
+
+impl CostModel {
+    /// Cost of one backend call (0 for a backend without a price: config validation makes
+    /// sure every configured backend has one).
+    pub fn cost(&self, backend: &str, usage: &Usage) -> f64 {
+        self.prices
+            .get(backend)
+            .map(|p| p.cost(usage.tokens_in, usage.tokens_out, usage.engine_busy_secs))
+            .unwrap_or(0.0)
+    }
+
+    /// Cost of a whole request that may have tried several backends (a cascade, fallbacks).
+    /// The reference cost counts the tokens of the call that produced the answer (the last).
+    pub fn breakdown(&self, calls: &[(&str, Usage)]) -> CostBreakdown {
+        let cost_usd: f64 = calls.iter().map(|(b, u)| self.cost(b, u)).sum();
+        let reference_usd = match (calls.last(), &self.reference) {
+            (Some((_, u)), Some(r)) => self
+                .prices
+                .get(r)
+                .and_then(|p| p.token_cost(u.tokens_in, u.tokens_out))
+                .unwrap_or(0.0),
+            _ => 0.0,
+        };
+        CostBreakdown {
+            cost_usd,
+            reference_usd,
+            saved_usd: reference_usd - cost_usd,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_table_has_each_provider_and_known_prices() {
+        let t = PriceTable::shipped().unwrap();
+        for provider in [
+            "openai",
+            "anthropic",
+            "gemini",
+            "mistral",
+            "groq",
+            "together_ai",
+        ] {
+            assert!(
+                t.models.values().any(|m| m.provider == provider),
+                "no {provider} models"
+            );
+        }
+        let mini = t.lookup("gpt-4o-mini", None).unwrap();
+        assert_eq!((mini.input, mini.output), (0.15, 0.6));
+        assert!(t.lookup("mistral-small-latest", None).is_some());
+        assert!(t.lookup("no-such-model", None).is_none());
+    }
+
+    #[test]
+    fn cost_and_saved() {
+        let mut prices = BTreeMap::new();
+        prices.insert(
+            "llm".to_string(),
+            BackendPrice::PerToken {
+                input: 0.15,
+                output: 0.60,
+            },
+        );
+        prices.insert(
+            "slm".to_string(),
+            BackendPrice::Machine { usd_per_hour: 0.36 },
+        );
+        let m = CostModel {
+            prices,
+            reference: Some("llm".into()),
+        };
+        let u = Usage {
+            tokens_in: 1_000_000,
+            tokens_out: 500_000,
+            engine_busy_secs: 10.0,
+        };
+        let local = m.breakdown(&[("slm", u.clone())]);
+        assert!((local.cost_usd - 0.001).abs() < 1e-12);
+        assert!((local.reference_usd - 0.45).abs() < 1e-12);
+        assert!((local.saved_usd - 0.449).abs() < 1e-12);
+        let remote = m.breakdown(&[("llm", u.clone())]);
+        assert!((remote.cost_usd - 0.45).abs() < 1e-12);
+        assert!(remote.saved_usd.abs() < 1e-12);
+        let escalated = m.breakdown(&[("slm", u.clone()), ("llm", u)]);
+        assert!(escalated.saved_usd < 0.0);
+    }
+}

@@ -1,0 +1,253 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Config loading: the shipped samples load; every kind of mistake is reported with
+//! file:line:col and the field path.
+
+use std::path::{Path, PathBuf};
+
+use router::config::{ApiKeys, BackendSpec, Config};
+use router::policy::Locality;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn parse(text: &str) -> Result<Config, String> {
+    Config::parse(text, "triage.yaml", Path::new("/etc/triage")).map_err(|e| e.to_string())
+}
+
+const BASE: &str = "\
+backends:
+  slm: { kind: llama, model: models/smol.gguf, slots: 2, threads: 2 }
+  llm: { kind: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY }
+";
+
+#[test]
+fn shipped_configs_load() {
+    let root = repo_root();
+    let c = Config::load(&root.join("triage.yaml")).unwrap();
+    assert_eq!(c.policy.rules().len(), 4);
+    assert_eq!(c.policy.privacy_rule(), Some("private"));
+    assert_eq!(c.policy.locality("slm"), Some(Locality::Local));
+    assert_eq!(c.policy.locality("llm"), Some(Locality::Remote));
+    match c.backend("slm").unwrap() {
+        BackendSpec::Local(l) => {
+            assert_eq!(
+                l.model_path,
+                root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+            );
+            assert_eq!((l.slots, l.threads, l.context_per_slot), (4, 2, 2048));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.costs.reference.as_deref(), Some("llm"));
+    match c.backend("llm").unwrap() {
+        BackendSpec::Remote(r) => {
+            let rc = r.to_remote_config();
+            assert_eq!(rc.base_url, "https://api.openai.com/v1");
+            assert_eq!(rc.model, "gpt-4o-mini");
+            assert_eq!(rc.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+            assert_eq!(rc.timeouts.connect, std::time::Duration::from_secs(5));
+            assert_eq!(rc.retry.max_attempts, 3);
+            assert_eq!(rc.retry.base_delay, std::time::Duration::from_millis(200));
+            // Unset fields keep the remote client's defaults.
+            let defaults = router::config::RemoteBackendSpec {
+                timeouts: Default::default(),
+                retry: Default::default(),
+                ..r.clone()
+            }
+            .to_remote_config();
+            assert_eq!(defaults.timeouts, backends::remote::Timeouts::default());
+        }
+        other => panic!("{other:?}"),
+    }
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn remote_defaults_and_shipped_prices() {
+    let c = parse(&format!(
+        "{BASE}routes:\n  - {{ name: default, to: llm }}\n"
+    ))
+    .unwrap();
+    match c.backend("llm").unwrap() {
+        BackendSpec::Remote(r) => {
+            assert_eq!(r.base_url, "https://api.openai.com/v1");
+            assert_eq!(r.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // gpt-4o-mini's price comes from the shipped table.
+    let cost = c.costs.cost(
+        "llm",
+        &router::pricing::Usage {
+            tokens_in: 1_000_000,
+            tokens_out: 0,
+            engine_busy_secs: 0.0,
+        },
+    );
+    assert!((cost - 0.15).abs() < 1e-9);
+}
+
+/// (name, config text, expected error text)
+fn error_cases() -> Vec<(&'static str, String, &'static str)> {
+    vec![
+        (
+            "unknown backend in a cascade",
+            format!(
+                "{BASE}routes:\n  - name: private\n    when: {{ pii: true }}\n    to: slm\n  - name: qa\n    cascade:\n      first: slm\n      escalate_to: lmm\n      min_confidence: 0.6\n  - {{ name: default, to: llm }}\n"
+            ),
+            "triage.yaml:11:20: routes[1].cascade.escalate_to: unknown backend \"lmm\" (known: llm, slm)",
+        ),
+        (
+            "unknown field",
+            format!("{BASE}routes:\n  - {{ name: default, to: llm, fallbak: [slm] }}\n"),
+            "triage.yaml:5:31: routes[0].fallbak: unknown field `fallbak`, expected one of",
+        ),
+        (
+            "unknown top-level field",
+            format!("{BASE}route:\n  - {{ name: default, to: llm }}\n"),
+            "triage.yaml:4:1: route: unknown field `route`",
+        ),
+        (
+            "bad YAML",
+            format!("{BASE}routes:\n  - {{ name: default, to: llm\n"),
+            "triage.yaml:6:1: ",
+        ),
+        (
+            "wrong type",
+            format!("{BASE}routes:\n  - {{ name: default, to: llm }}\nbudgets: {{ daily_usd: lots }}\n"),
+            "triage.yaml:6:23: budgets.daily_usd: invalid type: string \"lots\", expected f64",
+        ),
+        (
+            "cascade missing a side",
+            format!("{BASE}routes:\n  - name: qa\n    cascade: {{ first: slm, min_confidence: 0.5 }}\n  - {{ name: default, to: llm }}\n"),
+            "routes[0].cascade: missing field `escalate_to`",
+        ),
+        (
+            "route without an action",
+            format!("{BASE}routes:\n  - {{ name: default }}\n"),
+            "triage.yaml:5:5: routes[0]: a route needs an action",
+        ),
+        (
+            "both actions",
+            format!("{BASE}routes:\n  - {{ name: d, to: llm, cascade: {{ first: slm, escalate_to: llm, min_confidence: 0.5 }} }}\n"),
+            "routes[0].cascade: a route has one action",
+        ),
+        (
+            "last route not catch-all",
+            format!("{BASE}routes:\n  - {{ name: only, when: {{ task: qa }}, to: llm }}\n"),
+            "triage.yaml:5:25: routes[0].when: the last route (\"only\") must match every request",
+        ),
+        (
+            "privacy rule sending PII remote",
+            format!("{BASE}routes:\n  - {{ name: private, when: {{ pii: true }}, to: slm, fallback: [llm] }}\n  - {{ name: d, to: llm }}\n"),
+            "routes[0].fallback[0]: this rule matches requests with PII",
+        ),
+        (
+            "empty task set",
+            format!("{BASE}routes:\n  - {{ name: a, when: {{ task: [] }}, to: slm }}\n  - {{ name: d, to: llm }}\n"),
+            "routes[0].when.task: an empty list matches nothing",
+        ),
+        (
+            "bad content regex",
+            format!("{BASE}routes:\n  - {{ name: a, when: {{ content: \"(unclosed\" }}, to: slm }}\n  - {{ name: d, to: llm }}\n"),
+            "routes[0].when.content: invalid regex",
+        ),
+        (
+            "spill from a remote backend",
+            format!("{BASE}routes:\n  - {{ name: d, to: llm, spill: {{ to: slm, queue_depth: 4 }} }}\n"),
+            "routes[0].spill: spill applies when the route's first backend is local",
+        ),
+        (
+            "spill without a threshold",
+            format!("{BASE}routes:\n  - {{ name: d, to: slm, spill: {{ to: llm }} }}\n"),
+            "routes[0].spill: spill needs `queue_depth` or `predicted_ttft_ms`",
+        ),
+        (
+            "llama field on a remote backend",
+            "backends:\n  llm: { kind: openai, model: gpt-4o-mini, slots: 4 }\nroutes:\n  - { name: d, to: llm }\n".to_string(),
+            "triage.yaml:2:51: backends.llm.slots: `slots` applies only to kind llama",
+        ),
+        (
+            "unknown backend kind",
+            "backends:\n  x: { kind: vllm, model: m }\nroutes:\n  - { name: d, to: x }\n".to_string(),
+            "backends.x.kind: unknown variant `vllm`, expected one of `llama`, `openai`, `anthropic`",
+        ),
+        (
+            "unpriced remote model",
+            "backends:\n  b: { kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: my-model }\nroutes:\n  - { name: d, to: b }\n".to_string(),
+            "backends.b.model: no price known for model \"my-model\"",
+        ),
+        (
+            "remote on_exhausted",
+            format!("{BASE}routes:\n  - {{ name: d, to: llm }}\nbudgets: {{ daily_usd: 1, on_exhausted: llm }}\n"),
+            "budgets.on_exhausted: \"llm\" is a remote backend",
+        ),
+        (
+            "min_confidence out of range",
+            format!("{BASE}routes:\n  - {{ name: d, cascade: {{ first: slm, escalate_to: llm, min_confidence: 1.5 }} }}\n"),
+            "routes[0].cascade.min_confidence: must be a probability between 0 and 1",
+        ),
+        (
+            "bad listen address",
+            format!("server: {{ listen: localhost }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "triage.yaml:1:19: server.listen: \"localhost\" is not an address",
+        ),
+        (
+            "bad duration",
+            format!("server: {{ request_timeout: soon }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "server.request_timeout: bad duration \"soon\"",
+        ),
+        (
+            "unknown PII kind",
+            format!("{BASE}routes:\n  - {{ name: d, to: llm }}\npii: {{ detect: [email, passport] }}\n"),
+            "triage.yaml:6:24: pii.detect[1]: unknown PII kind \"passport\"",
+        ),
+        (
+            "duplicate route names",
+            format!("{BASE}routes:\n  - {{ name: d, when: {{ stream: true }}, to: slm }}\n  - {{ name: d, to: llm }}\n"),
+            "routes[1].name: duplicate route name",
+        ),
+        (
+            "missing classifier model file",
+            format!("{BASE}routes:\n  - {{ name: d, to: llm }}\nclassifier: {{ model: nope.json }}\n"),
+            "classifier.model: /etc/triage/nope.json",
+        ),
+    ]
+}
+
+#[test]
+fn errors_name_file_line_column_and_path() {
+    let mut failures = Vec::new();
+    for (name, text, expected) in error_cases() {
+        match parse(&text) {
+            Ok(_) => failures.push(format!("{name}: accepted")),
+            Err(e) if !e.contains(expected) => {
+                failures.push(format!("{name}:\n   got: {e}\n  want: {expected}"))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn api_keys_parse_and_never_show_keys() {
+    let keys = ApiKeys::parse("alice:sk-alice-1, sk-anon-2 ,bob:sk:with:colons").unwrap();
+    assert_eq!(keys.tenant_for("sk-alice-1"), Some("alice"));
+    assert_eq!(keys.tenant_for("sk:with:colons"), Some("bob"));
+    let anon = keys.tenant_for("sk-anon-2").unwrap();
+    assert!(anon.starts_with("key-") && anon.len() == 16, "{anon}");
+    assert!(!anon.contains("anon"));
+    assert_eq!(keys.tenant_for("sk-alice-"), None);
+    assert_eq!(keys.tenant_for(""), None);
+    let debug = format!("{keys:?}");
+    assert!(!debug.contains("sk-"), "{debug}");
+    assert!(ApiKeys::parse(" , ").is_err());
+    assert!(ApiKeys::parse("alice:").is_err());
+}

@@ -1,0 +1,102 @@
+//! `triage hw`: hardware benchmarking of local models.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bench::hw::{self, HwConfig, HwReport};
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HwArgs {
+    #[command(subcommand)]
+    command: Option<HwCommand>,
+    #[command(flatten)]
+    run: HwRunArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum HwCommand {
+    /// Compare two reports (two machines or two builds), with ratios b ÷ a.
+    Compare { a: PathBuf, b: PathBuf },
+}
+
+#[derive(clap::Args, Debug)]
+struct HwRunArgs {
+    /// GGUF model file.
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    model: PathBuf,
+    /// Thread counts (comma-separated).
+    #[arg(short = 't', long, value_delimiter = ',', default_value = "2")]
+    threads: Vec<i32>,
+    /// Prompt lengths for `pp N` (comma-separated; empty to skip).
+    #[arg(short = 'p', long, value_delimiter = ',', default_value = "512")]
+    prompt: Vec<u32>,
+    /// Generation lengths for `tg N` (comma-separated).
+    #[arg(short = 'n', long = "gen", value_delimiter = ',', default_value = "128")]
+    gen: Vec<u32>,
+    /// Batch sizes (comma-separated).
+    #[arg(short = 'b', long, value_delimiter = ',', default_value = "512")]
+    batch: Vec<u32>,
+    /// Concurrency levels (comma-separated; empty to skip).
+    #[arg(short = 'c', long, value_delimiter = ',', default_value = "1,2,4,8")]
+    concurrency: Vec<usize>,
+    /// Prompt and generation tokens of each stream in the concurrency sweep.
+    #[arg(long, default_value_t = 128)]
+    concurrency_prompt: u32,
+    #[arg(long, default_value_t = 128)]
+    concurrency_gen: u32,
+    /// Repetitions of each test (after one warm-up run).
+    #[arg(short = 'r', long, default_value_t = 3)]
+    reps: u32,
+    /// STREAM array size in MiB (0 skips the roofline).
+    #[arg(long, default_value_t = 512)]
+    bandwidth_mib: usize,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write CSV rows here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+pub async fn run(args: HwArgs) -> anyhow::Result<()> {
+    if let Some(HwCommand::Compare { a, b }) = args.command {
+        let a = HwReport::read(&a)?;
+        let b = HwReport::read(&b)?;
+        print!("{}", hw::compare_reports(&a, &b));
+        return Ok(());
+    }
+    let r = args.run;
+    let config = HwConfig {
+        model: r.model,
+        threads: r.threads,
+        prompt_lengths: r.prompt,
+        gen_lengths: r.gen,
+        batch_sizes: r.batch,
+        concurrency: r.concurrency,
+        concurrency_prompt: r.concurrency_prompt,
+        concurrency_gen: r.concurrency_gen,
+        repetitions: r.reps.max(1),
+        bandwidth_mib: r.bandwidth_mib,
+    };
+    let report = hw::run(&config).await?;
+    for w in &report.system.warnings {
+        eprintln!("WARNING: {w}");
+    }
+    println!(
+        "{} | {} logical CPUs | ggml: {}\n",
+        report.system.cpu_model,
+        report.system.logical_cpus,
+        report.system.ggml_simd.join(" ")
+    );
+    print!("{}", hw::markdown_table(&report));
+    if let Some(path) = r.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = r.csv {
+        std::fs::write(&path, hw::speed_csv(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
