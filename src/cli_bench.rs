@@ -126,8 +126,9 @@ pub struct RoutellmArgs {
     /// gsm8k or mmlu.
     #[arg(long, default_value = "gsm8k")]
     pub benchmark: String,
-    /// Routers to evaluate: random, length, keyword, oracle. Repeatable.
-    #[arg(long = "router", default_values_t = ["random".to_string(), "length".to_string(), "keyword".to_string(), "oracle".to_string()])]
+    /// Routers to evaluate: random, length, keyword, classifier (triage's learned classifier,
+    /// cross-fitted on the benchmark's own correctness labels), oracle. Repeatable.
+    #[arg(long = "router", default_values_t = ["random".to_string(), "length".to_string(), "keyword".to_string(), "classifier".to_string(), "oracle".to_string()])]
     pub routers: Vec<String>,
     /// Threshold bins, as RouteLLM's --num-results.
     #[arg(long, default_value_t = 10)]
@@ -236,7 +237,10 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("judge `{name}` is not one of the --target names"))?,
             ),
         },
-        named: targets.iter().map(|t| (t.name().to_string(), t.clone())).collect(),
+        named: targets
+            .iter()
+            .map(|t| (t.name().to_string(), t.clone()))
+            .collect(),
     };
     let config = serde_json::json!({
         "suite": suite.file,
@@ -259,7 +263,10 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
 fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
     let records = bench::results::read_records(&args.run)?;
     let cal = bench::calibrate::calibrate(&records, &args.slm, &args.llm, args.target_share)?;
-    let plot = args.plot.clone().unwrap_or_else(|| args.run.join("calibration.svg"));
+    let plot = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| args.run.join("calibration.svg"));
     bench::calibrate::plot_svg(&cal, &plot)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&cal)?);
@@ -292,8 +299,14 @@ fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
         let Some(p) = &cal.chosen else {
             bail!("nothing to write: no threshold reaches the target share");
         };
-        let old = bench::calibrate::write_min_confidence(config, args.route.as_deref(), p.threshold)?;
-        eprintln!("[bench] {}: min_confidence {} -> {:.6}", config.display(), old, p.threshold);
+        let old =
+            bench::calibrate::write_min_confidence(config, args.route.as_deref(), p.threshold)?;
+        eprintln!(
+            "[bench] {}: min_confidence {} -> {:.6}",
+            config.display(),
+            old,
+            p.threshold
+        );
     }
     Ok(())
 }
@@ -304,13 +317,28 @@ fn routellm_cmd(args: RoutellmArgs) -> anyhow::Result<()> {
     let (weak, strong) = routellm::model_accuracy(&rows);
     let mut evals = Vec::new();
     for name in &args.routers {
-        let router = SimpleRouter::parse(name).map_err(anyhow::Error::msg)?;
-        evals.push(routellm::evaluate(&rows, &router.name(), &router.scores(&rows), args.bins));
+        let scores = if name == "classifier" {
+            routellm::classifier_scores(&rows, 5, 0)?
+        } else {
+            SimpleRouter::parse(name)
+                .map_err(anyhow::Error::msg)?
+                .scores(&rows)
+        };
+        evals.push(routellm::evaluate(&rows, name, &scores, args.bins));
     }
     if let Some(plot) = &args.plot {
-        let curves: Vec<(&str, &[bench::calibrate::CurvePoint])> =
-            evals.iter().map(|e| (e.router.as_str(), e.points.as_slice())).collect();
-        bench::calibrate::plot_curves(plot, &format!("RouteLLM {}", args.benchmark), &curves, weak, strong, None)?;
+        let curves: Vec<(&str, &[bench::calibrate::CurvePoint])> = evals
+            .iter()
+            .map(|e| (e.router.as_str(), e.points.as_slice()))
+            .collect();
+        bench::calibrate::plot_curves(
+            plot,
+            &format!("RouteLLM {}", args.benchmark),
+            &curves,
+            weak,
+            strong,
+            None,
+        )?;
     }
     if args.json {
         println!(
@@ -330,7 +358,10 @@ fn routellm_cmd(args: RoutellmArgs) -> anyhow::Result<()> {
         100.0 * weak,
         100.0 * strong
     );
-    println!("{:<10} {:>7} {:>9} {:>9} {:>9} {:>9}", "router", "APGR", "CPT(20%)", "CPT(50%)", "CPT(80%)", "CPT(95%)");
+    println!(
+        "{:<10} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "router", "APGR", "CPT(20%)", "CPT(50%)", "CPT(80%)", "CPT(95%)"
+    );
     for e in &evals {
         println!(
             "{:<10} {:>7} {:>9} {:>9} {:>9} {:>9}",
@@ -346,9 +377,11 @@ fn routellm_cmd(args: RoutellmArgs) -> anyhow::Result<()> {
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.1}%", 100.0 * v)).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{:.1}%", 100.0 * v))
+        .unwrap_or_else(|| "-".into())
 }

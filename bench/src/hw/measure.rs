@@ -84,9 +84,9 @@ async fn run_one(
         match event? {
             ChatEvent::FirstByte { at } => times.admitted = Some(at),
             // Text can be held back across tokens; count generated tokens by their logprobs.
-            ChatEvent::Token { logprobs, at, .. } => {
-                times.tokens.extend(std::iter::repeat_n(at, logprobs.len().max(1)))
-            }
+            ChatEvent::Token { logprobs, at, .. } => times
+                .tokens
+                .extend(std::iter::repeat_n(at, logprobs.len().max(1))),
             _ => {}
         }
     }
@@ -126,7 +126,11 @@ fn mean_std(samples: &[f64]) -> (f64, f64) {
 
 /// `pp N` for every prompt length and `tg N` for every generation length, at one thread count
 /// and batch size. One warm-up run of each test is excluded.
-pub async fn run_speed(config: &HwConfig, threads: i32, batch: u32) -> Result<Vec<SpeedRow>, HwError> {
+pub async fn run_speed(
+    config: &HwConfig,
+    threads: i32,
+    batch: u32,
+) -> Result<Vec<SpeedRow>, HwError> {
     let longest = config
         .prompt_lengths
         .iter()
@@ -150,7 +154,14 @@ pub async fn run_speed(config: &HwConfig, threads: i32, batch: u32) -> Result<Ve
                 samples.push(n as f64 / secs);
             }
         }
-        rows.push(speed_row("pp", n, threads, batch, config.repetitions, samples));
+        rows.push(speed_row(
+            "pp",
+            n,
+            threads,
+            batch,
+            config.repetitions,
+            samples,
+        ));
     }
     for &n in &config.gen_lengths {
         let mut samples = Vec::new();
@@ -167,12 +178,26 @@ pub async fn run_speed(config: &HwConfig, threads: i32, batch: u32) -> Result<Ve
                 samples.push(steps / secs);
             }
         }
-        rows.push(speed_row("tg", n, threads, batch, config.repetitions, samples));
+        rows.push(speed_row(
+            "tg",
+            n,
+            threads,
+            batch,
+            config.repetitions,
+            samples,
+        ));
     }
     Ok(rows)
 }
 
-fn speed_row(kind: &str, n: u32, threads: i32, batch: u32, reps: u32, samples: Vec<f64>) -> SpeedRow {
+fn speed_row(
+    kind: &str,
+    n: u32,
+    threads: i32,
+    batch: u32,
+    reps: u32,
+    samples: Vec<f64>,
+) -> SpeedRow {
     let (mean, std) = mean_std(&samples);
     SpeedRow {
         test: format!("{kind}{n}"),
@@ -189,7 +214,10 @@ fn speed_row(kind: &str, n: u32, threads: i32, batch: u32, reps: u32, samples: V
 
 /// Aggregate generation throughput with 1, 2, 4, … simultaneous streams (one engine with as
 /// many slots as the largest level). Each level runs once after a warm-up at that level.
-pub async fn run_concurrency(config: &HwConfig, threads: i32) -> Result<Vec<ConcurrencyRow>, HwError> {
+pub async fn run_concurrency(
+    config: &HwConfig,
+    threads: i32,
+) -> Result<Vec<ConcurrencyRow>, HwError> {
     let Some(&max_streams) = config.concurrency.iter().max() else {
         return Ok(Vec::new());
     };
@@ -223,10 +251,18 @@ fn concurrency_row(
 ) -> Result<ConcurrencyRow, HwError> {
     // The window in which every stream was generating: from the last first-token to the
     // first last-token.
-    let firsts: Vec<Instant> = all.iter().filter_map(|t| t.tokens.first().copied()).collect();
-    let lasts: Vec<Instant> = all.iter().filter_map(|t| t.tokens.last().copied()).collect();
+    let firsts: Vec<Instant> = all
+        .iter()
+        .filter_map(|t| t.tokens.first().copied())
+        .collect();
+    let lasts: Vec<Instant> = all
+        .iter()
+        .filter_map(|t| t.tokens.last().copied())
+        .collect();
     if firsts.len() != all.len() || all.is_empty() {
-        return Err(HwError::Measurement(format!("{streams} streams: a stream produced no token")));
+        return Err(HwError::Measurement(format!(
+            "{streams} streams: a stream produced no token"
+        )));
     }
     let (Some(start), Some(end)) = (firsts.iter().max(), lasts.iter().min()) else {
         return Err(HwError::Measurement("empty concurrency level".into()));
@@ -234,9 +270,18 @@ fn concurrency_row(
     let window = end.saturating_duration_since(*start).as_secs_f64();
     let in_window: usize = all
         .iter()
-        .map(|t| t.tokens.iter().filter(|at| **at > *start && **at <= *end).count())
+        .map(|t| {
+            t.tokens
+                .iter()
+                .filter(|at| **at > *start && **at <= *end)
+                .count()
+        })
         .sum();
-    let aggregate_tps = if window > 0.0 { in_window as f64 / window } else { 0.0 };
+    let aggregate_tps = if window > 0.0 {
+        in_window as f64 / window
+    } else {
+        0.0
+    };
     let per_stream: Vec<f64> = all
         .iter()
         .filter_map(|t| {

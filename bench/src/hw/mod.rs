@@ -13,7 +13,9 @@ mod roofline;
 mod system;
 
 pub use measure::{run_concurrency, run_speed, ConcurrencyRow, SpeedRow};
-pub use report::{compare_reports, markdown_table, speed_csv, HwReport, ModelSummary, HWREPORT_SCHEMA};
+pub use report::{
+    compare_reports, markdown_table, speed_csv, HwReport, ModelSummary, HWREPORT_SCHEMA,
+};
 pub use roofline::{measure_bandwidth, Bandwidth, Roofline};
 pub use system::{system_facts, SystemFacts};
 

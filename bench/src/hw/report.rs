@@ -152,15 +152,18 @@ pub fn compare_reports(a: &HwReport, b: &HwReport) -> String {
     let _ = writeln!(
         out,
         "a: {} on {} ({})\nb: {} on {} ({})\n",
-        a.model.file, a.system.cpu_model, a.system.llama_cpp_build, b.model.file, b.system.cpu_model, b.system.llama_cpp_build
+        a.model.file,
+        a.system.cpu_model,
+        a.system.llama_cpp_build,
+        b.model.file,
+        b.system.cpu_model,
+        b.system.llama_cpp_build
     );
     let _ = writeln!(out, "| test | threads | n_batch | a t/s | b t/s | b ÷ a |\n| --- | ---: | ---: | ---: | ---: | ---: |");
     for ra in &a.speed {
-        if let Some(rb) = b
-            .speed
-            .iter()
-            .find(|rb| rb.test == ra.test && rb.threads == ra.threads && rb.batch_size == ra.batch_size)
-        {
+        if let Some(rb) = b.speed.iter().find(|rb| {
+            rb.test == ra.test && rb.threads == ra.threads && rb.batch_size == ra.batch_size
+        }) {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.2} | {:.2} | {:.3} |",
@@ -173,7 +176,10 @@ pub fn compare_reports(a: &HwReport, b: &HwReport) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\n| streams | a aggregate t/s | b aggregate t/s | b ÷ a |\n| ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        out,
+        "\n| streams | a aggregate t/s | b aggregate t/s | b ÷ a |\n| ---: | ---: | ---: | ---: |"
+    );
     for ca in &a.concurrency {
         if let Some(cb) = b.concurrency.iter().find(|cb| cb.streams == ca.streams) {
             let _ = writeln!(

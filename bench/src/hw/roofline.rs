@@ -72,7 +72,11 @@ pub fn measure_bandwidth(array_mib: usize, threads: usize) -> Bandwidth {
         let scalar = 3.0f64;
         let started = Instant::now();
         std::thread::scope(|s| {
-            for ((dst, x), y) in a.chunks_mut(chunk).zip(b.chunks(chunk)).zip(c.chunks(chunk)) {
+            for ((dst, x), y) in a
+                .chunks_mut(chunk)
+                .zip(b.chunks(chunk))
+                .zip(c.chunks(chunk))
+            {
                 s.spawn(move || {
                     for ((d, x), y) in dst.iter_mut().zip(x).zip(y) {
                         *d = x + scalar * y;

@@ -20,18 +20,27 @@ pub struct SystemFacts {
     pub warnings: Vec<String>,
 }
 
-const SIMD: [&str; 8] = ["SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "AVX512", "AVX_VNNI"];
+const SIMD: [&str; 8] = [
+    "SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "AVX512", "AVX_VNNI",
+];
 
 pub fn system_facts() -> SystemFacts {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let flags: Vec<&str> = cpuinfo
         .lines()
         .find_map(|l| l.strip_prefix("flags"))
-        .map(|r| r.trim_start_matches([' ', '\t', ':']).split_whitespace().collect())
+        .map(|r| {
+            r.trim_start_matches([' ', '\t', ':'])
+                .split_whitespace()
+                .collect()
+        })
         .unwrap_or_default();
     let physical_cores = {
         let mut ids: Vec<(String, String)> = Vec::new();
@@ -40,7 +49,10 @@ pub fn system_facts() -> SystemFacts {
             if let Some(v) = l.strip_prefix("physical id") {
                 phys = v.trim_start_matches([' ', '\t', ':']).to_string();
             } else if let Some(v) = l.strip_prefix("core id") {
-                ids.push((phys.clone(), v.trim_start_matches([' ', '\t', ':']).to_string()));
+                ids.push((
+                    phys.clone(),
+                    v.trim_start_matches([' ', '\t', ':']).to_string(),
+                ));
             }
         }
         ids.sort();
@@ -89,13 +101,17 @@ pub fn system_facts() -> SystemFacts {
     let os = std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         })
         .unwrap_or_else(|| std::env::consts::OS.to_string());
     SystemFacts {
         cpu_model,
-        logical_cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        logical_cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         physical_cores,
         cpu_simd,
         ggml_simd,
