@@ -131,7 +131,7 @@ pub enum Scorer {
     },
     PiiLeak {
         field: String,
-        detector: Option<router::pii::PiiDetector>,
+        detector: Option<Box<router::pii::PiiDetector>>,
     },
     Judge(judge::JudgeScorer),
 }
@@ -218,7 +218,7 @@ impl Scorer {
                 }
                 Scorer::PiiLeak {
                     field: field.clone(),
-                    detector: detector.then(router::pii::PiiDetector::new),
+                    detector: detector.then(|| Box::new(router::pii::PiiDetector::new())),
                 }
             }
             ScorerSpec::Judge {
