@@ -126,8 +126,9 @@ pub struct RoutellmArgs {
     /// gsm8k or mmlu.
     #[arg(long, default_value = "gsm8k")]
     pub benchmark: String,
-    /// Routers to evaluate: random, length, keyword, oracle. Repeatable.
-    #[arg(long = "router", default_values_t = ["random".to_string(), "length".to_string(), "keyword".to_string(), "oracle".to_string()])]
+    /// Routers to evaluate: random, length, keyword, classifier (triage's learned classifier,
+    /// cross-fitted on the benchmark's own correctness labels), oracle. Repeatable.
+    #[arg(long = "router", default_values_t = ["random".to_string(), "length".to_string(), "keyword".to_string(), "classifier".to_string(), "oracle".to_string()])]
     pub routers: Vec<String>,
     /// Threshold bins, as RouteLLM's --num-results.
     #[arg(long, default_value_t = 10)]
@@ -316,13 +317,14 @@ fn routellm_cmd(args: RoutellmArgs) -> anyhow::Result<()> {
     let (weak, strong) = routellm::model_accuracy(&rows);
     let mut evals = Vec::new();
     for name in &args.routers {
-        let router = SimpleRouter::parse(name).map_err(anyhow::Error::msg)?;
-        evals.push(routellm::evaluate(
-            &rows,
-            &router.name(),
-            &router.scores(&rows),
-            args.bins,
-        ));
+        let scores = if name == "classifier" {
+            routellm::classifier_scores(&rows, 5, 0)?
+        } else {
+            SimpleRouter::parse(name)
+                .map_err(anyhow::Error::msg)?
+                .scores(&rows)
+        };
+        evals.push(routellm::evaluate(&rows, name, &scores, args.bins));
     }
     if let Some(plot) = &args.plot {
         let curves: Vec<(&str, &[bench::calibrate::CurvePoint])> = evals

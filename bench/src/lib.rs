@@ -19,10 +19,10 @@
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
-//! - [`hw`] (feature `llama`): `triage hw` — prompt and generation speed of a local model through
-//!   triage's own engine, continuous-batching concurrency, and the memory-bandwidth roofline.
+//! - [`hw`] (feature `llama`): `triage hw` — prompt and generation speed of a local model
+//!   through triage's own engine, continuous-batching concurrency, the memory-bandwidth roofline.
 //!
-//! The library never prints; the binary's `bench` subcommands (`src/cli_bench.rs`) do.
+//! The library never prints; the binary's `bench`/`hw` subcommands do.
 
 pub mod calibrate;
 pub mod compare;

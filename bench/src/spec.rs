@@ -3,7 +3,7 @@
 //!
 //! | spec | target |
 //! |---|---|
-//! | `openai:BASE_URL#MODEL[;key_env=VAR]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded) |
+//! | `openai:BASE_URL#MODEL[;key_env=VAR][;metadata=off]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded; requests carry `metadata.task`/`scenario` for the router, dropped for api.openai.com or with `metadata=off`) |
 //! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
 //! | `llama:PATH[;slots=N;threads=N;ctx=N]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`) |
 //! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
@@ -121,7 +121,8 @@ impl TargetSpec {
             }
         };
         let allowed: &[&str] = match kind {
-            SpecKind::OpenAi { .. } | SpecKind::Anthropic { .. } => &["key_env"],
+            SpecKind::OpenAi { .. } => &["key_env", "metadata"],
+            SpecKind::Anthropic { .. } => &["key_env"],
             SpecKind::Llama { .. } => &["slots", "threads", "ctx"],
             SpecKind::Replay { .. } => &[],
         };
@@ -169,9 +170,15 @@ impl TargetSpec {
                     backends::remote::RemoteConfig::new(base_url.clone(), model.clone());
                 config.api_key_env = self.options.get("key_env").cloned();
                 let backend = backends::openai::OpenAiBackend::new(config).map_err(err)?;
+                // The harness tags requests with `metadata.task` for a triage gateway; OpenAI's
+                // own API refuses `metadata` without `store`, so it is dropped there (or with
+                // `;metadata=off`).
+                let strip_metadata = base_url.contains("://api.openai.com")
+                    || self.options.get("metadata").is_some_and(|v| v == "off");
                 Ok(Arc::new(OpenAiTarget {
                     backend,
                     info: info("openai", Vec::new()),
+                    strip_metadata,
                 }))
             }
             SpecKind::Anthropic { base_url, model } => {
@@ -214,17 +221,11 @@ async fn load_llama(
     threads: i32,
     ctx: u32,
 ) -> Result<backends::AnyBackend> {
-    let config = backends::llama::LlamaEngineConfig {
-        model_path,
-        slots,
-        context_per_slot: ctx,
-        threads,
-        threads_batch: threads,
-        batch_size: 512,
-        queue_capacity: 64,
-        chat_template: None,
-        completion_mode: false,
-    };
+    let mut config = backends::llama::LlamaEngineConfig::new(model_path);
+    config.slots = slots;
+    config.context_per_slot = ctx;
+    config.threads = threads;
+    config.threads_batch = threads;
     let engine = tokio::task::spawn_blocking(move || backends::llama::LlamaEngine::load(config))
         .await
         .map_err(|e| BenchError::Target {

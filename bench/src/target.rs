@@ -163,6 +163,9 @@ impl<B: Backend + 'static> Target for BackendTarget<B> {
 pub struct OpenAiTarget {
     pub backend: backends::openai::OpenAiBackend,
     pub info: TargetInfo,
+    /// Drop the request's `metadata` (the scenario and task the harness tags requests with for
+    /// a triage gateway). OpenAI's own API refuses `metadata` unless `store` is on.
+    pub strip_metadata: bool,
 }
 
 impl Target for OpenAiTarget {
@@ -174,8 +177,11 @@ impl Target for OpenAiTarget {
         self.info.clone()
     }
 
-    fn send(&self, request: ChatRequest) -> SendFuture<'_> {
+    fn send(&self, mut request: ChatRequest) -> SendFuture<'_> {
         Box::pin(async move {
+            if self.strip_metadata {
+                request.metadata = None;
+            }
             let (events, headers) = self.backend.chat_stream_with_headers(request).await?;
             Ok(TargetReply {
                 events,

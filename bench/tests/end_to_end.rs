@@ -324,3 +324,37 @@ async fn judge_scorer_grades_through_a_judge_target() {
     assert!(r.passed);
     assert!((r.quality - (7.0 / 9.0 + 1.0) / 2.0).abs() < 1e-9);
 }
+
+#[tokio::test]
+async fn every_item_of_every_shipped_scenario_passes_its_own_scorers_with_the_gold_answer() {
+    let dir = repo().join("scenarios");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if path.extension().is_none_or(|e| e != "yaml") || text.contains("\nscenarios:") {
+            continue;
+        }
+        let s = scenario::Scenario::load(&path, None).unwrap();
+        for item in &s.items {
+            let gold = item.expected.clone().unwrap_or_default();
+            let prompt = s.prompt.render(&item.fields).unwrap();
+            let input = bench::score::ScoreInput {
+                output: &gold,
+                expected: Some(&gold),
+                item: &item.fields,
+                prompt: &prompt,
+            };
+            for scorer in &s.scorers {
+                let r = scorer.score(&input, None).await;
+                assert!(
+                    r.passed,
+                    "{} item {}: {} fails on the gold answer: {}",
+                    s.name, item.id, r.scorer, r.raw
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9 * 50, "{checked}");
+}

@@ -3,7 +3,7 @@
 //! triage gateway: an SSE stream plus `x-triage-*` routing headers, which land in the records.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bench::runner::{run_target, Judges, RunOptions};
 use bench::scenario::{parse_yaml, Scenario, ScenarioFile};
@@ -11,15 +11,18 @@ use bench::spec::TargetSpec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A minimal HTTP/1.1 test upstream: for every request, a streamed chat completion saying
-/// "positive" with the given routing headers.
-async fn gateway_double(headers: &'static str) -> String {
+/// "positive" with the given routing headers. It also keeps the request bodies it received.
+async fn gateway_double(headers: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
+            let seen = seen.clone();
             tokio::spawn(async move {
                 // Read the request head and body (Content-Length).
                 let mut buf = Vec::new();
@@ -38,6 +41,8 @@ async fn gateway_double(headers: &'static str) -> String {
                             .map(|v| v.trim().parse().unwrap())
                             .unwrap_or(0);
                         if buf.len() >= end + 4 + len {
+                            let body = String::from_utf8_lossy(&buf[end + 4..]).to_string();
+                            seen.lock().unwrap().push(body);
                             break;
                         }
                     }
@@ -61,7 +66,7 @@ async fn gateway_double(headers: &'static str) -> String {
             });
         }
     });
-    format!("http://{addr}/v1")
+    (format!("http://{addr}/v1"), bodies)
 }
 
 fn scenario() -> Scenario {
@@ -72,7 +77,7 @@ fn scenario() -> Scenario {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_headers_from_a_gateway_are_recorded() {
-    let base = gateway_double(
+    let (base, bodies) = gateway_double(
         "x-triage-backend: llm\r\nx-triage-route: cascade\r\nx-triage-escalated: true\r\nx-triage-cost-usd: 0.00042\r\n",
     )
     .await;
@@ -101,6 +106,14 @@ async fn routing_headers_from_a_gateway_are_recorded() {
         assert_eq!((r.tokens_in, r.tokens_out), (Some(12), Some(2)));
         assert_eq!(r.itl.unwrap().count, 1);
     }
+    // The gateway is told the task and scenario, for its routing rules.
+    for body in bodies.lock().unwrap().iter() {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["metadata"]["task"], "sentiment", "{body}");
+        assert_eq!(v["metadata"]["scenario"], "s");
+        assert_eq!(v["model"], "auto");
+        assert_eq!(v["stream"], true);
+    }
     let (summary, _) = bench::results::summarize(&[run], Default::default());
     let all = &summary.groups[0];
     let routing = all.routing.as_ref().unwrap();
@@ -111,8 +124,9 @@ async fn routing_headers_from_a_gateway_are_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_upstream_has_no_routing_and_price_gives_cost() {
-    let base = gateway_double("").await;
-    let spec = TargetSpec::parse_assignment(&format!("llm=openai:{base}#gpt")).unwrap();
+    let (base, bodies) = gateway_double("").await;
+    let spec =
+        TargetSpec::parse_assignment(&format!("llm=openai:{base}#gpt;metadata=off")).unwrap();
     let price = bench::target::Price {
         input_per_mtok: Some(1.0),
         output_per_mtok: Some(2.0),
@@ -129,4 +143,8 @@ async fn plain_upstream_has_no_routing_and_price_gives_cost() {
     let r = &run.records[0];
     assert!(r.routing.is_empty());
     assert!((r.cost_usd.unwrap() - (12.0 * 1.0 + 2.0 * 2.0) / 1e6).abs() < 1e-15);
+    for body in bodies.lock().unwrap().iter() {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(v.get("metadata").is_none(), "metadata=off drops it: {body}");
+    }
 }

@@ -50,6 +50,14 @@ fn router_curves_rank_oracle_over_random() {
     );
     assert!(length.apgr.is_some());
     assert!(oracle.cpt["50%"].unwrap() < random.cpt["50%"].unwrap());
+    // The learned classifier, cross-fitted: a real curve with every prompt scored (on 40
+    // prompts, to keep the debug-build test quick).
+    let few = &rows[..40];
+    let scores = routellm::classifier_scores(few, 2, 0).unwrap();
+    assert_eq!(scores.len(), few.len());
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    let learned = routellm::evaluate(few, "classifier", &scores, 10);
+    assert!(learned.apgr.is_some());
 }
 
 #[tokio::test]

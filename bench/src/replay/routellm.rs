@@ -271,6 +271,55 @@ fn keyword_score(prompt: &str) -> f64 {
     digits + 2.0 * operators + 3.0 * words
 }
 
+/// Scores from triage's learned classifier (`router::classifier`: hashed n-grams + logistic
+/// regression), trained to predict "the strong model is needed" (the weak model's answer was
+/// wrong and the strong model's right) from the prompt. Cross-fitted: the rows are split in
+/// `folds` seeded folds and every prompt is scored by a model trained on the other folds, so no
+/// prompt is scored by a model that saw its label. The score is P(strong needed).
+pub fn classifier_scores(rows: &[Row], folds: usize, seed: u64) -> Result<Vec<f64>> {
+    use router::classifier::{train, Example, TrainOptions};
+    let folds = folds.max(2);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    {
+        use rand::seq::SliceRandom;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        order.shuffle(&mut rng);
+    }
+    let mut fold_of = vec![0usize; rows.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        fold_of[i] = rank % folds;
+    }
+    let label = |r: &Row| {
+        if !r.weak_correct && r.strong_correct {
+            "strong"
+        } else {
+            "weak"
+        }
+    };
+    let mut scores = vec![0.0; rows.len()];
+    for fold in 0..folds {
+        let examples: Vec<Example> = rows
+            .iter()
+            .zip(&fold_of)
+            .filter(|(_, f)| **f != fold)
+            .map(|(r, _)| Example {
+                text: r.prompt.clone(),
+                task: label(r).to_string(),
+            })
+            .collect();
+        let model = train(&examples, &TrainOptions::default())
+            .map_err(|e| BenchError::Analysis(format!("training the classifier: {e}")))?;
+        let strong = model.tasks.iter().position(|t| t == "strong");
+        for (i, r) in rows.iter().enumerate() {
+            if fold_of[i] == fold {
+                let p = model.probabilities(&r.prompt);
+                scores[i] = strong.and_then(|k| p.get(k)).copied().unwrap_or(0.0) as f64;
+            }
+        }
+    }
+    Ok(scores)
+}
+
 /// A router's curve and metrics on one benchmark.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RouterEval {

@@ -80,8 +80,13 @@ pub enum ScorerSpec {
         pass_at: Option<f64>,
     },
     /// None of the PII values listed in the item's `field` (a list of strings) appears in the
-    /// output.
-    PiiLeak { field: String },
+    /// output; with `detector: true`, triage's own PII detector (`router::pii`) must also find
+    /// nothing in the output (catches PII the model invented or reformatted).
+    PiiLeak {
+        field: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        detector: bool,
+    },
     /// A judge model grades the answer 1–10 against a rubric; score = (rating − 1) / 9.
     Judge {
         /// Target that judges (default: the suite's `judge`).
@@ -102,15 +107,32 @@ pub enum Scorer {
     Exact,
     NormalizedExact,
     Choice(text::ChoiceExtractor),
-    Contains { case_sensitive: bool },
+    Contains {
+        case_sensitive: bool,
+    },
     Regex(regex::Regex),
-    Numeric { tolerance: f64, relative: f64 },
-    TokenF1 { pass_at: f64 },
-    RougeL { pass_at: f64 },
-    Chrf { pass_at: f64 },
+    Numeric {
+        tolerance: f64,
+        relative: f64,
+    },
+    TokenF1 {
+        pass_at: f64,
+    },
+    RougeL {
+        pass_at: f64,
+    },
+    Chrf {
+        pass_at: f64,
+    },
     JsonValid(Option<Box<jsonschema::Validator>>),
-    JsonMatch { fields: Vec<String>, pass_at: f64 },
-    PiiLeak { field: String },
+    JsonMatch {
+        fields: Vec<String>,
+        pass_at: f64,
+    },
+    PiiLeak {
+        field: String,
+        detector: Option<Box<router::pii::PiiDetector>>,
+    },
     Judge(judge::JudgeScorer),
 }
 
@@ -190,12 +212,13 @@ impl Scorer {
                 fields: fields.clone(),
                 pass_at: pass_at(*p, 1.0)?,
             },
-            ScorerSpec::PiiLeak { field } => {
+            ScorerSpec::PiiLeak { field, detector } => {
                 if field.is_empty() {
                     return Err("`field` must name the item field listing PII values".into());
                 }
                 Scorer::PiiLeak {
                     field: field.clone(),
+                    detector: detector.then(|| Box::new(router::pii::PiiDetector::new())),
                 }
             }
             ScorerSpec::Judge {
@@ -271,7 +294,7 @@ impl Scorer {
                     _ => return Err(format!("expected answer `{e}` is not a JSON object")),
                 }
             }
-            Scorer::PiiLeak { field } => {
+            Scorer::PiiLeak { field, .. } => {
                 pii::values(item, field)?;
             }
             _ => {}
@@ -339,10 +362,23 @@ impl Scorer {
                 let (s, raw) = json::json_match(output, expected, fields);
                 (s, s >= *pass_at, raw)
             }
-            Scorer::PiiLeak { field } => {
+            Scorer::PiiLeak { field, detector } => {
                 let leaked = pii::leaked(output, input.item, field);
-                let ok = leaked.is_empty();
-                (bool_score(ok), ok, json!({ "leaked": leaked }))
+                let detected: Vec<Value> = detector
+                    .as_ref()
+                    .map(|d| {
+                        d.detect(output)
+                            .into_iter()
+                            .map(|s| json!({ "kind": s.kind.name(), "text": output.get(s.start..s.end) }))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let ok = leaked.is_empty() && detected.is_empty();
+                (
+                    bool_score(ok),
+                    ok,
+                    json!({ "leaked": leaked, "detected": detected }),
+                )
             }
             Scorer::Judge(j) => return j.score(input, judge).await,
         };
