@@ -98,7 +98,8 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("{}: cannot read the state", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{}: bad state JSON", p.display()))?
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: bad state JSON", p.display()))?
         }
     };
     let explanation =

@@ -106,6 +106,7 @@ fn bucket(ngram: &str, dims_log2: u32) -> u32 {
 fn for_each_ngram(text: &str, mut f: impl FnMut(&str)) {
     let lower = text.to_lowercase();
     let mut buf = String::with_capacity(64);
+    let mut chars: Vec<char> = Vec::with_capacity(32);
     let mut prev: Option<&str> = None;
     for word in lower
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
@@ -125,10 +126,10 @@ fn for_each_ngram(text: &str, mut f: impl FnMut(&str)) {
         }
         prev = Some(word);
         // Character trigrams of the word with boundary markers: "^ab", "abc", …, "yz$".
-        let chars: Vec<char> = std::iter::once('^')
-            .chain(word.chars())
-            .chain(std::iter::once('$'))
-            .collect();
+        chars.clear();
+        chars.push('^');
+        chars.extend(word.chars());
+        chars.push('$');
         for win in chars.windows(3) {
             buf.clear();
             buf.push_str("c:");
@@ -140,12 +141,20 @@ fn for_each_ngram(text: &str, mut f: impl FnMut(&str)) {
 
 /// Sparse, L2-normalised feature vector: (bucket, value), sorted by bucket.
 fn featurize(text: &str, dims_log2: u32) -> Vec<(u32, f32)> {
-    let mut counts: HashMap<u32, f32> = HashMap::new();
-    for_each_ngram(text, |g| {
-        *counts.entry(bucket(g, dims_log2)).or_insert(0.0) += 1.0
-    });
-    let mut v: Vec<(u32, f32)> = counts.into_iter().map(|(b, c)| (b, c.ln_1p())).collect();
-    v.sort_by_key(|&(b, _)| b);
+    // Sort bucket ids and count runs: cheaper than hashing them into a map.
+    let mut ids: Vec<u32> = Vec::with_capacity(text.len() * 2);
+    for_each_ngram(text, |g| ids.push(bucket(g, dims_log2)));
+    ids.sort_unstable();
+    let mut v: Vec<(u32, f32)> = Vec::with_capacity(ids.len());
+    for id in ids {
+        match v.last_mut() {
+            Some((last, count)) if *last == id => *count += 1.0,
+            _ => v.push((id, 1.0)),
+        }
+    }
+    for (_, c) in &mut v {
+        *c = c.ln_1p();
+    }
     let norm = v.iter().map(|(_, x)| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         for (_, x) in &mut v {
@@ -283,9 +292,12 @@ fn round6(x: f32) -> f32 {
 impl Model {
     /// Probability of each task for `text`, in `self.tasks` order.
     pub fn probabilities(&self, text: &str) -> Vec<f32> {
-        let x = featurize(text, self.dims_log2);
+        self.probabilities_of(&featurize(text, self.dims_log2))
+    }
+
+    fn probabilities_of(&self, x: &[(u32, f32)]) -> Vec<f32> {
         let mut scores = self.bias.clone();
-        for (b, v) in &x {
+        for (b, v) in x {
             if let Some(ws) = self.weights.get(b) {
                 for (s, w) in scores.iter_mut().zip(ws) {
                     *s += w * v;
@@ -296,30 +308,53 @@ impl Model {
         scores
     }
 
-    /// The n-grams of `text` that pushed hardest towards task `t` (up to `n`, with weight).
+    /// The n-grams of `text` that pushed hardest towards task `t` (up to `n`, with the margin
+    /// of their weight over the best other task's, times their feature value).
     pub fn top_features(&self, text: &str, t: usize, n: usize) -> Vec<(String, f32)> {
-        let x: HashMap<u32, f32> = featurize(text, self.dims_log2).into_iter().collect();
-        let mut seen: HashMap<u32, (String, f32)> = HashMap::new();
-        for_each_ngram(text, |g| {
-            let b = bucket(g, self.dims_log2);
-            if seen.contains_key(&b) {
-                return;
-            }
-            if let (Some(ws), Some(v)) = (self.weights.get(&b), x.get(&b)) {
+        self.top_features_of(text, &featurize(text, self.dims_log2), t, n)
+            .into_iter()
+            .map(|(_, g, m)| (g, m))
+            .collect()
+    }
+
+    fn top_features_of(
+        &self,
+        text: &str,
+        x: &[(u32, f32)],
+        t: usize,
+        n: usize,
+    ) -> Vec<(u32, String, f32)> {
+        // Rank buckets first (no strings), then name only the winners in one n-gram pass.
+        let mut top: Vec<(u32, f32)> = x
+            .iter()
+            .filter_map(|&(b, v)| {
+                let ws = self.weights.get(&b)?;
                 let others = ws
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| *i != t)
                     .map(|(_, w)| *w)
                     .fold(f32::NEG_INFINITY, f32::max);
-                let margin = (ws[t] - others.max(-1e9)) * v;
-                seen.insert(b, (g.to_string(), margin));
+                let margin = (ws.get(t).copied().unwrap_or(0.0) - others.max(-1e9)) * v;
+                (margin > 0.0).then_some((b, margin))
+            })
+            .collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(n);
+        let mut named: Vec<(u32, String, f32)> = Vec::with_capacity(top.len());
+        for_each_ngram(text, |g| {
+            if named.len() == top.len() {
+                return;
+            }
+            let b = bucket(g, self.dims_log2);
+            if let Some(&(_, m)) = top.iter().find(|(tb, _)| *tb == b) {
+                if !named.iter().any(|(nb, ..)| *nb == b) {
+                    named.push((b, g.to_string(), m));
+                }
             }
         });
-        let mut out: Vec<(String, f32)> = seen.into_values().filter(|(_, m)| *m > 0.0).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        out.truncate(n);
-        out
+        named.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+        named
     }
 
     pub fn save(&self, path: &Path) -> Result<(), ClassifierError> {
@@ -468,7 +503,8 @@ impl Classifier {
                 explanation: "no rule matched and no learned model is configured".into(),
             };
         };
-        let probs = model.probabilities(text);
+        let x = featurize(text, model.dims_log2);
+        let probs = model.probabilities_of(&x);
         let (best, p) =
             probs
                 .iter()
@@ -485,10 +521,10 @@ impl Classifier {
                     },
                 );
         let mut explanation = format!("learned model: {} p={p:.2}", model.tasks[best]);
-        let top = model.top_features(text, best, 4);
+        let top = model.top_features_of(text, &x, best, 4);
         if !top.is_empty() {
             explanation.push_str(" (strongest n-grams:");
-            for (g, m) in &top {
+            for (_, g, m) in &top {
                 let _ = write!(explanation, " {g:?} {m:+.2}");
             }
             explanation.push(')');

@@ -116,7 +116,7 @@ pub struct CostBreakdown {
     pub cost_usd: f64,
     /// What the reference backend would have charged for the request's tokens.
     pub reference_usd: f64,
-    /// `reference_usd - cost_usd`.
+    /// `reference_usd - cost_usd` (0 when no reference backend is configured).
     pub saved_usd: f64,
 }
 
@@ -152,7 +152,12 @@ impl CostModel {
         CostBreakdown {
             cost_usd,
             reference_usd,
-            saved_usd: reference_usd - cost_usd,
+            // Without a reference backend there is nothing to have saved against.
+            saved_usd: if self.reference.is_some() {
+                reference_usd - cost_usd
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -213,7 +218,12 @@ mod tests {
         let remote = m.breakdown(&[("llm", u.clone())]);
         assert!((remote.cost_usd - 0.45).abs() < 1e-12);
         assert!(remote.saved_usd.abs() < 1e-12);
-        let escalated = m.breakdown(&[("slm", u.clone()), ("llm", u)]);
+        let escalated = m.breakdown(&[("slm", u.clone()), ("llm", u.clone())]);
         assert!(escalated.saved_usd < 0.0);
+        let no_reference = CostModel {
+            reference: None,
+            ..m
+        };
+        assert_eq!(no_reference.breakdown(&[("slm", u)]).saved_usd, 0.0);
     }
 }

@@ -68,6 +68,30 @@ fn shipped_configs_load() {
     }
 }
 
+/// The example in the design guide, verbatim.
+#[test]
+fn design_guide_example_loads() {
+    let text = r#"
+server: { listen: 127.0.0.1:8080, api_keys_env: TRIAGE_KEYS }
+backends:
+  slm:  { kind: llama, model: models/SmolLM2-135M-Instruct.Q4_1.gguf, slots: 4, threads: 2 }
+  llm:  { kind: openai, base_url: https://api.openai.com/v1, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY }
+pricing:                      # USD per 1M tokens; local cost from machine $/hour and measured seconds
+  llm: { input: 0.15, output: 0.60 }
+  slm: { machine_usd_per_hour: 0.05 }
+routes:                       # first match wins; every request gets a decision and a reason
+  - { name: private, when: { pii: true }, to: slm }
+  - { name: small-tasks, when: { task: [sentiment, intent, extraction] }, to: slm }
+  - { name: cascade, when: { task: [qa] }, cascade: { first: slm, escalate_to: llm, min_confidence: 0.62 } }
+  - { name: default, to: llm, fallback: [slm] }
+budgets: { daily_usd: 5.0, on_exhausted: slm }
+"#;
+    let c = parse(text).unwrap();
+    assert_eq!(c.server.api_keys_env.as_deref(), Some("TRIAGE_KEYS"));
+    assert_eq!(c.policy.rules().len(), 4);
+    assert_eq!(c.policy.privacy_rule(), Some("private"));
+}
+
 #[test]
 fn remote_defaults_and_shipped_prices() {
     let c = parse(&format!(

@@ -47,3 +47,47 @@ fn sample_requests_on_the_shipped_config() {
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["decision"]["route"], "default");
 }
+
+/// `route train` output plugged into `classifier.model`: the learned model classifies.
+#[test]
+fn trained_model_from_jsonl_drives_routing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    let mut lines = Vec::new();
+    for review in [
+        "loved it, a wonderful film",
+        "dull, boring and far too long",
+        "great acting and a moving story",
+        "awful script, I walked out",
+    ] {
+        lines.push(serde_json::json!({"text": format!("Review: {review}. Positive or negative?"), "task": "sentiment"}).to_string());
+    }
+    for q in [
+        "What is 17 times 3?",
+        "A car drives 40 km per hour for 2 hours; how far?",
+        "Add 120 and 45, then halve it",
+        "How many apples are left if 9 of 12 are eaten?",
+    ] {
+        lines.push(serde_json::json!({"text": q, "task": "math"}).to_string());
+    }
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let examples = router::classifier::read_examples(&data).unwrap();
+    let model = router::classifier::train(&examples, &Default::default()).unwrap();
+    model.save(&dir.path().join("model.json")).unwrap();
+    std::fs::write(
+        dir.path().join("triage.yaml"),
+        "backends:\n  slm: { kind: llama, model: m.gguf }\n  llm: { kind: openai, model: gpt-4o-mini }\n\
+         routes:\n  - { name: math, when: { task: math }, to: llm }\n  - { name: default, to: slm }\n\
+         classifier: { model: model.json, threshold: 0.5 }\n",
+    )
+    .unwrap();
+    let config = Config::load(&dir.path().join("triage.yaml")).unwrap();
+    let e = explain(
+        &config,
+        r#"{"messages":[{"role":"user","content":"What is 21 times 4, then add 8?"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(e.gathered.facts.task, "math", "{e}");
+    assert_eq!(e.decision.route, "math");
+    assert!(e.to_string().contains("learned model: math"), "{e}");
+}
