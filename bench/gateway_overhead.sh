@@ -21,10 +21,11 @@ HIGH_RATE=${4:-2000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$(mktemp -d)
-PIDS=()
+# Servers are started inside command substitutions (subshells), so their pids go to a file.
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    if [ -f "$WORK/pids" ]; then
+        while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$WORK/pids"
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -39,7 +40,7 @@ start() {
     local log=$WORK/$1.log
     shift
     "$@" >"$log" 2>&1 &
-    PIDS+=($!)
+    echo $! >>"$WORK/pids"
     for _ in $(seq 1 200); do
         if grep -q "listening on " "$log"; then
             sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$log" | head -1
