@@ -123,7 +123,11 @@ def main_checks():
 
     # /metrics and the events stream exist.
     metrics = urllib.request.urlopen(f"{A_URL}/metrics", timeout=10).read().decode()
-    check("metrics have TTFT histograms", "_bucket{" in metrics and "ttft" in metrics)
+    check("metrics have TTFT, inter-token and end-to-end histograms",
+          all(f"{name}_bucket{{" in metrics for name in (
+              "triage_time_to_first_token_seconds", "triage_inter_token_seconds",
+              "triage_request_duration_seconds")),
+          "\n".join(l for l in metrics.splitlines() if l.startswith("# TYPE")))
 
 
 def fallback_checks():
