@@ -104,16 +104,10 @@ impl AnthropicBackend {
 
 impl Backend for AnthropicBackend {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        let accepted = self.send(&request, false).await?;
-        let (started, first_byte) = (accepted.started, accepted.first_byte);
-        let body = accepted.body().await?;
-        let finished = Instant::now();
-        let mut response = parse_response(&body)?;
-        response.timings.started = Some(started);
-        response.timings.first_byte = Some(first_byte);
-        response.timings.first_token = Some(finished);
-        response.timings.finished = Some(finished);
-        Ok(response)
+        self.send(&request, false)
+            .await?
+            .into_response(parse_response)
+            .await
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream> {

@@ -503,6 +503,23 @@ impl Accepted {
         Ok(Bytes::from(out))
     }
 
+    /// A non-streaming answer: the whole body parsed by `parse`, with the request's timings (the
+    /// first token is known only when the whole body has arrived).
+    pub(crate) async fn into_response(
+        self,
+        parse: fn(&[u8]) -> Result<crate::ChatResponse>,
+    ) -> Result<crate::ChatResponse> {
+        let (started, first_byte) = (self.started, self.first_byte);
+        let body = self.body().await?;
+        let finished = std::time::Instant::now();
+        let mut response = parse(&body)?;
+        response.timings.started = Some(started);
+        response.timings.first_byte = Some(first_byte);
+        response.timings.first_token = Some(finished);
+        response.timings.finished = Some(finished);
+        Ok(response)
+    }
+
     /// The body as chat events: `FirstByte` first, then whatever `decoder` makes of each SSE
     /// event, ending after the decoder's terminal event.
     pub(crate) fn into_events<D: SseDecoder>(self, decoder: D) -> EventStream {
