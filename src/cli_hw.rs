@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bench::hw::{self, HwConfig, HwReport};
+use bench::probe::{self, ProbeConfig};
+use bench::spec::{SpecKind, TargetSpec};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -56,6 +58,20 @@ struct HwRunArgs {
     /// STREAM array size in MiB (0 skips the roofline).
     #[arg(long, default_value_t = 512)]
     bandwidth_mib: usize,
+    /// Also probe a remote endpoint's TTFT and inter-token latency, as `NAME=SPEC` with the
+    /// spec of `triage bench --target` (e.g. `llm=openai:https://api.openai.com/v1#gpt-4o-mini;key_env=OPENAI_API_KEY`).
+    /// Repeatable.
+    #[arg(long = "remote", value_name = "NAME=SPEC")]
+    remote: Vec<String>,
+    /// Concurrency levels of the remote probe (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    remote_concurrency: Vec<usize>,
+    /// Recorded requests per level of the remote probe (after one warm-up request).
+    #[arg(long, default_value_t = 10)]
+    remote_requests: usize,
+    /// Maximum tokens of each remote probe answer.
+    #[arg(long, default_value_t = 64)]
+    remote_max_tokens: u32,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -84,7 +100,38 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
         repetitions: r.reps.max(1),
         bandwidth_mib: r.bandwidth_mib,
     };
-    let report = hw::run(&config).await?;
+    // Parse the remote specs before minutes of local measurement, so a typo fails at once.
+    let remote_specs = r
+        .remote
+        .iter()
+        .map(|text| TargetSpec::parse_assignment(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(local) = remote_specs
+        .iter()
+        .find(|s| matches!(s.kind, SpecKind::Llama { .. } | SpecKind::Replay { .. }))
+    {
+        anyhow::bail!(
+            "--remote {}: the probe measures remote endpoints (openai: or anthropic:); local models are measured by the sweep itself",
+            local.name
+        );
+    }
+    let mut report = hw::run(&config).await?;
+    let probe_config = ProbeConfig {
+        concurrency: r.remote_concurrency,
+        requests: r.remote_requests.max(1),
+        max_tokens: r.remote_max_tokens.max(1),
+        ..ProbeConfig::default()
+    };
+    for spec in &remote_specs {
+        let model = match &spec.kind {
+            SpecKind::OpenAi { model, .. } | SpecKind::Anthropic { model, .. } => model.clone(),
+            SpecKind::Llama { .. } | SpecKind::Replay { .. } => continue,
+        };
+        let target = spec.build(std::path::Path::new("."), None).await?;
+        report
+            .remote
+            .extend(probe::probe(target, &model, &probe_config).await);
+    }
     for w in &report.system.warnings {
         eprintln!("WARNING: {w}");
     }

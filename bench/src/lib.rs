@@ -30,6 +30,7 @@ pub mod dataset;
 pub mod error;
 #[cfg(feature = "llama")]
 pub mod hw;
+pub mod probe;
 pub mod record;
 pub mod replay;
 pub mod results;

@@ -23,7 +23,23 @@ async fn tiny_sweep_reports_every_figure_and_validates() {
         bandwidth_mib: 16,
         ..HwConfig::new(&model)
     };
-    let report = hw::run(&config).await.unwrap();
+    let mut report = hw::run(&config).await.unwrap();
+    // The remote probe's rows, from a test double standing in for a remote API (a mock that
+    // echoes the prompt, 1 ms per token), so the schema covers them too.
+    let mock = backends::mock::MockBackend::new("slow_1ms").unwrap();
+    let target: std::sync::Arc<dyn bench::target::Target> = std::sync::Arc::new(
+        bench::target::BackendTarget::new("mock-remote", "mock", mock),
+    );
+    let probe_config = bench::probe::ProbeConfig {
+        requests: 3,
+        ..bench::probe::ProbeConfig::default()
+    };
+    report.remote = bench::probe::probe(target, "echo", &probe_config).await;
+    assert_eq!(report.remote.len(), 2);
+    assert!(report
+        .remote
+        .iter()
+        .all(|r| r.requests == 3 && r.errors == 0));
 
     // Every speed figure is present and positive.
     for test in ["pp16", "tg8"] {
@@ -71,6 +87,11 @@ async fn tiny_sweep_reports_every_figure_and_validates() {
     assert!(errors.is_empty(), "{errors:?}");
 
     // Markdown and the comparison render.
-    assert!(hw::markdown_table(&report).contains("| pp16 |"));
+    let table = hw::markdown_table(&report);
+    assert!(table.contains("| pp16 |"));
+    assert!(
+        table.contains("| mock-remote (mock) | echo | 2 | 3 | 0 |"),
+        "{table}"
+    );
     assert!(hw::compare_reports(&report, &report).contains("1.000"));
 }

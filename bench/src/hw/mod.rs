@@ -101,5 +101,6 @@ pub async fn run(config: &HwConfig) -> Result<HwReport, HwError> {
         speed,
         concurrency,
         roofline,
+        remote: Vec::new(),
     })
 }

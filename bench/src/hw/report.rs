@@ -21,6 +21,9 @@ pub struct HwReport {
     pub speed: Vec<SpeedRow>,
     pub concurrency: Vec<ConcurrencyRow>,
     pub roofline: Option<Roofline>,
+    /// `triage hw --remote`: remote endpoints probed in the same run (absent in older reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote: Vec<crate::probe::RemoteProbeRow>,
 }
 
 /// The model facts a report keeps (a serializable copy of `ModelInfo`).
@@ -120,6 +123,9 @@ pub fn markdown_table(report: &HwReport) -> String {
             r.efficiency_pct
         );
     }
+    if !report.remote.is_empty() {
+        let _ = write!(out, "\n{}", crate::probe::markdown_table(&report.remote));
+    }
     for w in &report.system.warnings {
         let _ = writeln!(out, "\n**WARNING: {w}**");
     }
@@ -189,6 +195,23 @@ pub fn compare_reports(a: &HwReport, b: &HwReport) -> String {
                 ca.aggregate_tps,
                 cb.aggregate_tps,
                 ratio(cb.aggregate_tps, ca.aggregate_tps)
+            );
+        }
+    }
+    for ra in &a.remote {
+        let same = |rb: &&crate::probe::RemoteProbeRow| {
+            rb.target == ra.target && rb.concurrency == ra.concurrency
+        };
+        if let Some(rb) = b.remote.iter().find(same) {
+            let p50 = |r: &crate::probe::RemoteProbeRow| r.ttft.map_or(f64::NAN, |p| p.p50_ms);
+            let _ = writeln!(
+                out,
+                "\nremote {} at {} streams: TTFT p50 a {:.1} ms, b {:.1} ms (b ÷ a {:.3})",
+                ra.target,
+                ra.concurrency,
+                p50(ra),
+                p50(rb),
+                ratio(p50(rb), p50(ra))
             );
         }
     }
