@@ -44,6 +44,9 @@ pub enum BackendError {
     /// A model file is missing, unreadable or not a valid GGUF.
     #[error("cannot load model {path}: {reason}")]
     ModelLoad { path: PathBuf, reason: String },
+    /// The backend is still loading its model: retry later, or another backend may answer.
+    #[error("{0}")]
+    NotReady(String),
     /// The local engine failed while running.
     #[error("local engine error: {0}")]
     Engine(String),
@@ -81,6 +84,7 @@ impl BackendError {
             BackendError::Overloaded { .. } | BackendError::RateLimited { .. } => 429,
             BackendError::UpstreamStatus { status, .. } if (400..500).contains(status) => *status,
             BackendError::Timeout { .. } => 504,
+            BackendError::NotReady(_) => 503,
             BackendError::UpstreamStatus { .. }
             | BackendError::Protocol(_)
             | BackendError::Connection(_) => 502,
@@ -108,6 +112,7 @@ impl BackendError {
             BackendError::PromptTooLong { .. } => "context_length_exceeded",
             BackendError::Overloaded { .. } => "overloaded",
             BackendError::ModelLoad { .. } => "model_load_failed",
+            BackendError::NotReady(_) => "model_loading",
             BackendError::Engine(_) => "engine_error",
             BackendError::RateLimited { .. } => "rate_limited",
             BackendError::UpstreamStatus { .. } => "upstream_error",

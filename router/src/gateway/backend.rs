@@ -147,10 +147,15 @@ impl BackendSlot {
     pub fn handle(&self) -> Result<&Arc<dyn DynBackend>, BackendError> {
         match self.handle.get() {
             Some(h) => Ok(h),
-            None => Err(BackendError::Engine(match self.load_error() {
-                Some(e) => format!("backend `{}` failed to load: {e}", self.name),
-                None => format!("backend `{}` is still loading", self.name),
-            })),
+            None => Err(match self.load_error() {
+                Some(e) => {
+                    BackendError::Engine(format!("backend `{}` failed to load: {e}", self.name))
+                }
+                None => BackendError::NotReady(format!(
+                    "backend `{}` is still loading its model (GET /readyz says when it is ready)",
+                    self.name
+                )),
+            }),
         }
     }
 
@@ -275,12 +280,9 @@ mod tests {
     #[test]
     fn a_loading_slot_answers_with_a_named_error() {
         let s = BackendSlot::pending("slm", BackendKind::Local);
-        assert!(s
-            .handle()
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("still loading"));
+        let loading = s.handle().err().unwrap();
+        assert!(loading.to_string().contains("still loading"));
+        assert_eq!(loading.http_status(), 503, "retryable while loading");
         s.fail("no such file".into());
         assert!(s
             .handle()

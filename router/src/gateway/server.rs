@@ -4,7 +4,7 @@
 //!
 //! Remote backends are ready at once. Local llama.cpp engines load on a blocking thread after
 //! the listener is bound: the server answers `/healthz` immediately and `/readyz` turns 200 once
-//! every model is loaded (a request routed to a model still loading gets a 500 naming it, and
+//! every model is loaded (a request routed to a model still loading gets a 503 naming it, and
 //! falls back when its rule has a fallback).
 
 use std::future::Future;

@@ -1,0 +1,141 @@
+//! The dashboard's live view against a real `triage serve` process (local SmolLM2) while requests
+//! flow: it connects, scrapes `/metrics`, receives `/v1/triage/events`, and sees the counters move.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dashboards::data::live::{self, LiveOptions};
+use dashboards::state::{App, Connection, DataMsg, LiveState};
+use tokio::sync::mpsc;
+
+async fn pump_until(
+    live: &mut LiveState,
+    rx: &mut mpsc::Receiver<DataMsg>,
+    what: &str,
+    done: impl Fn(&LiveState) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !done(live) {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for: {what}; state: {live:?}"))
+            .expect("live tasks stopped");
+        let DataMsg::Live(m) = msg;
+        live.on_msg(m);
+    }
+}
+
+fn slm_requests(live: &LiveState) -> f64 {
+    live.metrics
+        .as_ref()
+        .and_then(|m| m.requests_by_backend().get("slm").copied())
+        .unwrap_or(0.0)
+}
+
+/// Kills the gateway when the test ends, passing or not.
+struct Gateway(std::process::Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_view_sees_a_real_triage_serve_move() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("triage-dash-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("serve.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server: {{ listen: 127.0.0.1:0, ledger: {} }}\n\
+             backends:\n  slm: {{ kind: llama, model: {}, slots: 2, threads: 1, context: 512 }}\n\
+             routes:\n  - {{ name: default, to: slm }}\n",
+            dir.join("ledger.sqlite").display(),
+            root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+                .display()
+        ),
+    )
+    .unwrap();
+    let mut gateway = Gateway(
+        Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(gateway.0.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let (tx, mut rx) = mpsc::channel(256);
+    let mut options = LiveOptions::new(url.clone());
+    options.metrics_interval = Duration::from_millis(100);
+    let _tasks = live::spawn(options, tx, DataMsg::Live);
+    let mut app = App::new(Vec::new(), None, Some(url.clone()));
+    let live = &mut app.live;
+    pump_until(live, &mut rx, "connected and scraped", |l| {
+        l.connection == Connection::Connected && l.metrics.is_some()
+    })
+    .await;
+    let before = slm_requests(live);
+
+    // The live view connects while the model loads; requests wait for /readyz.
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let ready = client.get(format!("{url}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the model never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for text in ["Say hi.", "Name a colour."] {
+        let body = serde_json::json!({
+            "model": "auto", "max_tokens": 8, "temperature": 0,
+            "messages": [{"role": "user", "content": text}],
+        });
+        let response = client
+            .post(format!("{url}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.bytes().await.unwrap();
+        assert!(
+            status.is_success(),
+            "{status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    pump_until(live, &mut rx, "two requests counted for slm", |l| {
+        slm_requests(l) >= before + 2.0
+    })
+    .await;
+    pump_until(live, &mut rx, "two request events", |l| {
+        l.visible_recent().len() >= 2
+    })
+    .await;
+
+    drop(gateway);
+    std::fs::remove_dir_all(&dir).ok();
+}
