@@ -6,7 +6,7 @@
 # .cargo/config.toml), then runs ROUNDS interleaved rounds of
 #   llama-bench -p 512 -n 128 -t THREADS          vs  triage hw -p 512 -n 128 -t THREADS
 #   llama-batched-bench -npp 128 -ntg 128 -npl 1,2,4,8  vs  triage hw -c 1,2,4,8 (128 + 128 tokens)
-# and prints medians and ratios (triage ÷ llama.cpp) as a Markdown table.
+# and prints medians and paired per-round ratios (triage ÷ llama.cpp) as a Markdown table.
 #
 # Usage: bench/llama_cpp_baseline.sh [MODEL]   (env: ROUNDS=3 THREADS=2 OUT=target/baseline)
 set -euo pipefail
@@ -47,31 +47,36 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 python3 - "$OUT" "$ROUNDS" "$MODEL" "$THREADS" <<'PY'
+# Each round runs both tools back to back, so the ratio is taken per round (paired) and the
+# median of the per-round ratios is reported: this VM's speed drifts by 10-15% between rounds,
+# which a ratio of medians would mix into the comparison.
 import json, statistics, sys
 out, rounds, model, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-lb = {"pp512": [], "tg128": []}
-tr = {"pp512": [], "tg128": []}
-bb = {}
-ta = {}
+rows = {}  # label -> list of (llama.cpp, triage) per round
 for r in range(1, rounds + 1):
+    lb, tr, bb, ta = {}, {}, {}, {}
     for row in json.load(open(f"{out}/llama-bench.{r}.json")):
         test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
-        lb[test].append(row["avg_ts"])
+        lb[test] = row["avg_ts"]
     rep = json.load(open(f"{out}/triage-hw.{r}.json"))
     for row in rep["speed"]:
-        tr[row["test"]].append(row["tokens_per_sec_mean"])
+        tr[row["test"]] = row["tokens_per_sec_mean"]
     for row in rep["concurrency"]:
-        ta.setdefault(row["streams"], []).append(row["aggregate_tps"])
+        ta[row["streams"]] = row["aggregate_tps"]
     for line in open(f"{out}/batched.{r}.jsonl"):
         row = json.loads(line)
-        bb.setdefault(row["pl"], []).append(row["speed_tg"])
+        bb[row["pl"]] = row["speed_tg"]
+    for test in ("pp512", "tg128"):
+        rows.setdefault(f"{test} (llama-bench)", []).append((lb[test], tr[test]))
+    for pl in sorted(bb):
+        if pl in ta:
+            rows.setdefault(f"aggregate tg, {pl} streams (llama-batched-bench)", []).append((bb[pl], ta[pl]))
 med = statistics.median
-print(f"model `{model}`, {threads} threads, {rounds} interleaved rounds, medians\n")
+print(f"model `{model}`, {threads} threads, {rounds} interleaved rounds; t/s are medians over rounds, "
+      "the ratio is the median of the per-round ratios (range in brackets)\n")
 print("| test | llama.cpp t/s | triage t/s | triage ÷ llama.cpp |\n| --- | ---: | ---: | ---: |")
-for test in ("pp512", "tg128"):
-    a, b = med(lb[test]), med(tr[test])
-    print(f"| {test} (llama-bench) | {a:.1f} | {b:.1f} | {b / a:.3f} |")
-for pl in sorted(bb):
-    a, b = med(bb[pl]), med(ta.get(pl, [float('nan')]))
-    print(f"| aggregate tg, {pl} streams (llama-batched-bench) | {a:.1f} | {b:.1f} | {b / a:.3f} |")
+for label, pairs in rows.items():
+    ratios = [b / a for a, b in pairs]
+    print(f"| {label} | {med(a for a, _ in pairs):.1f} | {med(b for _, b in pairs):.1f} | "
+          f"{med(ratios):.3f} [{min(ratios):.3f}–{max(ratios):.3f}] |")
 PY

@@ -7,9 +7,11 @@
 # Router: gateway A (`triage serve`) routing between its local SmolLM2 and that LLM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRIAGE=$PWD/target/release/triage
+# Overridable for the test that runs this script (tests/demo_quickstart.rs): the binary, the run
+# directory, and a per-scenario item limit (the suite's own limits otherwise).
+TRIAGE=${TRIAGE:-$PWD/target/release/triage}
 SLM=models/SmolLM2-135M-Instruct.Q4_1.gguf
-RUN=runs/quickstart-$(date -u +%Y%m%dT%H%M%SZ)
+RUN=${RUN:-runs/quickstart-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p runs "$RUN"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -68,7 +70,7 @@ echo "router: triage serve at $A"
   --target "llm=$LLM_SPEC" \
   --target "router=openai:$A/v1#auto" \
   --price slm=hour:0.05 --price llm=0.15,0.60 --price router=0.15,0.60 \
-  --out "$RUN"
+  --out "$RUN" ${QUICKSTART_LIMIT:+--limit "$QUICKSTART_LIMIT"}
 echo
 echo "run directory: $RUN"
 "$TRIAGE" dash "$RUN"

@@ -320,7 +320,15 @@ impl LlamaEngine {
             top_k: request.top_k.unwrap_or(0),
             min_p,
             seed: request.seed.map(|s| s as u32).unwrap_or_else(random_seed),
-            stop: request.stop_sequences(),
+            stop: {
+                let mut stop = request.stop_sequences();
+                for marker in self.shared.format.turn_stops() {
+                    if !stop.iter().any(|s| s == marker) {
+                        stop.push((*marker).to_string());
+                    }
+                }
+                stop
+            },
             grammar: grammar::grammar_for(request)?,
             ignore_eos: false,
         })

@@ -1,6 +1,10 @@
 //! From chat messages to the prompt text a model was trained on: the model's own chat template
-//! from its GGUF metadata (llama.cpp's `llama_chat_apply_template`), ChatML when the model has
-//! none or llama.cpp does not recognise it, and plain completion for base models.
+//! from its GGUF metadata (llama.cpp's `llama_chat_apply_template`); when the model has none (base
+//! models such as Gemma-3-270M), llama.cpp's built-in template of its family (Gemma's turn
+//! markers for `gemma*` architectures); ChatML otherwise; and plain completion on request.
+//!
+//! A fallback format's turn markers are also stop strings ([`PromptFormat::turn_stops`]): a
+//! model that was never tuned on them may still write them out as text, and an answer ends there.
 
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 
@@ -12,6 +16,8 @@ use crate::{BackendError, Result};
 pub enum PromptFormat {
     /// A chat template llama.cpp recognises (from the model or from config).
     Template(String),
+    /// A llama.cpp built-in template chosen by architecture, for models without their own.
+    Builtin(&'static str),
     /// ChatML, the fallback for chat models without a usable template.
     ChatMl,
     /// Base models: the messages' text joined, no roles.
@@ -37,13 +43,32 @@ impl PromptFormat {
         };
         match template {
             Some(t) if template_is_usable(model, &t) => PromptFormat::Template(t),
-            _ => PromptFormat::ChatMl,
+            _ => {
+                let architecture = model
+                    .meta_val_str("general.architecture")
+                    .unwrap_or_default();
+                match builtin_for_architecture(&architecture) {
+                    Some(name) if template_is_usable(model, name) => PromptFormat::Builtin(name),
+                    _ => PromptFormat::ChatMl,
+                }
+            }
+        }
+    }
+
+    /// Stop strings implied by a fallback format's turn markers (none for the model's own
+    /// template: its end-of-turn token ends generation).
+    pub fn turn_stops(&self) -> &'static [&'static str] {
+        match self {
+            PromptFormat::Builtin("gemma") => &["<end_of_turn>", "<start_of_turn>"],
+            PromptFormat::ChatMl => &["<|im_end|>", "<|im_start|>"],
+            PromptFormat::Template(_) | PromptFormat::Builtin(_) | PromptFormat::Completion => &[],
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             PromptFormat::Template(_) => "model chat template",
+            PromptFormat::Builtin(_) => "built-in template of its family (fallback)",
             PromptFormat::ChatMl => "ChatML (fallback)",
             PromptFormat::Completion => "plain completion",
         }
@@ -58,7 +83,12 @@ impl PromptFormat {
                 .collect::<Vec<_>>()
                 .join("\n\n")),
             PromptFormat::ChatMl => Ok(render_chatml(messages)),
-            PromptFormat::Template(template) => {
+            PromptFormat::Template(_) | PromptFormat::Builtin(_) => {
+                let template = match self {
+                    PromptFormat::Template(t) => t.as_str(),
+                    PromptFormat::Builtin(name) => name,
+                    _ => "chatml",
+                };
                 let tmpl = LlamaChatTemplate::new(template)
                     .map_err(|e| BackendError::InvalidRequest(format!("chat template: {e}")))?;
                 let chat = messages
@@ -78,6 +108,11 @@ impl PromptFormat {
             }
         }
     }
+}
+
+/// llama.cpp's built-in template for a model family without a template of its own.
+fn builtin_for_architecture(architecture: &str) -> Option<&'static str> {
+    architecture.starts_with("gemma").then_some("gemma")
 }
 
 fn template_is_usable(model: &LlamaModel, template: &str) -> bool {
@@ -110,6 +145,17 @@ fn render_chatml(messages: &[ChatMessage]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fallback_formats_stop_at_their_turn_markers() {
+        assert_eq!(builtin_for_architecture("gemma3"), Some("gemma"));
+        assert_eq!(builtin_for_architecture("llama"), None);
+        assert!(PromptFormat::Builtin("gemma")
+            .turn_stops()
+            .contains(&"<end_of_turn>"));
+        assert!(PromptFormat::ChatMl.turn_stops().contains(&"<|im_end|>"));
+        assert!(PromptFormat::Template("{{x}}".into()).turn_stops().is_empty());
+    }
 
     #[test]
     fn chatml_ends_with_open_assistant_turn() {
