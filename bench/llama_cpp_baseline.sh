@@ -8,12 +8,13 @@
 #   llama-batched-bench -npp 128 -ntg 128 -npl 1,2,4,8  vs  triage hw -c 1,2,4,8 (128 + 128 tokens)
 # and prints medians and paired per-round ratios (triage ÷ llama.cpp) as a Markdown table.
 #
-# Usage: bench/llama_cpp_baseline.sh [MODEL]   (env: ROUNDS=3 THREADS=2 OUT=target/baseline)
+# Usage: bench/llama_cpp_baseline.sh [MODEL]   (env: ROUNDS=3 THREADS=2 FA=off OUT=target/baseline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
+FA=${FA:-off}   # flash attention, as the engine runs it (see backends::FlashAttention)
 OUT=${OUT:-target/baseline/$(basename "$MODEL" .gguf)}
 LCP_VERSION=0.3.36
 TOOLS=target/llama.cpp-tools
@@ -38,12 +39,12 @@ fi
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  "$TOOLS/build/bin/llama-bench" -m "$MODEL" -p 512 -n 128 -t "$THREADS" -r 3 -o json \
+  "$TOOLS/build/bin/llama-bench" -m "$MODEL" -p 512 -n 128 -t "$THREADS" -fa "$FA" -r 3 -o json \
     >"$OUT/llama-bench.$round.json" 2>/dev/null
-  "$TRIAGE" hw --model "$MODEL" -t "$THREADS" -p 512 -n 128 -c 1,2,4,8 -r 3 \
+  "$TRIAGE" hw --model "$MODEL" -t "$THREADS" --flash-attn "$FA" -p 512 -n 128 -c 1,2,4,8 -r 3 \
     --bandwidth-mib 0 --json "$OUT/triage-hw.$round.json" >/dev/null
   "$TOOLS/build/bin/llama-batched-bench" -m "$MODEL" -c 2112 -b 512 -ub 512 -npp 128 -ntg 128 \
-    -npl 1,2,4,8 -t "$THREADS" --output-format jsonl 2>&1 | grep '^{' >"$OUT/batched.$round.jsonl"
+    -npl 1,2,4,8 -t "$THREADS" -fa "$FA" --output-format jsonl 2>&1 | grep '^{' >"$OUT/batched.$round.jsonl"
 done
 
 python3 - "$OUT" "$ROUNDS" "$MODEL" "$THREADS" <<'PY'

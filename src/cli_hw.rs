@@ -55,6 +55,9 @@ struct HwRunArgs {
     /// Repetitions of each test (after one warm-up run).
     #[arg(short = 'r', long, default_value_t = 3)]
     reps: u32,
+    /// llama.cpp flash attention: auto, on or off (the engine's default, faster on CPU).
+    #[arg(long = "flash-attn", default_value = "off")]
+    flash_attn: backends::FlashAttention,
     /// STREAM array size in MiB (0 skips the roofline).
     #[arg(long, default_value_t = 512)]
     bandwidth_mib: usize,
@@ -99,6 +102,7 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
         concurrency_gen: r.concurrency_gen,
         repetitions: r.reps.max(1),
         bandwidth_mib: r.bandwidth_mib,
+        flash_attention: r.flash_attn,
     };
     // Parse the remote specs before minutes of local measurement, so a typo fails at once.
     let remote_specs = r

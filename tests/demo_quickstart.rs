@@ -47,7 +47,11 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
         .collect();
     for target in ["slm", "llm", "router"] {
         let mine: Vec<&Value> = records.iter().filter(|r| r["target"] == target).collect();
-        assert_eq!(mine.len(), 9, "{target}: one item of each of the 9 scenarios");
+        assert_eq!(
+            mine.len(),
+            9,
+            "{target}: one item of each of the 9 scenarios"
+        );
         for r in &mine {
             assert!(
                 r["error"].is_null(),
@@ -59,10 +63,7 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
         }
     }
     // The router's answers carry its routing decision, from gateway A's headers.
-    let routed: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["target"] == "router")
-        .collect();
+    let routed: Vec<&Value> = records.iter().filter(|r| r["target"] == "router").collect();
     assert!(
         routed
             .iter()
@@ -96,7 +97,10 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
                 .any(|g| g["target"] == target && g["task"] == "*"),
             "{target} missing from summary.json"
         );
-        assert!(stdout.contains(target), "{target} not in the table:\n{stdout}");
+        assert!(
+            stdout.contains(target),
+            "{target} not in the table:\n{stdout}"
+        );
     }
     std::fs::remove_dir_all(&run).ok();
 }

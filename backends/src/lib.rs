@@ -19,6 +19,7 @@
 
 pub mod anthropic;
 pub mod error;
+mod flash_attention;
 #[cfg(feature = "llama")]
 pub mod llama;
 #[cfg(feature = "mock")]
@@ -34,6 +35,7 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 
 pub use error::{BackendError, Result, TimeoutPhase};
+pub use flash_attention::FlashAttention;
 pub use types::*;
 
 /// A stream of chat events; it ends after the last `Done`/`Usage` event, or with an error.

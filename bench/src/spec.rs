@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `openai:BASE_URL#MODEL[;key_env=VAR][;metadata=off]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded; requests carry `metadata.task`/`scenario` for the router, dropped for api.openai.com or with `metadata=off`) |
 //! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
-//! | `llama:PATH[;slots=N;threads=N;ctx=N]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`) |
+//! | `llama:PATH[;slots=N;threads=N;ctx=N;fa=auto\|on\|off]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`) |
 //! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
 //!
 //! API keys are only ever named by their environment variable; the spec stored in the run
@@ -123,7 +123,7 @@ impl TargetSpec {
         let allowed: &[&str] = match kind {
             SpecKind::OpenAi { .. } => &["key_env", "metadata"],
             SpecKind::Anthropic { .. } => &["key_env"],
-            SpecKind::Llama { .. } => &["slots", "threads", "ctx"],
+            SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa"],
             SpecKind::Replay { .. } => &[],
         };
         if let Some(unknown) = options.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -203,7 +203,24 @@ impl TargetSpec {
                 let slots: usize = self.option("slots", 1)?;
                 let threads: i32 = self.option("threads", 2)?;
                 let ctx: u32 = self.option("ctx", 2048)?;
-                let backend = load_llama(&self.name, path.clone(), slots, threads, ctx).await?;
+                let flash_attention: backends::FlashAttention = match self.options.get("fa") {
+                    None => backends::FlashAttention::default(),
+                    Some(v) => v.parse().map_err(|message| BenchError::Target {
+                        name: self.name.clone(),
+                        message,
+                    })?,
+                };
+                let backend = load_llama(
+                    &self.name,
+                    path.clone(),
+                    LlamaOptions {
+                        slots,
+                        threads,
+                        ctx,
+                        flash_attention,
+                    },
+                )
+                .await?;
                 Ok(Arc::new(BackendTarget {
                     backend,
                     info: info("llama", vec![path]),
@@ -213,19 +230,27 @@ impl TargetSpec {
     }
 }
 
+/// The `llama:` spec's options.
+#[cfg_attr(not(feature = "llama"), allow(dead_code))]
+struct LlamaOptions {
+    slots: usize,
+    threads: i32,
+    ctx: u32,
+    flash_attention: backends::FlashAttention,
+}
+
 #[cfg(feature = "llama")]
 async fn load_llama(
     name: &str,
     model_path: PathBuf,
-    slots: usize,
-    threads: i32,
-    ctx: u32,
+    options: LlamaOptions,
 ) -> Result<backends::AnyBackend> {
     let mut config = backends::llama::LlamaEngineConfig::new(model_path);
-    config.slots = slots;
-    config.context_per_slot = ctx;
-    config.threads = threads;
-    config.threads_batch = threads;
+    config.slots = options.slots;
+    config.context_per_slot = options.ctx;
+    config.threads = options.threads;
+    config.threads_batch = options.threads;
+    config.flash_attention = options.flash_attention;
     let engine = tokio::task::spawn_blocking(move || backends::llama::LlamaEngine::load(config))
         .await
         .map_err(|e| BenchError::Target {
@@ -243,9 +268,7 @@ async fn load_llama(
 async fn load_llama(
     name: &str,
     model_path: PathBuf,
-    _slots: usize,
-    _threads: i32,
-    _ctx: u32,
+    _options: LlamaOptions,
 ) -> Result<backends::AnyBackend> {
     Err(BenchError::Target {
         name: name.to_string(),

@@ -118,6 +118,7 @@ struct RawBackend {
     queue: Option<usize>,
     chat_template: Option<String>,
     completion_mode: Option<bool>,
+    flash_attention: Option<String>,
     // remote
     base_url: Option<String>,
     api_key_env: Option<String>,
@@ -372,6 +373,7 @@ pub struct LocalBackendSpec {
     pub queue_capacity: usize,
     pub chat_template: Option<String>,
     pub completion_mode: bool,
+    pub flash_attention: backends::FlashAttention,
 }
 
 impl LocalBackendSpec {
@@ -388,6 +390,7 @@ impl LocalBackendSpec {
             queue_capacity: self.queue_capacity,
             chat_template: self.chat_template.clone(),
             completion_mode: self.completion_mode,
+            flash_attention: self.flash_attention,
         }
     }
 }
@@ -1129,6 +1132,12 @@ fn validate_backend(
                     "a context below 64 tokens cannot hold a chat prompt",
                 ));
             }
+            let flash_attention = match &b.flash_attention {
+                None => backends::FlashAttention::default(),
+                Some(v) => v
+                    .parse()
+                    .map_err(|e: String| ctx.err(&format!("{path}.flash_attention"), e))?,
+            };
             Ok(BackendSpec::Local(LocalBackendSpec {
                 model_path: resolve(dir, &model),
                 slots: positive(b.slots.map(|v| v as i64), "slots", 4)? as usize,
@@ -1140,6 +1149,7 @@ fn validate_backend(
                 queue_capacity: positive(b.queue.map(|v| v as i64), "queue", 64)? as usize,
                 chat_template: b.chat_template.clone(),
                 completion_mode: b.completion_mode.unwrap_or(false),
+                flash_attention,
             }))
         }
         RawKind::Openai | RawKind::Anthropic => {
@@ -1152,6 +1162,7 @@ fn validate_backend(
                 ("queue", b.queue.is_some()),
                 ("chat_template", b.chat_template.is_some()),
                 ("completion_mode", b.completion_mode.is_some()),
+                ("flash_attention", b.flash_attention.is_some()),
             ] {
                 if set {
                     return Err(wrong_kind(field, "llama"));

@@ -66,7 +66,12 @@ pub(super) fn run(
         .with_n_ubatch(config.batch_size)
         .with_n_seq_max(config.slots as u32)
         .with_n_threads(config.threads)
-        .with_n_threads_batch(config.threads_batch);
+        .with_n_threads_batch(config.threads_batch)
+        .with_flash_attention_policy(match config.flash_attention {
+            crate::FlashAttention::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+            crate::FlashAttention::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            crate::FlashAttention::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        });
     let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {

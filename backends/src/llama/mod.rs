@@ -58,6 +58,8 @@ pub struct LlamaEngineConfig {
     pub chat_template: Option<String>,
     /// Base models: no chat template, the messages' text is the prompt.
     pub completion_mode: bool,
+    /// llama.cpp's flash-attention kernels (off by default: see [`crate::FlashAttention`]).
+    pub flash_attention: crate::FlashAttention,
 }
 
 impl LlamaEngineConfig {
@@ -75,6 +77,7 @@ impl LlamaEngineConfig {
             queue_capacity: 64,
             chat_template: None,
             completion_mode: false,
+            flash_attention: crate::FlashAttention::default(),
         }
     }
 }

@@ -154,7 +154,9 @@ mod tests {
             .turn_stops()
             .contains(&"<end_of_turn>"));
         assert!(PromptFormat::ChatMl.turn_stops().contains(&"<|im_end|>"));
-        assert!(PromptFormat::Template("{{x}}".into()).turn_stops().is_empty());
+        assert!(PromptFormat::Template("{{x}}".into())
+            .turn_stops()
+            .is_empty());
     }
 
     #[test]

@@ -107,6 +107,7 @@ fn load_engine(
     engine_config.slots = slots;
     engine_config.context_per_slot = context;
     engine_config.queue_capacity = slots * 2;
+    engine_config.flash_attention = config.flash_attention;
     Ok(LlamaEngine::load(engine_config)?)
 }
 

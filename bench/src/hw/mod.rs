@@ -36,6 +36,8 @@ pub struct HwConfig {
     pub repetitions: u32,
     /// Size of each STREAM array in MiB (0: skip the roofline).
     pub bandwidth_mib: usize,
+    /// llama.cpp's flash-attention kernels, as the engine would run them.
+    pub flash_attention: backends::FlashAttention,
 }
 
 impl HwConfig {
@@ -54,6 +56,7 @@ impl HwConfig {
             concurrency_gen: 128,
             repetitions: 3,
             bandwidth_mib: 512,
+            flash_attention: backends::FlashAttention::default(),
         }
     }
 }
