@@ -8,13 +8,13 @@
 #   llama-batched-bench -npp 128 -ntg 128 -npl 1,2,4,8  vs  triage hw -c 1,2,4,8 (128 + 128 tokens)
 # and prints medians and paired per-round ratios (triage ÷ llama.cpp) as a Markdown table.
 #
-# Usage: bench/llama_cpp_baseline.sh [MODEL]   (env: ROUNDS=3 THREADS=2 FA=off OUT=target/baseline)
+# Usage: bench/llama_cpp_baseline.sh [MODEL]   (env: ROUNDS=3 THREADS=2 FA=auto OUT=target/baseline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
-FA=${FA:-off}   # flash attention, as the engine runs it (see backends::FlashAttention)
+FA=${FA:-auto}   # flash attention on both sides: auto (the engine's default), on or off
 OUT=${OUT:-target/baseline/$(basename "$MODEL" .gguf)}
 LCP_VERSION=0.3.36
 TOOLS=target/llama.cpp-tools

@@ -55,8 +55,8 @@ struct HwRunArgs {
     /// Repetitions of each test (after one warm-up run).
     #[arg(short = 'r', long, default_value_t = 3)]
     reps: u32,
-    /// llama.cpp flash attention: auto, on or off (the engine's default, faster on CPU).
-    #[arg(long = "flash-attn", default_value = "off")]
+    /// llama.cpp flash attention: auto (the engine's default), on or off (faster on CPU at depth).
+    #[arg(long = "flash-attn", default_value = "auto")]
     flash_attn: backends::FlashAttention,
     /// STREAM array size in MiB (0 skips the roofline).
     #[arg(long, default_value_t = 512)]

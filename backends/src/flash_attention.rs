@@ -6,15 +6,18 @@ use std::str::FromStr;
 
 /// Whether llama.cpp computes attention with its flash-attention kernels.
 ///
-/// The default is `Off`: on the CPU builds triage ships, llama.cpp's flash-attention path decodes
-/// slower once the context holds a prompt. With `llama-bench -fa 0,1 -d 0,512` on this project's
-/// 2-core Xeon, SmolLM2-135M generated 65 t/s at depth 512 without it and 34 t/s with it (see
-/// BENCHMARKS.md). `Auto` leaves the choice to llama.cpp (which turns it on when it can).
+/// The default is `Auto`, llama.cpp's own default, which turns them on wherever the model allows.
+/// Flash attention computes each query row on its own, so a sequence's logits do not depend on
+/// which other sequences share its batch: greedy output stays identical under continuous batching.
+/// `Off` is faster on CPU once the context holds a prompt (on this project's 2-core Xeon,
+/// `llama-bench -fa 0,1 -d 512` gave SmolLM2-135M 65 t/s without it and 34 t/s with it; see
+/// BENCHMARKS.md), but the batched matrix products then round differently with the batch's size
+/// and greedy answers can change with load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FlashAttention {
+    #[default]
     Auto,
     On,
-    #[default]
     Off,
 }
 
@@ -58,7 +61,7 @@ mod tests {
         assert_eq!("auto".parse(), Ok(FlashAttention::Auto));
         assert_eq!("ON".parse(), Ok(FlashAttention::On));
         assert_eq!("off".parse(), Ok(FlashAttention::Off));
-        assert_eq!(FlashAttention::default(), FlashAttention::Off);
+        assert_eq!(FlashAttention::default(), FlashAttention::Auto);
         let err = "fast".parse::<FlashAttention>().unwrap_err();
         assert!(err.contains("`fast`"), "{err}");
     }

@@ -479,7 +479,7 @@ async fn readyz_waits_for_loading_backends() {
         )
         .await
         .unwrap();
-    assert_eq!(reply.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
     slot.install(mock("echo"));
     assert_eq!(ready(state).await, StatusCode::OK);
 }

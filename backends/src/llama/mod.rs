@@ -58,7 +58,8 @@ pub struct LlamaEngineConfig {
     pub chat_template: Option<String>,
     /// Base models: no chat template, the messages' text is the prompt.
     pub completion_mode: bool,
-    /// llama.cpp's flash-attention kernels (off by default: see [`crate::FlashAttention`]).
+    /// llama.cpp's flash-attention kernels (llama.cpp decides by default: see
+    /// [`crate::FlashAttention`]).
     pub flash_attention: crate::FlashAttention,
 }
 
