@@ -366,7 +366,7 @@ fn exp_nonpositive(x: f32) -> f32 {
     let k = t.floor();
     let f = t - k;
     let p = 1.0
-        + f * (0.693_147_2
+        + f * (std::f32::consts::LN_2
             + f * (0.240_226_5
                 + f * (0.055_504_11
                     + f * (0.009_618_129
