@@ -18,8 +18,8 @@ async fn tiny_sweep_reports_every_figure_and_validates() {
         batch_sizes: vec![64],
         concurrency: vec![1, 2],
         concurrency_prompt: 16,
-        concurrency_gen: 24,
-        repetitions: 2,
+        concurrency_gen: 48,
+        repetitions: 3,
         bandwidth_mib: 16,
         ..HwConfig::new(&model)
     };
@@ -51,8 +51,8 @@ async fn tiny_sweep_reports_every_figure_and_validates() {
                 .unwrap_or_else(|| panic!("{test} at {threads} threads missing"));
             assert_eq!(
                 row.samples.len(),
-                2,
-                "{test}: warm-up excluded, 2 repetitions kept"
+                3,
+                "{test}: warm-up excluded, 3 repetitions kept"
             );
             assert!(row.samples.iter().all(|s| *s > 0.0));
             assert!(row.tokens_per_sec_mean > 0.0 && row.tokens_per_sec_std >= 0.0);

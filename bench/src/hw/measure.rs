@@ -214,7 +214,8 @@ fn speed_row(
 }
 
 /// Aggregate generation throughput with 1, 2, 4, … simultaneous streams (one engine with as
-/// many slots as the largest level). Each level runs once after a warm-up at that level.
+/// many slots as the largest level). Each level runs `repetitions` times after a warm-up at that
+/// level and reports the median run.
 pub async fn run_concurrency(
     config: &HwConfig,
     threads: i32,
@@ -229,17 +230,25 @@ pub async fn run_concurrency(
     let mut rng = fastrand::Rng::with_seed(7);
     let mut rows = Vec::new();
     for &streams in &config.concurrency {
-        let mut measured = None;
-        for _warmup_then_measure in 0..2 {
+        // One warm-up, then `repetitions` measured runs; the run with the median aggregate is
+        // reported (one run is at the mercy of a noisy neighbour).
+        let mut measured = Vec::new();
+        for run in 0..=config.repetitions.max(1) {
             let runs = (0..streams).map(|_| {
                 let tokens = random_tokens(&mut rng, config.concurrency_prompt, vocab);
                 run_one(&engine, tokens, config.concurrency_gen)
             });
             let results = futures::future::join_all(runs.collect::<Vec<_>>()).await;
-            measured = Some(results.into_iter().collect::<Result<Vec<_>, _>>()?);
+            let all = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            if run > 0 {
+                measured.push(concurrency_row(streams, threads, config, &all)?);
+            }
         }
-        let all = measured.unwrap_or_default();
-        rows.push(concurrency_row(streams, threads, config, &all)?);
+        measured.sort_by(|a, b| a.aggregate_tps.total_cmp(&b.aggregate_tps));
+        let median = measured.len() / 2;
+        if let Some(row) = measured.into_iter().nth(median) {
+            rows.push(row);
+        }
     }
     Ok(rows)
 }
