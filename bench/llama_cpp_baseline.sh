@@ -54,8 +54,9 @@ python3 - "$OUT" "$ROUNDS" "$MODEL" "$THREADS" <<'PY'
 import json, statistics, sys
 out, rounds, model, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = {}  # label -> list of (llama.cpp, triage) per round
+host = {}  # label -> the engine's own share of its busy time (%) per round
 for r in range(1, rounds + 1):
-    lb, tr, bb, ta = {}, {}, {}, {}
+    lb, tr, bb, ta, th = {}, {}, {}, {}, {}
     for row in json.load(open(f"{out}/llama-bench.{r}.json")):
         test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
         lb[test] = row["avg_ts"]
@@ -64,6 +65,7 @@ for r in range(1, rounds + 1):
         tr[row["test"]] = row["tokens_per_sec_mean"]
     for row in rep["concurrency"]:
         ta[row["streams"]] = row["aggregate_tps"]
+        th[row["streams"]] = row.get("engine_host_pct")
     for line in open(f"{out}/batched.{r}.jsonl"):
         row = json.loads(line)
         bb[row["pl"]] = row["speed_tg"]
@@ -71,13 +73,20 @@ for r in range(1, rounds + 1):
         rows.setdefault(f"{test} (llama-bench)", []).append((lb[test], tr[test]))
     for pl in sorted(bb):
         if pl in ta:
-            rows.setdefault(f"aggregate tg, {pl} streams (llama-batched-bench)", []).append((bb[pl], ta[pl]))
+            label = f"aggregate tg, {pl} streams (llama-batched-bench)"
+            rows.setdefault(label, []).append((bb[pl], ta[pl]))
+            if th.get(pl) is not None:
+                host.setdefault(label, []).append(th[pl])
 med = statistics.median
 print(f"model `{model}`, {threads} threads, {rounds} interleaved rounds; t/s are medians over rounds, "
       "the ratio is the median of the per-round ratios (range in brackets)\n")
-print("| test | llama.cpp t/s | triage t/s | triage ÷ llama.cpp |\n| --- | ---: | ---: | ---: |")
+print("| test | llama.cpp t/s | triage t/s | triage ÷ llama.cpp | engine host % |\n"
+      "| --- | ---: | ---: | ---: | ---: |")
 for label, pairs in rows.items():
     ratios = [b / a for a, b in pairs]
+    share = f"{med(host[label]):.2f}" if label in host else ""
     print(f"| {label} | {med(a for a, _ in pairs):.1f} | {med(b for _, b in pairs):.1f} | "
-          f"{med(ratios):.3f} [{min(ratios):.3f}–{max(ratios):.3f}] |")
+          f"{med(ratios):.3f} [{min(ratios):.3f}–{max(ratios):.3f}] | {share} |")
+print("\nengine host %: share of the engine thread's busy time outside llama_decode (sampling, "
+      "detokenizing, streaming, batch building), median over rounds")
 PY

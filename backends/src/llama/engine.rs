@@ -87,6 +87,8 @@ pub(super) fn run(
     let mut slots: Vec<Option<Sequence>> = (0..config.slots).map(|_| None).collect();
     let mut waiting: VecDeque<Job> = VecDeque::new();
     let mut closed = false;
+    // When the last decode returned, while sequences keep running (host-overhead accounting).
+    let mut last_decode_end: Option<Instant> = None;
 
     loop {
         // Admission: block only when nothing is running.
@@ -95,6 +97,7 @@ pub(super) fn run(
             if closed {
                 return;
             }
+            last_decode_end = None;
             match jobs.recv() {
                 Ok(job) => {
                     counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
@@ -200,7 +203,18 @@ pub(super) fn run(
         }
 
         let step_started = Instant::now();
-        if let Err(e) = ctx.decode(&mut batch) {
+        if let Some(end) = last_decode_end {
+            add_nanos(&counters.host_nanos, step_started.duration_since(end));
+        }
+        let decoded = ctx.decode(&mut batch);
+        let decode_end = Instant::now();
+        last_decode_end = Some(decode_end);
+        counters.decode_steps.fetch_add(1, Ordering::Relaxed);
+        add_nanos(
+            &counters.decode_nanos,
+            decode_end.duration_since(step_started),
+        );
+        if let Err(e) = decoded {
             // Fail every sequence in this batch; the engine keeps serving the others.
             let message = format!("llama_decode failed: {e}");
             for slot in slots.iter_mut() {
@@ -216,7 +230,7 @@ pub(super) fn run(
             }
             continue;
         }
-        let step_secs = step_started.elapsed().as_secs_f64();
+        let step_secs = decode_end.duration_since(step_started).as_secs_f64();
         for seq in slots.iter_mut().flatten() {
             seq.busy_secs += step_secs * seq.tokens_in_batch as f64 / used as f64;
         }
@@ -294,6 +308,11 @@ pub(super) fn run(
     }
 }
 
+fn add_nanos(counter: &std::sync::atomic::AtomicU64, elapsed: std::time::Duration) {
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    counter.fetch_add(nanos, Ordering::Relaxed);
+}
+
 /// Send released text with the log-probabilities of every token it covers.
 fn emit_text(seq: &mut Sequence, text: String, at: Instant) {
     if text.is_empty() {
@@ -328,16 +347,24 @@ fn logprob_of_max(logits: &[f32], max: f32) -> f32 {
     -sum_exp_below(logits, max).ln()
 }
 
-/// Index and value of the first maximum.
+/// Index and value of the first maximum: a vectorized maximum, then the first position holding
+/// it (the scalar loop that tracks the index does not vectorize and cost about as much as the
+/// log-softmax).
 fn argmax(logits: &[f32]) -> (usize, f32) {
-    let mut best = 0;
-    let mut max = f32::NEG_INFINITY;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > max {
-            max = l;
-            best = i;
+    const LANES: usize = 16;
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    for chunk in chunks {
+        for (m, &l) in lanes.iter_mut().zip(chunk) {
+            *m = if l > *m { l } else { *m };
         }
     }
+    let max = lanes
+        .iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |m, &l| if l > m { l } else { m });
+    let best = logits.iter().position(|&l| l == max).unwrap_or(0);
     (best, max)
 }
 
@@ -420,6 +447,19 @@ mod tests {
         assert!((fast - exact).abs() < 1e-4, "{fast} vs {exact}");
         let via_token = token_logprob(&logits, LlamaToken(best as i32)) as f64;
         assert!((via_token - exact).abs() < 1e-4, "{via_token} vs {exact}");
+    }
+
+    #[test]
+    fn argmax_skips_nan_and_takes_the_first_maximum() {
+        let mut logits = vec![0.5f32; 37];
+        logits[0] = f32::NAN;
+        logits[5] = 3.0;
+        logits[20] = 3.0;
+        logits[30] = f32::NAN;
+        assert_eq!(argmax(&logits), (5, 3.0));
+        let (best, max) = argmax(&[f32::NAN; 20]);
+        assert_eq!(best, 0);
+        assert_eq!(max, f32::NEG_INFINITY);
     }
 
     #[test]

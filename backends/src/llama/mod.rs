@@ -19,7 +19,7 @@ pub mod prompt;
 pub mod text;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -84,19 +84,30 @@ impl LlamaEngineConfig {
 }
 
 /// Live counters of the engine, read by the gateway's `/metrics` and spill rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineStats {
     /// Requests admitted to the queue but not yet to a slot.
     pub queue_depth: usize,
     /// Slots currently holding a sequence.
     pub busy_slots: usize,
     pub slots: usize,
+    /// `llama_decode` calls so far.
+    pub decode_steps: u64,
+    /// Seconds spent inside `llama_decode`.
+    pub decode_secs: f64,
+    /// Seconds the engine thread spent between two consecutive decodes while sequences were
+    /// running (sampling, detokenizing, streaming, admission, building the next batch): the
+    /// engine's own overhead on top of llama.cpp. Idle time waiting for requests is not counted.
+    pub host_secs: f64,
 }
 
 #[derive(Debug, Default)]
 struct StatCounters {
     queue_depth: AtomicUsize,
     busy_slots: AtomicUsize,
+    decode_steps: AtomicU64,
+    decode_nanos: AtomicU64,
+    host_nanos: AtomicU64,
 }
 
 /// Sampling settings of one request, validated.
@@ -246,10 +257,14 @@ impl LlamaEngine {
     }
 
     pub fn stats(&self) -> EngineStats {
+        let c = &self.shared.counters;
         EngineStats {
-            queue_depth: self.shared.counters.queue_depth.load(Ordering::Relaxed),
-            busy_slots: self.shared.counters.busy_slots.load(Ordering::Relaxed),
+            queue_depth: c.queue_depth.load(Ordering::Relaxed),
+            busy_slots: c.busy_slots.load(Ordering::Relaxed),
             slots: self.shared.config.slots,
+            decode_steps: c.decode_steps.load(Ordering::Relaxed),
+            decode_secs: c.decode_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            host_secs: c.host_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
         }
     }
 

@@ -93,12 +93,12 @@ pub fn markdown_table(report: &HwReport) -> String {
     if !report.concurrency.is_empty() {
         let _ = writeln!(
             out,
-            "\n| streams | threads | prompt | gen | aggregate t/s | per-stream t/s | TTFT p50 ms | TTFT p99 ms |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "\n| streams | threads | prompt | gen | aggregate t/s | per-stream t/s | TTFT p50 ms | TTFT p99 ms | engine host % |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for c in &report.concurrency {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} |",
+                "| {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
                 c.streams,
                 c.threads,
                 c.prompt_tokens,
@@ -106,7 +106,8 @@ pub fn markdown_table(report: &HwReport) -> String {
                 c.aggregate_tps,
                 c.per_stream_tps,
                 c.ttft_p50_ms,
-                c.ttft_p99_ms
+                c.ttft_p99_ms,
+                c.engine_host_pct
             );
         }
     }
