@@ -3,17 +3,19 @@
 #
 # Builds llama-bench and llama-batched-bench from the llama.cpp source vendored in the
 # llama-cpp-python sdist on PyPI (Release, GGML_NATIVE=ON, AMX off exactly as for the engine: see
-# .cargo/config.toml), then runs ROUNDS interleaved rounds of
-#   llama-bench -p 512 -n 128 -t THREADS          vs  triage hw -p 512 -n 128 -t THREADS
-#   llama-batched-bench -npp 128 -ntg 128 -npl 1,2,4,8  vs  triage hw -c 1,2,4,8 (128 + 128 tokens)
+# .cargo/config.toml), then runs ROUNDS rounds of back-to-back pairs
+#   llama-bench -p 512 -n 128 -t THREADS        vs  triage hw -p 512 -n 128 -t THREADS
+#   llama-batched-bench -npp 128 -ntg 128 -npl P  vs  triage hw -c P (128 + 128 tokens), P in STREAMS
 # and prints medians and paired per-round ratios (triage ÷ llama.cpp) as a Markdown table.
 #
-# Usage: bench/llama_cpp_baseline.sh [MODEL]   (env: ROUNDS=3 THREADS=2 FA=auto OUT=target/baseline)
+# Usage: bench/llama_cpp_baseline.sh [MODEL]
+#   env: ROUNDS=3 THREADS=2 FA=auto STREAMS="1 2 4 8" OUT=target/baseline/MODEL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
+STREAMS=${STREAMS:-1 2 4 8}
 FA=${FA:-auto}   # flash attention on both sides: auto (the engine's default), on or off
 OUT=${OUT:-target/baseline/$(basename "$MODEL" .gguf)}
 LCP_VERSION=0.3.36
@@ -37,22 +39,51 @@ if [ ! -x "$TOOLS/build/bin/llama-bench" ] || [ ! -x "$TOOLS/build/bin/llama-bat
 fi
 [ -x "$TRIAGE" ] || cargo build --release --locked
 
+# One pair per test and round: the single-stream pair (llama-bench vs triage hw -p/-n) and one pair
+# per concurrency level (llama-batched-bench -npl P vs triage hw -c P, each with P sequences of a
+# 264-token context: the same KV-cache stream per sequence on both sides). Within a pair the two
+# run back to back, and the order flips every round, so a slow drift of the VM's speed favours
+# neither side.
+run_llama_bench() {
+  "$TOOLS/build/bin/llama-bench" -m "$MODEL" -p 512 -n 128 -t "$THREADS" -fa "$FA" -r 3 -o json \
+    >"$OUT/llama-bench.$1.json" 2>/dev/null
+}
+run_triage_speed() {
+  "$TRIAGE" hw --model "$MODEL" -t "$THREADS" --flash-attn "$FA" -p 512 -n 128 -c "" -r 3 \
+    --bandwidth-mib 0 --json "$OUT/triage-speed.$1.json" >/dev/null
+}
+run_batched() { # round streams
+  "$TOOLS/build/bin/llama-batched-bench" -m "$MODEL" -c $((264 * $2)) -b 512 -ub 512 -npp 128 \
+    -ntg 128 -npl "$2" -t "$THREADS" -fa "$FA" --output-format jsonl 2>&1 |
+    grep '^{' >"$OUT/batched.$1.$2.jsonl"
+}
+run_triage_streams() { # round streams
+  "$TRIAGE" hw --model "$MODEL" -t "$THREADS" --flash-attn "$FA" -p "" -n "" -c "$2" -r 1 \
+    --bandwidth-mib 0 --json "$OUT/triage-c.$1.$2.json" >/dev/null
+}
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  "$TOOLS/build/bin/llama-bench" -m "$MODEL" -p 512 -n 128 -t "$THREADS" -fa "$FA" -r 3 -o json \
-    >"$OUT/llama-bench.$round.json" 2>/dev/null
-  "$TRIAGE" hw --model "$MODEL" -t "$THREADS" --flash-attn "$FA" -p 512 -n 128 -c 1,2,4,8 -r 3 \
-    --bandwidth-mib 0 --json "$OUT/triage-hw.$round.json" >/dev/null
-  "$TOOLS/build/bin/llama-batched-bench" -m "$MODEL" -c 2112 -b 512 -ub 512 -npp 128 -ntg 128 \
-    -npl 1,2,4,8 -t "$THREADS" -fa "$FA" --output-format jsonl 2>&1 | grep '^{' >"$OUT/batched.$round.jsonl"
+  if [ $((round % 2)) -eq 1 ]; then
+    run_llama_bench "$round"; run_triage_speed "$round"
+  else
+    run_triage_speed "$round"; run_llama_bench "$round"
+  fi
+  for streams in $STREAMS; do
+    if [ $((round % 2)) -eq 0 ]; then
+      run_batched "$round" "$streams"; run_triage_streams "$round" "$streams"
+    else
+      run_triage_streams "$round" "$streams"; run_batched "$round" "$streams"
+    fi
+  done
 done
 
-python3 - "$OUT" "$ROUNDS" "$MODEL" "$THREADS" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$MODEL" "$THREADS" "$STREAMS" <<'PY'
 # Each round runs both tools back to back, so the ratio is taken per round (paired) and the
 # median of the per-round ratios is reported: this VM's speed drifts by 10-15% between rounds,
 # which a ratio of medians would mix into the comparison.
 import json, statistics, sys
 out, rounds, model, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+levels = [int(p) for p in sys.argv[5].split()]
 rows = {}  # label -> list of (llama.cpp, triage) per round
 host = {}  # label -> the engine's own share of its busy time (%) per round
 for r in range(1, rounds + 1):
@@ -60,33 +91,34 @@ for r in range(1, rounds + 1):
     for row in json.load(open(f"{out}/llama-bench.{r}.json")):
         test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
         lb[test] = row["avg_ts"]
-    rep = json.load(open(f"{out}/triage-hw.{r}.json"))
-    for row in rep["speed"]:
+    for row in json.load(open(f"{out}/triage-speed.{r}.json"))["speed"]:
         tr[row["test"]] = row["tokens_per_sec_mean"]
-    for row in rep["concurrency"]:
-        ta[row["streams"]] = row["aggregate_tps"]
-        th[row["streams"]] = row.get("engine_host_pct")
-    for line in open(f"{out}/batched.{r}.jsonl"):
-        row = json.loads(line)
-        bb[row["pl"]] = row["speed_tg"]
+    for pl in levels:
+        for row in json.load(open(f"{out}/triage-c.{r}.{pl}.json"))["concurrency"]:
+            ta[row["streams"]] = row["aggregate_tps"]
+            th[row["streams"]] = row.get("engine_host_pct")
+        for line in open(f"{out}/batched.{r}.{pl}.jsonl"):
+            row = json.loads(line)
+            bb[row["pl"]] = row["speed_tg"]
     for test in ("pp512", "tg128"):
         rows.setdefault(f"{test} (llama-bench)", []).append((lb[test], tr[test]))
-    for pl in sorted(bb):
-        if pl in ta:
-            label = f"aggregate tg, {pl} streams (llama-batched-bench)"
-            rows.setdefault(label, []).append((bb[pl], ta[pl]))
-            if th.get(pl) is not None:
-                host.setdefault(label, []).append(th[pl])
+    for pl in levels:
+        label = f"aggregate tg, {pl} streams (llama-batched-bench)"
+        rows.setdefault(label, []).append((bb[pl], ta[pl]))
+        if th.get(pl) is not None:
+            host.setdefault(label, []).append(th[pl])
 med = statistics.median
-print(f"model `{model}`, {threads} threads, {rounds} interleaved rounds; t/s are medians over rounds, "
-      "the ratio is the median of the per-round ratios (range in brackets)\n")
-print("| test | llama.cpp t/s | triage t/s | triage ÷ llama.cpp | engine host % |\n"
-      "| --- | ---: | ---: | ---: | ---: |")
+print(f"model `{model}`, {threads} threads, {rounds} rounds of back-to-back pairs (order flipped "
+      "every round); t/s are medians over rounds, the ratio is the median of the per-round ratios "
+      "(range in brackets; 'above 1' counts the rounds where triage was faster)\n")
+print("| test | llama.cpp t/s | triage t/s | triage ÷ llama.cpp | above 1 | engine host % |\n"
+      "| --- | ---: | ---: | ---: | ---: | ---: |")
 for label, pairs in rows.items():
     ratios = [b / a for a, b in pairs]
     share = f"{med(host[label]):.2f}" if label in host else ""
     print(f"| {label} | {med(a for a, _ in pairs):.1f} | {med(b for _, b in pairs):.1f} | "
-          f"{med(ratios):.3f} [{min(ratios):.3f}–{max(ratios):.3f}] | {share} |")
+          f"{med(ratios):.3f} [{min(ratios):.3f}–{max(ratios):.3f}] | "
+          f"{sum(r > 1 for r in ratios)}/{len(ratios)} | {share} |")
 print("\nengine host %: share of the engine thread's busy time outside llama_decode (sampling, "
       "detokenizing, streaming, batch building), median over rounds")
 PY

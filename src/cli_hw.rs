@@ -31,22 +31,17 @@ struct HwRunArgs {
     #[arg(short = 't', long, value_delimiter = ',', default_value = "2")]
     threads: Vec<i32>,
     /// Prompt lengths for `pp N` (comma-separated; empty to skip).
-    #[arg(short = 'p', long, value_delimiter = ',', default_value = "512")]
-    prompt: Vec<u32>,
-    /// Generation lengths for `tg N` (comma-separated).
-    #[arg(
-        short = 'n',
-        long = "gen",
-        value_delimiter = ',',
-        default_value = "128"
-    )]
-    gen: Vec<u32>,
+    #[arg(short = 'p', long, value_parser = parse_list::<u32>, default_value = "512")]
+    prompt: List<u32>,
+    /// Generation lengths for `tg N` (comma-separated; empty to skip).
+    #[arg(short = 'n', long = "gen", value_parser = parse_list::<u32>, default_value = "128")]
+    gen: List<u32>,
     /// Batch sizes (comma-separated).
     #[arg(short = 'b', long, value_delimiter = ',', default_value = "512")]
     batch: Vec<u32>,
     /// Concurrency levels (comma-separated; empty to skip).
-    #[arg(short = 'c', long, value_delimiter = ',', default_value = "1,2,4,8")]
-    concurrency: Vec<usize>,
+    #[arg(short = 'c', long, value_parser = parse_list::<usize>, default_value = "1,2,4,8")]
+    concurrency: List<usize>,
     /// Prompt and generation tokens of each stream in the concurrency sweep.
     #[arg(long, default_value_t = 128)]
     concurrency_prompt: u32,
@@ -94,10 +89,10 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
     let config = HwConfig {
         model: r.model,
         threads: r.threads,
-        prompt_lengths: r.prompt,
-        gen_lengths: r.gen,
+        prompt_lengths: r.prompt.0,
+        gen_lengths: r.gen.0,
         batch_sizes: r.batch,
-        concurrency: r.concurrency,
+        concurrency: r.concurrency.0,
         concurrency_prompt: r.concurrency_prompt,
         concurrency_gen: r.concurrency_gen,
         repetitions: r.reps.max(1),
@@ -155,4 +150,38 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A comma-separated list where the empty string is the empty list (`-p ""` skips `pp`).
+#[derive(Clone, Debug)]
+struct List<T>(Vec<T>);
+
+fn parse_list<T: std::str::FromStr>(text: &str) -> Result<List<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| item.parse::<T>().map_err(|e| format!("`{item}`: {e}")))
+        .collect::<Result<Vec<T>, String>>()
+        .map(List)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_list_skips_and_bad_items_are_named() {
+        assert!(parse_list::<u32>("")
+            .map(|l| l.0.is_empty())
+            .unwrap_or(false));
+        assert_eq!(
+            parse_list::<u32>("1, 2,4").map(|l| l.0).ok(),
+            Some(vec![1, 2, 4])
+        );
+        let err = parse_list::<usize>("1,x").err().unwrap_or_default();
+        assert!(err.contains("`x`"), "{err}");
+    }
 }

@@ -136,6 +136,9 @@ pub async fn run_speed(
     threads: i32,
     batch: u32,
 ) -> Result<Vec<SpeedRow>, HwError> {
+    if config.prompt_lengths.is_empty() && config.gen_lengths.is_empty() {
+        return Ok(Vec::new());
+    }
     let longest = config
         .prompt_lengths
         .iter()
