@@ -90,6 +90,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<String>,
     api_keys_env: Option<String>,
+    metrics_require_key: Option<bool>,
     body_limit_bytes: Option<usize>,
     request_timeout: Option<RawDuration>,
     ledger: Option<String>,
@@ -338,6 +339,8 @@ pub struct ServerConfig {
     /// Environment variable holding the API keys (`key` or `tenant:key`, comma separated);
     /// `None`: no authentication.
     pub api_keys_env: Option<String>,
+    /// `/metrics` asks for an API key too (off by default: Prometheus scrapers usually hold none).
+    pub metrics_require_key: bool,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
     /// The SQLite ledger file (resolved against the config's directory).
@@ -1053,6 +1056,13 @@ fn validate_server(s: &RawServer, ctx: &Ctx<'_>, dir: &Path) -> Result<ServerCon
             return Err(ctx.err("server.api_keys_env", "must name an environment variable"));
         }
     }
+    let metrics_require_key = s.metrics_require_key.unwrap_or(false);
+    if metrics_require_key && s.api_keys_env.is_none() {
+        return Err(ctx.err(
+            "server.metrics_require_key",
+            "needs server.api_keys_env: without keys there is nothing to require",
+        ));
+    }
     let body_limit_bytes = s.body_limit_bytes.unwrap_or(4 * 1024 * 1024);
     if body_limit_bytes == 0 {
         return Err(ctx.err("server.body_limit_bytes", "must be > 0"));
@@ -1067,6 +1077,7 @@ fn validate_server(s: &RawServer, ctx: &Ctx<'_>, dir: &Path) -> Result<ServerCon
     Ok(ServerConfig {
         listen,
         api_keys_env: s.api_keys_env.clone(),
+        metrics_require_key,
         body_limit_bytes,
         request_timeout,
         ledger: resolve(dir, s.ledger.as_deref().unwrap_or("triage-ledger.sqlite")),

@@ -238,6 +238,11 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "routes[1].name: duplicate route name",
         ),
         (
+            "metrics key without keys",
+            format!("server: {{ metrics_require_key: true }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "server.metrics_require_key: needs server.api_keys_env",
+        ),
+        (
             "missing classifier model file",
             format!("{BASE}routes:\n  - {{ name: d, to: llm }}\nclassifier: {{ model: nope.json }}\n"),
             "classifier.model: /etc/triage/nope.json",

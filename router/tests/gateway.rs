@@ -219,6 +219,34 @@ async fn keys_are_required_when_configured() {
         .send(Request::get("/v1/models").body(Body::empty()).unwrap())
         .await;
     assert_openai_error(&models, 401, "invalid_api_key");
+    // /metrics stays open for scrapers unless asked otherwise.
+    let metrics = gw
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(metrics.status, 200);
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_key() {
+    let gw = TestGateway::new(GatewayOptions {
+        keys: Some(ApiKeys::parse("team-a:sk-test-1").unwrap()),
+        metrics_require_key: true,
+        ..options()
+    });
+    let open = gw
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_openai_error(&open, 401, "invalid_api_key");
+    let keyed = gw
+        .send(
+            Request::get("/metrics")
+                .header("authorization", "Bearer sk-test-1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(keyed.status, 200, "{}", keyed.body);
+    assert!(keyed.body.contains("# EOF"), "{}", keyed.body);
 }
 
 #[tokio::test]

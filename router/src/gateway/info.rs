@@ -72,8 +72,14 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus/OpenMetrics text; local engine gauges are read now.
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus/OpenMetrics text; local engine gauges are read now. Open unless
+/// `server.metrics_require_key` is set.
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.inner.options.metrics_require_key {
+        if let Err(e) = state.inner.auth.check(&headers) {
+            return e.into_response();
+        }
+    }
     let m = &state.inner.metrics;
     for (name, load) in state.inner.backends.local_loads() {
         m.set_local_load(&name, load.queue_depth, load.busy_slots, load.slots);

@@ -49,6 +49,8 @@ use crate::metrics::Metrics;
 pub struct GatewayOptions {
     /// Bearer keys; `None`: no authentication.
     pub keys: Option<ApiKeys>,
+    /// `/metrics` checks the keys too (it is open by default, for Prometheus scrapers).
+    pub metrics_require_key: bool,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// Longest a chat request may take, first byte to last.
@@ -61,6 +63,7 @@ impl Default for GatewayOptions {
     fn default() -> Self {
         Self {
             keys: None,
+            metrics_require_key: false,
             body_limit_bytes: 4 * 1024 * 1024,
             request_deadline: Duration::from_secs(600),
             events_capacity: 1024,

@@ -129,6 +129,7 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     let (backends, loads) = build_backends(&config)?;
     let gateway_options = GatewayOptions {
         keys,
+        metrics_require_key: config.server.metrics_require_key,
         body_limit_bytes: config.server.body_limit_bytes,
         request_deadline: config.server.request_timeout,
         ..GatewayOptions::default()
