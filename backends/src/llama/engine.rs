@@ -338,7 +338,7 @@ fn token_logprob(logits: &[f32], token: LlamaToken) -> f32 {
     let Some(&chosen) = logits.get(token.0 as usize) else {
         return f32::NEG_INFINITY;
     };
-    let (_, max) = argmax(logits);
+    let max = max_logit(logits);
     chosen - max - sum_exp_below(logits, max).ln()
 }
 
@@ -351,6 +351,13 @@ fn logprob_of_max(logits: &[f32], max: f32) -> f32 {
 /// it (the scalar loop that tracks the index does not vectorize and cost about as much as the
 /// log-softmax).
 fn argmax(logits: &[f32]) -> (usize, f32) {
+    let max = max_logit(logits);
+    let best = logits.iter().position(|&l| l == max).unwrap_or(0);
+    (best, max)
+}
+
+/// The largest logit, in 16 lanes so it vectorizes (NaN never wins; all-NaN gives −∞).
+fn max_logit(logits: &[f32]) -> f32 {
     const LANES: usize = 16;
     let chunks = logits.chunks_exact(LANES);
     let rest = chunks.remainder();
@@ -360,12 +367,10 @@ fn argmax(logits: &[f32]) -> (usize, f32) {
             *m = if l > *m { l } else { *m };
         }
     }
-    let max = lanes
+    lanes
         .iter()
         .chain(rest)
-        .fold(f32::NEG_INFINITY, |m, &l| if l > m { l } else { m });
-    let best = logits.iter().position(|&l| l == max).unwrap_or(0);
-    (best, max)
+        .fold(f32::NEG_INFINITY, |m, &l| if l > m { l } else { m })
 }
 
 /// Σ exp(l − max) over the vocabulary, in 16 independent lanes with a branch-free exp so the

@@ -83,7 +83,8 @@ impl LlamaEngineConfig {
     }
 }
 
-/// Live counters of the engine, read by the gateway's `/metrics` and spill rule.
+/// Live counters of the engine: queue and slots feed the gateway's `/metrics` and spill rule; the
+/// decode and host times feed `triage hw`'s "engine host %".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineStats {
     /// Requests admitted to the queue but not yet to a slot.

@@ -373,6 +373,7 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), 99.0);
         assert_eq!(percentile(&[3.0], 99.0), 3.0);
     }
+
     #[test]
     fn aggregate_rate_is_streams_per_step_time() {
         // 8 streams, a step every 50 ms, each stream's token stamped 0.1 ms after the previous
