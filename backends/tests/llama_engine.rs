@@ -338,3 +338,52 @@ async fn invalid_sampling_parameters_are_rejected_before_queueing() {
     ));
     assert_eq!(engine.stats().queue_depth, 0);
 }
+
+#[tokio::test]
+async fn concurrent_sequences_share_decode_steps_and_time_is_counted() {
+    // Continuous batching as behaviour, not speed: four streams of 24 tokens each take about 24
+    // decode steps together (plus their prompts), where one after another would take 4 × 24.
+    let engine = engine(4, 16);
+    let before = engine.stats();
+    let params = |_| backends::llama::SamplingParams {
+        max_tokens: 24,
+        temperature: 0.0,
+        top_p: 1.0,
+        top_k: 0,
+        min_p: 0.0,
+        seed: 0,
+        stop: Vec::new(),
+        grammar: None,
+        ignore_eos: true,
+    };
+    let streams: Vec<_> = (0..4)
+        .map(|i| {
+            engine
+                .submit_tokens(engine.tokenize(PROMPTS[i]), params(i))
+                .unwrap()
+        })
+        .collect();
+    let mut generated = 0;
+    for stream in streams {
+        let events: Vec<_> = stream.collect().await;
+        for event in events {
+            if let ChatEvent::Usage { usage, .. } = event.unwrap() {
+                generated += usage.completion_tokens;
+            }
+        }
+    }
+    assert_eq!(generated, 4 * 24);
+    let after = engine.stats();
+    let steps = after.decode_steps - before.decode_steps;
+    assert!(
+        (24..=24 + 4 + 4).contains(&steps),
+        "4 × 24 tokens took {steps} decode steps; batched they take 24 plus at most one per prompt"
+    );
+    assert!(after.decode_secs > before.decode_secs);
+    assert!(after.host_secs > before.host_secs);
+    // Idle time is not engine overhead: nothing runs, nothing is counted.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = engine.stats();
+    assert_eq!(idle.decode_steps, after.decode_steps);
+    assert_eq!(idle.host_secs, after.host_secs);
+}

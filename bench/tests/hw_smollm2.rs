@@ -65,16 +65,22 @@ async fn tiny_sweep_reports_every_figure_and_validates() {
     assert!(report.model.parameters > 100_000_000);
     assert!(!report.system.cpu_model.is_empty() && report.system.logical_cpus >= 1);
 
-    // Continuous batching: two streams generate more tokens per second than one.
-    let one = report.concurrency.iter().find(|c| c.streams == 1).unwrap();
-    let two = report.concurrency.iter().find(|c| c.streams == 2).unwrap();
-    assert!(one.aggregate_tps > 0.0 && one.ttft_p50_ms > 0.0);
-    assert!(
-        two.aggregate_tps > one.aggregate_tps,
-        "aggregate did not rise from 1 to 2 streams: {} -> {}",
-        one.aggregate_tps,
-        two.aggregate_tps
-    );
+    // Every concurrency level is measured, with the engine's own share of its busy time.
+    // (That batching shares decode steps is checked as behaviour in the engine's tests, not
+    // here as a speed comparison.)
+    for streams in [1, 2] {
+        let row = report
+            .concurrency
+            .iter()
+            .find(|c| c.streams == streams)
+            .unwrap_or_else(|| panic!("{streams} streams missing"));
+        assert!(row.aggregate_tps > 0.0 && row.per_stream_tps > 0.0 && row.ttft_p50_ms > 0.0);
+        assert!(
+            row.engine_host_pct > 0.0 && row.engine_host_pct < 100.0,
+            "{streams} streams: engine host share {}",
+            row.engine_host_pct
+        );
+    }
 
     // The JSON validates against the checked-in schema.
     let schema: serde_json::Value = serde_json::from_str(HWREPORT_SCHEMA).unwrap();
