@@ -136,6 +136,29 @@ async fn live_view_sees_a_real_triage_serve_move() {
     })
     .await;
 
+    // The engine's own time is on /metrics too: decode steps and seconds, and the host seconds
+    // between decodes, all moved by the two answers.
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "triage_local_decode_steps_total",
+        "triage_local_decode_seconds_total",
+        "triage_local_host_seconds_total",
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{{backend=\"slm\"}} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} for slm missing from /metrics:\n{metrics}"));
+        assert!(value > 0.0, "{name} = {value}");
+    }
+
     drop(gateway);
     std::fs::remove_dir_all(&dir).ok();
 }

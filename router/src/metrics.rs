@@ -3,7 +3,9 @@
 //! Counted per finished request (from its [`RequestSummary`]): requests by backend, route and
 //! status; histograms of time to first token, inter-token gaps, end-to-end latency and tokens;
 //! cost and saved-cost counters; escalations and fallbacks. The local engine's queue depth and
-//! busy slots are gauges refreshed at each scrape from the engine's atomics.
+//! busy slots are gauges refreshed at each scrape from the engine's atomics, and so are its
+//! decode steps, decode seconds and host seconds (counters: each scrape adds what the engine
+//! counted since the last one).
 
 use std::sync::atomic::AtomicU64;
 
@@ -72,6 +74,9 @@ pub struct Metrics {
     queue_depth: Family<BackendLabels, Gauge>,
     busy_slots: Family<BackendLabels, Gauge>,
     slots: Family<BackendLabels, Gauge>,
+    decode_steps: Family<BackendLabels, Counter>,
+    decode_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
+    host_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
     in_flight: Gauge,
 }
 
@@ -154,6 +159,24 @@ impl Metrics {
         );
         let slots = Family::<BackendLabels, Gauge>::default();
         registry.register("local_slots", "Slots of the local engine", slots.clone());
+        let decode_steps = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "local_decode_steps",
+            "llama_decode calls of the local engine",
+            decode_steps.clone(),
+        );
+        let decode_seconds = Family::<BackendLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "local_decode_seconds",
+            "Seconds the local engine spent inside llama_decode",
+            decode_seconds.clone(),
+        );
+        let host_seconds = Family::<BackendLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "local_host_seconds",
+            "Seconds the local engine thread spent between decodes while sequences ran (sampling, detokenizing, streaming)",
+            host_seconds.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "requests_in_flight",
@@ -174,6 +197,9 @@ impl Metrics {
             queue_depth,
             busy_slots,
             slots,
+            decode_steps,
+            decode_seconds,
+            host_seconds,
             in_flight,
         }
     }
@@ -253,6 +279,31 @@ impl Metrics {
         self.slots.get_or_create(&l).set(clamp_i64(slots));
     }
 
+    /// Bring the engine-time counters of one backend up to the engine's own totals.
+    pub fn set_local_engine_time(
+        &self,
+        backend: &str,
+        decode_steps: u64,
+        decode_secs: f64,
+        host_secs: f64,
+    ) {
+        let l = BackendLabels {
+            backend: backend.to_string(),
+        };
+        let steps = self.decode_steps.get_or_create(&l);
+        steps.inc_by(decode_steps.saturating_sub(steps.get()));
+        for (family, total) in [
+            (&self.decode_seconds, decode_secs),
+            (&self.host_seconds, host_secs),
+        ] {
+            let counter = family.get_or_create(&l);
+            let behind = total - counter.get();
+            if behind > 0.0 {
+                counter.inc_by(behind);
+            }
+        }
+    }
+
     /// One more (or one fewer) request being answered.
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.inc_by(delta);
@@ -300,5 +351,27 @@ mod tests {
         assert!(text.contains(r#"triage_inter_token_seconds_count{backend="slm"} 2"#));
         assert!(text.contains(r#"triage_local_queue_depth{backend="slm"} 3"#));
         assert!(text.contains("triage_saved_usd_total"));
+    }
+
+    #[test]
+    fn engine_time_counters_follow_the_engine_totals() {
+        let m = Metrics::new();
+        m.set_local_engine_time("slm", 10, 0.5, 0.25);
+        m.set_local_engine_time("slm", 30, 1.5, 0.75);
+        // A stale reading never moves a counter back.
+        m.set_local_engine_time("slm", 20, 1.0, 0.5);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(r#"triage_local_decode_steps_total{backend="slm"} 30"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"triage_local_decode_seconds_total{backend="slm"} 1.5"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"triage_local_host_seconds_total{backend="slm"} 0.75"#),
+            "{text}"
+        );
     }
 }

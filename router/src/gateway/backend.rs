@@ -25,6 +25,19 @@ pub trait DynBackend: Send + Sync {
     fn local_load(&self) -> Option<LocalLoad> {
         None
     }
+    /// Where a local engine's time went so far; `None` for remote backends.
+    fn local_engine_time(&self) -> Option<EngineTime> {
+        None
+    }
+}
+
+/// Cumulative time of a local engine: inside `llama_decode`, and on the engine thread between
+/// decodes while sequences run (sampling, detokenizing, streaming: the engine's own overhead).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EngineTime {
+    pub decode_steps: u64,
+    pub decode_secs: f64,
+    pub host_secs: f64,
 }
 
 impl DynBackend for AnyBackend {
@@ -46,6 +59,20 @@ impl DynBackend for AnyBackend {
                 busy_slots: s.busy_slots,
                 slots: s.slots,
                 predicted_ttft_ms: None,
+            });
+        }
+        None
+    }
+
+    fn local_engine_time(&self) -> Option<EngineTime> {
+        #[cfg(feature = "llama")]
+        #[allow(irrefutable_let_patterns)]
+        if let AnyBackend::Llama(engine) = self {
+            let s = engine.stats();
+            return Some(EngineTime {
+                decode_steps: s.decode_steps,
+                decode_secs: s.decode_secs,
+                host_secs: s.host_secs,
             });
         }
         None
@@ -215,6 +242,17 @@ impl Backends {
 
     pub fn names(&self) -> Vec<String> {
         self.slots.keys().cloned().collect()
+    }
+
+    /// Cumulative engine time of every loaded local backend.
+    pub fn local_engine_times(&self) -> BTreeMap<String, EngineTime> {
+        self.slots
+            .values()
+            .filter_map(|s| {
+                let time = s.handle.get()?.local_engine_time()?;
+                Some((s.name.clone(), time))
+            })
+            .collect()
     }
 
     /// Load of every loaded local backend.
