@@ -345,21 +345,13 @@ async fn concurrent_sequences_share_decode_steps_and_time_is_counted() {
     // decode steps together (plus their prompts), where one after another would take 4 × 24.
     let engine = engine(4, 16);
     let before = engine.stats();
-    let params = |_| backends::llama::SamplingParams {
-        max_tokens: 24,
-        temperature: 0.0,
-        top_p: 1.0,
-        top_k: 0,
-        min_p: 0.0,
-        seed: 0,
-        stop: Vec::new(),
-        grammar: None,
-        ignore_eos: true,
-    };
     let streams: Vec<_> = (0..4)
         .map(|i| {
             engine
-                .submit_tokens(engine.tokenize(PROMPTS[i]), params(i))
+                .submit_tokens(
+                    engine.tokenize(PROMPTS[i]),
+                    backends::llama::SamplingParams::greedy_exact(24),
+                )
                 .unwrap()
         })
         .collect();

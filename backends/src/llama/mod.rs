@@ -126,6 +126,24 @@ pub struct SamplingParams {
     pub ignore_eos: bool,
 }
 
+impl SamplingParams {
+    /// Greedy decoding of exactly `max_tokens` tokens, past end-of-generation tokens as
+    /// llama-bench generates: for benchmarks and tests that need exact token counts.
+    pub fn greedy_exact(max_tokens: u32) -> Self {
+        Self {
+            max_tokens,
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            seed: 0,
+            stop: Vec::new(),
+            grammar: None,
+            ignore_eos: true,
+        }
+    }
+}
+
 /// One admitted request on its way to the engine thread.
 struct Job {
     tokens: Vec<LlamaToken>,

@@ -45,20 +45,6 @@ pub struct ConcurrencyRow {
     pub engine_host_pct: f64,
 }
 
-fn greedy_params(max_tokens: u32) -> SamplingParams {
-    SamplingParams {
-        max_tokens,
-        temperature: 0.0,
-        top_p: 1.0,
-        top_k: 0,
-        min_p: 0.0,
-        seed: 0,
-        stop: Vec::new(),
-        grammar: None,
-        ignore_eos: true,
-    }
-}
-
 fn random_tokens(rng: &mut fastrand::Rng, n: u32, vocab: i32) -> Vec<LlamaToken> {
     (0..n)
         .map(|_| LlamaToken(rng.i32(0..vocab.max(1))))
@@ -78,7 +64,7 @@ async fn run_one(
     max_tokens: u32,
 ) -> Result<StreamTimes, HwError> {
     let submitted = Instant::now();
-    let mut stream = engine.submit_tokens(tokens, greedy_params(max_tokens))?;
+    let mut stream = engine.submit_tokens(tokens, SamplingParams::greedy_exact(max_tokens))?;
     let mut times = StreamTimes {
         submitted,
         admitted: None,
