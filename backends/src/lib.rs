@@ -18,6 +18,7 @@
 //! call is, by default, the stream collected by [`collect_stream`].
 
 pub mod anthropic;
+mod engine_time;
 pub mod error;
 mod flash_attention;
 #[cfg(feature = "llama")]
@@ -34,6 +35,7 @@ use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 
+pub use engine_time::EngineTime;
 pub use error::{BackendError, Result, TimeoutPhase};
 pub use flash_attention::FlashAttention;
 pub use types::*;

@@ -344,7 +344,7 @@ async fn concurrent_sequences_share_decode_steps_and_time_is_counted() {
     // Continuous batching as behaviour, not speed: four streams of 24 tokens each take about 24
     // decode steps together (plus their prompts), where one after another would take 4 × 24.
     let engine = engine(4, 16);
-    let before = engine.stats();
+    let before = engine.stats().time;
     let streams: Vec<_> = (0..4)
         .map(|i| {
             engine
@@ -365,7 +365,7 @@ async fn concurrent_sequences_share_decode_steps_and_time_is_counted() {
         }
     }
     assert_eq!(generated, 4 * 24);
-    let after = engine.stats();
+    let after = engine.stats().time;
     let steps = after.decode_steps - before.decode_steps;
     assert!(
         (24..=24 + 4 + 4).contains(&steps),
@@ -375,7 +375,7 @@ async fn concurrent_sequences_share_decode_steps_and_time_is_counted() {
     assert!(after.host_secs > before.host_secs);
     // Idle time is not engine overhead: nothing runs, nothing is counted.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = engine.stats();
+    let idle = engine.stats().time;
     assert_eq!(idle.decode_steps, after.decode_steps);
     assert_eq!(idle.host_secs, after.host_secs);
 }

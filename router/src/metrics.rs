@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use backends::EngineTime;
+
 use crate::events::RequestSummary;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -280,21 +282,15 @@ impl Metrics {
     }
 
     /// Bring the engine-time counters of one backend up to the engine's own totals.
-    pub fn set_local_engine_time(
-        &self,
-        backend: &str,
-        decode_steps: u64,
-        decode_secs: f64,
-        host_secs: f64,
-    ) {
+    pub fn set_local_engine_time(&self, backend: &str, time: &EngineTime) {
         let l = BackendLabels {
             backend: backend.to_string(),
         };
         let steps = self.decode_steps.get_or_create(&l);
-        steps.inc_by(decode_steps.saturating_sub(steps.get()));
+        steps.inc_by(time.decode_steps.saturating_sub(steps.get()));
         for (family, total) in [
-            (&self.decode_seconds, decode_secs),
-            (&self.host_seconds, host_secs),
+            (&self.decode_seconds, time.decode_secs),
+            (&self.host_seconds, time.host_secs),
         ] {
             let counter = family.get_or_create(&l);
             let behind = total - counter.get();
@@ -356,10 +352,31 @@ mod tests {
     #[test]
     fn engine_time_counters_follow_the_engine_totals() {
         let m = Metrics::new();
-        m.set_local_engine_time("slm", 10, 0.5, 0.25);
-        m.set_local_engine_time("slm", 30, 1.5, 0.75);
+        m.set_local_engine_time(
+            "slm",
+            &EngineTime {
+                decode_steps: 10,
+                decode_secs: 0.5,
+                host_secs: 0.25,
+            },
+        );
+        m.set_local_engine_time(
+            "slm",
+            &EngineTime {
+                decode_steps: 30,
+                decode_secs: 1.5,
+                host_secs: 0.75,
+            },
+        );
         // A stale reading never moves a counter back.
-        m.set_local_engine_time("slm", 20, 1.0, 0.5);
+        m.set_local_engine_time(
+            "slm",
+            &EngineTime {
+                decode_steps: 20,
+                decode_secs: 1.0,
+                host_secs: 0.5,
+            },
+        );
         let text = m.encode().unwrap();
         assert!(
             text.contains(r#"triage_local_decode_steps_total{backend="slm"} 30"#),

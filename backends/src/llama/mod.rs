@@ -92,14 +92,8 @@ pub struct EngineStats {
     /// Slots currently holding a sequence.
     pub busy_slots: usize,
     pub slots: usize,
-    /// `llama_decode` calls so far.
-    pub decode_steps: u64,
-    /// Seconds spent inside `llama_decode`.
-    pub decode_secs: f64,
-    /// Seconds the engine thread spent between two consecutive decodes while sequences were
-    /// running (sampling, detokenizing, streaming, admission, building the next batch): the
-    /// engine's own overhead on top of llama.cpp. Idle time waiting for requests is not counted.
-    pub host_secs: f64,
+    /// Decode steps and where the engine thread's time went so far.
+    pub time: crate::EngineTime,
 }
 
 #[derive(Debug, Default)]
@@ -281,9 +275,11 @@ impl LlamaEngine {
             queue_depth: c.queue_depth.load(Ordering::Relaxed),
             busy_slots: c.busy_slots.load(Ordering::Relaxed),
             slots: self.shared.config.slots,
-            decode_steps: c.decode_steps.load(Ordering::Relaxed),
-            decode_secs: c.decode_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
-            host_secs: c.host_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            time: crate::EngineTime {
+                decode_steps: c.decode_steps.load(Ordering::Relaxed),
+                decode_secs: c.decode_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+                host_secs: c.host_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            },
         }
     }
 

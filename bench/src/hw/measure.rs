@@ -231,9 +231,9 @@ pub async fn run_concurrency(
                 let tokens = random_tokens(&mut rng, config.concurrency_prompt, vocab);
                 run_one(&engine, tokens, config.concurrency_gen)
             });
-            let before = engine.stats();
+            let before = engine.stats().time;
             let results = futures::future::join_all(runs.collect::<Vec<_>>()).await;
-            let after = engine.stats();
+            let after = engine.stats().time;
             let all = results.into_iter().collect::<Result<Vec<_>, _>>()?;
             if run > 0 {
                 let mut row = concurrency_row(streams, threads, config, &all)?;

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use backends::{AnyBackend, Backend, BackendError, ChatRequest, ChatResponse, EventStream};
+use backends::{
+    AnyBackend, Backend, BackendError, ChatRequest, ChatResponse, EngineTime, EventStream,
+};
 use futures::future::BoxFuture;
 use serde::Serialize;
 
@@ -29,15 +31,6 @@ pub trait DynBackend: Send + Sync {
     fn local_engine_time(&self) -> Option<EngineTime> {
         None
     }
-}
-
-/// Cumulative time of a local engine: inside `llama_decode`, and on the engine thread between
-/// decodes while sequences run (sampling, detokenizing, streaming: the engine's own overhead).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct EngineTime {
-    pub decode_steps: u64,
-    pub decode_secs: f64,
-    pub host_secs: f64,
 }
 
 impl DynBackend for AnyBackend {
@@ -68,12 +61,7 @@ impl DynBackend for AnyBackend {
         #[cfg(feature = "llama")]
         #[allow(irrefutable_let_patterns)]
         if let AnyBackend::Llama(engine) = self {
-            let s = engine.stats();
-            return Some(EngineTime {
-                decode_steps: s.decode_steps,
-                decode_secs: s.decode_secs,
-                host_secs: s.host_secs,
-            });
+            return Some(engine.stats().time);
         }
         None
     }

@@ -85,7 +85,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
         m.set_local_load(&name, load.queue_depth, load.busy_slots, load.slots);
     }
     for (name, time) in state.inner.backends.local_engine_times() {
-        m.set_local_engine_time(&name, time.decode_steps, time.decode_secs, time.host_secs);
+        m.set_local_engine_time(&name, &time);
     }
     match m.encode() {
         Ok(text) => (
