@@ -36,16 +36,16 @@ impl Routing {
         for (name, value) in headers {
             let value = value.trim();
             match name.to_ascii_lowercase().as_str() {
-                "x-triage-backend" => r.backend = Some(value.to_string()),
-                "x-triage-route" => r.route = Some(value.to_string()),
-                "x-triage-escalated" => {
+                router::headers::BACKEND => r.backend = Some(value.to_string()),
+                router::headers::ROUTE => r.route = Some(value.to_string()),
+                router::headers::ESCALATED => {
                     r.escalated = match value.to_ascii_lowercase().as_str() {
                         "true" | "1" | "yes" => Some(true),
                         "false" | "0" | "no" => Some(false),
                         _ => None,
                     }
                 }
-                "x-triage-cost-usd" => {
+                router::headers::COST => {
                     r.cost_usd = value.parse().ok().filter(|v: &f64| v.is_finite())
                 }
                 _ => {}

@@ -12,13 +12,15 @@
 //!   store interface (SQLite in WAL mode by default);
 //! - [`explain`]: the decision and its trace for one request, without calling any backend;
 //! - [`gateway`]: the OpenAI-compatible HTTP server that acts on these decisions, with
-//!   [`metrics`] (Prometheus) and [`events`] (live per-request summaries).
+//!   [`metrics`] (Prometheus) and [`events`] (live per-request summaries);
+//! - [`headers`]: the `x-triage-*` response header names the gateway writes and the harness reads.
 
 pub mod classifier;
 pub mod config;
 pub mod events;
 pub mod explain;
 pub mod gateway;
+pub mod headers;
 pub mod ledger;
 pub mod metrics;
 pub mod pii;

@@ -47,12 +47,10 @@ use crate::events::RequestSummary;
 use crate::policy::{Action, Decision};
 use crate::pricing::{self, CostBreakdown};
 
-pub const HEADER_BACKEND: &str = "x-triage-backend";
-pub const HEADER_ROUTE: &str = "x-triage-route";
-pub const HEADER_COST: &str = "x-triage-cost-usd";
-pub const HEADER_ESCALATED: &str = "x-triage-escalated";
-pub const HEADER_TASK: &str = "x-triage-task";
-pub const HEADER_REQUEST_ID: &str = "x-triage-request-id";
+use crate::headers::{
+    BACKEND as HEADER_BACKEND, COST as HEADER_COST, ESCALATED as HEADER_ESCALATED,
+    REQUEST_ID as HEADER_REQUEST_ID, ROUTE as HEADER_ROUTE, TASK as HEADER_TASK,
+};
 
 /// The handler.
 pub(crate) async fn chat_completions(

@@ -1,0 +1,15 @@
+//! The `x-triage-*` response headers: written by the gateway, read by the harness's HTTP target
+//! and by any client that wants to know who answered. One list, so both sides agree.
+
+/// The backend that produced the answer.
+pub const BACKEND: &str = "x-triage-backend";
+/// The route (rule) that decided.
+pub const ROUTE: &str = "x-triage-route";
+/// The request's cost in USD (non-streaming answers; streams carry it in the usage chunk).
+pub const COST: &str = "x-triage-cost-usd";
+/// `true` when a cascade escalated past its first backend.
+pub const ESCALATED: &str = "x-triage-escalated";
+/// The task: a request header hint in, the task the router used out.
+pub const TASK: &str = "x-triage-task";
+/// The gateway's id of the request (the ledger row's id).
+pub const REQUEST_ID: &str = "x-triage-request-id";
