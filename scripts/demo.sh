@@ -13,20 +13,29 @@ TRIAGE=${TRIAGE:-$PWD/target/release/triage}
 SLM=models/SmolLM2-135M-Instruct.Q4_1.gguf
 RUN=${RUN:-runs/quickstart-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p runs "$RUN"
+: >"$RUN/servers.pid"
+# Every server this script starts is stopped when it ends: normally, by an error or by Ctrl-C.
+# (`serve` runs in this shell, never in a command substitution, so its pid reaches this list.)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# Start `triage serve --config $1` on a free port; echo its base URL.
+# Start `triage serve --config $1` on a free port; sets URL to its base URL.
 serve() {
-  local config=$1 log=$2
+  local config=$1 log=$2 url
   "$TRIAGE" serve --config "$config" --listen 127.0.0.1:0 >"$log" 2>&1 &
   pids+=($!)
+  echo $! >>"$RUN/servers.pid"
   for _ in $(seq 1 600); do
     if url=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1) && [ -n "$url" ]; then
       # Wait until its models are loaded.
       for _ in $(seq 1 600); do
-        curl -fsS "$url/readyz" >/dev/null 2>&1 && { echo "$url"; return 0; }
+        curl -fsS "$url/readyz" >/dev/null 2>&1 && { URL=$url; return 0; }
         sleep 0.2
       done
     fi
@@ -42,7 +51,7 @@ if [ -n "${OPENAI_API_KEY:-}" ]; then
   LLM_BASE=https://api.openai.com/v1; LLM_MODEL=gpt-4o-mini; LLM_KEY_ENV=OPENAI_API_KEY
   echo "LLM: OpenAI gpt-4o-mini"
 else
-  B=$(serve examples/standin-llm.yaml "$RUN/gateway-b.log")
+  serve examples/standin-llm.yaml "$RUN/gateway-b.log"; B=$URL
   LLM_SPEC="openai:$B/v1#gemma"
   LLM_BASE=$B/v1; LLM_MODEL=gemma; LLM_KEY_ENV=
   echo "LLM: no OPENAI_API_KEY, so Gemma-3-270M behind a second triage serve at $B"
@@ -62,7 +71,7 @@ routes:
   - { name: small-tasks, when: { task: [sentiment, financial_sentiment, intent, arithmetic] }, to: slm, fallback: [llm] }
   - { name: default, to: llm, fallback: [slm] }
 YAML
-A=$(serve "$RUN/router.yaml" "$RUN/gateway-a.log")
+serve "$RUN/router.yaml" "$RUN/gateway-a.log"; A=$URL
 echo "router: triage serve at $A"
 
 "$TRIAGE" bench run --suite scenarios/quickstart.yaml \

@@ -39,6 +39,17 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
         output.status
     );
 
+    // No server the demo started outlives it.
+    let pids = std::fs::read_to_string(run.join("servers.pid")).unwrap();
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    assert_eq!(pids.len(), 2, "gateways A and B were started: {pids:?}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the gateway with pid {pid} is still running after demo.sh ended"
+        );
+    }
+
     // Every request of every target is recorded, none failed.
     let records: Vec<Value> = std::fs::read_to_string(run.join("requests.jsonl"))
         .unwrap()
