@@ -16,6 +16,8 @@
 //!   (`requests.jsonl`, `summary.json`, `histograms.json`, `metadata.json`);
 //! - [`compare`] and [`calibrate`]: reading runs back — tables across runs, and the offline
 //!   cascade-threshold sweep (cost–quality frontier, APGR, CPT) with an SVG plot;
+//! - [`fit`]: per-task routing calibration (always SLM, always LLM or a cascade on a signal),
+//!   chosen on a calibration half and reported on an evaluation half, with signal AUROCs;
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
@@ -28,6 +30,7 @@ pub mod calibrate;
 pub mod compare;
 pub mod dataset;
 pub mod error;
+pub mod fit;
 #[cfg(feature = "llama")]
 pub mod hw;
 pub mod probe;

@@ -1,5 +1,7 @@
 //! What each request records (one line of `requests.jsonl`).
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,11 @@ pub struct RequestRecord {
     /// confidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
+    /// The answer's confidence signals by name (higher = more confident), when the backend
+    /// reports them: `p_chosen` and `margin` for `choices`, `mean_logprob` and `min_logprob`
+    /// over the freely chosen tokens otherwise (see `backends::Signals`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signals: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
     pub output: String,

@@ -93,6 +93,7 @@ fn record(
         routing,
         mean_logprob: None,
         confidence: None,
+        signals: Default::default(),
         finish_reason: if error.is_some() {
             None
         } else {

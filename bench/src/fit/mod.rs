@@ -1,0 +1,646 @@
+//! Per-task routing calibration, honest about over-fitting: from one run in which every item
+//! was answered by both the SLM and the LLM (with the SLM's confidence signals), choose for each
+//! task the cheapest of "always SLM", "always LLM" and "cascade on signal S at threshold t" that
+//! reaches the quality target — on one half of the items — and report it on the other half.
+//!
+//! Why this shape (see `../shared/design/ROUTING-LOOP.md` §2):
+//! - **Split first.** Items of each task are split into a calibration and an evaluation half,
+//!   seeded and stratified by gold label (the expected answer), before anything is chosen. The
+//!   policy is chosen on the calibration half only; the numbers a user should believe are the
+//!   evaluation half's, printed next to SLM-only and LLM-only on the same items.
+//! - **A coarse grid.** Thresholds are quantiles of the signal on the calibration half (deciles
+//!   by default), not every distinct value: with 15–30 items per half, a per-value sweep finds
+//!   the threshold that happens to separate this half's few mistakes and nothing else.
+//! - **A minimum gain.** A cascade replaces "always LLM" only when it saves at least
+//!   `min_saving` of the LLM calls on the calibration half; smaller savings are within noise.
+//! - **Nothing is rerun.** A cascade item costs the SLM always and the LLM when escalated; its
+//!   quality is the LLM's score when escalated and the SLM's otherwise. An item whose SLM answer
+//!   has no value for the signal (a failure, a backend without log-probabilities) escalates.
+//!
+//! Each signal's AUROC for predicting the SLM's pass/fail is reported per task on the evaluation
+//! half with a seeded percentile-bootstrap interval; 0.5 means the signal carries no
+//! information for that task, and the report says so instead of hiding it.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BenchError, Result};
+use crate::record::RequestRecord;
+use crate::stats::{mean_t, Estimate};
+
+mod auroc;
+mod split;
+pub mod write;
+
+pub use auroc::{auroc, auroc_ci, SignalQuality};
+pub use split::split;
+use split::stable_hash;
+
+/// How to fit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FitOptions {
+    /// Target name of the small model in the run.
+    pub slm: String,
+    /// Target name of the large model in the run.
+    pub llm: String,
+    /// Quality to reach, as a share of the better single model's quality on the calibration
+    /// half (0.95: within 5% of the better model).
+    pub target_share: f64,
+    /// Instead of a quality target: the best quality whose cost per request is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
+    /// Seed of the split and of the bootstrap.
+    pub seed: u64,
+    /// Least share of LLM calls a cascade must save against "always LLM" to be chosen.
+    pub min_saving: f64,
+    /// Thresholds per signal: the quantiles k/grid, k = 1..grid−1, of the calibration half.
+    pub grid: usize,
+    /// Bootstrap resamples for the AUROC intervals.
+    pub bootstrap: usize,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            slm: "slm".into(),
+            llm: "llm".into(),
+            target_share: 0.95,
+            max_cost: None,
+            seed: 7,
+            min_saving: 0.2,
+            grid: 10,
+            bootstrap: 1000,
+        }
+    }
+}
+
+/// A routing policy for one task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Policy {
+    /// Always the small model.
+    Slm,
+    /// Always the large model.
+    Llm,
+    /// The small model first; escalate when its `signal` is below `threshold` (or missing).
+    Cascade { signal: String, threshold: f64 },
+}
+
+impl Policy {
+    /// Whether an item escalates (or goes) to the LLM under this policy.
+    fn uses_llm(&self, item: &TaskItem) -> bool {
+        match self {
+            Policy::Slm => false,
+            Policy::Llm => true,
+            Policy::Cascade { signal, threshold } => item
+                .signals
+                .get(signal)
+                .is_none_or(|v| v.is_nan() || *v < *threshold),
+        }
+    }
+
+    /// Whether the SLM is called under this policy.
+    fn calls_slm(&self) -> bool {
+        !matches!(self, Policy::Llm)
+    }
+
+    /// A short human description.
+    pub fn describe(&self) -> String {
+        match self {
+            Policy::Slm => "always SLM".into(),
+            Policy::Llm => "always LLM".into(),
+            Policy::Cascade { signal, threshold } => {
+                format!("cascade: escalate when {signal} < {threshold:.4}")
+            }
+        }
+    }
+}
+
+/// Both answers to one item of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskItem {
+    pub scenario: String,
+    pub item_id: String,
+    /// Stratum of the split: the gold answer when there is one.
+    pub label: Option<String>,
+    pub slm_quality: f64,
+    pub llm_quality: f64,
+    pub slm_passed: bool,
+    pub slm_cost: f64,
+    pub llm_cost: f64,
+    /// The SLM answer's signals (higher = more confident).
+    pub signals: BTreeMap<String, f64>,
+}
+
+/// A policy's result on a set of items.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Outcome {
+    /// Mean quality with its 95% interval.
+    pub quality: Estimate,
+    pub cost_per_request: f64,
+    /// Share of items sent to the LLM.
+    pub llm_share: f64,
+}
+
+/// The three policies (and the chosen one) on one half.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HalfReport {
+    pub n: usize,
+    pub slm: Outcome,
+    pub llm: Outcome,
+    pub chosen: Outcome,
+}
+
+/// The fit of one task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskFit {
+    pub task: String,
+    pub chosen: Policy,
+    /// Why this policy: the target and what reached it.
+    pub why: String,
+    /// Policies evaluated on the calibration half.
+    pub candidates: usize,
+    pub calibration: HalfReport,
+    pub evaluation: HalfReport,
+    /// AUROC of each signal on the evaluation half.
+    pub signals: Vec<SignalQuality>,
+}
+
+/// The result of a per-task fit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Fit {
+    pub options: FitOptions,
+    pub tasks: Vec<TaskFit>,
+    /// Every task's evaluation half together: SLM-only, LLM-only and the per-task router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall: Option<HalfReport>,
+    /// Items answered by only one side, or never scored.
+    pub skipped_items: usize,
+}
+
+/// The signals of one record, by name: the backend's own plus the legacy `confidence`
+/// (exp of the mean token log-probability) when it has no `mean_logprob` signal.
+pub fn signals_of(record: &RequestRecord) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = record
+        .signals
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    if !out.contains_key("mean_logprob") {
+        if let Some(m) = record.mean_logprob.filter(|m| m.is_finite()) {
+            out.insert("mean_logprob".into(), m);
+        }
+    }
+    out
+}
+
+/// Join the SLM's and the LLM's records by (scenario, item), grouped by task. Items answered
+/// more than once use their first record; items missing on either side are counted as skipped.
+pub fn pair_by_task(
+    records: &[RequestRecord],
+    slm: &str,
+    llm: &str,
+) -> Result<(BTreeMap<String, Vec<TaskItem>>, usize)> {
+    for name in [slm, llm] {
+        if !records.iter().any(|r| r.target == name) {
+            return Err(BenchError::Analysis(format!(
+                "the run has no records of target `{name}`"
+            )));
+        }
+    }
+    type Answers<'a> = (Option<&'a RequestRecord>, Option<&'a RequestRecord>);
+    let mut by_key: BTreeMap<(String, String), Answers> = BTreeMap::new();
+    for r in records {
+        let e = by_key
+            .entry((r.scenario.clone(), r.item_id.clone()))
+            .or_default();
+        if r.target == slm && e.0.is_none() {
+            e.0 = Some(r);
+        } else if r.target == llm && e.1.is_none() {
+            e.1 = Some(r);
+        }
+    }
+    let mut tasks: BTreeMap<String, Vec<TaskItem>> = BTreeMap::new();
+    let mut skipped = 0;
+    for ((scenario, item_id), answers) in by_key {
+        let (Some(s), Some(l)) = answers else {
+            skipped += 1;
+            continue;
+        };
+        let task = if s.task.is_empty() {
+            scenario.clone()
+        } else {
+            s.task.clone()
+        };
+        tasks.entry(task).or_default().push(TaskItem {
+            scenario,
+            item_id,
+            label: s.expected.clone(),
+            slm_quality: s.quality,
+            llm_quality: l.quality,
+            slm_passed: s.passed,
+            slm_cost: s.cost_usd.unwrap_or(0.0),
+            llm_cost: l.cost_usd.unwrap_or(0.0),
+            signals: if s.error.is_some() {
+                BTreeMap::new()
+            } else {
+                signals_of(s)
+            },
+        });
+    }
+    if tasks.is_empty() {
+        return Err(BenchError::Analysis(
+            "no item was answered by both targets".into(),
+        ));
+    }
+    Ok((tasks, skipped))
+}
+
+/// A policy's outcome on items (`None` for no items).
+pub fn outcome(policy: &Policy, items: &[TaskItem]) -> Option<Outcome> {
+    if items.is_empty() {
+        return None;
+    }
+    let mut qualities = Vec::with_capacity(items.len());
+    let (mut cost, mut llm) = (0.0, 0usize);
+    for item in items {
+        if policy.calls_slm() {
+            cost += item.slm_cost;
+        }
+        if policy.uses_llm(item) {
+            llm += 1;
+            cost += item.llm_cost;
+            qualities.push(item.llm_quality);
+        } else {
+            qualities.push(item.slm_quality);
+        }
+    }
+    let n = items.len() as f64;
+    Some(Outcome {
+        quality: mean_t(&qualities)?,
+        cost_per_request: cost / n,
+        llm_share: llm as f64 / n,
+    })
+}
+
+/// The candidate policies for a calibration half: SLM, LLM, and a cascade per signal at each
+/// distinct grid quantile of that signal.
+pub fn candidates(items: &[TaskItem], grid: usize) -> Vec<Policy> {
+    let mut out = vec![Policy::Slm, Policy::Llm];
+    let mut names: Vec<&String> = items.iter().flat_map(|i| i.signals.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let mut values: Vec<f64> = items
+            .iter()
+            .filter_map(|i| i.signals.get(name).copied())
+            .filter(|v| v.is_finite())
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        values.sort_by(f64::total_cmp);
+        let mut thresholds: Vec<f64> = (1..grid.max(2))
+            .map(|k| {
+                let rank = (k * values.len()) / grid.max(2);
+                values[rank.min(values.len() - 1)]
+            })
+            .collect();
+        thresholds.dedup();
+        for t in thresholds {
+            // A threshold at the minimum escalates nothing: that is "always SLM".
+            if t > values[0] {
+                out.push(Policy::Cascade {
+                    signal: name.clone(),
+                    threshold: t,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Choose a policy on the calibration half. Returns the policy, the reason and the number of
+/// candidates.
+pub fn choose(items: &[TaskItem], options: &FitOptions) -> Option<(Policy, String, usize)> {
+    let all = candidates(items, options.grid);
+    let scored: Vec<(Policy, Outcome)> = all
+        .iter()
+        .filter_map(|p| outcome(p, items).map(|o| (p.clone(), o)))
+        .collect();
+    let slm = scored.iter().find(|(p, _)| *p == Policy::Slm)?.1.clone();
+    let llm = scored.iter().find(|(p, _)| *p == Policy::Llm)?.1.clone();
+    let cheaper = |a: &(Policy, Outcome), b: &(Policy, Outcome)| {
+        a.1.cost_per_request
+            .total_cmp(&b.1.cost_per_request)
+            .then(a.1.llm_share.total_cmp(&b.1.llm_share))
+            .then(simplicity(&a.0).cmp(&simplicity(&b.0)))
+    };
+    // A cascade must save enough LLM calls against "always LLM" to be believed.
+    let admissible = |(p, o): &&(Policy, Outcome)| match p {
+        Policy::Cascade { .. } => o.llm_share <= 1.0 - options.min_saving,
+        _ => true,
+    };
+    if let Some(max_cost) = options.max_cost {
+        let best = scored
+            .iter()
+            .filter(admissible)
+            .filter(|(_, o)| o.cost_per_request <= max_cost + 1e-15)
+            .max_by(|a, b| {
+                a.1.quality
+                    .value
+                    .total_cmp(&b.1.quality.value)
+                    .then(cheaper(b, a))
+            })
+            .or_else(|| scored.iter().min_by(|a, b| cheaper(a, b)))?;
+        let why = format!(
+            "best quality at ≤ ${max_cost:.6}/request on the calibration half ({:.3})",
+            best.1.quality.value
+        );
+        return Some((best.0.clone(), why, scored.len()));
+    }
+    let better = slm.quality.value.max(llm.quality.value);
+    let goal = options.target_share * better;
+    let pick = scored
+        .iter()
+        .filter(admissible)
+        .filter(|(_, o)| o.quality.value + 1e-12 >= goal)
+        .min_by(|a, b| cheaper(a, b))?;
+    let why = format!(
+        "cheapest reaching {:.0}% of the better model ({goal:.3} of {better:.3}) on the calibration half: {:.3}",
+        options.target_share * 100.0,
+        pick.1.quality.value
+    );
+    Some((pick.0.clone(), why, scored.len()))
+}
+
+/// Simpler policies win ties.
+fn simplicity(p: &Policy) -> u8 {
+    match p {
+        Policy::Slm => 0,
+        Policy::Llm => 1,
+        Policy::Cascade { .. } => 2,
+    }
+}
+
+fn signal_qualities(items: &[TaskItem], options: &FitOptions, task: &str) -> Vec<SignalQuality> {
+    let mut names: Vec<&String> = items.iter().flat_map(|i| i.signals.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let (scores, positive): (Vec<f64>, Vec<bool>) = items
+                .iter()
+                .filter_map(|i| i.signals.get(name).map(|v| (*v, i.slm_passed)))
+                .unzip();
+            let seed = stable_hash(options.seed, &[task, name])[0];
+            let (auroc, ci95) = auroc_ci(&scores, &positive, options.bootstrap, seed);
+            SignalQuality {
+                signal: name.clone(),
+                n: scores.len(),
+                auroc,
+                ci95,
+            }
+        })
+        .collect()
+}
+
+fn half(items: &[TaskItem], chosen: &Policy) -> Option<HalfReport> {
+    Some(HalfReport {
+        n: items.len(),
+        slm: outcome(&Policy::Slm, items)?,
+        llm: outcome(&Policy::Llm, items)?,
+        chosen: outcome(chosen, items)?,
+    })
+}
+
+/// Fit every task of a run.
+pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
+    let (tasks, skipped) = pair_by_task(records, &options.slm, &options.llm)?;
+    let mut out = Vec::new();
+    let mut overall: Vec<(TaskItem, Policy)> = Vec::new();
+    for (task, items) in tasks {
+        let (cal, eval) = split(&items, &task, options.seed);
+        if cal.is_empty() || eval.is_empty() {
+            // One item: nothing to evaluate on; say so by leaving the task out of the fit.
+            continue;
+        }
+        let Some((chosen, why, candidates)) = choose(&cal, options) else {
+            continue;
+        };
+        let (Some(calibration), Some(evaluation)) = (half(&cal, &chosen), half(&eval, &chosen))
+        else {
+            continue;
+        };
+        overall.extend(eval.iter().map(|i| (i.clone(), chosen.clone())));
+        out.push(TaskFit {
+            signals: signal_qualities(&eval, options, &task),
+            task,
+            chosen,
+            why,
+            candidates,
+            calibration,
+            evaluation,
+        });
+    }
+    if out.is_empty() {
+        return Err(BenchError::Analysis(
+            "no task has at least two items answered by both targets".into(),
+        ));
+    }
+    Ok(Fit {
+        options: options.clone(),
+        overall: overall_report(&overall),
+        tasks: out,
+        skipped_items: skipped,
+    })
+}
+
+/// The evaluation halves of all tasks together, each item under its task's policy.
+fn overall_report(items: &[(TaskItem, Policy)]) -> Option<HalfReport> {
+    let all: Vec<TaskItem> = items.iter().map(|(i, _)| i.clone()).collect();
+    let mut qualities = Vec::with_capacity(items.len());
+    let (mut cost, mut llm) = (0.0, 0usize);
+    for (item, policy) in items {
+        let o = outcome(policy, std::slice::from_ref(item))?;
+        qualities.push(o.quality.value);
+        cost += o.cost_per_request;
+        llm += usize::from(o.llm_share > 0.0);
+    }
+    let n = items.len().max(1) as f64;
+    Some(HalfReport {
+        n: items.len(),
+        slm: outcome(&Policy::Slm, &all)?,
+        llm: outcome(&Policy::Llm, &all)?,
+        chosen: Outcome {
+            quality: mean_t(&qualities)?,
+            cost_per_request: cost / n,
+            llm_share: llm as f64 / n,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn item(
+        id: usize,
+        label: &str,
+        slm: f64,
+        llm: f64,
+        signal: Option<f64>,
+    ) -> TaskItem {
+        TaskItem {
+            scenario: "s".into(),
+            item_id: id.to_string(),
+            label: Some(label.into()),
+            slm_quality: slm,
+            llm_quality: llm,
+            slm_passed: slm >= 0.5,
+            slm_cost: 0.0001,
+            llm_cost: 0.01,
+            signals: signal
+                .map(|v| BTreeMap::from([("margin".to_string(), v)]))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A synthetic task whose best policy is known: the SLM is right exactly when its margin is
+    /// at least 0.5, the LLM is always right, so "cascade on margin at 0.5" reaches the LLM's
+    /// quality with half the LLM calls.
+    #[test]
+    fn finds_the_known_cascade() {
+        let items: Vec<TaskItem> = (0..40)
+            .map(|i| {
+                let m = (i as f64 + 0.5) / 40.0;
+                item(i, "x", if m >= 0.5 { 1.0 } else { 0.0 }, 1.0, Some(m))
+            })
+            .collect();
+        let opts = FitOptions::default();
+        let (policy, _, _) = choose(&items, &opts).unwrap();
+        match policy {
+            Policy::Cascade { signal, threshold } => {
+                assert_eq!(signal, "margin");
+                assert!((0.49..=0.52).contains(&threshold), "{threshold}");
+            }
+            p => panic!("expected a cascade, got {p:?}"),
+        }
+    }
+
+    #[test]
+    fn picks_the_cheap_model_when_it_is_good_enough_and_the_llm_when_it_is_not() {
+        let good_slm: Vec<TaskItem> = (0..20).map(|i| item(i, "x", 1.0, 1.0, Some(0.1))).collect();
+        assert_eq!(
+            choose(&good_slm, &FitOptions::default()).unwrap().0,
+            Policy::Slm
+        );
+        // The SLM fails everything and the signal says nothing: always the LLM.
+        let bad_slm: Vec<TaskItem> = (0..20).map(|i| item(i, "x", 0.0, 1.0, Some(0.3))).collect();
+        assert_eq!(
+            choose(&bad_slm, &FitOptions::default()).unwrap().0,
+            Policy::Llm
+        );
+        // The LLM is worse than the SLM: always the SLM, even though it costs less anyway.
+        let bad_llm: Vec<TaskItem> = (0..20).map(|i| item(i, "x", 0.8, 0.2, None)).collect();
+        assert_eq!(
+            choose(&bad_llm, &FitOptions::default()).unwrap().0,
+            Policy::Slm
+        );
+    }
+
+    #[test]
+    fn a_cascade_saving_too_little_is_not_chosen() {
+        // The SLM is right only on the 10% most confident items: a cascade would save 10% of
+        // the LLM calls, below the 20% minimum, so the LLM is chosen.
+        let items: Vec<TaskItem> = (0..40)
+            .map(|i| {
+                let m = (i as f64 + 0.5) / 40.0;
+                item(i, "x", if m >= 0.9 { 1.0 } else { 0.0 }, 1.0, Some(m))
+            })
+            .collect();
+        assert_eq!(
+            choose(&items, &FitOptions::default()).unwrap().0,
+            Policy::Llm
+        );
+    }
+
+    #[test]
+    fn missing_signal_escalates() {
+        let p = Policy::Cascade {
+            signal: "margin".into(),
+            threshold: 0.2,
+        };
+        assert!(p.uses_llm(&item(0, "x", 1.0, 1.0, None)));
+        assert!(!p.uses_llm(&item(0, "x", 1.0, 1.0, Some(0.3))));
+        assert!(p.uses_llm(&item(0, "x", 1.0, 1.0, Some(0.1))));
+    }
+
+    fn record(
+        target: &str,
+        task: &str,
+        id: usize,
+        quality: f64,
+        margin: Option<f64>,
+    ) -> RequestRecord {
+        RequestRecord {
+            target: target.into(),
+            scenario: task.into(),
+            task: task.into(),
+            item_id: id.to_string(),
+            quality,
+            passed: quality >= 0.5,
+            cost_usd: Some(if target == "slm" { 0.0001 } else { 0.01 }),
+            signals: margin
+                .map(|m| BTreeMap::from([("margin".to_string(), m)]))
+                .unwrap_or_default(),
+            ..RequestRecord::default()
+        }
+    }
+
+    /// Two tasks, each won by a different model: the per-task router is at least as good as
+    /// the better model on each, strictly above both overall, at a fraction of the LLM's cost.
+    #[test]
+    fn per_task_fit_beats_both_single_models_overall() {
+        let mut records = Vec::new();
+        for i in 0..30 {
+            // Task "easy": the SLM is always right, the LLM half the time.
+            records.push(record("slm", "easy", i, 1.0, Some(0.9)));
+            records.push(record(
+                "llm",
+                "easy",
+                i,
+                if i % 2 == 0 { 1.0 } else { 0.0 },
+                None,
+            ));
+            // Task "easy too": the same as "easy".
+            records.push(record("slm", "easy too", i, 1.0, Some(0.9)));
+            records.push(record(
+                "llm",
+                "easy too",
+                i,
+                if i % 2 == 0 { 1.0 } else { 0.0 },
+                None,
+            ));
+            // Task "hard": the SLM never, the LLM always.
+            records.push(record("slm", "hard", i, 0.0, Some(0.1)));
+            records.push(record("llm", "hard", i, 1.0, None));
+        }
+        let f = fit(&records, &FitOptions::default()).unwrap();
+        assert_eq!(f.tasks.len(), 3);
+        let by: BTreeMap<&str, &TaskFit> = f.tasks.iter().map(|t| (t.task.as_str(), t)).collect();
+        assert_eq!(by["easy"].chosen, Policy::Slm);
+        assert_eq!(by["hard"].chosen, Policy::Llm);
+        let o = f.overall.unwrap();
+        assert_eq!(o.n, 45);
+        assert!(o.chosen.quality.value > o.slm.quality.value);
+        assert!(o.chosen.quality.value > o.llm.quality.value);
+        assert!(o.chosen.cost_per_request <= 0.5 * o.llm.cost_per_request + 1e-12);
+        // The margin signal is constant within each task: no information, and it says so.
+        assert!(by["easy"].signals.iter().all(SignalQuality::uninformative));
+    }
+}
