@@ -23,6 +23,7 @@ pub mod error;
 mod flash_attention;
 #[cfg(feature = "llama")]
 pub mod llama;
+mod llama_config;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod openai;
@@ -38,6 +39,7 @@ use futures::{Stream, StreamExt};
 pub use engine_time::EngineTime;
 pub use error::{BackendError, Result, TimeoutPhase};
 pub use flash_attention::FlashAttention;
+pub use llama_config::LlamaEngineConfig;
 pub use types::*;
 
 /// A stream of chat events; it ends after the last `Done`/`Usage` event, or with an error.

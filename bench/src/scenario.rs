@@ -537,51 +537,20 @@ pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     parse_yaml(&text, path)
 }
 
-/// Parse YAML text (that came from `path`) into `T`.
+/// Parse YAML text (that came from `path`) into `T`. Errors are located by the router's YAML
+/// locator (`router::config::locate`, shared with `triage.yaml`), which also places errors inside
+/// tagged enums such as `scorer: {kind: ...}`, where serde_yaml alone loses the position.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        let location = match inner.location() {
-            // Inside tagged enums serde buffers the input and the position is lost (reported
-            // as 1:1); find the offending key in the text instead.
-            Some(l) if !(l.line() == 1 && l.column() == 1 && !field.is_empty() && field != ".") => {
-                Some(format!("line {} column {}", l.line(), l.column()))
-            }
-            _ => locate_key(text, &field, &message).map(|line| format!("line {line}")),
-        };
-        BenchError::Parse {
-            path: path.to_path_buf(),
-            location,
-            field,
-            message,
-        }
+    router::config::locate::from_str(text).map_err(|e| BenchError::Parse {
+        path: path.to_path_buf(),
+        location: match (e.line, e.column) {
+            (Some(line), Some(column)) => Some(format!("line {line} column {column}")),
+            (Some(line), None) => Some(format!("line {line}")),
+            _ => None,
+        },
+        field: e.path,
+        message: e.message,
     })
-}
-
-/// The 1-based line where the key an error is about appears: the key named in an
-/// "unknown field `x`" message, else the last segment of the field path.
-fn locate_key(text: &str, field: &str, message: &str) -> Option<usize> {
-    let named = message
-        .split_once("unknown field `")
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(key, _)| key.to_string());
-    let last = field
-        .rsplit('.')
-        .next()
-        .map(|s| s.split('[').next().unwrap_or(s).to_string());
-    for key in named.into_iter().chain(last) {
-        if key.is_empty() || key == "?" {
-            continue;
-        }
-        let re = regex::Regex::new(&format!(r"(^|[\s{{,\[-]){}\s*:", regex::escape(&key))).ok()?;
-        if let Some(m) = re.find(text) {
-            return Some(text[..m.end()].matches('\n').count() + 1);
-        }
-    }
-    None
 }
 
 /// The JSON schema of scenario files (published at `scenarios/schema/scenario.schema.json`).

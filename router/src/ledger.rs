@@ -3,7 +3,7 @@
 //! the totals `triage ledger summary` prints by backend, route and task.
 //!
 //! Rows never hold an API key: [`LedgerRow::key`] is the tenant name or
-//! [`crate::config::hashed_key_label`] of the key. Storage is behind [`crate::store::Store`].
+//! [`crate::gateway::auth::hashed_key_label`] of the key. Storage is behind [`crate::store::Store`].
 
 use std::fmt;
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use router::config::{ApiKeys, BackendSpec, Config};
+use router::config::{BackendSpec, Config};
 use router::policy::Locality;
 
 fn repo_root() -> PathBuf {
@@ -42,21 +42,13 @@ fn shipped_configs_load() {
     assert_eq!(c.costs.reference.as_deref(), Some("llm"));
     match c.backend("llm").unwrap() {
         BackendSpec::Remote(r) => {
-            let rc = r.to_remote_config();
+            let rc = &r.config;
             assert_eq!(rc.base_url, "https://api.openai.com/v1");
             assert_eq!(rc.model, "gpt-4o-mini");
             assert_eq!(rc.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
             assert_eq!(rc.timeouts.connect, std::time::Duration::from_secs(5));
             assert_eq!(rc.retry.max_attempts, 3);
             assert_eq!(rc.retry.base_delay, std::time::Duration::from_millis(200));
-            // Unset fields keep the remote client's defaults.
-            let defaults = router::config::RemoteBackendSpec {
-                timeouts: Default::default(),
-                retry: Default::default(),
-                ..r.clone()
-            }
-            .to_remote_config();
-            assert_eq!(defaults.timeouts, backends::remote::Timeouts::default());
         }
         other => panic!("{other:?}"),
     }
@@ -100,8 +92,11 @@ fn remote_defaults_and_shipped_prices() {
     .unwrap();
     match c.backend("llm").unwrap() {
         BackendSpec::Remote(r) => {
-            assert_eq!(r.base_url, "https://api.openai.com/v1");
-            assert_eq!(r.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+            assert_eq!(r.config.base_url, "https://api.openai.com/v1");
+            assert_eq!(r.config.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+            // Unset timeouts and retry fields keep the remote client's defaults.
+            assert_eq!(r.config.timeouts, backends::remote::Timeouts::default());
+            assert_eq!(r.config.retry, backends::remote::RetryPolicy::default());
         }
         other => panic!("{other:?}"),
     }
@@ -115,6 +110,35 @@ fn remote_defaults_and_shipped_prices() {
         },
     );
     assert!((cost - 0.15).abs() < 1e-9);
+}
+
+#[test]
+fn partly_given_timeouts_and_retry_keep_the_other_defaults() {
+    let c = parse(
+        "backends:\n  llm: { kind: openai, model: gpt-4o-mini, timeouts: { connect: 2s }, retry: { max_backoff: 1s } }\nroutes:\n  - { name: d, to: llm }\n",
+    )
+    .unwrap();
+    let BackendSpec::Remote(r) = c.backend("llm").unwrap() else {
+        panic!("not remote");
+    };
+    let (t, rp) = (
+        backends::remote::Timeouts::default(),
+        backends::remote::RetryPolicy::default(),
+    );
+    assert_eq!(
+        r.config.timeouts,
+        backends::remote::Timeouts {
+            connect: std::time::Duration::from_secs(2),
+            ..t
+        }
+    );
+    assert_eq!(
+        r.config.retry,
+        backends::remote::RetryPolicy {
+            max_delay: std::time::Duration::from_secs(1),
+            ..rp
+        }
+    );
 }
 
 /// (name, config text, expected error text)
@@ -198,6 +222,36 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "triage.yaml:2:51: backends.llm.slots: `slots` applies only to kind llama",
         ),
         (
+            "remote field on a llama backend",
+            "backends:\n  slm: { kind: llama, model: m.gguf, base_url: \"http://127.0.0.1:9/v1\" }\nroutes:\n  - { name: d, to: slm }\n".to_string(),
+            "triage.yaml:2:48: backends.slm.base_url: `base_url` applies only to kind openai or anthropic",
+        ),
+        (
+            "llama field on a remote backend, block style",
+            "backends:\n  claude:\n    kind: anthropic\n    model: claude-3-5-haiku-latest\n    context: 4096\nroutes:\n  - { name: d, to: claude }\n".to_string(),
+            "triage.yaml:5:14: backends.claude.context: `context` applies only to kind llama",
+        ),
+        (
+            "unknown field in a backend",
+            "backends:\n  slm: { kind: llama, model: m.gguf, slotz: 2 }\nroutes:\n  - { name: d, to: slm }\n".to_string(),
+            "triage.yaml:2:38: backends.slm.slotz: unknown field `slotz`, expected one of `model`, `slots`,",
+        ),
+        (
+            "wrong type inside a backend",
+            "backends:\n  slm:\n    kind: llama\n    model: m.gguf\n    slots: many\nroutes:\n  - { name: d, to: slm }\n".to_string(),
+            "triage.yaml:5:12: backends.slm.slots: invalid type: string \"many\", expected usize",
+        ),
+        (
+            "bad duration inside a backend",
+            "backends:\n  llm.v2: { kind: openai, model: gpt-4o-mini, timeouts: { connect: soon } }\nroutes:\n  - { name: d, to: llm.v2 }\n".to_string(),
+            "triage.yaml:2:68: backends.llm.v2.timeouts.connect: bad duration \"soon\"",
+        ),
+        (
+            "backend without a kind",
+            "backends:\n  x: { model: m }\nroutes:\n  - { name: d, to: x }\n".to_string(),
+            "backends.x: missing field `kind`",
+        ),
+        (
             "unknown backend kind",
             "backends:\n  x: { kind: vllm, model: m }\nroutes:\n  - { name: d, to: x }\n".to_string(),
             "backends.x.kind: unknown variant `vllm`, expected one of `llama`, `openai`, `anthropic`",
@@ -263,20 +317,4 @@ fn errors_name_file_line_column_and_path() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-}
-
-#[test]
-fn api_keys_parse_and_never_show_keys() {
-    let keys = ApiKeys::parse("alice:sk-alice-1, sk-anon-2 ,bob:sk:with:colons").unwrap();
-    assert_eq!(keys.tenant_for("sk-alice-1"), Some("alice"));
-    assert_eq!(keys.tenant_for("sk:with:colons"), Some("bob"));
-    let anon = keys.tenant_for("sk-anon-2").unwrap();
-    assert!(anon.starts_with("key-") && anon.len() == 16, "{anon}");
-    assert!(!anon.contains("anon"));
-    assert_eq!(keys.tenant_for("sk-alice-"), None);
-    assert_eq!(keys.tenant_for(""), None);
-    let debug = format!("{keys:?}");
-    assert!(!debug.contains("sk-"), "{debug}");
-    assert!(ApiKeys::parse(" , ").is_err());
-    assert!(ApiKeys::parse("alice:").is_err());
 }

@@ -18,7 +18,6 @@ mod info;
 pub mod prompt;
 pub mod text;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
@@ -35,53 +34,11 @@ pub use info::{read_model_info, ModelInfo};
 pub use llama_cpp_2::token::LlamaToken;
 pub use prompt::PromptFormat;
 
+/// Re-exported here, where the engine that loads it lives; defined outside the feature gate.
+pub use crate::LlamaEngineConfig;
+
 use crate::types::ChatRequest;
 use crate::{collect_stream, Backend, BackendError, ChatResponse, EventStream, Result};
-
-/// How to run one local model.
-#[derive(Debug, Clone)]
-pub struct LlamaEngineConfig {
-    pub model_path: PathBuf,
-    /// Sequences decoded together (continuous batching width).
-    pub slots: usize,
-    /// Context window of each slot, in tokens (prompt + completion).
-    pub context_per_slot: u32,
-    /// Threads for generation steps.
-    pub threads: i32,
-    /// Threads for prompt processing.
-    pub threads_batch: i32,
-    /// Most tokens in one decode step (prompt chunks + generating sequences).
-    pub batch_size: u32,
-    /// Requests waiting for a slot before new ones are refused with `Overloaded`.
-    pub queue_capacity: usize,
-    /// A chat template to use instead of the model's own.
-    pub chat_template: Option<String>,
-    /// Base models: no chat template, the messages' text is the prompt.
-    pub completion_mode: bool,
-    /// llama.cpp's flash-attention kernels (llama.cpp decides by default: see
-    /// [`crate::FlashAttention`]).
-    pub flash_attention: crate::FlashAttention,
-}
-
-impl LlamaEngineConfig {
-    pub fn new(model_path: impl Into<PathBuf>) -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get() as i32)
-            .unwrap_or(2);
-        Self {
-            model_path: model_path.into(),
-            slots: 4,
-            context_per_slot: 2048,
-            threads: cores,
-            threads_batch: cores,
-            batch_size: 512,
-            queue_capacity: 64,
-            chat_template: None,
-            completion_mode: false,
-            flash_attention: crate::FlashAttention::default(),
-        }
-    }
-}
 
 /// Live counters of the engine: queue and slots feed the gateway's `/metrics` and spill rule; the
 /// decode and host times feed `triage hw`'s "engine host %".

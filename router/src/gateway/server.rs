@@ -17,8 +17,9 @@ use backends::openai::OpenAiBackend;
 use backends::{AnyBackend, BackendError};
 use tokio::net::TcpListener;
 
+use super::ApiKeys;
 use super::{serve, AppState, BackendKind, BackendSlot, Backends, GatewayOptions, PolicyCore};
-use crate::config::{ApiKeys, BackendSpec, Config, ConfigError, RemoteProvider};
+use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// What `triage serve` needs to start.
@@ -77,7 +78,7 @@ impl std::fmt::Debug for Server {
 struct LocalLoadJob {
     slot: Arc<BackendSlot>,
     #[cfg_attr(not(feature = "llama"), allow(dead_code))]
-    spec: crate::config::LocalBackendSpec,
+    spec: backends::LlamaEngineConfig,
 }
 
 /// Build every backend of the config (remote ones ready, local ones pending).
@@ -87,7 +88,7 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
     for (name, spec) in &config.backends {
         match spec {
             BackendSpec::Remote(r) => {
-                let cfg = r.to_remote_config();
+                let cfg = r.config.clone();
                 let backend = match r.provider {
                     RemoteProvider::OpenAi => OpenAiBackend::new(cfg).map(AnyBackend::OpenAi),
                     RemoteProvider::Anthropic => {
@@ -100,7 +101,7 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
                 })?;
                 backends.insert(
                     BackendSlot::ready(name.clone(), BackendKind::Remote, Arc::new(backend))
-                        .with_upstream_model(Some(r.model.clone())),
+                        .with_upstream_model(Some(r.config.model.clone())),
                 );
             }
             BackendSpec::Local(l) => {
@@ -179,9 +180,8 @@ impl Server {
 #[cfg(feature = "llama")]
 fn load_local(job: LocalLoadJob) {
     use backends::llama::LlamaEngine;
-    let config = job.spec.to_llama_config();
     let slot = job.slot;
-    tokio::task::spawn_blocking(move || match LlamaEngine::load(config) {
+    tokio::task::spawn_blocking(move || match LlamaEngine::load(job.spec) {
         Ok(engine) => {
             tracing::info!(backend = %slot.name, "local model loaded");
             slot.install(Arc::new(AnyBackend::Llama(engine)));

@@ -1,0 +1,398 @@
+//! `triage.yaml` as written: the structs `serde_yaml` deserializes, before any validation.
+//!
+//! Every struct rejects unknown fields, so a typo is an error rather than a silently ignored key.
+//! A backend is a `kind`-tagged enum whose variants take only their own kind's fields: a llama
+//! backend with a `base_url`, or an openai one with `slots`, fails here and not in validation.
+//!
+//! serde reads an internally tagged enum by buffering the whole mapping and then deserializing
+//! the variant from the buffer, so an error inside a backend is reported at the backend (path
+//! `backends.NAME`) rather than at the field. [`refine_backend_error`] reads that one backend
+//! again, this time tracking paths, to name the field and its line, and says which kind an
+//! out-of-place field belongs to.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::locate::{Locator, YamlError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    pub(super) backends: BTreeMap<String, RawBackend>,
+    #[serde(default)]
+    pub(super) pricing: BTreeMap<String, RawPrice>,
+    #[serde(default)]
+    pub(super) reference_backend: Option<String>,
+    pub(super) routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub(super) budgets: Option<RawBudgets>,
+    #[serde(default)]
+    pub(super) classifier: Option<RawClassifier>,
+    #[serde(default)]
+    pub(super) pii: Option<RawPii>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Option<String>,
+    pub(super) api_keys_env: Option<String>,
+    pub(super) metrics_require_key: Option<bool>,
+    pub(super) body_limit_bytes: Option<usize>,
+    pub(super) request_timeout: Option<RawDuration>,
+    pub(super) ledger: Option<String>,
+}
+
+/// One backend, by `kind`.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(super) enum RawBackend {
+    Llama(RawLlama),
+    Openai(RawRemote),
+    Anthropic(RawRemote),
+}
+
+/// The fields of a `kind: llama` backend (besides `kind`), as [`RawLlama`] declares them.
+const LLAMA_FIELDS: &[&str] = &[
+    "model",
+    "slots",
+    "threads",
+    "threads_batch",
+    "context",
+    "batch_size",
+    "queue",
+    "chat_template",
+    "completion_mode",
+    "flash_attention",
+];
+
+/// The fields of a remote backend (besides `kind`), as [`RawRemote`] declares them.
+const REMOTE_FIELDS: &[&str] = &[
+    "model",
+    "base_url",
+    "api_key_env",
+    "headers",
+    "timeouts",
+    "retry",
+];
+
+/// A local llama.cpp engine.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLlama {
+    /// GGUF path, relative to the config file.
+    pub(super) model: Option<String>,
+    pub(super) slots: Option<usize>,
+    pub(super) threads: Option<i32>,
+    pub(super) threads_batch: Option<i32>,
+    pub(super) context: Option<u32>,
+    pub(super) batch_size: Option<u32>,
+    pub(super) queue: Option<usize>,
+    pub(super) chat_template: Option<String>,
+    pub(super) completion_mode: Option<bool>,
+    pub(super) flash_attention: Option<String>,
+}
+
+/// A remote API (`kind: openai` or `kind: anthropic`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRemote {
+    /// The upstream model id.
+    pub(super) model: Option<String>,
+    pub(super) base_url: Option<String>,
+    pub(super) api_key_env: Option<String>,
+    pub(super) headers: Option<BTreeMap<String, String>>,
+    pub(super) timeouts: Option<RawTimeouts>,
+    pub(super) retry: Option<RawRetry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeouts {
+    pub(super) connect: Option<RawDuration>,
+    pub(super) first_byte: Option<RawDuration>,
+    pub(super) idle: Option<RawDuration>,
+    pub(super) total: Option<RawDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    pub(super) max_attempts: Option<u32>,
+    pub(super) initial_backoff: Option<RawDuration>,
+    pub(super) max_backoff: Option<RawDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrice {
+    pub(super) input: Option<f64>,
+    pub(super) output: Option<f64>,
+    pub(super) model: Option<String>,
+    pub(super) machine_usd_per_hour: Option<f64>,
+}
+
+/// A route. Its action is `to` or `cascade`; serde cannot express "exactly one of two fields"
+/// next to shared ones without losing `deny_unknown_fields` (flatten) or readable errors
+/// (untagged), so validation checks it, with the position of the offending field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) name: String,
+    pub(super) when: Option<RawWhen>,
+    pub(super) to: Option<String>,
+    pub(super) cascade: Option<RawCascade>,
+    pub(super) fallback: Option<Vec<String>>,
+    pub(super) spill: Option<RawSpill>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWhen {
+    pub(super) task: Option<StringList>,
+    pub(super) pii: Option<bool>,
+    pub(super) prompt_tokens: Option<RawRange>,
+    pub(super) content: Option<String>,
+    pub(super) model: Option<StringList>,
+    pub(super) tenant: Option<StringList>,
+    pub(super) tools: Option<bool>,
+    pub(super) stream: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRange {
+    pub(super) min: Option<usize>,
+    pub(super) max: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCascade {
+    pub(super) first: String,
+    pub(super) escalate_to: String,
+    pub(super) min_confidence: f64,
+    pub(super) min_token_logprob: Option<f64>,
+    pub(super) accept_if_constrained: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSpill {
+    pub(super) to: String,
+    pub(super) queue_depth: Option<usize>,
+    pub(super) predicted_ttft_ms: Option<f64>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) daily_usd: Option<f64>,
+    pub(super) monthly_usd: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudgets {
+    pub(super) daily_usd: Option<f64>,
+    pub(super) monthly_usd: Option<f64>,
+    pub(super) per_key: Option<RawLimits>,
+    pub(super) tenants: Option<BTreeMap<String, RawLimits>>,
+    pub(super) on_exhausted: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClassifier {
+    pub(super) model: Option<String>,
+    pub(super) threshold: Option<f32>,
+    #[serde(default)]
+    pub(super) rules: Vec<RawTaskRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTaskRule {
+    pub(super) name: Option<String>,
+    pub(super) task: String,
+    #[serde(default)]
+    pub(super) keywords: Vec<String>,
+    pub(super) regex: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPii {
+    pub(super) detect: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) patterns: Vec<RawPattern>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPattern {
+    pub(super) name: String,
+    pub(super) regex: String,
+}
+
+/// One string or a list of strings.
+pub(super) struct StringList(pub(super) Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringList, E> {
+                Ok(StringList(vec![v.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(StringList(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration: seconds as a number, or a string such as `500ms`, `30s`, `2m`.
+#[derive(Clone, Copy)]
+pub(super) struct RawDuration(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration: seconds, or a string like \"500ms\", \"30s\", \"2m\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawDuration, E> {
+                u64::try_from(v)
+                    .map(|v| RawDuration(Duration::from_secs(v)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawDuration, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(RawDuration)
+                    .map_err(|e| E::custom(format!("bad duration {v}: {e}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDuration, E> {
+                humantime::parse_duration(v)
+                    .map(RawDuration)
+                    .map_err(|e| E::custom(format!("bad duration {v:?}: {e}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An error reported at a backend as a whole (path `backends.NAME`), made precise: the backend's
+/// mapping is deserialized again as its kind's variant with paths tracked, so the error names
+/// the field inside it and that field's position. A field of another kind says which kind it
+/// belongs to. Any other error is returned as it was.
+pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlError) -> YamlError {
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        return error;
+    };
+    let Some(backends) = doc.get("backends").and_then(serde_yaml::Value::as_mapping) else {
+        return error;
+    };
+    // The backend the error is in (the locator may already have appended an unknown field's
+    // name to the path); names may hold dots, so the longest match wins.
+    let within = |name: &serde_yaml::Value| {
+        let prefix = format!("backends.{}", name.as_str()?);
+        let rest = error.path.strip_prefix(&prefix)?;
+        (rest.is_empty() || rest.starts_with('.')).then_some(prefix.len())
+    };
+    let Some((prefix_len, serde_yaml::Value::Mapping(fields))) = backends
+        .iter()
+        .filter_map(|(name, value)| within(name).map(|len| (len, value)))
+        .max_by_key(|(len, _)| *len)
+    else {
+        return error;
+    };
+    let backend_path = error.path[..prefix_len].to_string();
+    let Some(kind) = fields.get("kind").and_then(serde_yaml::Value::as_str) else {
+        return error;
+    };
+    let mut body = fields.clone();
+    body.remove("kind");
+    let body = serde_yaml::Value::Mapping(body);
+    let (result, other_kind, other_fields) = match kind {
+        "llama" => (
+            serde_path_to_error::deserialize::<_, RawLlama>(body).map(drop),
+            "openai or anthropic",
+            REMOTE_FIELDS,
+        ),
+        "openai" | "anthropic" => (
+            serde_path_to_error::deserialize::<_, RawRemote>(body).map(drop),
+            "llama",
+            LLAMA_FIELDS,
+        ),
+        _ => return error,
+    };
+    let Err(inner) = result else {
+        return error;
+    };
+    let inner_path = inner.path().to_string();
+    let path = match inner_path.as_str() {
+        "" | "." => backend_path,
+        p if p.starts_with('[') => format!("{backend_path}{p}"),
+        p => format!("{backend_path}.{p}"),
+    };
+    let mut refined = YamlError::locate(path, &inner.into_inner().to_string(), None, locator);
+    if let Some(field) = super::locate::unknown_field(&refined.message) {
+        if other_fields.contains(&field) {
+            refined.message = format!("`{field}` applies only to kind {other_kind}");
+            // As validation errors are: at the value.
+            let at = locator.nearest(&refined.path);
+            refined.line = at.map(|p| p.line);
+            refined.column = at.map(|p| p.column);
+        }
+    }
+    refined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field names serde lists for `{kind: KIND, zzz: 1}`: exactly the variant's fields.
+    fn serde_fields(kind: &str) -> Vec<String> {
+        let text = format!("kind: {kind}\nzzz: 1\n");
+        let Err(e) = serde_yaml::from_str::<RawBackend>(&text) else {
+            panic!("zzz accepted");
+        };
+        let msg = e.to_string();
+        let list = msg
+            .split_once("expected one of ")
+            .map(|(_, l)| l)
+            .unwrap_or_else(|| panic!("{msg}"));
+        list.split(", ")
+            .map(|f| f.split('`').nth(1).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn field_lists_match_the_variants() {
+        assert_eq!(serde_fields("llama"), LLAMA_FIELDS);
+        assert_eq!(serde_fields("openai"), REMOTE_FIELDS);
+        assert_eq!(serde_fields("anthropic"), REMOTE_FIELDS);
+    }
+}

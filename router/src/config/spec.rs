@@ -1,0 +1,87 @@
+//! The validated configuration: what the gateway, `triage route explain` and the harness read.
+//!
+//! Backends are held as the configuration types of the backends crate themselves
+//! ([`backends::LlamaEngineConfig`], [`backends::remote::RemoteConfig`]), with every default
+//! already applied, so what was validated is exactly what is loaded and no field is mirrored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use backends::remote::RemoteConfig;
+use backends::LlamaEngineConfig;
+
+use crate::classifier::Classifier;
+use crate::pii::PiiDetector;
+use crate::policy::{Locality, Policy};
+use crate::pricing::CostModel;
+
+/// The validated configuration: everything the gateway and `route explain` need.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (as given), for messages.
+    pub file: String,
+    /// The directory relative paths are resolved against.
+    pub dir: PathBuf,
+    pub server: ServerConfig,
+    pub backends: BTreeMap<String, BackendSpec>,
+    pub costs: CostModel,
+    pub policy: Policy,
+    pub classifier: Classifier,
+    pub pii: PiiDetector,
+}
+
+impl Config {
+    pub fn backend(&self, name: &str) -> Option<&BackendSpec> {
+        self.backends.get(name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Environment variable holding the API keys (`key` or `tenant:key`, comma separated; read
+    /// by [`crate::gateway::ApiKeys::from_env`]); `None`: no authentication.
+    pub api_keys_env: Option<String>,
+    /// `/metrics` asks for an API key too (off by default: Prometheus scrapers usually hold none).
+    pub metrics_require_key: bool,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    /// The SQLite ledger file (resolved against the config's directory).
+    pub ledger: PathBuf,
+}
+
+/// One configured backend.
+#[derive(Clone, Debug)]
+pub enum BackendSpec {
+    /// A local llama.cpp engine, exactly as it loads (the model path resolved against the
+    /// config file's directory). The engine itself needs feature `llama`; its configuration
+    /// does not, so a build without it still validates the file.
+    Local(LlamaEngineConfig),
+    Remote(RemoteBackendSpec),
+}
+
+impl BackendSpec {
+    pub fn locality(&self) -> Locality {
+        match self {
+            BackendSpec::Local(_) => Locality::Local,
+            BackendSpec::Remote(_) => Locality::Remote,
+        }
+    }
+}
+
+/// Which protocol a remote backend speaks (and so which client serves it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteProvider {
+    OpenAi,
+    Anthropic,
+}
+
+/// A remote API: its protocol and the client's configuration, unset timeouts and retry fields
+/// already at the client's defaults (`Timeouts::default()`, `RetryPolicy::default()`).
+#[derive(Clone, Debug)]
+pub struct RemoteBackendSpec {
+    pub provider: RemoteProvider,
+    pub config: RemoteConfig,
+}

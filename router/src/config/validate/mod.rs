@@ -1,0 +1,150 @@
+//! Validation: raw structs ([`super::raw`]) into the runtime [`Config`], in which an invalid
+//! policy cannot be expressed. Every error is located through [`Ctx`], which places a field path
+//! in the file with the [`Locator`].
+//!
+//! This file holds the order of the checks, the `server` section and the helpers every section
+//! uses; each other section has its own file: [`backends`], [`pricing`] (prices and budgets),
+//! [`routes`] and [`detect`] (classifier and PII detector).
+
+mod backends;
+mod detect;
+mod pricing;
+mod routes;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::locate::Locator;
+use super::raw::{RawConfig, RawServer};
+use super::{Config, ConfigError, ServerConfig};
+use crate::policy::{Locality, Policy};
+
+/// Builds located errors during validation.
+pub(super) struct Ctx<'a> {
+    pub(super) file: &'a str,
+    pub(super) locator: Locator,
+}
+
+impl Ctx<'_> {
+    /// An error about `path`, at its value (or its key, or its nearest ancestor in the file).
+    fn err(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        let at = self.locator.nearest(path);
+        ConfigError {
+            file: self.file.to_string(),
+            line: at.map(|a| a.line),
+            column: at.map(|a| a.column),
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Check every section in turn; the first error found is returned.
+pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Config, ConfigError> {
+    let server = validate_server(&raw.server, ctx, dir)?;
+    let backends = backends::validate_backends(&raw.backends, ctx, dir)?;
+    let names: BTreeSet<String> = backends.keys().cloned().collect();
+    let locality: BTreeMap<String, Locality> = backends
+        .iter()
+        .map(|(n, b)| (n.clone(), b.locality()))
+        .collect();
+    let costs = pricing::validate_pricing(&raw, &backends, &names, ctx)?;
+    let routes = routes::validate_routes(&raw.routes, &locality, &names, ctx)?;
+    let budgets = match &raw.budgets {
+        None => None,
+        Some(b) => Some(pricing::validate_budgets(b, &locality, &names, ctx)?),
+    };
+    let classifier = detect::validate_classifier(raw.classifier.as_ref(), ctx, dir)?;
+    let pii = detect::validate_pii(raw.pii.as_ref(), ctx)?;
+
+    Ok(Config {
+        file: ctx.file.to_string(),
+        dir: dir.to_path_buf(),
+        server,
+        backends,
+        costs,
+        policy: Policy {
+            rules: routes.rules,
+            budgets,
+            backends: locality,
+            privacy_rule: routes.privacy_rule,
+        },
+        classifier,
+        pii,
+    })
+}
+
+/// The names in a message: `known: a, b`.
+fn known(names: &BTreeSet<String>) -> String {
+    names.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// Backend, tenant and pattern names: letters, digits, `_`, `-` and `.`.
+pub(crate) fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+fn check_name(name: &str, path: &str, ctx: &Ctx<'_>) -> Result<(), ConfigError> {
+    if name.is_empty() || !name.chars().all(is_name_char) {
+        return Err(ctx.err(
+            path,
+            format!("name {name:?} may only hold letters, digits, '_', '-' and '.'"),
+        ));
+    }
+    Ok(())
+}
+
+/// A path from the file: absolute, or relative to the file's directory.
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+fn validate_server(s: &RawServer, ctx: &Ctx<'_>, dir: &Path) -> Result<ServerConfig, ConfigError> {
+    let listen = match &s.listen {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(l) => l.parse().map_err(|e| {
+            ctx.err(
+                "server.listen",
+                format!("{l:?} is not an address such as 127.0.0.1:8080: {e}"),
+            )
+        })?,
+    };
+    if let Some(var) = &s.api_keys_env {
+        if var.is_empty() || var.contains('=') {
+            return Err(ctx.err("server.api_keys_env", "must name an environment variable"));
+        }
+    }
+    let metrics_require_key = s.metrics_require_key.unwrap_or(false);
+    if metrics_require_key && s.api_keys_env.is_none() {
+        return Err(ctx.err(
+            "server.metrics_require_key",
+            "needs server.api_keys_env: without keys there is nothing to require",
+        ));
+    }
+    let body_limit_bytes = s.body_limit_bytes.unwrap_or(4 * 1024 * 1024);
+    if body_limit_bytes == 0 {
+        return Err(ctx.err("server.body_limit_bytes", "must be > 0"));
+    }
+    let request_timeout = s
+        .request_timeout
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(300));
+    if request_timeout.is_zero() {
+        return Err(ctx.err("server.request_timeout", "must be > 0"));
+    }
+    Ok(ServerConfig {
+        listen,
+        api_keys_env: s.api_keys_env.clone(),
+        metrics_require_key,
+        body_limit_bytes,
+        request_timeout,
+        ledger: resolve(dir, s.ledger.as_deref().unwrap_or("triage-ledger.sqlite")),
+    })
+}
