@@ -16,7 +16,7 @@ use backends::AnyBackend;
 use dashboards::data::live::{self, LiveOptions};
 use dashboards::state::{App, Connection, DataMsg, LiveState};
 use router::config::Config;
-use router::gateway::{AppState, BackendKind, BackendSlot, Backends, GatewayOptions, PolicyCore};
+use router::gateway::{AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
 use router::store::{SqliteStore, Store};
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,8 +47,8 @@ async fn start_gateway(addr: SocketAddr) -> (Gateway, SocketAddr) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
     let core = Arc::new(PolicyCore::new(config, store));
     let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", BackendKind::Local, mock("echo")));
-    backends.insert(BackendSlot::ready("llm", BackendKind::Remote, mock("echo")));
+    backends.insert(BackendSlot::ready("slm", Locality::Local, mock("echo")));
+    backends.insert(BackendSlot::ready("llm", Locality::Remote, mock("echo")));
     let state = AppState::new(backends, core, GatewayOptions::default());
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();

@@ -37,7 +37,8 @@ impl<T> NonEmpty<T> {
     }
 }
 
-/// Where a backend runs; the privacy and budget guarantees depend on it.
+/// Where a backend runs; the privacy and budget guarantees depend on it. The gateway's
+/// backend slots carry it too (local ones feed spill decisions and the engine gauges).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Locality {

@@ -390,24 +390,33 @@ async fn exhausted_budget_refusal_is_429() {
     assert_eq!(gw.ledger()[0].status, 429);
 }
 
-#[tokio::test]
+/// Runs on tokio's paused clock: the test double's delays (`slow`: 40 ms before every token) and
+/// the gateway's 60 ms deadline both count in it, so the outcome is the same however busy the
+/// machine is.
+#[tokio::test(start_paused = true)]
 async fn deadline_turns_a_slow_answer_into_504() {
     let gw = TestGateway::new(GatewayOptions {
         request_deadline: Duration::from_millis(60),
         ..options()
     });
+    // Whole: eight tokens take 320 ms.
     let reply = gw
         .chat(chat_body("w1 w2 w3 w4 w5 w6 w7 w8", false), Some("slow"))
         .await;
     assert_openai_error(&reply, 504, "timeout");
-    // Streaming: the first token arrives in time, the deadline passes mid-stream.
+    // Streaming: the first token arrives in time (40 ms), the deadline passes before the second.
     let reply = gw
         .chat(chat_body("w1 w2 w3 w4 w5 w6 w7 w8", true), Some("slow"))
         .await;
     assert_eq!(reply.status, 200);
-    let last: serde_json::Value = serde_json::from_str(reply.sse_data().last().unwrap()).unwrap();
+    let data = reply.sse_data();
+    assert_eq!(streamed_text(&data), "w1");
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "timeout");
-    assert!(gw.ledger().iter().all(|r| r.status == 504));
+    assert!(!data.iter().any(|d| d == "[DONE]"));
+    let ledger = gw.ledger();
+    assert_eq!(ledger.len(), 2);
+    assert!(ledger.iter().all(|r| r.status == 504));
 }
 
 #[tokio::test]
@@ -484,11 +493,11 @@ async fn models_health_ready_and_unknown_paths() {
 
 #[tokio::test]
 async fn readyz_waits_for_loading_backends() {
-    use router::gateway::{app, AppState, BackendKind, BackendSlot, Backends};
+    use router::gateway::{app, AppState, BackendSlot, Backends, Locality};
     use std::sync::Arc;
     use tower::ServiceExt;
     let mut backends = Backends::new();
-    let slot = backends.insert(BackendSlot::pending("slm", BackendKind::Local));
+    let slot = backends.insert(BackendSlot::pending("slm", Locality::Local));
     let state = AppState::new(backends, Arc::new(ScriptedCore::default()), options());
     let ready = |state: AppState| async move {
         app(state)

@@ -14,7 +14,7 @@ use backends::AnyBackend;
 use common::{chat_body, mock, mock_calls, options, Reply};
 use http_body_util::BodyExt;
 use router::config::Config;
-use router::gateway::{app, AppState, BackendKind, BackendSlot, Backends, PolicyCore};
+use router::gateway::{app, AppState, BackendSlot, Backends, Locality, PolicyCore};
 use router::ledger::LedgerRow;
 use router::store::{SqliteStore, Store};
 use serde_json::json;
@@ -46,8 +46,8 @@ fn gateway(config: &str, llm_behaviour: &str) -> PolicyGateway {
     let core = Arc::new(PolicyCore::new(config, store));
     let llm = mock(llm_behaviour);
     let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", BackendKind::Local, mock("echo")));
-    backends.insert(BackendSlot::ready("llm", BackendKind::Remote, llm.clone()));
+    backends.insert(BackendSlot::ready("slm", Locality::Local, mock("echo")));
+    backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
     let state = AppState::new(backends, core.clone(), options());
     PolicyGateway { state, core, llm }
 }
@@ -252,7 +252,7 @@ routes:
         let mut backends = Backends::new();
         backends.insert(BackendSlot::ready(
             "slm",
-            BackendKind::Local,
+            Locality::Local,
             Arc::new(WithLoad {
                 inner: mock("echo"),
                 load: LocalLoad {
@@ -264,7 +264,7 @@ routes:
             }),
         ));
         let llm = mock("echo");
-        backends.insert(BackendSlot::ready("llm", BackendKind::Remote, llm.clone()));
+        backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
         let state = AppState::new(backends, core.clone(), GatewayOptions::default());
         PolicyGateway { state, core, llm }
     };
@@ -278,4 +278,82 @@ routes:
     let rows = busy.ledger();
     assert_eq!(rows[0].backends, vec!["llm".to_string()]);
     assert_eq!(busy.llm_calls(), 1);
+}
+
+/// TEST DOUBLE of a local engine's accounting: the echo mock's stream followed by a
+/// `LocalCompute` event, as the engine reports its busy share of the batched decode steps.
+struct EngineTimed {
+    inner: Arc<AnyBackend>,
+    busy_secs: f64,
+}
+
+impl router::gateway::DynBackend for EngineTimed {
+    fn chat(
+        &self,
+        request: backends::ChatRequest,
+    ) -> futures::future::BoxFuture<'_, backends::Result<backends::ChatResponse>> {
+        Box::pin(async move {
+            let stream = self.chat_stream(request).await?;
+            backends::collect_stream(stream, "slm").await
+        })
+    }
+
+    fn chat_stream(
+        &self,
+        request: backends::ChatRequest,
+    ) -> futures::future::BoxFuture<'_, backends::Result<backends::EventStream>> {
+        use futures::StreamExt;
+        let busy_secs = self.busy_secs;
+        Box::pin(async move {
+            let events = router::gateway::DynBackend::chat_stream(&*self.inner, request).await?;
+            let compute = futures::stream::once(async move {
+                Ok(backends::ChatEvent::LocalCompute {
+                    busy_secs,
+                    at: std::time::Instant::now(),
+                })
+            });
+            let stream: backends::EventStream = Box::pin(events.chain(compute));
+            Ok(stream)
+        })
+    }
+}
+
+#[tokio::test]
+async fn local_answers_are_billed_by_engine_time_whole_or_streamed() {
+    let config = Arc::new(Config::parse(CONFIG, "test.yaml", Path::new(".")).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    let core = Arc::new(PolicyCore::new(config, store));
+    let llm = mock("echo");
+    let mut backends = Backends::new();
+    let slm = EngineTimed {
+        inner: mock("echo"),
+        busy_secs: 36.0,
+    };
+    backends.insert(BackendSlot::ready("slm", Locality::Local, Arc::new(slm)));
+    backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
+    let gw = PolicyGateway {
+        state: AppState::new(backends, core.clone(), options()),
+        core,
+        llm,
+    };
+    // Routed to the slm, and a cascade's accepted slm answer (replayed as a stream).
+    for (task, stream) in [
+        ("sentiment", false),
+        ("sentiment", true),
+        ("qa", false),
+        ("qa", true),
+    ] {
+        let reply = gw
+            .chat(chat_body("who wrote hamlet", stream), Some(task))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("x-triage-backend"), Some("slm"));
+    }
+    // 36 engine seconds at $0.05 per machine hour, not the stream's wall time.
+    let rows = gw.ledger();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!((row.cost_usd - 0.0005).abs() < 1e-12, "{row:?}");
+    }
+    assert_eq!(gw.llm_calls(), 0);
 }

@@ -15,9 +15,8 @@ use backends::{
     AnyBackend, Backend, BackendError, ChatRequest, ChatResponse, EngineTime, EventStream,
 };
 use futures::future::BoxFuture;
-use serde::Serialize;
 
-pub use crate::policy::LocalLoad;
+pub use crate::policy::{LocalLoad, Locality};
 
 /// A backend the gateway can call through a trait object.
 pub trait DynBackend: Send + Sync {
@@ -67,18 +66,10 @@ impl DynBackend for AnyBackend {
     }
 }
 
-/// Where a backend runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    Local,
-    Remote,
-}
-
 /// One configured backend; its handle is installed once it is loaded.
 pub struct BackendSlot {
     pub name: String,
-    pub kind: BackendKind,
+    pub kind: Locality,
     /// The model id sent upstream in `model` (remote backends), when configured.
     pub upstream_model: Option<String>,
     handle: OnceLock<Arc<dyn DynBackend>>,
@@ -116,7 +107,7 @@ impl std::fmt::Debug for BackendSlot {
 
 impl BackendSlot {
     /// A slot whose backend is still loading.
-    pub fn pending(name: impl Into<String>, kind: BackendKind) -> Self {
+    pub fn pending(name: impl Into<String>, kind: Locality) -> Self {
         Self {
             name: name.into(),
             kind,
@@ -129,7 +120,7 @@ impl BackendSlot {
     }
 
     /// A slot with its backend ready.
-    pub fn ready(name: impl Into<String>, kind: BackendKind, backend: Arc<dyn DynBackend>) -> Self {
+    pub fn ready(name: impl Into<String>, kind: Locality, backend: Arc<dyn DynBackend>) -> Self {
         let slot = Self::pending(name, kind);
         let _ = slot.handle.set(backend);
         slot
@@ -274,7 +265,7 @@ mod tests {
     fn slot(queue_depth: usize, busy_slots: usize) -> BackendSlot {
         BackendSlot::ready(
             "slm",
-            BackendKind::Local,
+            Locality::Local,
             Arc::new(FixedLoad(LocalLoad {
                 queue_depth,
                 busy_slots,
@@ -305,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_loading_slot_answers_with_a_named_error() {
-        let s = BackendSlot::pending("slm", BackendKind::Local);
+        let s = BackendSlot::pending("slm", Locality::Local);
         let loading = s.handle().err().unwrap();
         assert!(loading.to_string().contains("still loading"));
         assert_eq!(loading.http_status(), 503, "retryable while loading");

@@ -16,10 +16,10 @@ pub mod auth;
 pub mod backend;
 pub mod cascade;
 pub mod chat;
-pub mod core;
+pub mod configured_routing;
 pub mod error;
 mod info;
-pub mod policy_core;
+pub mod routing;
 pub mod server;
 pub mod sse;
 
@@ -35,10 +35,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{ApiKeys, Auth};
-pub use backend::{BackendKind, BackendSlot, Backends, DynBackend, LocalLoad};
-pub use core::{RouteInfo, RouteInput, Routed, RoutingCore};
+pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
+pub use configured_routing::PolicyCore;
 pub use error::ApiError;
-pub use policy_core::PolicyCore;
+pub use routing::{RouteInfo, RouteInput, Routed, RoutingCore};
 pub use server::{start, ServeError, ServeOptions, Server};
 
 use crate::events::{EventBus, RequestSummary};

@@ -18,7 +18,7 @@ use backends::{AnyBackend, BackendError};
 use tokio::net::TcpListener;
 
 use super::ApiKeys;
-use super::{serve, AppState, BackendKind, BackendSlot, Backends, GatewayOptions, PolicyCore};
+use super::{serve, AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -100,7 +100,7 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
                     source,
                 })?;
                 backends.insert(
-                    BackendSlot::ready(name.clone(), BackendKind::Remote, Arc::new(backend))
+                    BackendSlot::ready(name.clone(), Locality::Remote, Arc::new(backend))
                         .with_upstream_model(Some(r.config.model.clone())),
                 );
             }
@@ -108,7 +108,7 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
                 if !cfg!(feature = "llama") {
                     return Err(ServeError::LlamaNotBuilt(name.clone()));
                 }
-                let slot = backends.insert(BackendSlot::pending(name.clone(), BackendKind::Local));
+                let slot = backends.insert(BackendSlot::pending(name.clone(), Locality::Local));
                 loads.push(LocalLoadJob {
                     slot,
                     spec: l.clone(),

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use router::events::RequestSummary;
 use router::gateway::{
-    app, AppState, BackendKind, BackendSlot, Backends, GatewayOptions, RouteInfo, RouteInput,
-    Routed, RoutingCore,
+    app, AppState, BackendSlot, Backends, GatewayOptions, Locality, RouteInfo, RouteInput, Routed,
+    RoutingCore,
 };
 use router::policy::{Action, CascadeSpec, Decision};
 use router::pricing::{CostBreakdown, Usage};
@@ -180,16 +180,16 @@ impl TestGateway {
         let mut backends = Backends::new();
         let mut handles = Vec::new();
         for (name, behaviour, kind) in [
-            ("slm", "echo", BackendKind::Local),
-            ("llm", "echo", BackendKind::Remote),
-            ("unsure", "unsure", BackendKind::Local),
-            ("broken", "error_500", BackendKind::Remote),
-            ("cut", "disconnect_after_3", BackendKind::Remote),
-            ("slow", "slow", BackendKind::Remote),
-            ("busy", "overloaded", BackendKind::Local),
+            ("slm", "echo", Locality::Local),
+            ("llm", "echo", Locality::Remote),
+            ("unsure", "unsure", Locality::Local),
+            ("broken", "error_500", Locality::Remote),
+            ("cut", "disconnect_after_3", Locality::Remote),
+            ("slow", "slow", Locality::Remote),
+            ("busy", "overloaded", Locality::Local),
         ] {
             let backend = mock(behaviour);
-            let handle: Arc<dyn DynBackend> = if kind == BackendKind::Local {
+            let handle: Arc<dyn DynBackend> = if kind == Locality::Local {
                 Arc::new(WithLoad {
                     inner: backend.clone(),
                     load: LocalLoad {

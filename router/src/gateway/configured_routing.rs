@@ -1,4 +1,4 @@
-//! The real routing core: `triage.yaml`'s policy, classifier, PII detector and prices, and a
+//! The routing core configured by `triage.yaml` ([`PolicyCore`]): its policy, classifier, PII detector and prices, and a
 //! [`Store`] for budgets and the ledger.
 //!
 //! Ledger rows are written by one background thread fed through a channel, so a request never
@@ -9,7 +9,7 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::core::{RouteInfo, RouteInput, Routed, RoutingCore};
+use super::routing::{RouteInfo, RouteInput, Routed, RoutingCore};
 use crate::config::Config;
 use crate::events::RequestSummary;
 use crate::explain::{gather_facts, TaskSource};

@@ -3,7 +3,7 @@
 //!
 //! The gateway asks a [`RoutingCore`] for a [`Routed`] decision and, once the request is over,
 //! for its cost and to record it; it executes decisions (route, fallback, cascade, refuse)
-//! itself. [`PolicyCore`](super::policy_core::PolicyCore) is the real core, built from
+//! itself. [`PolicyCore`](super::configured_routing::PolicyCore) is the real core, built from
 //! `triage.yaml`; tests may script one.
 
 use std::collections::BTreeMap;

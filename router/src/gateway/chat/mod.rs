@@ -1,0 +1,186 @@
+//! `POST /v1/chat/completions`: from bytes to a complete answer or a well-formed error.
+//!
+//! One path for every request, whole (JSON) or streamed (SSE):
+//!
+//! 1. [`chat_completions`] → `prepare`: check the key, read the body (size limit → 413), parse
+//!    it naming the bad field ([`parse_request`], → 400), `validate` it.
+//! 2. `resolve`: a policy model (`auto`, names rules match on) asks the
+//!    [`RoutingCore`](super::RoutingCore) to decide ([`Routed`]); a backend name pins that
+//!    backend (the policy still applies its privacy and budget guards); anything else is 404
+//!    `model_not_found`. The task hint comes from header `x-triage-task`, else `metadata.task`;
+//!    without one the core classifies.
+//! 3. `exec.rs`: execute the plan within the request deadline, with one chain runner and one
+//!    cascade step: fall back along the plan's list on upstream errors *before any output
+//!    reached the client*; a cascade asks its first backend for the whole answer (held back),
+//!    keeps it if [`cascade::judge`](super::cascade::judge) accepts, else escalates; a refusal
+//!    is answered as an error (429 for budgets). A `Delivery` says how a backend is asked and
+//!    how the answer leaves: `Whole` (`json.rs`) or `Streamed` (`stream.rs`).
+//! 4. Respond with the `x-triage-*` headers: one JSON body, or SSE. For streams the cost is
+//!    known only at the end: it is sent in the usage chunk's extra `triage` object (when
+//!    `stream_options.include_usage`) and always in a final SSE comment
+//!    `: triage backend=… cost_usd=… saved_usd=…` before `data: [DONE]`; the
+//!    `x-triage-cost-usd` header is omitted on streams. A failure after the first token becomes
+//!    an SSE `data:` line holding an OpenAI error object, and the stream ends (without
+//!    `[DONE]`).
+//!
+//! Every request, whatever happens, ends in exactly one summary (ledger row, metrics, event):
+//! the `Tracker` (`tracker.rs`) records it when the request finishes, or — if the client went
+//! away and the response was dropped — from its `Drop`, with status 499.
+
+mod exec;
+mod json;
+mod stream;
+mod tracker;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use backends::ChatRequest;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::routing::{RouteInput, Routed};
+use super::AppState;
+use crate::headers::TASK as HEADER_TASK;
+use exec::Delivery;
+use tracker::Tracker;
+
+/// The handler.
+pub(crate) async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut t = Tracker::new(state.clone());
+    let deadline = Instant::now() + state.inner.options.request_deadline;
+    let (request, routed) = match prepare(&state, &headers, body, &mut t) {
+        Ok(x) => x,
+        Err(e) => return t.fail(e),
+    };
+    t.routed(&routed);
+    if request.is_stream() {
+        answer::<stream::Streamed>(state, t, routed, request, deadline).await
+    } else {
+        answer::<json::Whole>(state, t, routed, request, deadline).await
+    }
+}
+
+/// Execute the plan within the deadline and deliver the answer (or the error).
+async fn answer<D: Delivery>(
+    state: AppState,
+    mut t: Tracker,
+    routed: Routed,
+    request: ChatRequest,
+    deadline: Instant,
+) -> Response {
+    let plan = routed.decision;
+    let executed = tokio::time::timeout_at(
+        deadline,
+        exec::execute::<D>(&state, &mut t, &plan, &request),
+    )
+    .await;
+    match executed {
+        Ok(Ok(answered)) => D::respond(t, answered, &request, deadline),
+        Ok(Err(e)) => t.fail(e),
+        Err(_) => t.fail(ApiError::deadline(state.inner.options.request_deadline)),
+    }
+}
+
+/// Key, body, parse, validation and plan.
+fn prepare(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    t: &mut Tracker,
+) -> Result<(ChatRequest, Routed), ApiError> {
+    let key = state.inner.auth.check(headers)?;
+    t.s.key = key.clone();
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(state.inner.options.body_limit_bytes)
+        } else {
+            ApiError::bad_request(format!("Could not read the request body: {r}"), None)
+        }
+    })?;
+    let request = parse_request(&bytes)?;
+    t.s.model = request.model.clone();
+    t.s.stream = request.is_stream();
+    validate(&request)?;
+    let plan = resolve(state, &request, headers, key.as_deref())?;
+    Ok((request, plan))
+}
+
+/// Parse a chat request, naming the field that is wrong.
+pub fn parse_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let request: ChatRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        ApiError::bad_request(
+            format!("Invalid chat completion request body{at}: {inner}"),
+            (path != ".").then_some(path),
+        )
+    })?;
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!("Invalid chat completion request body: {e}"), None)
+    })?;
+    Ok(request)
+}
+
+fn validate(request: &ChatRequest) -> Result<(), ApiError> {
+    if request.model.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "You must provide a model parameter (`auto`, a route or a backend name)",
+            Some("model".into()),
+        ));
+    }
+    if request.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "`messages` must contain at least one message",
+            Some("messages".into()),
+        ));
+    }
+    if request.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request(
+            "triage answers one choice per request: `n` must be 1",
+            Some("n".into()),
+        ));
+    }
+    Ok(())
+}
+
+fn resolve(
+    state: &AppState,
+    request: &ChatRequest,
+    headers: &HeaderMap,
+    tenant: Option<&str>,
+) -> Result<Routed, ApiError> {
+    let model = request.model.as_str();
+    let policy_model = state.inner.policy_models.iter().any(|m| m == model);
+    let pinned = state.inner.backends.get(model).map(|s| s.name.as_str());
+    if !policy_model && pinned.is_none() {
+        let mut known = state.inner.policy_models.clone();
+        known.extend(state.inner.backends.names());
+        return Err(ApiError::model_not_found(model, &known));
+    }
+    let task_header = headers
+        .get(HEADER_TASK)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let local = state.inner.backends.local_loads();
+    Ok(state.inner.core.decide(&RouteInput {
+        request,
+        tenant,
+        task_header,
+        pinned: if policy_model { None } else { pinned },
+        local: &local,
+    }))
+}

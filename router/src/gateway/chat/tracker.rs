@@ -1,0 +1,242 @@
+//! [`Tracker`]: follows one chat request to its single summary — ledger row, metrics, event —
+//! whatever happens.
+//!
+//! It collects what the request's path learns (route, backends tried, notes for the reason,
+//! usage, engine busy seconds, TTFT and inter-token gaps, the cost of a rejected cascade answer)
+//! and records the summary once: when the response is complete, when it fails, or — if the
+//! client went away and the response was dropped — from its `Drop`, with status 499. It also
+//! writes the `x-triage-*` headers known so far.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use backends::{ChatResponse, Usage};
+
+use crate::events::RequestSummary;
+use crate::gateway::error::ApiError;
+use crate::gateway::routing::Routed;
+use crate::gateway::AppState;
+use crate::headers::{
+    BACKEND as HEADER_BACKEND, COST as HEADER_COST, ESCALATED as HEADER_ESCALATED,
+    REQUEST_ID as HEADER_REQUEST_ID, ROUTE as HEADER_ROUTE, TASK as HEADER_TASK,
+};
+use crate::policy::Locality;
+use crate::pricing::{self, CostBreakdown};
+
+/// Follows one request to its single summary.
+pub(crate) struct Tracker {
+    state: AppState,
+    pub(crate) s: RequestSummary,
+    arrived: Instant,
+    last_token: Option<Instant>,
+    gaps: Vec<f64>,
+    pub(crate) usage: Option<Usage>,
+    /// Seconds the local engine spent on the answer, once a backend reported them.
+    busy_secs: Option<f64>,
+    /// Calls whose answers were thrown away (a cascade's rejected first answer).
+    wasted: Vec<(String, pricing::Usage)>,
+    trace: Vec<String>,
+    done: bool,
+}
+
+impl Tracker {
+    pub(super) fn new(state: AppState) -> Self {
+        state.inner.metrics.in_flight(1);
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Self {
+            state,
+            s: RequestSummary {
+                id: backends::new_completion_id(),
+                unix_ms,
+                ..RequestSummary::default()
+            },
+            arrived: Instant::now(),
+            last_token: None,
+            gaps: Vec::new(),
+            usage: None,
+            busy_secs: None,
+            wasted: Vec::new(),
+            trace: Vec::new(),
+            done: false,
+        }
+    }
+
+    pub(super) fn routed(&mut self, routed: &Routed) {
+        self.s.route = Some(routed.decision.route.clone());
+        self.s.reason = Some(routed.decision.reason.clone());
+        self.s.task = Some(routed.task.clone());
+        self.s.task_source = Some(routed.task_source.clone());
+    }
+
+    pub(super) fn note(&mut self, what: String) {
+        self.trace.push(what);
+    }
+
+    /// A content token born at `at` reached (or is about to reach) the client.
+    pub(super) fn token(&mut self, at: Instant) {
+        let at = at.max(self.arrived);
+        if self.s.ttft_ms.is_none() {
+            self.s.ttft_ms = Some((at - self.arrived).as_secs_f64() * 1e3);
+        }
+        if let Some(prev) = self.last_token {
+            self.gaps
+                .push(at.saturating_duration_since(prev).as_secs_f64());
+        }
+        self.last_token = Some(at);
+    }
+
+    /// The whole answer came from `backend` (non-streaming).
+    pub(super) fn answered(&mut self, backend: &str, response: &ChatResponse) {
+        self.s.backend = Some(backend.to_string());
+        self.usage = response.usage.clone();
+        self.add_busy(response.timings.engine_busy_secs);
+        if let Some(first) = response.timings.first_token {
+            let first = first.max(self.arrived);
+            self.s.ttft_ms = Some((first - self.arrived).as_secs_f64() * 1e3);
+        }
+    }
+
+    /// The engine spent `secs` on the answer (a `LocalCompute` event, or a whole answer's
+    /// timings).
+    pub(super) fn add_busy(&mut self, secs: f64) {
+        *self.busy_secs.get_or_insert(0.0) += secs;
+    }
+
+    /// The request's deadline, counted from its arrival (named in timeout errors).
+    pub(super) fn request_deadline(&self) -> Duration {
+        self.state.inner.options.request_deadline
+    }
+
+    /// A cascade's first answer was rejected: its cost still counts.
+    pub(super) fn wasted(&mut self, backend: &str, response: &ChatResponse) {
+        if let Some(usage) = &response.usage {
+            self.wasted.push((
+                backend.to_string(),
+                pricing::Usage {
+                    tokens_in: u64::from(usage.prompt_tokens),
+                    tokens_out: u64::from(usage.completion_tokens),
+                    engine_busy_secs: response.timings.engine_busy_secs,
+                },
+            ));
+        }
+    }
+
+    /// Record the summary once; returns the request's cost.
+    pub(super) fn finish(&mut self, status: u16, error: Option<String>) -> CostBreakdown {
+        if self.done {
+            return CostBreakdown {
+                cost_usd: self.s.cost_usd,
+                reference_usd: self.s.cost_usd + self.s.saved_usd,
+                saved_usd: self.s.saved_usd,
+            };
+        }
+        self.done = true;
+        self.s.status = status;
+        self.s.error = error;
+        self.s.e2e_ms = self.arrived.elapsed().as_secs_f64() * 1e3;
+        let mut calls: Vec<(&str, pricing::Usage)> = self
+            .wasted
+            .iter()
+            .map(|(b, u)| (b.as_str(), u.clone()))
+            .collect();
+        if let (Some(usage), Some(backend)) = (&self.usage, &self.s.backend) {
+            self.s.prompt_tokens = usage.prompt_tokens;
+            self.s.completion_tokens = usage.completion_tokens;
+            let busy = self.busy_secs.unwrap_or_else(|| {
+                // No backend reported the engine's busy share: use the stream's wall time (an
+                // upper bound for a batched local engine).
+                self.last_token
+                    .map(|l| l.saturating_duration_since(self.arrived).as_secs_f64())
+                    .unwrap_or(0.0)
+            });
+            calls.push((
+                backend.as_str(),
+                pricing::Usage {
+                    tokens_in: u64::from(usage.prompt_tokens),
+                    tokens_out: u64::from(usage.completion_tokens),
+                    engine_busy_secs: busy,
+                },
+            ));
+        }
+        let inner = &self.state.inner;
+        let cost = if calls.is_empty() {
+            CostBreakdown::default()
+        } else {
+            inner.core.cost(&calls)
+        };
+        self.s.cost_usd = cost.cost_usd;
+        self.s.saved_usd = cost.saved_usd;
+        if !self.trace.is_empty() {
+            let extra = self.trace.join("; ");
+            self.s.reason = Some(match self.s.reason.take() {
+                Some(r) => format!("{r}; {extra}"),
+                None => extra,
+            });
+        }
+        if self.s.is_success() {
+            if let Some(slot) = self
+                .s
+                .backend
+                .as_deref()
+                .and_then(|b| inner.backends.get(b))
+            {
+                if slot.kind == Locality::Local {
+                    slot.observe(self.s.ttft_ms, self.s.e2e_ms);
+                }
+            }
+        }
+        inner.metrics.in_flight(-1);
+        inner.metrics.observe(&self.s, &self.gaps);
+        inner.core.record(&self.s);
+        inner.events.publish(Arc::new(self.s.clone()));
+        cost
+    }
+
+    /// Answer with an error, recorded.
+    pub(super) fn fail(mut self, err: ApiError) -> Response {
+        self.finish(err.status.as_u16(), Some(err.ledger_code()));
+        let mut out = err.into_response();
+        self.headers(out.headers_mut(), None);
+        out
+    }
+
+    /// The `x-triage-*` headers known now.
+    pub(super) fn headers(&self, headers: &mut HeaderMap, cost_usd: Option<f64>) {
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        };
+        put(HEADER_REQUEST_ID, &self.s.id);
+        if let Some(b) = &self.s.backend {
+            put(HEADER_BACKEND, b);
+        }
+        if let Some(r) = &self.s.route {
+            put(HEADER_ROUTE, r);
+            put(
+                HEADER_ESCALATED,
+                if self.s.escalated { "true" } else { "false" },
+            );
+        }
+        if let Some(task) = &self.s.task {
+            put(HEADER_TASK, task);
+        }
+        if let Some(c) = cost_usd {
+            put(HEADER_COST, &format!("{c:.8}"));
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if !self.done {
+            // The response was dropped before it finished: the client went away.
+            self.finish(499, Some("client_closed_request".into()));
+        }
+    }
+}
