@@ -13,11 +13,15 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use bench::compare::{self, Format};
+use bench::progress::{Progress, Silent, TerminalBar};
 use bench::replay::routellm::{self, Benchmark, SimpleRouter};
-use bench::runner::{run_suite, Judges, RunOptions};
+use bench::runner::RunOptions;
 use bench::scenario::{validate_load, Arrival, LoadMode, Suite, SuiteTarget};
+use bench::score::Judges;
 use bench::spec::{parse_price, TargetSpec};
-use bench::target::{Price, Target};
+use bench::suite::run_suite;
+use bench::target::Target;
+use router::pricing::BackendPrice;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
@@ -187,7 +191,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
     }
     validate_load(load).map_err(|m| anyhow::anyhow!("load settings: {m}"))?;
 
-    let mut prices: BTreeMap<String, Price> = BTreeMap::new();
+    let mut prices: BTreeMap<String, BackendPrice> = BTreeMap::new();
     for p in &args.prices {
         let (name, price) = parse_price(p)?;
         prices.insert(name, price);
@@ -249,9 +253,14 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         "limit": args.limit,
         "judge": judge_name,
     });
+    let progress: Arc<dyn Progress> = if !args.quiet && std::io::stderr().is_terminal() {
+        Arc::new(TerminalBar::default())
+    } else {
+        Arc::new(Silent)
+    };
     let opts = RunOptions {
         load: suite.file.load.clone(),
-        progress: !args.quiet && std::io::stderr().is_terminal(),
+        progress,
     };
     let done = run_suite(suite, targets, judges, opts, &args.out, config).await?;
     let rows = compare::rows_of(&done.summary, &done.summary.run.id, false);

@@ -22,7 +22,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{BenchError, Result};
+use crate::error::{BenchError, Result, ThresholdEditError};
 use crate::record::RequestRecord;
 
 /// One point of a routing curve.
@@ -270,8 +270,8 @@ pub fn calibrate(
 /// the one to change. Returns the old value.
 pub fn write_min_confidence(config: &Path, route: Option<&str>, value: f64) -> Result<String> {
     let text = std::fs::read_to_string(config).map_err(|e| BenchError::io(config, e))?;
-    let (updated, old) =
-        replace_min_confidence(&text, route, value).map_err(|m| BenchError::invalid(config, m))?;
+    let (updated, old) = replace_min_confidence(&text, route, value)
+        .map_err(|e| BenchError::invalid(config, e.to_string()))?;
     std::fs::write(config, updated).map_err(|e| BenchError::io(config, e))?;
     Ok(old)
 }
@@ -281,22 +281,16 @@ pub fn replace_min_confidence(
     text: &str,
     route: Option<&str>,
     value: f64,
-) -> std::result::Result<(String, String), String> {
-    let re = regex::Regex::new(r"min_confidence:\s*([0-9.eE+-]+)").map_err(|e| e.to_string())?;
+) -> std::result::Result<(String, String), ThresholdEditError> {
+    let re = regex::Regex::new(r"min_confidence:\s*([0-9.eE+-]+)")?;
     let hits: Vec<regex::Match> = re.find_iter(text).collect();
     let hit = match (hits.len(), route) {
-        (0, _) => return Err("no `min_confidence:` found (is there a cascade route?)".into()),
+        (0, _) => return Err(ThresholdEditError::NotFound),
         (1, None) => hits[0],
-        (_, None) => {
-            return Err(format!(
-                "{} routes carry `min_confidence`; name one with --route",
-                hits.len()
-            ))
-        }
+        (_, None) => return Err(ThresholdEditError::Ambiguous(hits.len())),
         (_, Some(name)) => {
             // The route's `name: X` that precedes the hit most closely must be the one asked for.
-            let name_re =
-                regex::Regex::new(r"name:\s*([A-Za-z0-9_.-]+)").map_err(|e| e.to_string())?;
+            let name_re = regex::Regex::new(r"name:\s*([A-Za-z0-9_.-]+)")?;
             let found = hits.iter().find(|h| {
                 name_re
                     .captures_iter(&text[..h.start()])
@@ -304,7 +298,7 @@ pub fn replace_min_confidence(
                     .and_then(|c| c.get(1))
                     .is_some_and(|m| m.as_str() == name)
             });
-            *found.ok_or_else(|| format!("no route named `{name}` with `min_confidence`"))?
+            *found.ok_or_else(|| ThresholdEditError::NoSuchRoute(name.to_string()))?
         }
     };
     let old = re

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Result, UnknownName};
 use crate::results::{read_summary, Summary, ALL_TASKS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,16 +18,18 @@ pub enum Format {
 }
 
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownName> {
         match s {
             "table" => Ok(Format::Table),
             "markdown" | "md" => Ok(Format::Markdown),
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
-            other => Err(format!(
-                "unknown format `{other}` (table, markdown, csv, json)"
-            )),
+            other => Err(UnknownName {
+                what: "format",
+                name: other.to_string(),
+                known: "table, markdown, csv, json",
+            }),
         }
     }
 }

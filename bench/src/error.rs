@@ -1,5 +1,7 @@
-//! Typed errors of the harness. Every error about a file names the file, and where the
-//! underlying parser knows it, the line and the field.
+//! Typed errors of the harness. [`BenchError`] is what the library's fallible operations
+//! return: every error about a file names the file, and where the underlying parser knows it,
+//! the line and the field. The smaller types say what is wrong with one value (a scorer spec,
+//! a load section, a name, a threshold edit); the caller adds the file or flag it came from.
 
 use std::path::PathBuf;
 
@@ -63,4 +65,80 @@ impl BenchError {
             message: message.into(),
         }
     }
+}
+
+/// A name that is not one of the known ones (`--format`, `--benchmark`, `--router`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{name}` ({known})")]
+pub struct UnknownName {
+    /// What was named: `format`, `benchmark`, `router`.
+    pub what: &'static str,
+    pub name: String,
+    /// The names that exist.
+    pub known: &'static str,
+}
+
+/// A scenario's `load` section whose fields don't fit together.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadSpecError {
+    #[error("mode `open` needs `rate` > 0 (requests per second)")]
+    OpenWithoutRate,
+    #[error("`concurrency` must be at least 1")]
+    ZeroConcurrency,
+    #[error("`concurrency` needs mode `closed`")]
+    ConcurrencyWithoutClosed,
+    #[error("give `requests` or `duration_s`, not both")]
+    RequestsAndDuration,
+    #[error("`max_in_flight` must be at least 1")]
+    ZeroMaxInFlight,
+}
+
+/// A scorer spec that cannot be built, or a scenario item it cannot score.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScorerError {
+    #[error("`choices` must list at least one label")]
+    NoChoices,
+    #[error("choice {0} is empty")]
+    EmptyChoice(usize),
+    #[error("choice `{0}` is listed twice")]
+    DuplicateChoice(String),
+    #[error("bad `pattern`: {0}")]
+    Pattern(regex::Error),
+    #[error("bad `schema`: {0}")]
+    Schema(String),
+    #[error("tolerances must not be negative")]
+    NegativeTolerance,
+    #[error("`pass_at` must be in [0, 1], got {0}")]
+    PassAt(f64),
+    #[error("`field` must name the item field listing PII values")]
+    NoPiiField,
+    #[error("`{field}` must be a list of strings, found {found}")]
+    PiiNotStrings { field: String, found: String },
+    #[error("the item has no `{0}` field listing its PII values")]
+    NoPiiValues(String),
+    #[error("expected answer `{expected}` is not one of the choices {choices:?}")]
+    NotAChoice {
+        expected: String,
+        choices: Vec<String>,
+    },
+    #[error("expected answer `{0}` holds no number")]
+    NoNumber(String),
+    #[error("expected answer `{0}` is not a JSON object")]
+    NotJsonObject(String),
+}
+
+/// Why `min_confidence` could not be rewritten in a triage.yaml.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThresholdEditError {
+    #[error("no `min_confidence:` found (is there a cascade route?)")]
+    NotFound,
+    #[error("{0} routes carry `min_confidence`; name one with --route")]
+    Ambiguous(usize),
+    #[error("no route named `{0}` with `min_confidence`")]
+    NoSuchRoute(String),
+    #[error(transparent)]
+    Regex(#[from] regex::Error),
 }

@@ -11,7 +11,12 @@
 //! - [`target`]: what a request is sent to (any [`backends::Backend`], or an OpenAI-compatible
 //!   gateway whose routing headers are captured);
 //! - [`runner`]: the load generator (sequential, closed loop, open loop with
-//!   coordinated-omission correction) that turns stream events into [`record::RequestRecord`]s;
+//!   coordinated-omission correction); the private `request` module sends one item and turns
+//!   its stream events into a [`record::RequestRecord`]; [`progress`] reports progress (a
+//!   terminal bar, or silent);
+//! - [`record`]: what a run records (one record per request, one [`record::TargetRun`] per
+//!   target);
+//! - [`suite`]: a whole run — every target in turn, then the run directory with its metadata;
 //! - [`stats`] and [`results`]: HDR histograms, confidence intervals, the run directory
 //!   (`requests.jsonl`, `summary.json`, `histograms.json`, `metadata.json`);
 //! - [`compare`] and [`calibrate`]: reading runs back — tables across runs, and the offline
@@ -24,7 +29,8 @@
 //! - [`hw`] (feature `llama`): `triage hw` — prompt and generation speed of a local model
 //!   through triage's own engine, continuous-batching concurrency, the memory-bandwidth roofline.
 //!
-//! The library never prints; the binary's `bench`/`hw` subcommands do.
+//! The library never prints (the terminal progress bar aside, which the binary chooses); the
+//! binary's `bench`/`hw` subcommands do.
 
 pub mod calibrate;
 pub mod compare;
@@ -34,14 +40,17 @@ pub mod fit;
 #[cfg(feature = "llama")]
 pub mod hw;
 pub mod probe;
+pub mod progress;
 pub mod record;
 pub mod replay;
+mod request;
 pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod score;
 pub mod spec;
 pub mod stats;
+pub mod suite;
 pub mod target;
 pub mod template;
 

@@ -71,7 +71,16 @@ pub struct RemoteProbeRow {
     pub per_stream_tps: f64,
 }
 
-/// One request's timings, or why it failed.
+/// Why one probe request failed.
+#[derive(Debug, thiserror::Error)]
+enum ProbeFailure {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("the stream ended without a token")]
+    NoToken,
+}
+
+/// One request's timings.
 struct Timed {
     ttft: Duration,
     gaps: Vec<Duration>,
@@ -83,15 +92,15 @@ async fn timed_request(
     target: &dyn Target,
     request: ChatRequest,
     timeout: Duration,
-) -> Result<Timed, String> {
+) -> Result<Timed, ProbeFailure> {
     let started = Instant::now();
     let work = async {
-        let reply = target.send(request).await.map_err(|e| e.to_string())?;
+        let reply = target.send(request).await?;
         let mut events = reply.events;
         let mut tokens: Vec<Instant> = Vec::new();
         while let Some(event) = events.next().await {
             match event {
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
                 Ok(ChatEvent::Token { choice: 0, at, .. }) => tokens.push(at),
                 Ok(_) => {}
             }
@@ -101,16 +110,15 @@ async fn timed_request(
     let tokens = match tokio::time::timeout(timeout, work).await {
         Ok(result) => result?,
         Err(_) => {
-            return Err(BackendError::Timeout {
+            return Err(ProbeFailure::Backend(BackendError::Timeout {
                 phase: backends::TimeoutPhase::Total,
                 after: timeout,
-            }
-            .to_string())
+            }))
         }
     };
     let end_to_end = started.elapsed();
     let Some(first) = tokens.first() else {
-        return Err("the stream ended without a token".into());
+        return Err(ProbeFailure::NoToken);
     };
     Ok(Timed {
         ttft: first.saturating_duration_since(started),
@@ -149,7 +157,7 @@ pub async fn probe(
                 }
             })
             .await;
-        let results: Vec<Result<Timed, String>> = futures::stream::iter(0..config.requests)
+        let results: Vec<Result<Timed, ProbeFailure>> = futures::stream::iter(0..config.requests)
             .map(|_| {
                 let target = target.clone();
                 let r = request();
@@ -167,7 +175,7 @@ fn summarise(
     target: &dyn Target,
     model: &str,
     concurrency: usize,
-    results: &[Result<Timed, String>],
+    results: &[Result<Timed, ProbeFailure>],
 ) -> RemoteProbeRow {
     let mut ttft = LatencyHistogram::new();
     let mut gaps = LatencyHistogram::new();
@@ -190,9 +198,9 @@ fn summarise(
                     rates.push(t.gaps.len() as f64 / generating.as_secs_f64());
                 }
             }
-            Err(message) => {
+            Err(failure) => {
                 errors += 1;
-                first_error.get_or_insert_with(|| message.clone());
+                first_error.get_or_insert_with(|| failure.to_string());
             }
         }
     }

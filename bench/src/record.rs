@@ -1,4 +1,6 @@
-//! What each request records (one line of `requests.jsonl`).
+//! What a run records: one [`RequestRecord`] per request (one line of `requests.jsonl`), and
+//! the [`TargetRun`] holding one target's records. Plain data, written by the runner and read
+//! by the results, the analyses and the dashboards.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::score::ScoreResult;
-use crate::target::Routing;
+use crate::target::{Routing, TargetInfo};
 
 /// One measured request. Times are milliseconds; `intended_ms`/`sent_ms` are offsets from the
 /// start of the target's measured phase. Latencies (`ttft_ms`, `e2e_ms`) are measured from the
@@ -110,4 +112,14 @@ pub struct RecordError {
     /// `timeout`, `upstream_error`, `overloaded`, … (see `BackendError::code`).
     pub code: String,
     pub message: String,
+}
+
+/// Everything one target's run produced.
+#[derive(Debug)]
+pub struct TargetRun {
+    pub target: TargetInfo,
+    pub records: Vec<RequestRecord>,
+    /// Seconds from the start of the measured phase to the end of its last request.
+    pub wall_s: f64,
+    pub warmup: usize,
 }

@@ -19,11 +19,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Digest;
 
 use crate::error::{BenchError, Result};
-use crate::record::RequestRecord;
-use crate::runner::TargetRun;
+use crate::record::{RequestRecord, TargetRun};
 use crate::stats::{mean_t, wilson, Estimate, LatencyHistogram, Percentiles};
 use crate::target::TargetInfo;
 
@@ -148,71 +146,6 @@ pub struct ModelFile {
     pub path: String,
     pub bytes: u64,
     pub sha256: String,
-}
-
-impl HostInfo {
-    pub fn detect() -> HostInfo {
-        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, v)| v.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        HostInfo {
-            cpu_model,
-            cores: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
-        }
-    }
-}
-
-/// The git revision of the working directory (with `-dirty` when it has changes), if any.
-pub fn git_revision(dir: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let mut rev = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    let dirty = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .output()
-        .ok()
-        .is_some_and(|o| !o.stdout.is_empty());
-    if dirty {
-        rev.push_str("-dirty");
-    }
-    Some(rev)
-}
-
-/// Size and sha256 of a file.
-pub fn hash_file(path: &Path) -> Result<ModelFile> {
-    let mut file = std::fs::File::open(path).map_err(|e| BenchError::io(path, e))?;
-    let mut hasher = sha2::Sha256::new();
-    let bytes = std::io::copy(&mut file, &mut hasher).map_err(|e| BenchError::io(path, e))?;
-    let digest = hasher.finalize();
-    Ok(ModelFile {
-        path: path.display().to_string(),
-        bytes,
-        sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-    })
-}
-
-/// RFC 3339 UTC timestamp of now.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Histograms of one group.

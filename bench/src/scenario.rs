@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dataset::{self, DatasetSpec};
-use crate::error::{BenchError, Result};
+use crate::error::{BenchError, LoadSpecError, Result};
 use crate::score::{Scorer, ScorerSpec};
 use crate::template::{Item, Template};
 
@@ -225,10 +225,10 @@ impl Scenario {
             for scorer in &scorers {
                 scorer
                     .check_item(&row.fields, expected_text.as_deref())
-                    .map_err(|message| BenchError::Dataset {
+                    .map_err(|e| BenchError::Dataset {
                         path: row.source.clone(),
                         row: row.row,
-                        message,
+                        message: e.to_string(),
                     })?;
             }
             items.push(ScenarioItem {
@@ -386,7 +386,7 @@ pub struct TargetEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<crate::target::Price>,
+    pub price: Option<router::pricing::BackendPrice>,
 }
 
 impl SuiteTarget {
@@ -505,28 +505,28 @@ impl Suite {
 }
 
 /// Check the load section's fields fit together.
-pub fn validate_load(load: &LoadSpec) -> std::result::Result<(), String> {
+pub fn validate_load(load: &LoadSpec) -> std::result::Result<(), LoadSpecError> {
     match load.mode {
         LoadMode::Open => match load.rate {
             Some(r) if r > 0.0 && r.is_finite() => {}
-            _ => return Err("mode `open` needs `rate` > 0 (requests per second)".into()),
+            _ => return Err(LoadSpecError::OpenWithoutRate),
         },
         LoadMode::Closed => {
             if load.concurrency == Some(0) {
-                return Err("`concurrency` must be at least 1".into());
+                return Err(LoadSpecError::ZeroConcurrency);
             }
         }
         LoadMode::Sequential => {
             if load.concurrency.is_some_and(|c| c != 1) {
-                return Err("`concurrency` needs mode `closed`".into());
+                return Err(LoadSpecError::ConcurrencyWithoutClosed);
             }
         }
     }
     if load.requests.is_some() && load.duration_s.is_some() {
-        return Err("give `requests` or `duration_s`, not both".into());
+        return Err(LoadSpecError::RequestsAndDuration);
     }
     if load.max_in_flight == Some(0) {
-        return Err("`max_in_flight` must be at least 1".into());
+        return Err(LoadSpecError::ZeroMaxInFlight);
     }
     Ok(())
 }

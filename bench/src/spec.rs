@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use crate::error::{BenchError, Result};
 use crate::replay::ReplayBackend;
-use crate::target::{BackendTarget, OpenAiTarget, Price, Target, TargetInfo};
+use crate::target::{BackendTarget, OpenAiTarget, Target, TargetInfo};
+use router::pricing::BackendPrice;
 
 /// A parsed `NAME=SPEC`.
 #[derive(Clone, Debug, PartialEq)]
@@ -152,7 +153,11 @@ impl TargetSpec {
 
     /// Build the target. Relative paths resolve against `base_dir`. Loading a local model
     /// blocks, so it runs on a blocking thread.
-    pub async fn build(&self, base_dir: &Path, price: Option<Price>) -> Result<Arc<dyn Target>> {
+    pub async fn build(
+        &self,
+        base_dir: &Path,
+        price: Option<BackendPrice>,
+    ) -> Result<Arc<dyn Target>> {
         let info = |kind: &str, model_files: Vec<PathBuf>| TargetInfo {
             name: self.name.clone(),
             kind: kind.to_string(),
@@ -281,7 +286,7 @@ async fn load_llama(
 
 /// Parse `NAME=IN,OUT` (USD per million input/output tokens) or `NAME=hour:USD` (machine
 /// dollars per hour, for local models).
-pub fn parse_price(text: &str) -> Result<(String, Price)> {
+pub fn parse_price(text: &str) -> Result<(String, BackendPrice)> {
     let bad = |m: &str| BenchError::Target {
         name: text.to_string(),
         message: m.to_string(),
@@ -290,22 +295,19 @@ pub fn parse_price(text: &str) -> Result<(String, Price)> {
         .split_once('=')
         .ok_or_else(|| bad("expected NAME=IN,OUT (USD per 1M tokens) or NAME=hour:USD"))?;
     let price = if let Some(h) = value.strip_prefix("hour:") {
-        Price {
-            usd_per_hour: Some(
-                h.trim()
-                    .parse()
-                    .map_err(|_| bad("hour:USD must be a number"))?,
-            ),
-            ..Price::default()
+        BackendPrice::Machine {
+            usd_per_hour: h
+                .trim()
+                .parse()
+                .map_err(|_| bad("hour:USD must be a number"))?,
         }
     } else {
         let (i, o) = value
             .split_once(',')
             .ok_or_else(|| bad("expected IN,OUT (USD per 1M input and output tokens)"))?;
-        Price {
-            input_per_mtok: Some(i.trim().parse().map_err(|_| bad("IN must be a number"))?),
-            output_per_mtok: Some(o.trim().parse().map_err(|_| bad("OUT must be a number"))?),
-            usd_per_hour: None,
+        BackendPrice::PerToken {
+            input: i.trim().parse().map_err(|_| bad("IN must be a number"))?,
+            output: o.trim().parse().map_err(|_| bad("OUT must be a number"))?,
         }
     };
     Ok((name.trim().to_string(), price))
@@ -353,11 +355,14 @@ mod tests {
         let (n, p) = parse_price("llm=0.15,0.60").unwrap();
         assert_eq!(n, "llm");
         assert_eq!(
-            (p.input_per_mtok, p.output_per_mtok),
-            (Some(0.15), Some(0.60))
+            p,
+            BackendPrice::PerToken {
+                input: 0.15,
+                output: 0.60
+            }
         );
         let (_, p) = parse_price("slm=hour:0.05").unwrap();
-        assert_eq!(p.usd_per_hour, Some(0.05));
+        assert_eq!(p, BackendPrice::Machine { usd_per_hour: 0.05 });
         assert!(parse_price("slm=cheap").is_err());
     }
 }

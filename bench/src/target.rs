@@ -4,14 +4,16 @@
 //! plus whatever routing information came with it. [`BackendTarget`] wraps any
 //! [`backends::Backend`] (the local engine, a remote API, [`crate::replay::ReplayBackend`], a
 //! test double); a gateway reached over HTTP reports its decision in response headers
-//! (`x-triage-backend`, `x-triage-route`, `x-triage-escalated`, `x-triage-cost-usd`), parsed
-//! by [`Routing::from_headers`]. The trait is object-safe so one run can hold targets of
+//! (`x-triage-backend`, `x-triage-route`, `x-triage-escalated`, `x-triage-cost-usd`, named in
+//! [`router::headers`]), parsed by [`Routing::from_headers`]. A target's price is the router's
+//! [`BackendPrice`]. The trait is object-safe so one run can hold targets of
 //! different kinds.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use backends::{Backend, BackendError, ChatRequest, EventStream};
+use router::pricing::BackendPrice;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -59,27 +61,6 @@ impl Routing {
     }
 }
 
-/// Prices to turn a request into dollars: per million input/output tokens (remote APIs) and/or
-/// machine dollars per hour times the request's end-to-end seconds (local models).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_per_mtok: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_per_mtok: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usd_per_hour: Option<f64>,
-}
-
-impl Price {
-    pub fn cost(&self, tokens_in: u64, tokens_out: u64, seconds: f64) -> f64 {
-        self.input_per_mtok.unwrap_or(0.0) * tokens_in as f64 / 1e6
-            + self.output_per_mtok.unwrap_or(0.0) * tokens_out as f64 / 1e6
-            + self.usd_per_hour.unwrap_or(0.0) * seconds / 3600.0
-    }
-}
-
 /// What a target answered with.
 pub struct TargetReply {
     pub events: EventStream,
@@ -99,7 +80,7 @@ pub struct TargetInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub model_files: Vec<std::path::PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<Price>,
+    pub price: Option<BackendPrice>,
 }
 
 pub type SendFuture<'a> =
@@ -131,7 +112,7 @@ impl<B: Backend> BackendTarget<B> {
         }
     }
 
-    pub fn with_price(mut self, price: Option<Price>) -> Self {
+    pub fn with_price(mut self, price: Option<BackendPrice>) -> Self {
         self.info.price = price;
         self
     }
@@ -199,28 +180,19 @@ mod tests {
 
     #[test]
     fn routing_headers_parse() {
+        use router::headers;
+        let upper = headers::BACKEND.to_ascii_uppercase();
         let r = Routing::from_headers([
-            ("X-Triage-Backend", "slm"),
-            ("x-triage-route", "cascade"),
-            ("x-triage-escalated", "true"),
-            ("x-triage-cost-usd", "0.000123"),
+            (upper.as_str(), "slm"),
+            (headers::ROUTE, "cascade"),
+            (headers::ESCALATED, "true"),
+            (headers::COST, "0.000123"),
             ("content-type", "text/event-stream"),
         ]);
         assert_eq!(r.backend.as_deref(), Some("slm"));
         assert_eq!(r.route.as_deref(), Some("cascade"));
         assert_eq!(r.escalated, Some(true));
         assert_eq!(r.cost_usd, Some(0.000123));
-        assert!(Routing::from_headers([("x-triage-cost-usd", "NaN")]).is_empty());
-    }
-
-    #[test]
-    fn price_sums_tokens_and_time() {
-        let p = Price {
-            input_per_mtok: Some(0.15),
-            output_per_mtok: Some(0.60),
-            usd_per_hour: Some(3.6),
-        };
-        let c = p.cost(1_000_000, 500_000, 2.0);
-        assert!((c - (0.15 + 0.30 + 0.002)).abs() < 1e-12);
+        assert!(Routing::from_headers([(headers::COST, "NaN")]).is_empty());
     }
 }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use bench::calibrate::{calibrate, plot_svg, write_min_confidence};
 use bench::replay::{Recorded, ReplayBackend};
 use bench::results::read_records;
-use bench::runner::{run_suite, Judges, RunOptions};
+use bench::runner::RunOptions;
 use bench::scenario::Suite;
-use bench::target::{BackendTarget, Price, Target};
+use bench::score::Judges;
+use bench::suite::run_suite;
+use bench::target::{BackendTarget, Target};
+use router::pricing::BackendPrice;
 
 /// 20 yes/no items. The "SLM" replay is right on the 12 items where it is confident (logprob
 /// −0.05) and wrong on the 8 where it is not (−2.0); the "LLM" replay is always right.
@@ -37,10 +40,9 @@ fn setup(dir: &std::path::Path) -> (Suite, Arc<dyn Target>, Arc<dyn Target>) {
         logprobs: vec![],
     }));
     let price = |out: f64| {
-        Some(Price {
-            input_per_mtok: Some(0.0),
-            output_per_mtok: Some(out),
-            usd_per_hour: None,
+        Some(BackendPrice::PerToken {
+            input: 0.0,
+            output: out,
         })
     };
     (

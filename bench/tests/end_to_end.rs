@@ -10,9 +10,12 @@ use std::sync::Arc;
 use bench::compare::{self, Format};
 use bench::replay::{Recorded, ReplayBackend};
 use bench::results::{self, read_records, read_summary};
-use bench::runner::{run_suite, Judges, RunOptions};
+use bench::runner::RunOptions;
 use bench::scenario::{self, Suite};
-use bench::target::{BackendTarget, Price, Target};
+use bench::score::Judges;
+use bench::suite::run_suite;
+use bench::target::{BackendTarget, Target};
+use router::pricing::BackendPrice;
 use serde_json::Value;
 use support::TestBackend;
 
@@ -155,11 +158,12 @@ async fn quickstart_runs_end_to_end_and_summary_validates_against_its_schema() {
     let suite = Suite::load_with_cap(&suite_path, Some(3)).unwrap();
     assert_eq!(suite.scenarios.len(), 9);
     let oracle: Arc<dyn Target> = Arc::new(
-        BackendTarget::new("oracle", "replay", oracle(&suite)).with_price(Some(Price {
-            input_per_mtok: Some(0.15),
-            output_per_mtok: Some(0.60),
-            usd_per_hour: None,
-        })),
+        BackendTarget::new("oracle", "replay", oracle(&suite)).with_price(Some(
+            BackendPrice::PerToken {
+                input: 0.15,
+                output: 0.60,
+            },
+        )),
     );
     let echo: Arc<dyn Target> = Arc::new(BackendTarget::new(
         "echo",
@@ -170,7 +174,7 @@ async fn quickstart_runs_end_to_end_and_summary_validates_against_its_schema() {
     let run_dir = out.path().join("run");
     let opts = RunOptions {
         load: suite.file.load.clone(),
-        progress: false,
+        ..RunOptions::default()
     };
     let done = run_suite(
         suite,

@@ -5,14 +5,16 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bench::runner::{run_target, Judges, RunOptions};
+use bench::runner::{run_target, RunOptions};
 use bench::scenario::{parse_yaml, Scenario, ScenarioFile};
+use bench::score::Judges;
 use bench::spec::TargetSpec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A minimal HTTP/1.1 test upstream: for every request, a streamed chat completion saying
 /// "positive" with the given routing headers. It also keeps the request bodies it received.
-async fn gateway_double(headers: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+async fn gateway_double(headers: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let headers: Arc<str> = Arc::from(headers);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -22,7 +24,7 @@ async fn gateway_double(headers: &'static str) -> (String, Arc<Mutex<Vec<String>
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
-            let seen = seen.clone();
+            let (seen, headers) = (seen.clone(), headers.clone());
             tokio::spawn(async move {
                 // Read the request head and body (Content-Length).
                 let mut buf = Vec::new();
@@ -77,9 +79,10 @@ fn scenario() -> Scenario {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_headers_from_a_gateway_are_recorded() {
-    let (base, bodies) = gateway_double(
-        "x-triage-backend: llm\r\nx-triage-route: cascade\r\nx-triage-escalated: true\r\nx-triage-cost-usd: 0.00042\r\n",
-    )
+    use router::headers::{BACKEND, COST, ESCALATED, ROUTE};
+    let (base, bodies) = gateway_double(&format!(
+        "{BACKEND}: llm\r\n{ROUTE}: cascade\r\n{ESCALATED}: true\r\n{COST}: 0.00042\r\n"
+    ))
     .await;
     let spec = TargetSpec::parse_assignment(&format!("router=openai:{base}#auto")).unwrap();
     let target = spec.build(Path::new("."), None).await.unwrap();
@@ -127,10 +130,9 @@ async fn plain_upstream_has_no_routing_and_price_gives_cost() {
     let (base, bodies) = gateway_double("").await;
     let spec =
         TargetSpec::parse_assignment(&format!("llm=openai:{base}#gpt;metadata=off")).unwrap();
-    let price = bench::target::Price {
-        input_per_mtok: Some(1.0),
-        output_per_mtok: Some(2.0),
-        usd_per_hour: None,
+    let price = router::pricing::BackendPrice::PerToken {
+        input: 1.0,
+        output: 2.0,
     };
     let target = spec.build(Path::new("."), Some(price)).await.unwrap();
     let run = run_target(

@@ -12,11 +12,11 @@
 
 use std::path::{Path, PathBuf};
 
-use bench::record::{GapSummary, RecordError, RequestRecord};
+use bench::record::{GapSummary, RecordError, RequestRecord, TargetRun};
 use bench::results::{summarize, write_run_dir, HostInfo, RunMetadata};
-use bench::runner::TargetRun;
 use bench::score::ScoreResult;
-use bench::target::{Price, Routing, TargetInfo};
+use bench::target::{Routing, TargetInfo};
+use router::pricing::BackendPrice;
 use serde_json::json;
 
 struct Rec<'a> {
@@ -126,7 +126,18 @@ fn record(
     }
 }
 
-fn target(name: &str, kind: &str, price: Price) -> TargetInfo {
+const SLM_PRICE: BackendPrice = BackendPrice::Machine { usd_per_hour: 0.05 };
+const LLM_PRICE: BackendPrice = BackendPrice::PerToken {
+    input: 0.15,
+    output: 0.60,
+};
+/// A gateway's requests carry their cost in its headers; its own price is nothing.
+const FREE: BackendPrice = BackendPrice::PerToken {
+    input: 0.0,
+    output: 0.0,
+};
+
+fn target(name: &str, kind: &str, price: BackendPrice) -> TargetInfo {
     TargetInfo {
         name: name.into(),
         kind: kind.into(),
@@ -165,16 +176,7 @@ const SENTIMENT: [(&str, &str); 4] = [
 const QA: [(&str, &str); 3] = [("q1", "Paris"), ("q2", "1969"), ("q3", "Jupiter")];
 
 fn basic_runs() -> Vec<TargetRun> {
-    let slm_price = Price {
-        input_per_mtok: None,
-        output_per_mtok: None,
-        usd_per_hour: Some(0.05),
-    };
-    let llm_price = Price {
-        input_per_mtok: Some(0.15),
-        output_per_mtok: Some(0.60),
-        usd_per_hour: None,
-    };
+    let (slm_price, llm_price) = (SLM_PRICE, LLM_PRICE);
     // (item, slm output, slm passed, llm output, llm passed)
     let slm_out = |id: &str| -> (&'static str, bool) {
         match id {
@@ -310,7 +312,7 @@ fn basic_runs() -> Vec<TargetRun> {
             warmup: 0,
         },
         TargetRun {
-            target: target("router", "gateway", Price::default()),
+            target: target("router", "gateway", FREE),
             records: router,
             wall_s: 3.0,
             warmup: 0,
@@ -319,16 +321,7 @@ fn basic_runs() -> Vec<TargetRun> {
 }
 
 fn error_runs() -> Vec<TargetRun> {
-    let slm_price = Price {
-        input_per_mtok: None,
-        output_per_mtok: None,
-        usd_per_hour: Some(0.05),
-    };
-    let llm_price = Price {
-        input_per_mtok: Some(0.15),
-        output_per_mtok: Some(0.60),
-        usd_per_hour: None,
-    };
+    let (slm_price, llm_price) = (SLM_PRICE, LLM_PRICE);
     let mut slm = Vec::new();
     let mut llm = Vec::new();
     for (n, (item, expected)) in SENTIMENT.iter().take(3).enumerate() {

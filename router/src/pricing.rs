@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The table as checked in (see `router/data/SOURCE.md`).
@@ -73,13 +74,66 @@ impl PriceTable {
     }
 }
 
-/// How one backend is priced.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Prices to turn a request into dollars: per million input/output tokens (remote APIs) or
+/// machine dollars per hour times the seconds the request kept the machine busy (local models).
+///
+/// Written as `{input_per_mtok, output_per_mtok}` (a missing or zero price is left out) or
+/// `{usd_per_hour}`, as the harness's suite files and run metadata hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(into = "PriceFields", try_from = "PriceFields")]
+#[schemars(
+    rename = "Price",
+    description = "Prices to turn a request into dollars: per million input/output tokens (remote APIs) or\nmachine dollars per hour times the request's end-to-end seconds (local models), not both."
+)]
 pub enum BackendPrice {
     /// A remote API: USD per 1M tokens.
     PerToken { input: f64, output: f64 },
     /// A local engine: the machine's cost per hour, charged by engine-busy seconds.
     Machine { usd_per_hour: f64 },
+}
+
+/// The written form of a [`BackendPrice`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PriceFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    usd_per_hour: Option<f64>,
+}
+
+impl From<BackendPrice> for PriceFields {
+    fn from(price: BackendPrice) -> Self {
+        let given = |v: f64| (v != 0.0).then_some(v);
+        match price {
+            BackendPrice::PerToken { input, output } => PriceFields {
+                input_per_mtok: given(input),
+                output_per_mtok: given(output),
+                usd_per_hour: None,
+            },
+            BackendPrice::Machine { usd_per_hour } => PriceFields {
+                usd_per_hour: Some(usd_per_hour),
+                ..PriceFields::default()
+            },
+        }
+    }
+}
+
+impl TryFrom<PriceFields> for BackendPrice {
+    type Error = &'static str;
+
+    fn try_from(f: PriceFields) -> Result<Self, Self::Error> {
+        match (f.input_per_mtok, f.output_per_mtok, f.usd_per_hour) {
+            (None, None, Some(usd_per_hour)) => Ok(BackendPrice::Machine { usd_per_hour }),
+            (_, _, Some(_)) => Err("a price is per token (`input_per_mtok`, `output_per_mtok`) or per hour (`usd_per_hour`), not both"),
+            (input, output, None) => Ok(BackendPrice::PerToken {
+                input: input.unwrap_or(0.0),
+                output: output.unwrap_or(0.0),
+            }),
+        }
+    }
 }
 
 impl BackendPrice {
@@ -186,6 +240,32 @@ mod tests {
         assert_eq!((mini.input, mini.output), (0.15, 0.6));
         assert!(t.lookup("mistral-small-latest", None).is_some());
         assert!(t.lookup("no-such-model", None).is_none());
+    }
+
+    #[test]
+    fn backend_price_is_written_per_token_or_per_hour() {
+        let remote = BackendPrice::PerToken {
+            input: 0.15,
+            output: 0.6,
+        };
+        let local = BackendPrice::Machine { usd_per_hour: 0.05 };
+        let free = BackendPrice::PerToken {
+            input: 0.0,
+            output: 0.0,
+        };
+        for (price, json) in [
+            (remote, r#"{"input_per_mtok":0.15,"output_per_mtok":0.6}"#),
+            (local, r#"{"usd_per_hour":0.05}"#),
+            (free, "{}"),
+        ] {
+            assert_eq!(serde_json::to_string(&price).unwrap(), json);
+            assert_eq!(serde_json::from_str::<BackendPrice>(json).unwrap(), price);
+        }
+        let output_only: BackendPrice = serde_json::from_str(r#"{"output_per_mtok":2}"#).unwrap();
+        assert_eq!(output_only.cost(1_000_000, 1_000_000, 0.0), 2.0);
+        let both = r#"{"input_per_mtok":1,"usd_per_hour":1}"#;
+        assert!(serde_json::from_str::<BackendPrice>(both).is_err());
+        assert!(serde_json::from_str::<BackendPrice>(r#"{"per_hour":1}"#).is_err());
     }
 
     #[test]

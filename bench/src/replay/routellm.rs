@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Recorded, ReplayBackend};
 use crate::calibrate::{apgr, cpt, CurvePoint};
-use crate::error::{BenchError, Result};
+use crate::error::{BenchError, Result, UnknownName};
 
 pub const WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 pub const STRONG: &str = "gpt-4-1106-preview";
@@ -38,12 +38,16 @@ pub enum Benchmark {
 }
 
 impl std::str::FromStr for Benchmark {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownName> {
         match s.to_ascii_lowercase().as_str() {
             "gsm8k" => Ok(Benchmark::Gsm8k),
             "mmlu" => Ok(Benchmark::Mmlu),
-            other => Err(format!("unknown benchmark `{other}` (gsm8k or mmlu)")),
+            other => Err(UnknownName {
+                what: "benchmark",
+                name: other.to_string(),
+                known: "gsm8k or mmlu",
+            }),
         }
     }
 }
@@ -201,15 +205,17 @@ impl SimpleRouter {
         }
     }
 
-    pub fn parse(name: &str) -> std::result::Result<Self, String> {
+    pub fn parse(name: &str) -> std::result::Result<Self, UnknownName> {
         match name {
             "random" => Ok(SimpleRouter::Random { seed: 0 }),
             "length" => Ok(SimpleRouter::Length),
             "keyword" => Ok(SimpleRouter::Keyword),
             "oracle" => Ok(SimpleRouter::Oracle),
-            other => Err(format!(
-                "unknown router `{other}` (random, length, keyword, oracle)"
-            )),
+            other => Err(UnknownName {
+                what: "router",
+                name: other.to_string(),
+                known: "random, length, keyword, oracle",
+            }),
         }
     }
 

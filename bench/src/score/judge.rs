@@ -3,9 +3,11 @@
 //!
 //! The prompt is our own wording of the single-answer grading set-up (an impartial judge,
 //! explanation first, then the rating in double brackets), with the reference answer included
-//! when the scenario has an expected answer.
+//! when the scenario has an expected answer. [`Judges`] holds the targets that grade: the
+//! suite's default judge and any named ones.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use backends::{ChatMessage, ChatRequest, Role};
 use regex::Regex;
@@ -13,6 +15,23 @@ use serde_json::json;
 
 use super::{ScoreInput, ScoreResult};
 use crate::target::Target;
+
+/// Judge targets for `judge` scorers: the suite default and any named ones.
+#[derive(Clone, Default)]
+pub struct Judges {
+    pub default: Option<Arc<dyn Target>>,
+    pub named: HashMap<String, Arc<dyn Target>>,
+}
+
+impl Judges {
+    /// The judge a scorer names, or the default one for `None`.
+    pub fn get(&self, name: Option<&str>) -> Option<&dyn Target> {
+        match name {
+            Some(n) => self.named.get(n).map(|t| t.as_ref()),
+            None => self.default.as_deref(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct JudgeScorer {

@@ -16,10 +16,13 @@ pub mod overlap;
 pub mod pii;
 pub mod text;
 
+pub use judge::Judges;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::error::ScorerError;
 use crate::target::Target;
 use crate::template::Item;
 
@@ -160,13 +163,13 @@ pub struct ScoreResult {
 
 impl Scorer {
     /// Validate a spec; the message says what is wrong.
-    pub fn new(spec: &ScorerSpec) -> Result<Scorer, String> {
-        let pass_at = |p: Option<f64>, default: f64| -> Result<f64, String> {
+    pub fn new(spec: &ScorerSpec) -> Result<Scorer, ScorerError> {
+        let pass_at = |p: Option<f64>, default: f64| -> Result<f64, ScorerError> {
             let v = p.unwrap_or(default);
             if (0.0..=1.0).contains(&v) {
                 Ok(v)
             } else {
-                Err(format!("`pass_at` must be in [0, 1], got {v}"))
+                Err(ScorerError::PassAt(v))
             }
         };
         Ok(match spec {
@@ -176,9 +179,9 @@ impl Scorer {
             ScorerSpec::Contains { case_sensitive } => Scorer::Contains {
                 case_sensitive: *case_sensitive,
             },
-            ScorerSpec::Regex { pattern } => Scorer::Regex(
-                regex::Regex::new(pattern).map_err(|e| format!("bad `pattern`: {e}"))?,
-            ),
+            ScorerSpec::Regex { pattern } => {
+                Scorer::Regex(regex::Regex::new(pattern).map_err(ScorerError::Pattern)?)
+            }
             ScorerSpec::Numeric {
                 tolerance,
                 relative,
@@ -186,7 +189,7 @@ impl Scorer {
                 let tolerance = tolerance.unwrap_or(1e-6);
                 let relative = relative.unwrap_or(0.0);
                 if tolerance < 0.0 || relative < 0.0 {
-                    return Err("tolerances must not be negative".into());
+                    return Err(ScorerError::NegativeTolerance);
                 }
                 Scorer::Numeric {
                     tolerance,
@@ -205,7 +208,7 @@ impl Scorer {
             ScorerSpec::JsonValid { schema } => Scorer::JsonValid(match schema {
                 None => None,
                 Some(s) => Some(Box::new(
-                    jsonschema::validator_for(s).map_err(|e| format!("bad `schema`: {e}"))?,
+                    jsonschema::validator_for(s).map_err(|e| ScorerError::Schema(e.to_string()))?,
                 )),
             }),
             ScorerSpec::JsonMatch { fields, pass_at: p } => Scorer::JsonMatch {
@@ -214,7 +217,7 @@ impl Scorer {
             },
             ScorerSpec::PiiLeak { field, detector } => {
                 if field.is_empty() {
-                    return Err("`field` must name the item field listing PII values".into());
+                    return Err(ScorerError::NoPiiField);
                 }
                 Scorer::PiiLeak {
                     field: field.clone(),
@@ -270,28 +273,28 @@ impl Scorer {
 
     /// Check at load time that an item can be scored (the expected label is one of the
     /// choices, the PII field is a list of strings, the expected number parses…).
-    pub fn check_item(&self, item: &Item, expected: Option<&str>) -> Result<(), String> {
+    pub fn check_item(&self, item: &Item, expected: Option<&str>) -> Result<(), ScorerError> {
         match self {
             Scorer::Choice(c) => {
                 let e = expected.unwrap_or("");
                 if c.canonical(e).is_none() {
-                    return Err(format!(
-                        "expected answer `{e}` is not one of the choices {:?}",
-                        c.choices()
-                    ));
+                    return Err(ScorerError::NotAChoice {
+                        expected: e.to_string(),
+                        choices: c.choices().to_vec(),
+                    });
                 }
             }
             Scorer::Numeric { .. } => {
                 let e = expected.unwrap_or("");
                 if numeric::final_number(e).is_none() {
-                    return Err(format!("expected answer `{e}` holds no number"));
+                    return Err(ScorerError::NoNumber(e.to_string()));
                 }
             }
             Scorer::JsonMatch { .. } => {
                 let e = expected.unwrap_or("");
                 match json::extract_json(e) {
                     Some(Value::Object(_)) => {}
-                    _ => return Err(format!("expected answer `{e}` is not a JSON object")),
+                    _ => return Err(ScorerError::NotJsonObject(e.to_string())),
                 }
             }
             Scorer::PiiLeak { field, .. } => {

@@ -8,26 +8,29 @@
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::error::ScorerError;
 use crate::template::Item;
 
 /// The PII values listed in `field` (a string or a list of strings).
-pub fn values(item: &Item, field: &str) -> Result<Vec<String>, String> {
+pub fn values(item: &Item, field: &str) -> Result<Vec<String>, ScorerError> {
     match item.get(field) {
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| {
                 v.as_str()
                     .map(str::to_string)
-                    .ok_or_else(|| format!("`{field}` must be a list of strings, found {v}"))
+                    .ok_or_else(|| ScorerError::PiiNotStrings {
+                        field: field.to_string(),
+                        found: v.to_string(),
+                    })
             })
             .collect(),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(other) => Err(format!(
-            "`{field}` must be a list of strings, found {other}"
-        )),
-        None => Err(format!(
-            "the item has no `{field}` field listing its PII values"
-        )),
+        Some(other) => Err(ScorerError::PiiNotStrings {
+            field: field.to_string(),
+            found: other.to_string(),
+        }),
+        None => Err(ScorerError::NoPiiValues(field.to_string())),
     }
 }
 

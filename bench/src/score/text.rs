@@ -2,6 +2,8 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+use crate::error::ScorerError;
+
 /// SQuAD-style normalisation, Unicode-aware: NFKC, lower case, punctuation removed, the English
 /// articles a/an/the removed, whitespace collapsed.
 pub fn normalize(text: &str) -> String {
@@ -60,17 +62,17 @@ pub struct ChoiceExtractor {
 }
 
 impl ChoiceExtractor {
-    pub fn new(choices: &[String]) -> Result<Self, String> {
+    pub fn new(choices: &[String]) -> Result<Self, ScorerError> {
         if choices.is_empty() {
-            return Err("`choices` must list at least one label".into());
+            return Err(ScorerError::NoChoices);
         }
         let folded: Vec<String> = choices.iter().map(|c| fold(c)).collect();
         for (i, f) in folded.iter().enumerate() {
             if f.is_empty() {
-                return Err(format!("choice {i} is empty"));
+                return Err(ScorerError::EmptyChoice(i));
             }
             if folded[..i].contains(f) {
-                return Err(format!("choice `{}` is listed twice", choices[i]));
+                return Err(ScorerError::DuplicateChoice(choices[i].clone()));
             }
         }
         Ok(Self {

@@ -6,6 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Now on tokio's clock (the system clock, or the paused test clock), as the std instant that
+/// stream events carry.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 use backends::{
     collect_stream, Backend, ChatEvent, ChatRequest, ChatResponse, EventStream, FinishReason, Usage,
 };
@@ -16,7 +22,8 @@ type AnswerFn = dyn Fn(&ChatRequest) -> String + Send + Sync;
 /// A test double standing in for a model server: answers with `answer(request)`, streamed word
 /// by word with `token_delay` between words and a fixed log-probability per word. It serves one
 /// request at a time (like a single-slot engine), and request number `stall_at` (0-based)
-/// first sleeps for `stall` — a known artificial stall.
+/// first sleeps for `stall` — a known artificial stall. Its delays and timestamps follow
+/// tokio's clock, so tests on paused time see exact, instant schedules.
 pub struct TestBackend {
     pub answer: Arc<AnswerFn>,
     pub token_delay: Duration,
@@ -71,7 +78,7 @@ impl Backend for TestBackend {
             if !service.is_zero() {
                 tokio::time::sleep(service).await;
             }
-            let _ = tx.unbounded_send(Ok(ChatEvent::FirstByte { at: Instant::now() }));
+            let _ = tx.unbounded_send(Ok(ChatEvent::FirstByte { at: now() }));
             let words: Vec<String> = text.split_inclusive(' ').map(str::to_string).collect();
             let count = words.len() as u32;
             for (i, w) in words.into_iter().enumerate() {
@@ -82,17 +89,17 @@ impl Backend for TestBackend {
                     choice: 0,
                     text: w,
                     logprobs: vec![logprob],
-                    at: Instant::now(),
+                    at: now(),
                 }));
             }
             let _ = tx.unbounded_send(Ok(ChatEvent::Usage {
                 usage: Usage::new(prompt_tokens, count),
-                at: Instant::now(),
+                at: now(),
             }));
             let _ = tx.unbounded_send(Ok(ChatEvent::Done {
                 choice: 0,
                 finish_reason: FinishReason::Stop,
-                at: Instant::now(),
+                at: now(),
             }));
         });
         Ok(Box::pin(rx))
