@@ -9,8 +9,9 @@
 //! config and is cheap to share (`Sync`); a scan allocates only its result vector.
 //!
 //! This file holds the detector (kinds, patterns, the scan and overlap resolution);
-//! [`checks`](self::checks) the validators that confirm candidates (Luhn, IBAN mod-97, SSN
-//! rules, phone look-alikes) and [`eval`] the precision/recall evaluation on labelled data.
+//! `scan` the byte scans that find where candidates can be, `checks` the validators that
+//! confirm them (Luhn, IBAN mod-97, SSN rules, phone look-alikes) and [`eval`] the
+//! precision/recall evaluation on labelled data.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -21,9 +22,11 @@ use serde::{Deserialize, Serialize};
 
 mod checks;
 pub mod eval;
+mod scan;
 
 use checks::phone_plausible;
 pub use checks::{card_valid, iban_valid, luhn, ssn_valid};
+use scan::{colon_runs, digit_runs, glued_to_dot, iban_end, iban_starts, memchr_at, window};
 
 /// What kind of personal data a span holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -265,17 +268,7 @@ impl PiiDetector {
             }
             if let Some(re) = &self.iban {
                 for start in iban_starts(bytes) {
-                    // Up to 42 bytes (34 characters in groups of four), then to the word's end.
-                    // The 42nd byte can fall inside a multi-byte character ("AB12" then CJK
-                    // text): back off to that character's start, as slicing must.
-                    let mut end = (start + 42).min(bytes.len());
-                    while !text.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
-                        end += 1;
-                    }
-                    let (w0, w1) = window(text, start, end);
+                    let (w0, w1) = window(text, start, iban_end(text, start));
                     if let Some(m) = re.find(&text[w0..w1]) {
                         if w0 + m.start() == start && iban_valid(m.as_str()) {
                             push(PiiKind::Iban, start, w0 + m.end());
@@ -316,117 +309,6 @@ fn compile_builtin(re: &str) -> Option<Regex> {
             None
         }
     }
-}
-
-/// A run of bytes that can make up a phone, card, SSN or IPv4 number: digits and the
-/// separators those use (`+ ( ) - . space`, `x` for extensions), with its digit and dot counts.
-struct DigitRun {
-    start: usize,
-    end: usize,
-    digits: usize,
-    dots: usize,
-}
-
-fn digit_runs(bytes: &[u8]) -> Vec<DigitRun> {
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if !bytes[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        // Grow around the first digit: back over separators, forward over digits/separators.
-        let mut start = i;
-        while start > 0 && matches!(bytes[start - 1], b'+' | b'(' | b')' | b'-' | b'.' | b' ') {
-            start -= 1;
-        }
-        let (mut digits, mut dots) = (0, 0);
-        let mut end = i;
-        while end < bytes.len()
-            && matches!(
-                bytes[end],
-                b'0'..=b'9' | b'+' | b'(' | b')' | b'-' | b'.' | b' ' | b'x'
-            )
-        {
-            digits += usize::from(bytes[end].is_ascii_digit());
-            dots += usize::from(bytes[end] == b'.');
-            end += 1;
-        }
-        runs.push(DigitRun {
-            start,
-            end,
-            digits,
-            dots,
-        });
-        i = end;
-    }
-    runs
-}
-
-/// `[start, end)` widened by one character on each side, so `\b` sees the real neighbours.
-fn window(text: &str, start: usize, end: usize) -> (usize, usize) {
-    let w0 = text[..start]
-        .char_indices()
-        .next_back()
-        .map(|(i, _)| i)
-        .unwrap_or(start);
-    let w1 = text[end..]
-        .chars()
-        .next()
-        .map(|c| end + c.len_utf8())
-        .unwrap_or(end);
-    (w0, w1)
-}
-
-/// Where an IBAN could start: two letters and two digits at the start of a word.
-fn iban_starts(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    (0..bytes.len().saturating_sub(3)).filter(move |&i| {
-        bytes[i].is_ascii_alphabetic()
-            && bytes[i + 1].is_ascii_alphabetic()
-            && bytes[i + 2].is_ascii_digit()
-            && bytes[i + 3].is_ascii_digit()
-            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
-    })
-}
-
-/// Runs of hex digits, colons and dots holding at least two colons (IPv6 candidates).
-fn colon_runs(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b':' {
-            i += 1;
-            continue;
-        }
-        let mut start = i;
-        while start > 0 && (bytes[start - 1].is_ascii_hexdigit() || bytes[start - 1] == b':') {
-            start -= 1;
-        }
-        let mut end = i;
-        let mut colons = 0;
-        while end < bytes.len()
-            && (bytes[end].is_ascii_hexdigit() || matches!(bytes[end], b':' | b'.'))
-        {
-            colons += usize::from(bytes[end] == b':');
-            end += 1;
-        }
-        if colons >= 2 {
-            runs.push((start, end));
-        }
-        i = end.max(i + 1);
-    }
-    runs
-}
-
-fn memchr_at(bytes: &[u8]) -> bool {
-    bytes.contains(&b'@')
-}
-
-/// `1.2.3.4.5` or `v1.2.3.4` are not addresses/phones: reject matches glued to a dot+digit.
-fn glued_to_dot(bytes: &[u8], start: usize, end: usize) -> bool {
-    let before = start >= 2 && bytes[start - 1] == b'.' && bytes[start - 2].is_ascii_digit();
-    let after = end + 1 < bytes.len() && bytes[end] == b'.' && bytes[end + 1].is_ascii_digit();
-    before || after
 }
 
 /// Keep the higher-priority span of any two that overlap (longer wins on a tie).
