@@ -1,6 +1,6 @@
 //! Errors of the dashboard: files that cannot be read or do not match what the harness and
-//! `triage hw` write (each names the file and, where it applies, the line and field), and
-//! terminal failures.
+//! `triage hw` write (each names the file and, where it applies, the line and field), terminal
+//! failures, and what goes wrong reading a live gateway ([`LiveError`]).
 
 use std::path::PathBuf;
 
@@ -27,7 +27,33 @@ pub enum DashError {
     #[error("terminal: {0}")]
     Terminal(std::io::Error),
     #[error("live view: {0}")]
-    Live(String),
+    Live(#[from] LiveError),
+}
+
+/// Why the live view could not read the gateway. The live tasks report it (as text) and carry
+/// on: they reconnect or poll again, so it is never fatal.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveError {
+    /// The request got no answer; `detail` is the root cause after its kind
+    /// (`connect: Connection refused (os error 111)`).
+    #[error("GET {path}: {detail}")]
+    Request { path: &'static str, detail: String },
+    /// The gateway answered with an error status.
+    #[error("GET {path} answered {status}")]
+    Status {
+        path: &'static str,
+        status: reqwest::StatusCode,
+    },
+    /// `/metrics` answered, but not with Prometheus text.
+    #[error("/metrics is not Prometheus text: {0}")]
+    NotPrometheus(String),
+    /// The open event stream failed.
+    #[error("event stream: {0}")]
+    Stream(String),
+    /// The gateway ended the event stream.
+    #[error("the gateway closed the event stream")]
+    Closed,
 }
 
 impl DashError {

@@ -28,7 +28,7 @@ pub mod render;
 pub mod state;
 pub mod tui;
 
-pub use error::DashError;
+pub use error::{DashError, LiveError};
 
 use std::path::PathBuf;
 

@@ -7,11 +7,22 @@
 //! type (each gold span matches once); `exact` counts those whose boundaries are identical.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use router::pii::{eval, PiiDetector};
 
-fn main() -> Result<(), String> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pii_eval: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), eval::EvalError> {
     let path = std::env::args()
         .nth(1)
         .map(PathBuf::from)

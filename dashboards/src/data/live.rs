@@ -21,7 +21,13 @@ pub use router::events::RequestSummary;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// What the live tasks report.
+use crate::error::LiveError;
+
+const EVENTS_PATH: &str = "/v1/triage/events";
+const METRICS_PATH: &str = "/metrics";
+
+/// What the live tasks report. Failures travel as the text the live view shows (a
+/// [`LiveError`] rendered), since the tasks recover from them on their own.
 #[derive(Clone, Debug)]
 pub enum LiveMsg {
     /// The event stream is open.
@@ -141,7 +147,7 @@ async fn event_task<M>(
             }
         };
         let msg = LiveMsg::Disconnected {
-            error,
+            error: error.to_string(),
             retry_in: backoff,
         };
         if tx.send(wrap(msg)).await.is_err() {
@@ -154,7 +160,10 @@ async fn event_task<M>(
 
 enum Follow {
     ReceiverGone,
-    Ended { error: String, was_connected: bool },
+    Ended {
+        error: LiveError,
+        was_connected: bool,
+    },
 }
 
 async fn follow_events<M>(
@@ -163,22 +172,26 @@ async fn follow_events<M>(
     tx: &mpsc::Sender<M>,
     wrap: fn(LiveMsg) -> M,
 ) -> Follow {
-    let ended = |error: String, was_connected: bool| Follow::Ended {
+    let ended = |error: LiveError, was_connected: bool| Follow::Ended {
         error,
         was_connected,
     };
     let response = match options
-        .get(client, "/v1/triage/events")
+        .get(client, EVENTS_PATH)
         .header("accept", "text/event-stream")
         .send()
         .await
     {
         Ok(r) => r,
-        Err(e) => return ended(format!("GET /v1/triage/events: {}", describe(&e)), false),
+        Err(e) => return ended(request_error(EVENTS_PATH, &e), false),
     };
     if !response.status().is_success() {
+        let status = response.status();
         return ended(
-            format!("GET /v1/triage/events answered {}", response.status()),
+            LiveError::Status {
+                path: EVENTS_PATH,
+                status,
+            },
             false,
         );
     }
@@ -189,7 +202,7 @@ async fn follow_events<M>(
     while let Some(item) = stream.next().await {
         let event = match item {
             Ok(event) => event,
-            Err(e) => return ended(format!("event stream: {e}"), true),
+            Err(e) => return ended(LiveError::Stream(e.to_string()), true),
         };
         if event.data.trim().is_empty() {
             continue;
@@ -202,7 +215,7 @@ async fn follow_events<M>(
             return Follow::ReceiverGone;
         }
     }
-    ended("the gateway closed the event stream".into(), true)
+    ended(LiveError::Closed, true)
 }
 
 async fn metrics_task<M>(
@@ -217,7 +230,7 @@ async fn metrics_task<M>(
         interval.tick().await;
         let msg = match scrape(&options, &client).await {
             Ok(snapshot) => LiveMsg::Metrics(snapshot),
-            Err(e) => LiveMsg::MetricsError(e),
+            Err(e) => LiveMsg::MetricsError(e.to_string()),
         };
         if tx.send(wrap(msg)).await.is_err() {
             return;
@@ -228,25 +241,35 @@ async fn metrics_task<M>(
 async fn scrape(
     options: &LiveOptions,
     client: &reqwest::Client,
-) -> Result<MetricsSnapshot, String> {
+) -> Result<MetricsSnapshot, LiveError> {
     let response = options
-        .get(client, "/metrics")
+        .get(client, METRICS_PATH)
         .timeout(Duration::from_secs(5))
         .send()
         .await
-        .map_err(|e| format!("GET /metrics: {}", describe(&e)))?;
+        .map_err(|e| request_error(METRICS_PATH, &e))?;
     if !response.status().is_success() {
-        return Err(format!("GET /metrics answered {}", response.status()));
+        return Err(LiveError::Status {
+            path: METRICS_PATH,
+            status: response.status(),
+        });
     }
     let text = response
         .text()
         .await
-        .map_err(|e| format!("GET /metrics: {}", describe(&e)))?;
+        .map_err(|e| request_error(METRICS_PATH, &e))?;
     MetricsSnapshot::parse(&text, Instant::now())
 }
 
+fn request_error(path: &'static str, e: &reqwest::Error) -> LiveError {
+    LiveError::Request {
+        path,
+        detail: describe(e),
+    }
+}
+
 /// A reqwest error as its root cause ("Connection refused (os error 111)"), which says more
-/// than the top-level message, with the top-level kind after it.
+/// than the top-level message, with the top-level kind before it.
 fn describe(e: &reqwest::Error) -> String {
     let mut root: &dyn std::error::Error = e;
     while let Some(s) = root.source() {
@@ -291,10 +314,10 @@ pub struct MetricsSnapshot {
 
 impl MetricsSnapshot {
     /// Parse Prometheus / OpenMetrics text. Unknown metrics are ignored.
-    pub fn parse(text: &str, at: Instant) -> Result<MetricsSnapshot, String> {
+    pub fn parse(text: &str, at: Instant) -> Result<MetricsSnapshot, LiveError> {
         let lines = text.lines().map(|l| Ok(l.to_string()));
         let scrape = prometheus_parse::Scrape::parse(lines)
-            .map_err(|e| format!("/metrics is not Prometheus text: {e}"))?;
+            .map_err(|e| LiveError::NotPrometheus(e.to_string()))?;
         let mut s = MetricsSnapshot {
             at,
             requests: BTreeMap::new(),

@@ -1,0 +1,227 @@
+//! State of the live view: the connection to a gateway's event stream, the recent requests
+//! and per-backend latency points taken from its events, and request rates computed from the
+//! `/metrics` counters over a sliding window (a counter that goes down means the gateway
+//! restarted, and counting starts again from zero).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::data::live::{LiveMsg, MetricsSnapshot, RequestSummary};
+
+/// State of the connection to the gateway's event stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Connection {
+    /// No `--live` URL given.
+    Off,
+    Connecting,
+    Connected,
+    Disconnected {
+        error: String,
+        retry_in: Duration,
+    },
+}
+
+/// Requests per second over the last [`RATE_WINDOW`] of scrapes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rates {
+    pub total: f64,
+    pub by_backend: BTreeMap<String, f64>,
+    pub by_route: BTreeMap<String, f64>,
+}
+
+/// Requests per second are averaged over this much scrape history.
+pub const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Request counters of one scrape, for rates.
+#[derive(Clone, Debug)]
+pub struct CounterSample {
+    pub at: std::time::Instant,
+    pub by_backend: BTreeMap<String, f64>,
+    pub by_route: BTreeMap<String, f64>,
+}
+
+/// How many recent requests and latency points the live view keeps.
+pub const LIVE_RECENT: usize = 200;
+pub const LIVE_SPARK_POINTS: usize = 120;
+
+/// The live view: connection, recent requests, latency points, metrics and rates.
+#[derive(Clone, Debug)]
+pub struct LiveState {
+    pub url: Option<String>,
+    pub connection: Connection,
+    /// Times the event stream was (re)established.
+    pub connects: u64,
+    pub events_seen: u64,
+    pub bad_events: u64,
+    pub last_bad_event: Option<String>,
+    /// Newest first.
+    pub recent: VecDeque<RequestSummary>,
+    /// End-to-end microseconds of the last requests, per backend, oldest first.
+    pub latency: BTreeMap<String, VecDeque<u64>>,
+    pub metrics: Option<MetricsSnapshot>,
+    pub metrics_error: Option<String>,
+    pub rates: Rates,
+    /// Scrapes within the rate window, oldest first.
+    pub counter_history: VecDeque<CounterSample>,
+    /// Total requests/s at each scrape, oldest first.
+    pub rps_history: VecDeque<f64>,
+    /// Cost and savings of the requests seen by this dashboard (from events).
+    pub cost_seen_usd: f64,
+    pub saved_seen_usd: f64,
+    pub filter: String,
+    pub scroll: usize,
+}
+
+impl LiveState {
+    pub(super) fn new(url: Option<String>) -> Self {
+        LiveState {
+            connection: if url.is_some() {
+                Connection::Connecting
+            } else {
+                Connection::Off
+            },
+            url,
+            connects: 0,
+            events_seen: 0,
+            bad_events: 0,
+            last_bad_event: None,
+            recent: VecDeque::new(),
+            latency: BTreeMap::new(),
+            metrics: None,
+            metrics_error: None,
+            rates: Rates::default(),
+            counter_history: VecDeque::new(),
+            rps_history: VecDeque::new(),
+            cost_seen_usd: 0.0,
+            saved_seen_usd: 0.0,
+            filter: String::new(),
+            scroll: 0,
+        }
+    }
+
+    /// Fold one message from the live tasks into the state.
+    pub fn on_msg(&mut self, msg: LiveMsg) {
+        match msg {
+            LiveMsg::Connected => {
+                self.connection = Connection::Connected;
+                self.connects += 1;
+            }
+            LiveMsg::Disconnected { error, retry_in } => {
+                self.connection = Connection::Disconnected { error, retry_in };
+            }
+            LiveMsg::Event(summary) => self.on_event(*summary),
+            LiveMsg::BadEvent(text) => {
+                self.bad_events += 1;
+                self.last_bad_event = Some(text);
+            }
+            LiveMsg::Metrics(snapshot) => self.on_metrics(snapshot),
+            LiveMsg::MetricsError(e) => self.metrics_error = Some(e),
+        }
+    }
+
+    fn on_event(&mut self, summary: RequestSummary) {
+        self.events_seen += 1;
+        self.cost_seen_usd += summary.cost_usd;
+        self.saved_seen_usd += summary.saved_usd;
+        let backend = summary.backend.clone().unwrap_or_else(|| "none".into());
+        let points = self.latency.entry(backend).or_default();
+        points.push_back((summary.e2e_ms.max(0.0) * 1000.0).round() as u64);
+        while points.len() > LIVE_SPARK_POINTS {
+            points.pop_front();
+        }
+        self.recent.push_front(summary);
+        self.recent.truncate(LIVE_RECENT);
+    }
+
+    fn on_metrics(&mut self, snapshot: MetricsSnapshot) {
+        self.metrics_error = None;
+        let sample = CounterSample {
+            at: snapshot.at,
+            by_backend: snapshot.requests_by_backend(),
+            by_route: snapshot.requests_by_route(),
+        };
+        // A counter that went down means the gateway restarted from zero: count from a zero
+        // baseline at the previous scrape.
+        let restarted = self.counter_history.back().is_some_and(|last| {
+            sample
+                .by_backend
+                .iter()
+                .any(|(k, v)| last.by_backend.get(k).is_some_and(|old| v < old))
+                || last
+                    .by_backend
+                    .keys()
+                    .any(|k| !sample.by_backend.contains_key(k))
+        });
+        if restarted {
+            let at = self.counter_history.back().map_or(sample.at, |l| l.at);
+            self.counter_history.clear();
+            self.counter_history.push_back(CounterSample {
+                at,
+                by_backend: BTreeMap::new(),
+                by_route: BTreeMap::new(),
+            });
+        }
+        self.counter_history.push_back(sample);
+        // Keep the newest sample and the ones within the rate window before it.
+        while self.counter_history.len() > 2
+            && self
+                .counter_history
+                .get(1)
+                .zip(self.counter_history.back())
+                .is_some_and(|(second, newest)| {
+                    newest.at.saturating_duration_since(second.at) >= RATE_WINDOW
+                })
+        {
+            self.counter_history.pop_front();
+        }
+        if let (Some(oldest), Some(newest)) =
+            (self.counter_history.front(), self.counter_history.back())
+        {
+            let dt = newest.at.saturating_duration_since(oldest.at).as_secs_f64();
+            if dt > 0.0 {
+                let rate = |now: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>| {
+                    now.iter()
+                        .map(|(k, v)| {
+                            let old = before.get(k).copied().unwrap_or(0.0);
+                            (k.clone(), (v - old).max(0.0) / dt)
+                        })
+                        .collect::<BTreeMap<_, _>>()
+                };
+                let by_backend = rate(&newest.by_backend, &oldest.by_backend);
+                let by_route = rate(&newest.by_route, &oldest.by_route);
+                self.rates = Rates {
+                    total: by_backend.values().sum(),
+                    by_backend,
+                    by_route,
+                };
+                self.rps_history.push_back(self.rates.total);
+                while self.rps_history.len() > LIVE_SPARK_POINTS {
+                    self.rps_history.pop_front();
+                }
+            }
+        }
+        self.metrics = Some(snapshot);
+    }
+
+    /// Recent requests passing the text filter (backend, route, task, model, status, error).
+    pub fn visible_recent(&self) -> Vec<&RequestSummary> {
+        let needle = self.filter.to_lowercase();
+        self.recent
+            .iter()
+            .filter(|s| {
+                needle.is_empty()
+                    || [
+                        s.backend.as_deref(),
+                        s.route.as_deref(),
+                        s.task.as_deref(),
+                        Some(s.model.as_str()),
+                        s.error.as_deref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f.to_lowercase().contains(&needle))
+                    || s.status.to_string() == needle
+            })
+            .collect()
+    }
+}

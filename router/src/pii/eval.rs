@@ -1,0 +1,301 @@
+//! Precision and recall of the detector against a labelled corpus (Presidio's synthetic
+//! dataset, `synth_dataset_v2.json`): a detected span is a true positive when it overlaps a gold
+//! span of the same entity type (each gold span matches once), and `exact` counts those whose
+//! boundaries are identical. Used by `tests/pii_eval.rs` (the floors the privacy rule relies on)
+//! and `examples/pii_eval.rs` (the full table).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{PiiDetector, PiiKind};
+
+/// One sentence of Presidio's `synth_dataset_v2.json`.
+#[derive(Debug, Deserialize)]
+pub struct Sample {
+    pub full_text: String,
+    pub spans: Vec<GoldSpan>,
+}
+
+/// Positions are character offsets into `full_text`.
+#[derive(Debug, Deserialize)]
+pub struct GoldSpan {
+    pub entity_type: String,
+    pub start_position: usize,
+    pub end_position: usize,
+}
+
+/// Why a labelled corpus could not be loaded; both name the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Read a corpus in Presidio's format (a JSON array of [`Sample`]s).
+pub fn load(path: &Path) -> Result<Vec<Sample>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| EvalError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The evaluated entity types: Presidio's name → ours (IPv4 and IPv6 are one type there).
+pub fn entity_of(kind: &PiiKind) -> Option<&'static str> {
+    Some(match kind {
+        PiiKind::Email => "EMAIL_ADDRESS",
+        PiiKind::Phone => "PHONE_NUMBER",
+        PiiKind::Card => "CREDIT_CARD",
+        PiiKind::Iban => "IBAN_CODE",
+        PiiKind::Ssn => "US_SSN",
+        PiiKind::Ipv4 | PiiKind::Ipv6 => "IP_ADDRESS",
+        PiiKind::Custom(_) => return None,
+    })
+}
+
+pub const ENTITIES: [&str; 6] = [
+    "CREDIT_CARD",
+    "EMAIL_ADDRESS",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "PHONE_NUMBER",
+    "US_SSN",
+];
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub gold: usize,
+    pub predicted: usize,
+    /// Predicted spans overlapping a gold span of the same type (each gold counted once).
+    pub true_positives: usize,
+    /// True positives whose boundaries equal the gold span's exactly.
+    pub exact: usize,
+}
+
+impl Counts {
+    pub fn precision(&self) -> f64 {
+        ratio(self.true_positives, self.predicted)
+    }
+    pub fn recall(&self) -> f64 {
+        ratio(self.true_positives, self.gold)
+    }
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub sentences: usize,
+    pub by_entity: BTreeMap<&'static str, Counts>,
+    /// Sentences holding at least one evaluated entity, and how many of them were flagged.
+    pub sentences_with_pii: usize,
+    pub sentences_flagged: usize,
+    /// Sentences without any evaluated entity that were flagged anyway.
+    pub sentences_without_pii: usize,
+    pub sentences_false_flagged: usize,
+}
+
+impl Report {
+    pub fn total(&self) -> Counts {
+        let mut t = Counts::default();
+        for c in self.by_entity.values() {
+            t.gold += c.gold;
+            t.predicted += c.predicted;
+            t.true_positives += c.true_positives;
+            t.exact += c.exact;
+        }
+        t
+    }
+}
+
+/// Byte offset of every char index (and one past the end).
+fn char_to_byte(text: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    v.push(text.len());
+    v
+}
+
+pub fn evaluate(detector: &PiiDetector, samples: &[Sample]) -> Report {
+    let mut r = Report {
+        sentences: samples.len(),
+        ..Report::default()
+    };
+    for e in ENTITIES {
+        r.by_entity.insert(e, Counts::default());
+    }
+    for s in samples {
+        let offsets = char_to_byte(&s.full_text);
+        let at = |c: usize| offsets.get(c).copied().unwrap_or(s.full_text.len());
+        let gold: Vec<(&str, usize, usize)> = s
+            .spans
+            .iter()
+            .filter_map(|g| {
+                let e = ENTITIES.iter().find(|e| **e == g.entity_type)?;
+                Some((*e, at(g.start_position), at(g.end_position)))
+            })
+            .collect();
+        let predicted: Vec<(&str, usize, usize)> = detector
+            .detect(&s.full_text)
+            .iter()
+            .filter_map(|p| Some((entity_of(&p.kind)?, p.start, p.end)))
+            .collect();
+        if gold.is_empty() {
+            r.sentences_without_pii += 1;
+            r.sentences_false_flagged += usize::from(!predicted.is_empty());
+        } else {
+            r.sentences_with_pii += 1;
+            r.sentences_flagged += usize::from(!predicted.is_empty());
+        }
+        let mut used = vec![false; gold.len()];
+        for (e, start, end) in &predicted {
+            let c = r.by_entity.entry(e).or_default();
+            c.predicted += 1;
+            let hit = gold.iter().enumerate().position(|(i, (ge, gs, gend))| {
+                !used[i] && ge == e && *start < *gend && *gs < *end
+            });
+            if let Some(i) = hit {
+                used[i] = true;
+                c.true_positives += 1;
+                c.exact += usize::from(gold[i].1 == *start && gold[i].2 == *end);
+            }
+        }
+        for (e, ..) in &gold {
+            r.by_entity.entry(e).or_default().gold += 1;
+        }
+    }
+    r
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<14} {:>5} {:>9} {:>4} {:>9} {:>7} {:>6} {:>8}",
+            "entity", "gold", "predicted", "TP", "precision", "recall", "F1", "exact"
+        )?;
+        let rows = self
+            .by_entity
+            .iter()
+            .map(|(e, c)| (*e, *c))
+            .chain(std::iter::once(("ALL", self.total())));
+        for (e, c) in rows {
+            writeln!(
+                f,
+                "{:<14} {:>5} {:>9} {:>4} {:>9.3} {:>7.3} {:>6.3} {:>8}",
+                e,
+                c.gold,
+                c.predicted,
+                c.true_positives,
+                c.precision(),
+                c.recall(),
+                c.f1(),
+                format!("{}/{}", c.exact, c.true_positives)
+            )?;
+        }
+        writeln!(
+            f,
+            "sentences: {} | with PII of these types: {}, flagged {} ({:.1}%) | without: {}, flagged anyway {} ({:.1}%)",
+            self.sentences,
+            self.sentences_with_pii,
+            self.sentences_flagged,
+            100.0 * ratio(self.sentences_flagged, self.sentences_with_pii),
+            self.sentences_without_pii,
+            self.sentences_false_flagged,
+            100.0 * ratio(self.sentences_false_flagged, self.sentences_without_pii),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, spans: &[(&str, usize, usize)]) -> Sample {
+        Sample {
+            full_text: text.to_string(),
+            spans: spans
+                .iter()
+                .map(|&(e, s, end)| GoldSpan {
+                    entity_type: e.to_string(),
+                    start_position: s,
+                    end_position: end,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn counts_use_character_offsets_and_match_each_gold_span_once() {
+        // "Grüße " is 6 characters but 8 bytes: gold offsets are characters.
+        let samples = [
+            sample("Grüße a@b.io", &[("EMAIL_ADDRESS", 6, 12)]),
+            sample("nothing here", &[]),
+            sample("ip 10.0.0.1", &[("PERSON", 0, 2)]),
+        ];
+        let r = evaluate(&PiiDetector::new(), &samples);
+        let email = r.by_entity["EMAIL_ADDRESS"];
+        assert_eq!(
+            (
+                email.gold,
+                email.predicted,
+                email.true_positives,
+                email.exact
+            ),
+            (1, 1, 1, 1)
+        );
+        let ip = r.by_entity["IP_ADDRESS"];
+        assert_eq!((ip.gold, ip.predicted, ip.true_positives), (0, 1, 0));
+        assert_eq!((r.sentences_with_pii, r.sentences_flagged), (1, 1));
+        assert_eq!((r.sentences_without_pii, r.sentences_false_flagged), (2, 1));
+        assert_eq!(r.total().predicted, 2);
+    }
+
+    #[test]
+    fn load_errors_are_typed_and_name_the_file() {
+        let missing = Path::new("/nonexistent/synth.json");
+        let err = load(missing).unwrap_err();
+        assert!(matches!(err, EvalError::Read { .. }), "{err:?}");
+        assert!(
+            err.to_string().starts_with("/nonexistent/synth.json: "),
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "[{\"full_text\": 3}]").unwrap();
+        let err = load(&bad).unwrap_err();
+        assert!(matches!(err, EvalError::Parse { .. }), "{err:?}");
+        assert!(err.to_string().contains("bad.json: invalid type"), "{err}");
+    }
+}
