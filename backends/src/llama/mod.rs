@@ -11,11 +11,19 @@
 //! requests fail before they queue. Tokens flow back over an unbounded channel (a request's
 //! output is bounded by its `max_tokens`), each with its own `Instant` and log-probability;
 //! dropping the stream closes that channel and the engine cancels the sequence on its next step.
+//!
+//! `choices` requests are answered by scoring every choice as a continuation of the prompt
+//! ([`choices`]), not by generating under a grammar; every answer ends with its
+//! [`crate::Signals`] (choice probabilities, or log-probability statistics of the freely chosen
+//! tokens) before `Done`.
 
+mod choices;
 mod engine;
 pub mod grammar;
 mod info;
+mod logits;
 pub mod prompt;
+mod signals;
 pub mod text;
 
 use std::path::PathBuf;
@@ -37,6 +45,7 @@ pub use prompt::PromptFormat;
 
 use crate::types::ChatRequest;
 use crate::{collect_stream, Backend, BackendError, ChatResponse, EventStream, Result};
+use choices::{ChoiceScoring, ChoiceSet};
 
 /// How to run one local model.
 #[derive(Debug, Clone)]
@@ -141,9 +150,21 @@ impl SamplingParams {
 /// One admitted request on its way to the engine thread.
 struct Job {
     tokens: Vec<LlamaToken>,
-    sampler: LlamaSampler,
     params: SamplingParams,
+    work: Work,
     events: tokio::sync::mpsc::UnboundedSender<Result<crate::ChatEvent>>,
+}
+
+/// What the engine does after the prompt.
+enum Work {
+    /// Sample tokens: the sampler chain, with the output grammar (JSON schema, or `choices` on a
+    /// model that cannot score) applied before it, kept apart so forced tokens can be told.
+    Generate {
+        sampler: LlamaSampler,
+        grammar: Option<LlamaSampler>,
+    },
+    /// Score every way of writing every choice and answer with the most probable choice.
+    Score(ChoiceScoring),
 }
 
 /// A loaded local model and its engine thread. Cheap to clone; the thread stops when the last
@@ -363,19 +384,54 @@ impl LlamaEngine {
                 }
                 stop
             },
-            grammar: grammar::grammar_for(request)?,
+            grammar: grammar::grammar_for(request, self.answer_end(request).is_none())?,
             ignore_eos: false,
         })
     }
 
-    fn build_sampler(&self, params: &SamplingParams) -> Result<LlamaSampler> {
-        let mut chain = Vec::new();
-        if let Some(grammar) = &params.grammar {
-            let g = LlamaSampler::grammar(&self.shared.model, grammar, "root").map_err(|e| {
-                BackendError::InvalidRequest(format!("output constraint grammar: {e}"))
-            })?;
-            chain.push(g);
+    /// The tokens that end an answer, for scoring `choices`: the model's end-of-turn token
+    /// (its EOT, else its EOS) under its own chat template; a fallback format's turn marker;
+    /// in completion mode the request's first stop string, else EOS. `None` when this engine
+    /// cannot score: recurrent and hybrid models cannot drop a scored variant from their state,
+    /// so they keep the `choices` grammar.
+    fn answer_end(&self, request: &ChatRequest) -> Option<Vec<LlamaToken>> {
+        let model = &self.shared.model;
+        if model.is_recurrent() || model.is_hybrid() {
+            return None;
         }
+        let vocab = model.vocab();
+        let end = match &self.shared.format {
+            PromptFormat::Completion => {
+                match request.stop_sequences().into_iter().find(|s| !s.is_empty()) {
+                    Some(stop) => vocab.tokenize(stop.as_bytes(), false, false),
+                    None => vec![vocab.eos()],
+                }
+            }
+            format => match format.turn_stops().first() {
+                Some(marker) => vocab.tokenize(marker.as_bytes(), false, true),
+                None => {
+                    let eot = vocab.eot();
+                    vec![if eot.0 >= 0 { eot } else { vocab.eos() }]
+                }
+            },
+        };
+        let n_vocab = model.n_vocab();
+        let valid = !end.is_empty() && end.iter().all(|t| (0..n_vocab).contains(&t.0));
+        valid.then_some(end)
+    }
+
+    /// The sampler chain and the grammar sampler of a generating request.
+    fn generation(&self, params: &SamplingParams) -> Result<Work> {
+        let grammar = params
+            .grammar
+            .as_ref()
+            .map(|g| {
+                LlamaSampler::grammar(&self.shared.model, g, "root").map_err(|e| {
+                    BackendError::InvalidRequest(format!("output constraint grammar: {e}"))
+                })
+            })
+            .transpose()?;
+        let mut chain = Vec::new();
         if params.temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());
         } else {
@@ -391,16 +447,42 @@ impl LlamaEngine {
             chain.push(LlamaSampler::temp(params.temperature));
             chain.push(LlamaSampler::dist(params.seed));
         }
-        Ok(LlamaSampler::chain_simple(chain))
+        Ok(Work::Generate {
+            sampler: LlamaSampler::chain_simple(chain),
+            grammar,
+        })
     }
 
     /// Validate, tokenize and queue a request; the stream yields its events.
+    ///
+    /// A `choices` request is scored (see [`choices`]): the answer is the most probable choice
+    /// exactly as listed, or at temperature > 0 a draw from the choice distribution seeded by the
+    /// request's `seed` (`top_p`, `top_k` and `min_p` do not apply). `max_tokens` does not cut a
+    /// scored answer: it is always a whole choice.
     pub fn submit(&self, request: &ChatRequest) -> Result<EventStream> {
         let prompt = self.render_prompt(request)?;
         let tokens = self.tokenize(&prompt);
         self.check_prompt_length(tokens.len())?;
         let params = self.sampling_params(request, tokens.len())?;
-        self.submit_tokens(tokens, params)
+        match (&request.choices, self.answer_end(request)) {
+            (Some(choices), Some(end)) => {
+                let vocab = self.shared.model.vocab();
+                let set = ChoiceSet::new(
+                    choices.clone(),
+                    |text| vocab.tokenize(text.as_bytes(), false, false),
+                    &end,
+                );
+                let context = self.shared.config.context_per_slot as usize;
+                if tokens.len() + set.longest_feed() > context {
+                    return Err(BackendError::PromptTooLong {
+                        prompt_tokens: tokens.len() + set.longest_answer(),
+                        context_tokens: context,
+                    });
+                }
+                self.enqueue(tokens, params, Work::Score(ChoiceScoring::new(set)))
+            }
+            _ => self.submit_tokens(tokens, params),
+        }
     }
 
     fn check_prompt_length(&self, prompt_tokens: usize) -> Result<()> {
@@ -427,12 +509,21 @@ impl LlamaEngine {
             ));
         }
         self.check_prompt_length(tokens.len())?;
-        let sampler = self.build_sampler(&params)?;
+        let work = self.generation(&params)?;
+        self.enqueue(tokens, params, work)
+    }
+
+    fn enqueue(
+        &self,
+        tokens: Vec<LlamaToken>,
+        params: SamplingParams,
+        work: Work,
+    ) -> Result<EventStream> {
         let (events, rx) = unbounded_channel();
         let job = Job {
             tokens,
-            sampler,
             params,
+            work,
             events,
         };
         let counters = &self.shared.counters;
