@@ -498,7 +498,7 @@ async fn streaming_a_scored_choice_yields_its_text_then_signals_then_done() {
     while let Some(e) = stream.next().await {
         events.push(e.unwrap());
     }
-    let position = |f: &dyn Fn(&ChatEvent) -> bool| events.iter().position(|e| f(e)).unwrap();
+    let position = |f: &dyn Fn(&ChatEvent) -> bool| events.iter().position(f).unwrap();
     let tokens: Vec<&String> = events
         .iter()
         .filter_map(|e| match e {
@@ -601,4 +601,46 @@ async fn free_text_signals_count_every_token() {
         .map(|&l| f64::from(l))
         .fold(f64::INFINITY, f64::min);
     assert_eq!(signals.min_logprob, Some(min));
+}
+
+#[tokio::test]
+async fn a_scored_choice_has_the_log_probabilities_generation_gives_it() {
+    // Greedy generation writes an answer token by token; scoring that answer as a choice must
+    // find the same tokens with the same log-probabilities (fed all at once instead of one per
+    // step; equal on this CPU, allowed to differ by rounding).
+    let engine = engine(1, 4);
+    // The first of these the model answers briefly and ends by itself.
+    let prompts = [
+        "Say hello.",
+        "Is the sky blue on a clear day? Answer yes or no.",
+        "What is 2 + 2? Answer with a number only.",
+        "Name one colour. One word only.",
+    ];
+    let mut found = None;
+    for prompt in prompts {
+        let request = greedy(prompt, 12);
+        let generated = engine.chat(request.clone()).await.unwrap();
+        if generated.finish_reason() == Some(&FinishReason::Stop) && !generated.text().is_empty() {
+            found = Some((request, generated));
+            break;
+        }
+    }
+    let (free, generated) = found.expect("one prompt gets a short answer that ends by itself");
+    let answer = generated.text().to_string();
+    let scored = engine
+        .chat(ChatRequest {
+            choices: Some(vec![answer.clone(), "Green".into()]),
+            ..free
+        })
+        .await
+        .unwrap();
+    assert_eq!(scored.text(), answer);
+    assert_eq!(
+        scored.usage.unwrap().completion_tokens,
+        generated.usage.unwrap().completion_tokens
+    );
+    assert_eq!(scored.token_logprobs.len(), generated.token_logprobs.len());
+    for (s, g) in scored.token_logprobs.iter().zip(&generated.token_logprobs) {
+        assert!((s - g).abs() < 1e-4, "scored {s} vs generated {g}");
+    }
 }

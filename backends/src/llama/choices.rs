@@ -16,11 +16,13 @@
 //! prompt (all with logits), reads their log-probabilities, and the engine removes those KV cells
 //! before the next variant.
 
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use super::logits::{token_logprob, LogSoftmax};
+use super::prompt::PromptFormat;
 use super::signals::{choice_signals, logsumexp, pick_choice};
-use crate::types::Signals;
+use crate::types::{ChatRequest, Signals};
 
 /// The ways each choice may be written, as (choice index, text): the choice as listed, its
 /// lowercase and Capitalized forms when they differ (unless such a form is itself another listed
@@ -55,6 +57,75 @@ fn capitalized(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
     }
+}
+
+/// How a scored answer ends, decided once per model and prompt format.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum AnswerEnd {
+    /// These tokens: the end-of-turn token the chat format writes right after an answer (found
+    /// by rendering one; the GGUF's EOT is not reliable — SmolLM2's names `<|endoftext|>` while
+    /// its turns end with `<|im_end|>`), else a fallback format's turn marker as text, else EOS.
+    Tokens(Vec<LlamaToken>),
+    /// Plain completion: the request's first stop string, else EOS.
+    Completion,
+    /// Recurrent and hybrid models cannot drop a scored variant from their state: they keep the
+    /// `choices` grammar.
+    Unsupported,
+}
+
+impl AnswerEnd {
+    pub(super) fn for_model(model: &LlamaModel, format: &PromptFormat) -> Self {
+        if model.is_recurrent() || model.is_hybrid() {
+            return AnswerEnd::Unsupported;
+        }
+        if matches!(format, PromptFormat::Completion) {
+            return AnswerEnd::Completion;
+        }
+        let vocab = model.vocab();
+        let written = format
+            .text_after_answer(model)
+            .and_then(|after| {
+                vocab
+                    .tokenize(after.as_bytes(), false, true)
+                    .first()
+                    .copied()
+            })
+            .filter(|&t| valid_token(model, t) && vocab.is_eog(t));
+        let end = match (written, format.turn_stops().first()) {
+            (Some(token), _) => vec![token],
+            (None, Some(marker)) => vocab.tokenize(marker.as_bytes(), false, true),
+            (None, None) => vec![vocab.eos()],
+        };
+        if !end.is_empty() && end.iter().all(|&t| valid_token(model, t)) {
+            AnswerEnd::Tokens(end)
+        } else {
+            AnswerEnd::Unsupported
+        }
+    }
+
+    /// The end tokens for one request; `None` when choices cannot be scored.
+    pub(super) fn tokens(
+        &self,
+        model: &LlamaModel,
+        request: &ChatRequest,
+    ) -> Option<Vec<LlamaToken>> {
+        match self {
+            AnswerEnd::Tokens(end) => Some(end.clone()),
+            AnswerEnd::Unsupported => None,
+            AnswerEnd::Completion => {
+                let vocab = model.vocab();
+                let end = match request.stop_sequences().into_iter().find(|s| !s.is_empty()) {
+                    Some(stop) => vocab.tokenize(stop.as_bytes(), false, false),
+                    None => vec![vocab.eos()],
+                };
+                (!end.is_empty() && end.iter().all(|&t| valid_token(model, t))).then_some(end)
+            }
+        }
+    }
+}
+
+fn valid_token(model: &LlamaModel, token: LlamaToken) -> bool {
+    (0..model.n_vocab()).contains(&token.0)
 }
 
 /// One way of writing one choice, as tokens.
@@ -441,6 +512,31 @@ mod tests {
         // A tokenizer that drops whitespace makes " x" and "\nx" the same tokens as "x".
         let set = ChoiceSet::new(strings(&["x"]), |t: &str| chars(t.trim_start()), &[END]);
         assert_eq!(set.variants.len(), 2, "x and X");
+    }
+
+    #[test]
+    fn smollm2_answers_end_with_its_turn_marker_not_its_gguf_eot() {
+        // SmolLM2's GGUF names `<|endoftext|>` as EOT; its chat template closes an answer with
+        // `<|im_end|>`, which is what the model writes there.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let model = super::super::load_model(&path).unwrap();
+        let format = PromptFormat::for_model(&model, None, false);
+        let im_end = model.vocab().tokenize(b"<|im_end|>", false, true);
+        assert_eq!(im_end.len(), 1);
+        assert_ne!(model.vocab().eot(), im_end[0]);
+        assert_eq!(
+            AnswerEnd::for_model(&model, &format),
+            AnswerEnd::Tokens(im_end)
+        );
+        // Completion mode ends an answer at the request's first stop string.
+        let mut request = ChatRequest::user("local", "x");
+        request.stop = Some(crate::types::StopSequences::One("\n".into()));
+        let newline = model.vocab().tokenize(b"\n", false, false);
+        assert_eq!(
+            AnswerEnd::Completion.tokens(&model, &request),
+            Some(newline)
+        );
     }
 
     #[test]

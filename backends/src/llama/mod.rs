@@ -45,7 +45,7 @@ pub use prompt::PromptFormat;
 
 use crate::types::ChatRequest;
 use crate::{collect_stream, Backend, BackendError, ChatResponse, EventStream, Result};
-use choices::{ChoiceScoring, ChoiceSet};
+use choices::{AnswerEnd, ChoiceScoring, ChoiceSet};
 
 /// How to run one local model.
 #[derive(Debug, Clone)]
@@ -180,6 +180,8 @@ struct Shared {
     counters: Arc<StatCounters>,
     info: ModelInfo,
     format: PromptFormat,
+    /// How a scored `choices` answer ends for this model and format.
+    answer_end: AnswerEnd,
     config: LlamaEngineConfig,
 }
 
@@ -251,6 +253,7 @@ impl LlamaEngine {
             config.chat_template.as_deref(),
             config.completion_mode,
         );
+        let answer_end = AnswerEnd::for_model(&model, &format);
         let counters = Arc::new(StatCounters::default());
         let (submit, jobs) = sync_channel::<Job>(config.queue_capacity);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -272,6 +275,7 @@ impl LlamaEngine {
                 submit,
                 counters,
                 info,
+                answer_end,
                 format,
                 config,
             }),
@@ -389,35 +393,9 @@ impl LlamaEngine {
         })
     }
 
-    /// The tokens that end an answer, for scoring `choices`: the model's end-of-turn token
-    /// (its EOT, else its EOS) under its own chat template; a fallback format's turn marker;
-    /// in completion mode the request's first stop string, else EOS. `None` when this engine
-    /// cannot score: recurrent and hybrid models cannot drop a scored variant from their state,
-    /// so they keep the `choices` grammar.
+    /// The tokens that end an answer when scoring `choices`; `None` when this engine cannot score.
     fn answer_end(&self, request: &ChatRequest) -> Option<Vec<LlamaToken>> {
-        let model = &self.shared.model;
-        if model.is_recurrent() || model.is_hybrid() {
-            return None;
-        }
-        let vocab = model.vocab();
-        let end = match &self.shared.format {
-            PromptFormat::Completion => {
-                match request.stop_sequences().into_iter().find(|s| !s.is_empty()) {
-                    Some(stop) => vocab.tokenize(stop.as_bytes(), false, false),
-                    None => vec![vocab.eos()],
-                }
-            }
-            format => match format.turn_stops().first() {
-                Some(marker) => vocab.tokenize(marker.as_bytes(), false, true),
-                None => {
-                    let eot = vocab.eot();
-                    vec![if eot.0 >= 0 { eot } else { vocab.eos() }]
-                }
-            },
-        };
-        let n_vocab = model.n_vocab();
-        let valid = !end.is_empty() && end.iter().all(|t| (0..n_vocab).contains(&t.0));
-        valid.then_some(end)
+        self.shared.answer_end.tokens(&self.shared.model, request)
     }
 
     /// The sampler chain and the grammar sampler of a generating request.
