@@ -6,7 +6,7 @@
 //! decoding picks among tokens the model finds unlikely. Scoring asks the model instead how likely
 //! each complete answer is. A choice may be written several ways (as listed, lowercase,
 //! Capitalized; bare, after a space, after a newline): each way is a *variant*, tokenized without
-//! BOS, followed by the end-of-answer tokens (the model's end-of-turn token), so the score is the
+//! BOS, followed by the tokens that end an answer ([`AnswerEnd`]), so the score is the
 //! probability of the answer and nothing after it — a choice that is a prefix of another ("no",
 //! "no way") is told apart by whether the model wants to stop. A choice's log-score is the
 //! log-sum-exp over its variants; the softmax over choices is the [`Signals`] distribution.
