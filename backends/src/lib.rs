@@ -90,8 +90,8 @@ impl Backend for AnyBackend {
 }
 
 /// Collect a stream into one OpenAI-shaped response: text, refusals and tool calls assembled
-/// per choice, the last usage seen, finish reasons, token log-probabilities of choice 0, and
-/// timings.
+/// per choice, the last usage seen, finish reasons, token log-probabilities of choice 0, the
+/// answer's confidence signals, and timings.
 pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<ChatResponse> {
     let started = Instant::now();
     let mut response = ChatResponse {
@@ -162,6 +162,7 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
             ChatEvent::LocalCompute { busy_secs, .. } => {
                 response.timings.engine_busy_secs += busy_secs;
             }
+            ChatEvent::Signals { signals, .. } => response.signals = Some(signals),
             ChatEvent::Done {
                 choice,
                 finish_reason,

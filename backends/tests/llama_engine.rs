@@ -379,3 +379,268 @@ async fn concurrent_sequences_share_decode_steps_and_time_is_counted() {
     assert_eq!(idle.decode_steps, after.decode_steps);
     assert_eq!(idle.host_secs, after.host_secs);
 }
+
+const INTENTS: [&str; 4] = [
+    "card_arrival",
+    "lost_or_stolen_card",
+    "exchange_rate",
+    "pin_blocked",
+];
+
+fn intent_request(message: &str) -> ChatRequest {
+    ChatRequest {
+        choices: Some(INTENTS.iter().map(|s| s.to_string()).collect()),
+        temperature: Some(0.0),
+        max_tokens: Some(12),
+        ..ChatRequest::user(
+            "local",
+            format!(
+                "Which intent does this bank customer's message have?\nIntents: {}\nMessage: {message}\nIntent:",
+                INTENTS.join(", ")
+            ),
+        )
+    }
+}
+
+/// The scored answer's signals: one probability per choice in request order, summing to 1,
+/// the emitted choice being the most probable one.
+fn check_choice_signals(response: &backends::ChatResponse, choices: &[&str]) {
+    let signals = response.signals.as_ref().expect("signals");
+    let probs = signals.choice_probs.as_ref().expect("choice probabilities");
+    let names: Vec<&str> = probs.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(names, choices, "request order");
+    let total: f64 = probs.iter().map(|(_, p)| p).sum();
+    assert!((total - 1.0).abs() < 1e-6, "probabilities sum to {total}");
+    assert!(probs.iter().all(|(_, p)| (0.0..=1.0).contains(p)));
+    let max = probs.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+    assert_eq!(signals.p_chosen(), Some(max));
+    let chosen = signals.chosen.expect("chosen index");
+    assert_eq!(probs[chosen].0, response.text());
+    assert!(signals.margin().is_some_and(|m| (0.0..=1.0).contains(&m)));
+    assert_eq!(signals.free_tokens, 0);
+}
+
+#[tokio::test]
+async fn choices_are_scored_into_probabilities_in_request_order() {
+    let engine = engine(2, 8);
+    let response = engine
+        .chat(intent_request(
+            "I still haven't received my new card, when will it come?",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        INTENTS.contains(&response.text()),
+        "{:?} is not one of the choices",
+        response.text()
+    );
+    check_choice_signals(&response, &INTENTS);
+    assert_eq!(response.finish_reason(), Some(&FinishReason::Stop));
+    // Usage: the prompt, and the tokens of the chosen answer as the model would write it.
+    let usage = response.usage.clone().unwrap();
+    assert!(usage.completion_tokens >= 1);
+    assert_eq!(
+        response.token_logprobs.len(),
+        usage.completion_tokens as usize
+    );
+    assert!(response
+        .token_logprobs
+        .iter()
+        .all(|l| *l <= 0.0 && l.is_finite()));
+    assert!(response.timings.engine_busy_secs > 0.0);
+}
+
+#[tokio::test]
+async fn a_scored_choice_is_the_same_alone_and_among_concurrent_requests() {
+    let engine = engine(4, 16);
+    let messages = [
+        "My card was stolen yesterday.",
+        "What rate do you use to convert euros to pounds?",
+        "I typed my PIN wrong three times and now it is blocked.",
+    ];
+    let mut alone = Vec::new();
+    for message in messages {
+        alone.push(engine.chat(intent_request(message)).await.unwrap());
+    }
+    for (message, expected) in messages.iter().zip(&alone) {
+        // The scored request shares its decode steps with two generating requests and another
+        // scored one.
+        let others = [
+            engine.chat(greedy(PROMPTS[0], 24)),
+            engine.chat(greedy(PROMPTS[1], 24)),
+            engine.chat(intent_request("Where is my card? It has been two weeks.")),
+        ];
+        let (together, others) = tokio::join!(
+            engine.chat(intent_request(message)),
+            futures::future::join_all(others)
+        );
+        let together = together.unwrap();
+        assert_eq!(
+            together.text(),
+            expected.text(),
+            "batching changed the answer"
+        );
+        check_choice_signals(&together, &INTENTS);
+        assert!(others.into_iter().all(|r| r.is_ok()));
+    }
+}
+
+#[tokio::test]
+async fn streaming_a_scored_choice_yields_its_text_then_signals_then_done() {
+    let engine = engine(1, 4);
+    let request = ChatRequest {
+        choices: Some(vec!["yes".into(), "no".into()]),
+        temperature: Some(0.0),
+        ..ChatRequest::user("local", "Is the sky blue on a clear day? Answer yes or no.")
+    };
+    let mut stream = engine.chat_stream(request).await.unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = stream.next().await {
+        events.push(e.unwrap());
+    }
+    let position = |f: &dyn Fn(&ChatEvent) -> bool| events.iter().position(f).unwrap();
+    let tokens: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Token { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "one Token event: the whole choice");
+    assert!(["yes", "no"].contains(&tokens[0].as_str()), "{tokens:?}");
+    let token = position(&|e| matches!(e, ChatEvent::Token { .. }));
+    let signals = position(&|e| matches!(e, ChatEvent::Signals { .. }));
+    let done = position(&|e| matches!(e, ChatEvent::Done { .. }));
+    assert!(token < signals && signals < done, "{events:?}");
+    assert_eq!(done, events.len() - 1);
+    assert!(matches!(events.first(), Some(ChatEvent::FirstByte { .. })));
+    assert!(events.windows(2).all(|w| w[0].at() <= w[1].at()));
+}
+
+#[tokio::test]
+async fn sampled_choices_follow_the_seed() {
+    let engine = engine(1, 4);
+    let request = |seed| ChatRequest {
+        temperature: Some(1.0),
+        seed: Some(seed),
+        ..intent_request("I lost my card.")
+    };
+    for seed in [1, 2, 3] {
+        let first = engine.chat(request(seed)).await.unwrap();
+        let again = engine.chat(request(seed)).await.unwrap();
+        assert_eq!(first.text(), again.text());
+        assert!(INTENTS.contains(&first.text()));
+        // p_chosen is the probability of the emitted choice, which need not be the maximum.
+        let signals = first.signals.clone().unwrap();
+        let probs = signals.choice_probs.clone().unwrap();
+        let chosen = signals.chosen.unwrap();
+        assert_eq!(probs[chosen].0, first.text());
+        assert_eq!(signals.p_chosen(), Some(probs[chosen].1));
+    }
+}
+
+#[tokio::test]
+async fn json_schema_signals_leave_forced_tokens_out() {
+    let engine = engine(1, 4);
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150}
+        },
+        "required": ["name", "age"],
+        "additionalProperties": false
+    });
+    let request = ChatRequest {
+        response_format: Some(ResponseFormat::JsonSchema {
+            json_schema: JsonSchemaFormat {
+                name: "person".into(),
+                schema,
+                strict: Some(true),
+                description: None,
+            },
+        }),
+        temperature: Some(0.0),
+        max_tokens: Some(60),
+        ..ChatRequest::user("local", "Extract the person: Maria is 34.")
+    };
+    let response = engine.chat(request).await.unwrap();
+    let completion = response.usage.clone().unwrap().completion_tokens;
+    let signals = response.signals.clone().expect("signals");
+    // `{"name": "` and `", "age": ` are forced by the schema.
+    assert!(
+        signals.free_tokens < completion,
+        "{} free of {completion} in {:?}",
+        signals.free_tokens,
+        response.text()
+    );
+    assert!(signals.free_tokens > 0);
+    let (mean, min) = (signals.mean_logprob.unwrap(), signals.min_logprob.unwrap());
+    assert!(mean.is_finite() && min.is_finite());
+    assert!(min <= mean && mean <= 0.0, "min {min}, mean {mean}");
+    assert_eq!(signals.choice_probs, None);
+}
+
+#[tokio::test]
+async fn free_text_signals_count_every_token() {
+    let engine = engine(1, 4);
+    let response = engine.chat(greedy("Name three rivers.", 20)).await.unwrap();
+    let completion = response.usage.clone().unwrap().completion_tokens;
+    let signals = response.signals.clone().expect("signals");
+    assert_eq!(signals.free_tokens, completion);
+    let mean = response
+        .token_logprobs
+        .iter()
+        .map(|&l| f64::from(l))
+        .sum::<f64>()
+        / response.token_logprobs.len() as f64;
+    assert!((signals.mean_logprob.unwrap() - mean).abs() < 1e-6);
+    let min = response
+        .token_logprobs
+        .iter()
+        .map(|&l| f64::from(l))
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(signals.min_logprob, Some(min));
+}
+
+#[tokio::test]
+async fn a_scored_choice_has_the_log_probabilities_generation_gives_it() {
+    // Greedy generation writes an answer token by token; scoring that answer as a choice must
+    // find the same tokens with the same log-probabilities (fed all at once instead of one per
+    // step; equal on this CPU, allowed to differ by rounding).
+    let engine = engine(1, 4);
+    // The first of these the model answers briefly and ends by itself.
+    let prompts = [
+        "Say hello.",
+        "Is the sky blue on a clear day? Answer yes or no.",
+        "What is 2 + 2? Answer with a number only.",
+        "Name one colour. One word only.",
+    ];
+    let mut found = None;
+    for prompt in prompts {
+        let request = greedy(prompt, 12);
+        let generated = engine.chat(request.clone()).await.unwrap();
+        if generated.finish_reason() == Some(&FinishReason::Stop) && !generated.text().is_empty() {
+            found = Some((request, generated));
+            break;
+        }
+    }
+    let (free, generated) = found.expect("one prompt gets a short answer that ends by itself");
+    let answer = generated.text().to_string();
+    let scored = engine
+        .chat(ChatRequest {
+            choices: Some(vec![answer.clone(), "Green".into()]),
+            ..free
+        })
+        .await
+        .unwrap();
+    assert_eq!(scored.text(), answer);
+    assert_eq!(
+        scored.usage.unwrap().completion_tokens,
+        generated.usage.unwrap().completion_tokens
+    );
+    assert_eq!(scored.token_logprobs.len(), generated.token_logprobs.len());
+    for (s, g) in scored.token_logprobs.iter().zip(&generated.token_logprobs) {
+        assert!((s - g).abs() < 1e-4, "scored {s} vs generated {g}");
+    }
+}

@@ -1,4 +1,6 @@
-//! The engine thread: owns the `LlamaContext` and runs the continuous-batching loop.
+//! The engine thread: owns the `LlamaContext` and runs the continuous-batching loop, in which
+//! generating sequences (one sampled token per step) and scoring sequences (`choices`: one
+//! variant's tokens per step, see [`super::choices`]) share every decode.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -11,11 +13,15 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::choices::Outcome;
+use super::logits::{argmax, logprob_of_max, token_logprob};
+use super::signals::{one_forced_text, FreeTokenStats};
 use super::text::{Assembled, TextAssembler};
-use super::{llama_backend, Job, LlamaEngineConfig, StatCounters};
-use crate::types::{ChatEvent, FinishReason, Usage};
+use super::{llama_backend, Job, LlamaEngineConfig, StatCounters, Work};
+use crate::types::{ChatEvent, FinishReason, Signals, Usage};
 use crate::{BackendError, Result};
 
 /// One sequence in a slot.
@@ -34,6 +40,8 @@ struct Sequence {
     text: TextAssembler,
     /// Log-probabilities of tokens whose text is held back (stop-string prefix, partial UTF-8).
     pending_logprobs: Vec<f32>,
+    /// Confidence over the tokens generated so far.
+    free: FreeTokenStats,
     busy_secs: f64,
     /// Tokens this sequence put in the batch being decoded.
     tokens_in_batch: usize,
@@ -135,6 +143,7 @@ pub(super) fn run(
                         generated: 0,
                         text: TextAssembler::new(stops),
                         pending_logprobs: Vec::new(),
+                        free: FreeTokenStats::default(),
                         busy_secs: 0.0,
                         tokens_in_batch: 0,
                     };
@@ -158,7 +167,8 @@ pub(super) fn run(
             }
         }
 
-        // Build the batch: one token per generating sequence, then prompt chunks.
+        // Build the batch: one token per generating sequence, the current variant of every
+        // scoring sequence, then prompt chunks.
         batch.clear();
         let capacity = config.batch_size as usize;
         let mut used = 0usize;
@@ -175,11 +185,34 @@ pub(super) fn run(
             }
         }
         for seq in slots.iter_mut().flatten() {
+            let Work::Score(scoring) = &seq.job.work else {
+                continue;
+            };
+            // Positions after the prompt (`n_past` stays at the prompt's end while scoring); a
+            // logits row for every token.
+            let Some((offset, chunk)) = scoring.next_chunk(capacity - used) else {
+                continue;
+            };
+            let first = used;
+            for (j, &token) in chunk.iter().enumerate() {
+                let pos = seq.n_past + (offset + j) as i32;
+                if batch.add(token, pos, &[seq.seq_id], true).is_err() {
+                    break;
+                }
+                seq.tokens_in_batch += 1;
+                used += 1;
+            }
+            if seq.tokens_in_batch > 0 {
+                seq.logits_index = Some(first as i32);
+            }
+        }
+        for seq in slots.iter_mut().flatten() {
             if seq.next_input.is_some() || used >= capacity {
                 continue;
             }
             let remaining = seq.job.tokens.len() - seq.prompt_done;
             let take = remaining.min(capacity - used);
+            let mut added = 0;
             for i in 0..take {
                 let token = seq.job.tokens[seq.prompt_done + i];
                 let last_of_prompt = seq.prompt_done + i + 1 == seq.job.tokens.len();
@@ -193,10 +226,11 @@ pub(super) fn run(
                     seq.logits_index = Some(used as i32);
                 }
                 seq.n_past += 1;
-                seq.tokens_in_batch += 1;
+                added += 1;
                 used += 1;
             }
-            seq.prompt_done += seq.tokens_in_batch;
+            seq.prompt_done += added;
+            seq.tokens_in_batch += added;
         }
         if used == 0 {
             continue;
@@ -235,69 +269,46 @@ pub(super) fn run(
             seq.busy_secs += step_secs * seq.tokens_in_batch as f64 / used as f64;
         }
 
-        // Sample, detokenize, stream.
-        let vocab = model.vocab();
+        // Sample, detokenize, stream; or read the scored variant's log-probabilities.
         for slot in slots.iter_mut() {
             let Some(seq) = slot.as_mut() else { continue };
             let Some(index) = seq.logits_index else {
                 continue;
             };
-            let logits = ctx.get_logits_ith(index);
-            // Greedy without a grammar is the arg-max of the logits (llama.cpp's greedy sampler
-            // picks the first maximum too): no candidate array of the whole vocabulary.
-            let (token, logprob) =
-                if seq.job.params.temperature <= 0.0 && seq.job.params.grammar.is_none() {
-                    let (best, max) = argmax(logits);
-                    (LlamaToken(best as i32), logprob_of_max(logits, max))
-                } else {
-                    let token = seq.job.sampler.sample(&ctx, index);
-                    (token, token_logprob(ctx.get_logits_ith(index), token))
-                };
+            let advanced = match seq.job.work {
+                Work::Generate { .. } => {
+                    advance_generation(&ctx, &model, seq, index, config.context_per_slot)
+                        .map(|finish| finish.map(|reason| (reason, None)))
+                }
+                Work::Score(_) => advance_scoring(&mut ctx, seq, index)
+                    .map(|outcome| outcome.map(|o| (FinishReason::Stop, Some(o)))),
+            };
             let at = Instant::now();
-            let finish = if vocab.is_eog(token) && !seq.job.params.ignore_eos {
-                let tail = seq.text.finish();
-                emit_text(seq, tail, at);
-                Some(FinishReason::Stop)
-            } else {
-                seq.generated += 1;
-                seq.pending_logprobs.push(logprob);
-                let bytes = vocab.token_to_piece(token, false, None);
-                match seq.text.push(&bytes) {
-                    Assembled::Stopped(before) => {
-                        emit_text(seq, before, at);
-                        Some(FinishReason::Stop)
-                    }
-                    Assembled::Text(t) => {
-                        emit_text(seq, t, at);
-                        let context_full = seq.n_past as u32 >= config.context_per_slot;
-                        if seq.generated >= seq.job.params.max_tokens || context_full {
-                            let tail = seq.text.finish();
-                            emit_text(seq, tail, at);
-                            Some(FinishReason::Length)
-                        } else {
-                            seq.next_input = Some(token);
-                            None
+            match advanced {
+                Ok(None) => {}
+                Ok(Some((reason, outcome))) => {
+                    let (completion_tokens, signals) = match outcome {
+                        Some(outcome) => {
+                            seq.send(ChatEvent::Token {
+                                choice: 0,
+                                text: outcome.text,
+                                logprobs: outcome.token_logprobs,
+                                at,
+                            });
+                            (outcome.completion_tokens, outcome.signals)
                         }
+                        None => (seq.generated, seq.free.signals()),
+                    };
+                    finish(seq, completion_tokens, signals, reason, at);
+                    if let Some(done) = slot.take() {
+                        free_sequence(&mut ctx, done.seq_id);
                     }
                 }
-            };
-            if let Some(reason) = finish {
-                let prompt_tokens = seq.job.tokens.len() as u32;
-                seq.send(ChatEvent::Usage {
-                    usage: Usage::new(prompt_tokens, seq.generated),
-                    at,
-                });
-                seq.send(ChatEvent::LocalCompute {
-                    busy_secs: seq.busy_secs,
-                    at,
-                });
-                seq.send(ChatEvent::Done {
-                    choice: 0,
-                    finish_reason: reason,
-                    at,
-                });
-                if let Some(done) = slot.take() {
-                    free_sequence(&mut ctx, done.seq_id);
+                Err(message) => {
+                    let _ = seq.job.events.send(Err(BackendError::Engine(message)));
+                    if let Some(failed) = slot.take() {
+                        free_sequence(&mut ctx, failed.seq_id);
+                    }
                 }
             }
         }
@@ -306,6 +317,159 @@ pub(super) fn run(
             Ordering::Relaxed,
         );
     }
+}
+
+/// Sample the next token of a generating sequence from its logits row, stream its text, and say
+/// whether (and why) the sequence finished.
+fn advance_generation(
+    ctx: &LlamaContext<'_>,
+    model: &LlamaModel,
+    seq: &mut Sequence,
+    index: i32,
+    context_per_slot: u32,
+) -> std::result::Result<Option<FinishReason>, String> {
+    let Work::Generate { sampler, grammar } = &mut seq.job.work else {
+        return Ok(None);
+    };
+    let (token, logprob, forced) = match grammar {
+        // Greedy without a grammar is the arg-max of the logits (llama.cpp's greedy sampler
+        // picks the first maximum too): no candidate array of the whole vocabulary.
+        None if seq.job.params.temperature <= 0.0 => {
+            let logits = ctx.get_logits_ith(index);
+            let (best, max) = argmax(logits);
+            (LlamaToken(best as i32), logprob_of_max(logits, max), false)
+        }
+        None => {
+            let token = sampler.sample(ctx, index);
+            (
+                token,
+                token_logprob(ctx.get_logits_ith(index), token),
+                false,
+            )
+        }
+        Some(grammar) => {
+            let (token, forced) = sample_constrained(ctx, model, index, grammar, sampler)
+                .ok_or("the sampler selected no token")?;
+            (
+                token,
+                token_logprob(ctx.get_logits_ith(index), token),
+                forced,
+            )
+        }
+    };
+    let vocab = model.vocab();
+    let at = Instant::now();
+    if vocab.is_eog(token) && !seq.job.params.ignore_eos {
+        let tail = seq.text.finish();
+        emit_text(seq, tail, at);
+        return Ok(Some(FinishReason::Stop));
+    }
+    seq.generated += 1;
+    seq.pending_logprobs.push(logprob);
+    seq.free.push(logprob, forced);
+    let bytes = vocab.token_to_piece(token, false, None);
+    Ok(match seq.text.push(&bytes) {
+        Assembled::Stopped(before) => {
+            emit_text(seq, before, at);
+            Some(FinishReason::Stop)
+        }
+        Assembled::Text(t) => {
+            emit_text(seq, t, at);
+            let context_full = seq.n_past as u32 >= context_per_slot;
+            if seq.generated >= seq.job.params.max_tokens || context_full {
+                let tail = seq.text.finish();
+                emit_text(seq, tail, at);
+                Some(FinishReason::Length)
+            } else {
+                seq.next_input = Some(token);
+                None
+            }
+        }
+    })
+}
+
+/// Sample under a grammar, and say whether the token was forced: the tokens the grammar
+/// allowed (those left with a finite logit after it) all spell one text
+/// ([`one_forced_text`]). The same steps as llama.cpp's `llama_sampler_sample` with the
+/// grammar first in the chain, split so the allowed candidates can be read between them.
+fn sample_constrained(
+    ctx: &LlamaContext<'_>,
+    model: &LlamaModel,
+    index: i32,
+    grammar: &mut LlamaSampler,
+    chain: &mut LlamaSampler,
+) -> Option<(LlamaToken, bool)> {
+    let mut candidates = ctx.token_data_array_ith(index);
+    candidates.apply_sampler(grammar);
+    let vocab = model.vocab();
+    let forced = one_forced_text(
+        candidates
+            .data
+            .iter()
+            .filter(|c| c.logit().is_finite())
+            .map(|c| (!vocab.is_eog(c.id())).then(|| vocab.token_to_piece(c.id(), false, None))),
+    );
+    candidates.apply_sampler(chain);
+    let token = candidates.selected_token()?;
+    grammar.accept(token);
+    chain.accept(token);
+    Some((token, forced))
+}
+
+/// Read the rows a scoring sequence put in the batch: the prompt's last row (every variant's
+/// first token), or the current variant's tokens — then drop that variant's KV cells so the next
+/// one starts right after the prompt again. The outcome once every variant is scored.
+fn advance_scoring(
+    ctx: &mut LlamaContext<'_>,
+    seq: &mut Sequence,
+    index: i32,
+) -> std::result::Result<Option<Outcome>, String> {
+    let Work::Score(scoring) = &mut seq.job.work else {
+        return Ok(None);
+    };
+    if !scoring.started() {
+        scoring.read_prompt_row(ctx.get_logits_ith(index));
+    } else {
+        let rows = (0..seq.tokens_in_batch as i32).map(|j| ctx.get_logits_ith(index + j));
+        if scoring.read_chunk_rows(rows) {
+            let prompt_end = u32::try_from(seq.n_past).unwrap_or(0);
+            ctx.kv_cache_seq_rm(seq.seq_id, Some(prompt_end), None)
+                .map_err(|e| format!("removing a scored choice from the KV cache: {e}"))?;
+        }
+    }
+    if !scoring.is_done() {
+        return Ok(None);
+    }
+    let params = &seq.job.params;
+    scoring
+        .outcome(params.temperature, params.seed)
+        .map(Some)
+        .ok_or_else(|| "scoring the choices produced no answer".to_string())
+}
+
+/// The end of a request: usage, engine time, signals, then `Done`.
+fn finish(
+    seq: &Sequence,
+    completion_tokens: u32,
+    signals: Signals,
+    reason: FinishReason,
+    at: Instant,
+) {
+    let prompt_tokens = seq.job.tokens.len() as u32;
+    seq.send(ChatEvent::Usage {
+        usage: Usage::new(prompt_tokens, completion_tokens),
+        at,
+    });
+    seq.send(ChatEvent::LocalCompute {
+        busy_secs: seq.busy_secs,
+        at,
+    });
+    seq.send(ChatEvent::Signals { signals, at });
+    seq.send(ChatEvent::Done {
+        choice: 0,
+        finish_reason: reason,
+        at,
+    });
 }
 
 fn add_nanos(counter: &std::sync::atomic::AtomicU64, elapsed: std::time::Duration) {
@@ -330,155 +494,5 @@ fn emit_text(seq: &mut Sequence, text: String, at: Instant) {
 fn free_sequence(ctx: &mut LlamaContext<'_>, seq_id: i32) {
     if let Err(e) = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None) {
         tracing::warn!(seq_id, error = %e, "could not free KV cells of a finished sequence");
-    }
-}
-
-/// log p(token) under the model's own distribution (log-softmax of the raw logits).
-fn token_logprob(logits: &[f32], token: LlamaToken) -> f32 {
-    let Some(&chosen) = logits.get(token.0 as usize) else {
-        return f32::NEG_INFINITY;
-    };
-    let max = max_logit(logits);
-    chosen - max - sum_exp_below(logits, max).ln()
-}
-
-/// log p of the most likely token: −ln Σ exp(l − max).
-fn logprob_of_max(logits: &[f32], max: f32) -> f32 {
-    -sum_exp_below(logits, max).ln()
-}
-
-/// Index and value of the first maximum: a vectorized maximum, then the first position holding
-/// it (the scalar loop that tracks the index does not vectorize and cost about as much as the
-/// log-softmax).
-fn argmax(logits: &[f32]) -> (usize, f32) {
-    let max = max_logit(logits);
-    let best = logits.iter().position(|&l| l == max).unwrap_or(0);
-    (best, max)
-}
-
-/// The largest logit, in 16 lanes so it vectorizes (NaN never wins; all-NaN gives −∞).
-fn max_logit(logits: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let chunks = logits.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    for chunk in chunks {
-        for (m, &l) in lanes.iter_mut().zip(chunk) {
-            *m = if l > *m { l } else { *m };
-        }
-    }
-    lanes
-        .iter()
-        .chain(rest)
-        .fold(f32::NEG_INFINITY, |m, &l| if l > m { l } else { m })
-}
-
-/// Σ exp(l − max) over the vocabulary, in 16 independent lanes with a branch-free exp so the
-/// compiler vectorizes it (the scalar `f32::exp` loop cost ~0.2 ms per token on a 49k vocabulary).
-fn sum_exp_below(logits: &[f32], max: f32) -> f32 {
-    const LANES: usize = 16;
-    let chunks = logits.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    let mut lanes = [0.0f32; LANES];
-    for chunk in chunks {
-        for (acc, &l) in lanes.iter_mut().zip(chunk) {
-            *acc += exp_nonpositive(l - max);
-        }
-    }
-    lanes.iter().sum::<f32>() + rest.iter().map(|&l| exp_nonpositive(l - max)).sum::<f32>()
-}
-
-/// exp(x) for x ≤ 0 (the log-softmax case): 2^k · 2^f with k = round(x·log2 e), f ∈ [−½, ½]
-/// and the degree-7 Taylor polynomial of 2^f; relative error below 1e-6 for x ≥ −10 and 5e-6
-/// down to −87 (smaller values contribute nothing to a sum that holds exp(0) = 1).
-/// Hand-written because it must stay branch-free and integer-conversion-free to vectorize: adding
-/// 1.5·2^23 rounds to an integer held in the low mantissa bits, which become the exponent of 2^k
-/// by integer arithmetic (a `floor` and an `as i32` kept the loop at ~85 µs per 49k-entry row,
-/// this runs in ~26 µs).
-#[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23
-    let t = x.max(-87.0) * std::f32::consts::LOG2_E;
-    let rounded = t + ROUND;
-    let f = t - (rounded - ROUND);
-    let p = 1.0
-        + f * (std::f32::consts::LN_2
-            + f * (0.240_226_5
-                + f * (0.055_504_11
-                    + f * (0.009_618_129
-                        + f * (0.001_333_355_8 + f * (0.000_154_035_3 + f * 1.525_273_4e-5))))));
-    // The low bits of `rounded` hold k ∈ [−126, 0]; k + 127 is a normal exponent.
-    let exponent = rounded
-        .to_bits()
-        .wrapping_sub(ROUND.to_bits())
-        .wrapping_add(127)
-        << 23;
-    p * f32::from_bits(exponent)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_exp_matches_exp_where_it_matters() {
-        let mut x = 0.0f32;
-        while x > -80.0 {
-            let (fast, exact) = (exp_nonpositive(x) as f64, (x as f64).exp());
-            // Below −10 the f32 rounding of x·log2(e) itself dominates; those terms are
-            // e^−10 of the largest one in a log-softmax sum.
-            let tolerance = if x >= -10.0 { 1e-6 } else { 5e-6 };
-            assert!(
-                (fast - exact).abs() <= tolerance * exact,
-                "x={x}: {fast} vs {exact}"
-            );
-            x -= 0.013;
-        }
-        assert!(exp_nonpositive(-1000.0) < 1e-37);
-    }
-
-    #[test]
-    fn greedy_fast_path_agrees_with_the_definitions() {
-        // A vocabulary-sized row with a tie for the maximum: the first index wins, as in
-        // llama.cpp's greedy sampler.
-        let logits: Vec<f32> = (0..49_152)
-            .map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0)
-            .collect();
-        let (best, max) = argmax(&logits);
-        assert_eq!(
-            max,
-            logits.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-        );
-        assert_eq!(logits.iter().position(|&l| l == max), Some(best));
-        let exact = {
-            let m = max as f64;
-            let z: f64 = logits.iter().map(|&l| (l as f64 - m).exp()).sum();
-            -(z.ln())
-        };
-        let fast = logprob_of_max(&logits, max) as f64;
-        assert!((fast - exact).abs() < 1e-4, "{fast} vs {exact}");
-        let via_token = token_logprob(&logits, LlamaToken(best as i32)) as f64;
-        assert!((via_token - exact).abs() < 1e-4, "{via_token} vs {exact}");
-    }
-
-    #[test]
-    fn argmax_skips_nan_and_takes_the_first_maximum() {
-        let mut logits = vec![0.5f32; 37];
-        logits[0] = f32::NAN;
-        logits[5] = 3.0;
-        logits[20] = 3.0;
-        logits[30] = f32::NAN;
-        assert_eq!(argmax(&logits), (5, 3.0));
-        let (best, max) = argmax(&[f32::NAN; 20]);
-        assert_eq!(best, 0);
-        assert_eq!(max, f32::NEG_INFINITY);
-    }
-
-    #[test]
-    fn logprob_is_log_softmax() {
-        let logits = [1.0f32, 2.0, 3.0];
-        let z: f32 = logits.iter().map(|l| l.exp()).sum();
-        let expected = (3.0f32.exp() / z).ln();
-        assert!((token_logprob(&logits, LlamaToken(2)) - expected).abs() < 1e-6);
     }
 }

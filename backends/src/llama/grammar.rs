@@ -1,5 +1,9 @@
-//! Constrained output for small models: `choices` and JSON schemas become GBNF grammars that
-//! llama.cpp's grammar sampler enforces token by token, so the output always parses.
+//! Constrained output for small models: JSON schemas become GBNF grammars that llama.cpp's
+//! grammar sampler enforces token by token, so the output always parses.
+//!
+//! `choices` are scored by the engine instead (`super::choices`); their grammar, a plain
+//! alternation, is kept for models that cannot score (recurrent and hybrid ones) and for
+//! comparisons. The validation of `choices` lives here for both paths.
 
 use serde_json::Value;
 
@@ -17,15 +21,17 @@ number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1
 ws ::= | " " | "\n" [ \t]{0,20}
 "#;
 
-/// The grammar a request asks for, if any.
-pub fn grammar_for(request: &ChatRequest) -> Result<Option<String>> {
+/// The grammar a request asks for, if any. `choices` are validated either way and become a
+/// grammar only when `choices_by_grammar` (the engine cannot score them).
+pub fn grammar_for(request: &ChatRequest, choices_by_grammar: bool) -> Result<Option<String>> {
     if let Some(choices) = &request.choices {
         if request.response_format.is_some() {
             return Err(BackendError::InvalidRequest(
                 "`choices` and `response_format` cannot be combined".into(),
             ));
         }
-        return choices_grammar(choices).map(Some);
+        check_choices(choices)?;
+        return Ok(choices_by_grammar.then(|| choices_grammar_unchecked(choices)));
     }
     match &request.response_format {
         None | Some(ResponseFormat::Text) => Ok(None),
@@ -38,6 +44,17 @@ pub fn grammar_for(request: &ChatRequest) -> Result<Option<String>> {
 
 /// `root ::= "a" | "b"`: the answer is exactly one of the choices.
 pub fn choices_grammar(choices: &[String]) -> Result<String> {
+    check_choices(choices)?;
+    Ok(choices_grammar_unchecked(choices))
+}
+
+fn choices_grammar_unchecked(choices: &[String]) -> String {
+    let alternatives: Vec<String> = choices.iter().map(|c| gbnf_literal(c)).collect();
+    format!("root ::= {}\n", alternatives.join(" | "))
+}
+
+/// At least one choice, none empty.
+pub fn check_choices(choices: &[String]) -> Result<()> {
     if choices.is_empty() {
         return Err(BackendError::InvalidRequest(
             "`choices` must list at least one string".into(),
@@ -48,8 +65,7 @@ pub fn choices_grammar(choices: &[String]) -> Result<String> {
             "`choices` must not contain an empty string".into(),
         ));
     }
-    let alternatives: Vec<String> = choices.iter().map(|c| gbnf_literal(c)).collect();
-    Ok(format!("root ::= {}\n", alternatives.join(" | ")))
+    Ok(())
 }
 
 /// A JSON schema converted by llama.cpp's own `json_schema_to_grammar`.
@@ -94,5 +110,23 @@ mod tests {
     fn empty_choices_are_rejected() {
         assert!(choices_grammar(&[]).is_err());
         assert!(choices_grammar(&[String::new()]).is_err());
+    }
+
+    #[test]
+    fn scored_choices_are_validated_but_get_no_grammar() {
+        let mut request = ChatRequest::user("local", "hi");
+        request.choices = Some(vec!["a".into(), "b".into()]);
+        assert_eq!(grammar_for(&request, false).unwrap(), None);
+        assert_eq!(
+            grammar_for(&request, true).unwrap().as_deref(),
+            Some("root ::= \"a\" | \"b\"\n")
+        );
+        request.choices = Some(vec!["a".into(), String::new()]);
+        let err = grammar_for(&request, false).unwrap_err().to_string();
+        assert!(err.contains("must not contain an empty string"), "{err}");
+        request.choices = Some(vec!["a".into()]);
+        request.response_format = Some(ResponseFormat::JsonObject);
+        let err = grammar_for(&request, false).unwrap_err().to_string();
+        assert!(err.contains("cannot be combined"), "{err}");
     }
 }

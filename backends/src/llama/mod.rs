@@ -11,11 +11,19 @@
 //! requests fail before they queue. Tokens flow back over an unbounded channel (a request's
 //! output is bounded by its `max_tokens`), each with its own `Instant` and log-probability;
 //! dropping the stream closes that channel and the engine cancels the sequence on its next step.
+//!
+//! `choices` requests are answered by scoring every choice as a continuation of the prompt
+//! ([`choices`]), not by generating under a grammar; every answer ends with its
+//! [`crate::Signals`] (choice probabilities, or log-probability statistics of the freely chosen
+//! tokens) before `Done`.
 
+mod choices;
 mod engine;
 pub mod grammar;
 mod info;
+mod logits;
 pub mod prompt;
+mod signals;
 pub mod text;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +47,7 @@ pub use crate::LlamaEngineConfig;
 
 use crate::types::ChatRequest;
 use crate::{collect_stream, Backend, BackendError, ChatResponse, EventStream, Result};
+use choices::{AnswerEnd, ChoiceScoring, ChoiceSet};
 
 /// Live counters of the engine: queue and slots feed the gateway's `/metrics` and spill rule; the
 /// decode and host times feed `triage hw`'s "engine host %".
@@ -98,9 +107,21 @@ impl SamplingParams {
 /// One admitted request on its way to the engine thread.
 struct Job {
     tokens: Vec<LlamaToken>,
-    sampler: LlamaSampler,
     params: SamplingParams,
+    work: Work,
     events: tokio::sync::mpsc::UnboundedSender<Result<crate::ChatEvent>>,
+}
+
+/// What the engine does after the prompt.
+enum Work {
+    /// Sample tokens: the sampler chain, with the output grammar (JSON schema, or `choices` on a
+    /// model that cannot score) applied before it, kept apart so forced tokens can be told.
+    Generate {
+        sampler: LlamaSampler,
+        grammar: Option<LlamaSampler>,
+    },
+    /// Score every way of writing every choice and answer with the most probable choice.
+    Score(ChoiceScoring),
 }
 
 /// A loaded local model and its engine thread. Cheap to clone; the thread stops when the last
@@ -116,6 +137,8 @@ struct Shared {
     counters: Arc<StatCounters>,
     info: ModelInfo,
     format: PromptFormat,
+    /// How a scored `choices` answer ends for this model and format.
+    answer_end: AnswerEnd,
     config: LlamaEngineConfig,
 }
 
@@ -187,6 +210,7 @@ impl LlamaEngine {
             config.chat_template.as_deref(),
             config.completion_mode,
         );
+        let answer_end = AnswerEnd::for_model(&model, &format);
         let counters = Arc::new(StatCounters::default());
         let (submit, jobs) = sync_channel::<Job>(config.queue_capacity);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -208,6 +232,7 @@ impl LlamaEngine {
                 submit,
                 counters,
                 info,
+                answer_end,
                 format,
                 config,
             }),
@@ -320,19 +345,28 @@ impl LlamaEngine {
                 }
                 stop
             },
-            grammar: grammar::grammar_for(request)?,
+            grammar: grammar::grammar_for(request, self.answer_end(request).is_none())?,
             ignore_eos: false,
         })
     }
 
-    fn build_sampler(&self, params: &SamplingParams) -> Result<LlamaSampler> {
+    /// The tokens that end an answer when scoring `choices`; `None` when this engine cannot score.
+    fn answer_end(&self, request: &ChatRequest) -> Option<Vec<LlamaToken>> {
+        self.shared.answer_end.tokens(&self.shared.model, request)
+    }
+
+    /// The sampler chain and the grammar sampler of a generating request.
+    fn generation(&self, params: &SamplingParams) -> Result<Work> {
+        let grammar = params
+            .grammar
+            .as_ref()
+            .map(|g| {
+                LlamaSampler::grammar(&self.shared.model, g, "root").map_err(|e| {
+                    BackendError::InvalidRequest(format!("output constraint grammar: {e}"))
+                })
+            })
+            .transpose()?;
         let mut chain = Vec::new();
-        if let Some(grammar) = &params.grammar {
-            let g = LlamaSampler::grammar(&self.shared.model, grammar, "root").map_err(|e| {
-                BackendError::InvalidRequest(format!("output constraint grammar: {e}"))
-            })?;
-            chain.push(g);
-        }
         if params.temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());
         } else {
@@ -348,16 +382,42 @@ impl LlamaEngine {
             chain.push(LlamaSampler::temp(params.temperature));
             chain.push(LlamaSampler::dist(params.seed));
         }
-        Ok(LlamaSampler::chain_simple(chain))
+        Ok(Work::Generate {
+            sampler: LlamaSampler::chain_simple(chain),
+            grammar,
+        })
     }
 
     /// Validate, tokenize and queue a request; the stream yields its events.
+    ///
+    /// A `choices` request is scored (see [`choices`]): the answer is the most probable choice
+    /// exactly as listed, or at temperature > 0 a draw from the choice distribution seeded by the
+    /// request's `seed` (`top_p`, `top_k` and `min_p` do not apply). `max_tokens` does not cut a
+    /// scored answer: it is always a whole choice.
     pub fn submit(&self, request: &ChatRequest) -> Result<EventStream> {
         let prompt = self.render_prompt(request)?;
         let tokens = self.tokenize(&prompt);
         self.check_prompt_length(tokens.len())?;
         let params = self.sampling_params(request, tokens.len())?;
-        self.submit_tokens(tokens, params)
+        match (&request.choices, self.answer_end(request)) {
+            (Some(choices), Some(end)) => {
+                let vocab = self.shared.model.vocab();
+                let set = ChoiceSet::new(
+                    choices.clone(),
+                    |text| vocab.tokenize(text.as_bytes(), false, false),
+                    &end,
+                );
+                let context = self.shared.config.context_per_slot as usize;
+                if tokens.len() + set.longest_feed() > context {
+                    return Err(BackendError::PromptTooLong {
+                        prompt_tokens: tokens.len() + set.longest_answer(),
+                        context_tokens: context,
+                    });
+                }
+                self.enqueue(tokens, params, Work::Score(ChoiceScoring::new(set)))
+            }
+            _ => self.submit_tokens(tokens, params),
+        }
     }
 
     fn check_prompt_length(&self, prompt_tokens: usize) -> Result<()> {
@@ -384,12 +444,21 @@ impl LlamaEngine {
             ));
         }
         self.check_prompt_length(tokens.len())?;
-        let sampler = self.build_sampler(&params)?;
+        let work = self.generation(&params)?;
+        self.enqueue(tokens, params, work)
+    }
+
+    fn enqueue(
+        &self,
+        tokens: Vec<LlamaToken>,
+        params: SamplingParams,
+        work: Work,
+    ) -> Result<EventStream> {
         let (events, rx) = unbounded_channel();
         let job = Job {
             tokens,
-            sampler,
             params,
+            work,
             events,
         };
         let counters = &self.shared.counters;

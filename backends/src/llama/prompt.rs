@@ -76,13 +76,40 @@ impl PromptFormat {
 
     /// Render the conversation, ending where the assistant's answer begins.
     pub fn render(&self, model: &LlamaModel, messages: &[ChatMessage]) -> Result<String> {
+        self.render_turns(model, messages, true)
+    }
+
+    /// The text this format writes right after an assistant's answer (its end-of-turn marker
+    /// first), found by rendering a closed one-turn conversation; `None` for plain completion
+    /// or when the template does not show it.
+    pub fn text_after_answer(&self, model: &LlamaModel) -> Option<String> {
+        const ANSWER: &str = "TRIAGE_ANSWER_MARK";
+        if matches!(self, PromptFormat::Completion) {
+            return None;
+        }
+        let turns = [
+            ChatMessage::new(Role::User, "Hi"),
+            ChatMessage::new(Role::Assistant, ANSWER),
+        ];
+        let rendered = self.render_turns(model, &turns, false).ok()?;
+        let at = rendered.find(ANSWER)? + ANSWER.len();
+        Some(rendered[at..].to_string())
+    }
+
+    /// Render the turns, with the assistant's turn opened at the end when `open_answer`.
+    fn render_turns(
+        &self,
+        model: &LlamaModel,
+        messages: &[ChatMessage],
+        open_answer: bool,
+    ) -> Result<String> {
         match self {
             PromptFormat::Completion => Ok(messages
                 .iter()
                 .map(ChatMessage::text)
                 .collect::<Vec<_>>()
                 .join("\n\n")),
-            PromptFormat::ChatMl => Ok(render_chatml(messages)),
+            PromptFormat::ChatMl => Ok(render_chatml(messages, open_answer)),
             PromptFormat::Template(_) | PromptFormat::Builtin(_) => {
                 let template = match self {
                     PromptFormat::Template(t) => t.as_str(),
@@ -103,7 +130,7 @@ impl PromptFormat {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 model
-                    .apply_chat_template(&tmpl, &chat, true)
+                    .apply_chat_template(&tmpl, &chat, open_answer)
                     .map_err(|e| BackendError::Engine(format!("applying chat template: {e}")))
             }
         }
@@ -125,7 +152,7 @@ fn template_is_usable(model: &LlamaModel, template: &str) -> bool {
     model.apply_chat_template(&tmpl, &[probe], true).is_ok()
 }
 
-fn render_chatml(messages: &[ChatMessage]) -> String {
+fn render_chatml(messages: &[ChatMessage], open_answer: bool) -> String {
     let mut out = String::new();
     for m in messages {
         let role = match m.role {
@@ -138,7 +165,9 @@ fn render_chatml(messages: &[ChatMessage]) -> String {
         out.push_str(&m.text());
         out.push_str("<|im_end|>\n");
     }
-    out.push_str("<|im_start|>assistant\n");
+    if open_answer {
+        out.push_str("<|im_start|>assistant\n");
+    }
     out
 }
 
@@ -166,7 +195,7 @@ mod tests {
             ChatMessage::new(Role::User, "Hi"),
         ];
         assert_eq!(
-            render_chatml(&msgs),
+            render_chatml(&msgs, true),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
     }

@@ -1,0 +1,554 @@
+//! `choices` answered by scoring instead of by grammar: every choice is scored as a complete
+//! continuation of the prompt, and the answer is the most probable one.
+//!
+//! Generating under a `"a" | "b"` grammar made a small model collapse onto one label (issue 13):
+//! the grammar forbids the leading space or newline the model wants to write first, so greedy
+//! decoding picks among tokens the model finds unlikely. Scoring asks the model instead how likely
+//! each complete answer is. A choice may be written several ways (as listed, lowercase,
+//! Capitalized; bare, after a space, after a newline): each way is a *variant*, tokenized without
+//! BOS, followed by the tokens that end an answer ([`AnswerEnd`]), so the score is the
+//! probability of the answer and nothing after it — a choice that is a prefix of another ("no",
+//! "no way") is told apart by whether the model wants to stop. A choice's log-score is the
+//! log-sum-exp over its variants; the softmax over choices is the [`Signals`] distribution.
+//!
+//! [`ChoiceScoring`] is the engine's progress through one request: the prompt's last logits row
+//! gives every variant's first token, then each engine step feeds one variant's tokens after the
+//! prompt (all with logits), reads their log-probabilities, and the engine removes those KV cells
+//! before the next variant.
+
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use super::logits::{token_logprob, LogSoftmax};
+use super::prompt::PromptFormat;
+use super::signals::{choice_signals, logsumexp, pick_choice};
+use crate::types::{ChatRequest, Signals};
+
+/// The ways each choice may be written, as (choice index, text): the choice as listed, its
+/// lowercase and Capitalized forms when they differ (unless such a form is itself another listed
+/// choice), each bare, after a space and after a newline.
+pub fn variant_texts(choices: &[String]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, choice) in choices.iter().enumerate() {
+        let mut forms = vec![choice.clone()];
+        for form in [choice.to_lowercase(), capitalized(choice)] {
+            let is_other_choice = choices
+                .iter()
+                .enumerate()
+                .any(|(j, c)| j != i && *c == form);
+            if !forms.contains(&form) && !is_other_choice {
+                forms.push(form);
+            }
+        }
+        for form in &forms {
+            for prefix in ["", " ", "\n"] {
+                out.push((i, format!("{prefix}{form}")));
+            }
+        }
+    }
+    out
+}
+
+/// First character uppercase, the rest lowercase.
+fn capitalized(s: &str) -> String {
+    let lower = s.to_lowercase();
+    let mut chars = lower.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// How a scored answer ends, decided once per model and prompt format.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum AnswerEnd {
+    /// These tokens: the end-of-turn token the chat format writes right after an answer (found
+    /// by rendering one; the GGUF's EOT is not reliable — SmolLM2's names `<|endoftext|>` while
+    /// its turns end with `<|im_end|>`), else a fallback format's turn marker as text, else EOS.
+    Tokens(Vec<LlamaToken>),
+    /// Plain completion: the request's first stop string, else EOS.
+    Completion,
+    /// Recurrent and hybrid models cannot drop a scored variant from their state: they keep the
+    /// `choices` grammar.
+    Unsupported,
+}
+
+impl AnswerEnd {
+    pub(super) fn for_model(model: &LlamaModel, format: &PromptFormat) -> Self {
+        if model.is_recurrent() || model.is_hybrid() {
+            return AnswerEnd::Unsupported;
+        }
+        if matches!(format, PromptFormat::Completion) {
+            return AnswerEnd::Completion;
+        }
+        let vocab = model.vocab();
+        let written = format
+            .text_after_answer(model)
+            .and_then(|after| {
+                vocab
+                    .tokenize(after.as_bytes(), false, true)
+                    .first()
+                    .copied()
+            })
+            .filter(|&t| valid_token(model, t) && vocab.is_eog(t));
+        let end = match (written, format.turn_stops().first()) {
+            (Some(token), _) => vec![token],
+            (None, Some(marker)) => vocab.tokenize(marker.as_bytes(), false, true),
+            (None, None) => vec![vocab.eos()],
+        };
+        if !end.is_empty() && end.iter().all(|&t| valid_token(model, t)) {
+            AnswerEnd::Tokens(end)
+        } else {
+            AnswerEnd::Unsupported
+        }
+    }
+
+    /// The end tokens for one request; `None` when choices cannot be scored.
+    pub(super) fn tokens(
+        &self,
+        model: &LlamaModel,
+        request: &ChatRequest,
+    ) -> Option<Vec<LlamaToken>> {
+        match self {
+            AnswerEnd::Tokens(end) => Some(end.clone()),
+            AnswerEnd::Unsupported => None,
+            AnswerEnd::Completion => {
+                let vocab = model.vocab();
+                let end = match request.stop_sequences().into_iter().find(|s| !s.is_empty()) {
+                    Some(stop) => vocab.tokenize(stop.as_bytes(), false, false),
+                    None => vec![vocab.eos()],
+                };
+                (!end.is_empty() && end.iter().all(|&t| valid_token(model, t))).then_some(end)
+            }
+        }
+    }
+}
+
+fn valid_token(model: &LlamaModel, token: LlamaToken) -> bool {
+    (0..model.n_vocab()).contains(&token.0)
+}
+
+/// One way of writing one choice, as tokens.
+#[derive(Debug, Clone, PartialEq)]
+struct Variant {
+    choice: usize,
+    /// The answer's tokens followed by the end-of-answer tokens.
+    tokens: Vec<LlamaToken>,
+    /// How many of `tokens` are the answer (the rest end it).
+    answer_len: usize,
+}
+
+impl Variant {
+    /// Tokens that must be fed after the prompt (the last one is only predicted).
+    fn to_feed(&self) -> usize {
+        self.tokens.len().saturating_sub(1)
+    }
+}
+
+/// A request's choices with every variant tokenized, ready for the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ChoiceSet {
+    choices: Vec<String>,
+    variants: Vec<Variant>,
+}
+
+impl ChoiceSet {
+    /// Tokenize every variant with `tokenize` (no BOS, no special tokens) and append `end`.
+    /// Variants of one choice that tokenize alike are kept once.
+    pub(super) fn new(
+        choices: Vec<String>,
+        tokenize: impl Fn(&str) -> Vec<LlamaToken>,
+        end: &[LlamaToken],
+    ) -> Self {
+        let mut variants: Vec<Variant> = Vec::new();
+        for (choice, text) in variant_texts(&choices) {
+            let answer = tokenize(&text);
+            if answer.is_empty() {
+                continue;
+            }
+            let answer_len = answer.len();
+            let mut tokens = answer;
+            tokens.extend_from_slice(end);
+            if !variants
+                .iter()
+                .any(|v| v.choice == choice && v.tokens == tokens)
+            {
+                variants.push(Variant {
+                    choice,
+                    tokens,
+                    answer_len,
+                });
+            }
+        }
+        Self { choices, variants }
+    }
+
+    /// KV cells the longest variant needs after the prompt.
+    pub(super) fn longest_feed(&self) -> usize {
+        self.variants
+            .iter()
+            .map(Variant::to_feed)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Answer tokens of the longest variant (for the context-length error).
+    pub(super) fn longest_answer(&self) -> usize {
+        self.variants
+            .iter()
+            .map(|v| v.answer_len)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The scored answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Outcome {
+    /// The chosen choice exactly as the request listed it.
+    pub text: String,
+    /// Log-probabilities of the answer tokens of the chosen choice's most probable variant.
+    pub token_logprobs: Vec<f32>,
+    pub completion_tokens: u32,
+    pub signals: Signals,
+}
+
+/// One request's progress through its variants, inside the engine loop.
+#[derive(Debug)]
+pub(super) struct ChoiceScoring {
+    set: ChoiceSet,
+    /// Log-probabilities read so far for each variant's tokens, in order.
+    logprobs: Vec<Vec<f32>>,
+    /// The variant being fed.
+    current: usize,
+    /// Tokens of the current variant already fed (and their rows read).
+    fed: usize,
+    /// Whether the prompt's logits row was read.
+    started: bool,
+}
+
+impl ChoiceScoring {
+    pub(super) fn new(set: ChoiceSet) -> Self {
+        let logprobs = vec![Vec::new(); set.variants.len()];
+        Self {
+            set,
+            logprobs,
+            current: 0,
+            fed: 0,
+            started: false,
+        }
+    }
+
+    pub(super) fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Every variant scored: [`Self::outcome`] is ready.
+    pub(super) fn is_done(&self) -> bool {
+        self.started && self.current >= self.set.variants.len()
+    }
+
+    /// The prompt's last logits row: the log-probability of every variant's first token.
+    pub(super) fn read_prompt_row(&mut self, logits: &[f32]) {
+        let row = LogSoftmax::of(logits);
+        for (variant, lps) in self.set.variants.iter().zip(&mut self.logprobs) {
+            if let Some(&first) = variant.tokens.first() {
+                lps.push(row.logprob(logits, first));
+            }
+        }
+        self.started = true;
+        self.skip_finished();
+    }
+
+    /// The current variant's next tokens to feed (at most `room`), with the offset after the
+    /// prompt of the first one; `None` when there is nothing left to feed.
+    pub(super) fn next_chunk(&self, room: usize) -> Option<(usize, &[LlamaToken])> {
+        if !self.started || room == 0 {
+            return None;
+        }
+        let variant = self.set.variants.get(self.current)?;
+        let end = variant.to_feed().min(self.fed + room);
+        Some((self.fed, variant.tokens.get(self.fed..end)?))
+    }
+
+    /// The logits rows of the chunk just decoded, one per fed token in order. Returns true when
+    /// the current variant is complete: its KV cells must be removed before the next one.
+    pub(super) fn read_chunk_rows<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = &'a [f32]>,
+    ) -> bool {
+        let Some(variant) = self.set.variants.get(self.current) else {
+            return false;
+        };
+        let Some(lps) = self.logprobs.get_mut(self.current) else {
+            return false;
+        };
+        for row in rows {
+            let Some(&next) = variant.tokens.get(self.fed + 1) else {
+                break;
+            };
+            lps.push(token_logprob(row, next));
+            self.fed += 1;
+        }
+        if self.fed < variant.to_feed() {
+            return false;
+        }
+        self.current += 1;
+        self.fed = 0;
+        self.skip_finished();
+        true
+    }
+
+    /// Move past variants with nothing to feed (a single token with no end token).
+    fn skip_finished(&mut self) {
+        while self
+            .set
+            .variants
+            .get(self.current)
+            .is_some_and(|v| v.to_feed() == 0)
+        {
+            self.current += 1;
+        }
+    }
+
+    /// The answer: per-choice log-scores (log-sum-exp over variants of the summed token
+    /// log-probabilities), the emitted choice (arg-max, or a seeded draw at temperature > 0) and
+    /// its signals. `None` before every variant is scored.
+    pub(super) fn outcome(&self, temperature: f32, seed: u32) -> Option<Outcome> {
+        if !self.is_done() {
+            return None;
+        }
+        let totals: Vec<f64> = self
+            .logprobs
+            .iter()
+            .map(|lps| lps.iter().map(|&l| f64::from(l)).sum())
+            .collect();
+        let log_scores: Vec<f64> = (0..self.set.choices.len())
+            .map(|c| {
+                let of_choice: Vec<f64> = self
+                    .set
+                    .variants
+                    .iter()
+                    .zip(&totals)
+                    .filter(|(v, _)| v.choice == c)
+                    .map(|(_, &t)| t)
+                    .collect();
+                logsumexp(&of_choice)
+            })
+            .collect();
+        let chosen = pick_choice(&log_scores, temperature, seed)?;
+        let best = (0..self.set.variants.len())
+            .filter(|&i| self.set.variants[i].choice == chosen)
+            .max_by(|&a, &b| totals[a].total_cmp(&totals[b]).then(b.cmp(&a)));
+        let (token_logprobs, completion_tokens) = match best {
+            Some(i) => {
+                let n = self.set.variants[i].answer_len;
+                (self.logprobs[i].iter().take(n).copied().collect(), n)
+            }
+            None => (Vec::new(), 0),
+        };
+        Some(Outcome {
+            text: self.set.choices.get(chosen)?.clone(),
+            token_logprobs,
+            completion_tokens: completion_tokens as u32,
+            signals: choice_signals(&self.set.choices, &log_scores, chosen),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn variants_cover_case_and_leading_whitespace() {
+        let v = variant_texts(&strings(&["positive", "Card_arrival"]));
+        let of = |c: usize| -> Vec<&str> {
+            v.iter()
+                .filter(|(i, _)| *i == c)
+                .map(|(_, t)| t.as_str())
+                .collect()
+        };
+        assert_eq!(
+            of(0),
+            [
+                "positive",
+                " positive",
+                "\npositive",
+                "Positive",
+                " Positive",
+                "\nPositive"
+            ]
+        );
+        // As written (already Capitalized), then lowercase.
+        assert_eq!(
+            of(1),
+            [
+                "Card_arrival",
+                " Card_arrival",
+                "\nCard_arrival",
+                "card_arrival",
+                " card_arrival",
+                "\ncard_arrival"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_case_form_that_is_another_choice_stays_with_that_choice() {
+        let v = variant_texts(&strings(&["Yes", "yes", "NO"]));
+        let of = |c: usize| -> Vec<&str> {
+            v.iter()
+                .filter(|(i, _)| *i == c)
+                .map(|(_, t)| t.as_str())
+                .collect()
+        };
+        assert_eq!(of(0), ["Yes", " Yes", "\nYes"]);
+        assert_eq!(of(1), ["yes", " yes", "\nyes"]);
+        assert_eq!(of(2).len(), 9, "NO, no, No: {:?}", of(2));
+    }
+
+    /// A toy tokenizer: one token per character (its code point).
+    fn chars(text: &str) -> Vec<LlamaToken> {
+        text.chars().map(|c| LlamaToken(c as i32)).collect()
+    }
+
+    const END: LlamaToken = LlamaToken(0);
+
+    /// A logits row over a 128-token vocabulary favouring `token` by `strength`.
+    fn row_favouring(token: char, strength: f32) -> Vec<f32> {
+        let mut row = vec![0.0f32; 128];
+        row[token as usize] = strength;
+        row
+    }
+
+    /// Drive a scoring to the end with one rows function, as the engine would (chunks of at most
+    /// `room` tokens).
+    fn score(set: ChoiceSet, room: usize, rows: impl Fn(LlamaToken) -> Vec<f32>) -> ChoiceScoring {
+        let mut scoring = ChoiceScoring::new(set);
+        assert!(
+            scoring.next_chunk(room).is_none(),
+            "nothing before the prompt row"
+        );
+        scoring.read_prompt_row(&row_favouring('n', 5.0));
+        let mut guard = 0;
+        while let Some((offset, chunk)) = scoring.next_chunk(room) {
+            assert!(!chunk.is_empty());
+            assert!(offset + chunk.len() <= 64);
+            let decoded: Vec<Vec<f32>> = chunk.iter().map(|&t| rows(t)).collect();
+            scoring.read_chunk_rows(decoded.iter().map(Vec::as_slice));
+            guard += 1;
+            assert!(guard < 1000);
+        }
+        assert!(scoring.is_done());
+        scoring
+    }
+
+    #[test]
+    fn prefix_choice_is_scored_by_its_end_and_the_canonical_text_is_returned() {
+        let set = ChoiceSet::new(strings(&["no", "no way"]), chars, &[END]);
+        // After "o" the model wants a space (then "way"), after "y" it wants to stop.
+        let scoring = score(set, 512, |fed| match char::from_u32(fed.0 as u32) {
+            Some('n') => row_favouring('o', 6.0),
+            Some('o') => row_favouring(' ', 6.0),
+            Some(' ') => row_favouring('w', 6.0),
+            Some('w') => row_favouring('a', 6.0),
+            Some('a') => row_favouring('y', 6.0),
+            _ => row_favouring('\0', 6.0),
+        });
+        let outcome = scoring.outcome(0.0, 0).unwrap();
+        assert_eq!(outcome.text, "no way");
+        assert_eq!(outcome.completion_tokens, 6);
+        assert_eq!(outcome.token_logprobs.len(), 6);
+        let probs = outcome.signals.choice_probs.clone().unwrap();
+        assert_eq!(probs[0].0, "no");
+        assert_eq!(probs[1].0, "no way");
+        assert!((probs.iter().map(|(_, p)| p).sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(probs[1].1 > 0.9);
+        assert_eq!(outcome.signals.chosen, Some(1));
+    }
+
+    #[test]
+    fn chunked_feeding_gives_the_same_scores_as_whole_variants() {
+        let rows =
+            |fed: LlamaToken| row_favouring(char::from_u32(fed.0 as u32 + 1).unwrap_or('a'), 2.0);
+        let whole = score(
+            ChoiceSet::new(strings(&["abc", "abd", "b"]), chars, &[END]),
+            512,
+            rows,
+        )
+        .outcome(0.0, 0)
+        .unwrap();
+        let chunked = score(
+            ChoiceSet::new(strings(&["abc", "abd", "b"]), chars, &[END]),
+            1,
+            rows,
+        )
+        .outcome(0.0, 0)
+        .unwrap();
+        assert_eq!(whole, chunked);
+    }
+
+    #[test]
+    fn the_best_variant_gives_tokens_and_usage_and_the_feed_length_is_known() {
+        let set = ChoiceSet::new(strings(&["ab"]), chars, &[END, LlamaToken(1)]);
+        // "\nab" + two end tokens: 5 tokens, 4 fed.
+        assert_eq!(set.longest_feed(), 4);
+        assert_eq!(set.longest_answer(), 3);
+        // The prompt row favours "n", not a space or newline: the bare variant wins.
+        let scoring = score(set, 512, |_| vec![0.0; 128]);
+        let outcome = scoring.outcome(1.0, 3).unwrap();
+        assert_eq!(outcome.text, "ab");
+        assert_eq!(outcome.completion_tokens, 2);
+        assert_eq!(outcome.signals.choice_probs, Some(vec![("ab".into(), 1.0)]));
+    }
+
+    #[test]
+    fn variants_that_tokenize_alike_are_scored_once() {
+        // A tokenizer that drops whitespace makes " x" and "\nx" the same tokens as "x".
+        let set = ChoiceSet::new(strings(&["x"]), |t: &str| chars(t.trim_start()), &[END]);
+        assert_eq!(set.variants.len(), 2, "x and X");
+    }
+
+    #[test]
+    fn smollm2_answers_end_with_its_turn_marker_not_its_gguf_eot() {
+        // SmolLM2's GGUF names `<|endoftext|>` as EOT; its chat template closes an answer with
+        // `<|im_end|>`, which is what the model writes there.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let model = super::super::load_model(&path).unwrap();
+        let format = PromptFormat::for_model(&model, None, false);
+        let im_end = model.vocab().tokenize(b"<|im_end|>", false, true);
+        assert_eq!(im_end.len(), 1);
+        assert_ne!(model.vocab().eot(), im_end[0]);
+        assert_eq!(
+            AnswerEnd::for_model(&model, &format),
+            AnswerEnd::Tokens(im_end)
+        );
+        // Completion mode ends an answer at the request's first stop string.
+        let mut request = ChatRequest::user("local", "x");
+        request.stop = Some(crate::types::StopSequences::One("\n".into()));
+        let newline = model.vocab().tokenize(b"\n", false, false);
+        assert_eq!(
+            AnswerEnd::Completion.tokens(&model, &request),
+            Some(newline)
+        );
+    }
+
+    #[test]
+    fn outcome_waits_for_every_variant() {
+        let set = ChoiceSet::new(strings(&["ab", "cd"]), chars, &[END]);
+        let mut scoring = ChoiceScoring::new(set);
+        assert_eq!(scoring.outcome(0.0, 0), None);
+        scoring.read_prompt_row(&[0.0; 128]);
+        let (_, chunk) = scoring.next_chunk(512).unwrap();
+        assert_eq!(chunk.len(), 2, "\"ab\" then end: two tokens fed");
+        let rows = [vec![0.0f32; 128], vec![0.0f32; 128]];
+        assert!(scoring.read_chunk_rows(rows.iter().map(Vec::as_slice)));
+        assert_eq!(scoring.outcome(0.0, 0), None);
+    }
+}
