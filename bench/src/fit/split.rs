@@ -41,9 +41,9 @@ pub fn split(items: &[TaskItem], task: &str, seed: u64) -> (Vec<TaskItem>, Vec<T
     let (mut cal, mut eval) = (Vec::new(), Vec::new());
     let mut turn = 0usize;
     for (_, mut members) in strata {
-        members.sort_by(|a, b| a.1.cmp(&b.1));
+        members.sort_by_key(|m| m.1);
         for (item, _) in members {
-            if turn % 2 == 0 {
+            if turn.is_multiple_of(2) {
                 cal.push(item.clone());
             } else {
                 eval.push(item.clone());
