@@ -120,6 +120,16 @@ pub struct CalibrateArgs {
     /// Print the whole calibration as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Per task: choose always-SLM, always-LLM or a cascade on one signal on a seeded
+    /// calibration half of each task's items and report it on the other half (writes RUN/fit.json).
+    #[arg(long)]
+    pub per_task: bool,
+    /// Per task: instead of a quality target, the best quality at most this cost per request (USD).
+    #[arg(long)]
+    pub max_cost: Option<f64>,
+    /// Per task: seed of the calibration/evaluation split.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -271,6 +281,9 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
 
 fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
     let records = bench::results::read_records(&args.run)?;
+    if args.per_task || args.max_cost.is_some() {
+        return fit_cmd(&args, &records);
+    }
     let cal = bench::calibrate::calibrate(&records, &args.slm, &args.llm, args.target_share)?;
     let plot = args
         .plot
@@ -317,6 +330,94 @@ fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
             p.threshold
         );
     }
+    Ok(())
+}
+
+/// `bench calibrate --per-task`: the per-task fit, reported on each task's evaluation half.
+fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> anyhow::Result<()> {
+    if args.write.is_some() {
+        bail!("--write with --per-task is not supported yet: the gateway's cascade judges one confidence signal (min_confidence); per-task routes are printed and saved in RUN/fit.json");
+    }
+    let options = bench::fit::FitOptions {
+        slm: args.slm.clone(),
+        llm: args.llm.clone(),
+        target_share: args.target_share,
+        max_cost: args.max_cost,
+        seed: args.seed,
+        ..bench::fit::FitOptions::default()
+    };
+    let fit = bench::fit::fit(records, &options)?;
+    let path = args.run.join("fit.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&fit)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&fit)?);
+        return Ok(());
+    }
+    let q = |e: &bench::stats::Estimate| {
+        format!("{:.3} [{:.3}–{:.3}]", e.value, e.ci95_low, e.ci95_high)
+    };
+    println!(
+        "{:<22} {:>4}  {:<24} {:<24} {:<24} {:>10} {:>6}  policy (chosen on the calibration half)",
+        "task (evaluation half)",
+        "n",
+        "SLM quality",
+        "LLM quality",
+        "router quality",
+        "$/req",
+        "LLM %"
+    );
+    for t in &fit.tasks {
+        let e = &t.evaluation;
+        println!(
+            "{:<22} {:>4}  {:<24} {:<24} {:<24} {:>10.6} {:>5.0}%  {}",
+            t.task,
+            e.n,
+            q(&e.slm.quality),
+            q(&e.llm.quality),
+            q(&e.chosen.quality),
+            e.chosen.cost_per_request,
+            e.chosen.llm_share * 100.0,
+            t.chosen.describe()
+        );
+    }
+    if let Some(o) = &fit.overall {
+        println!(
+            "{:<22} {:>4}  {:<24} {:<24} {:<24} {:>10.6} {:>5.0}%  (LLM only: ${:.6}/req)",
+            "all tasks",
+            o.n,
+            q(&o.slm.quality),
+            q(&o.llm.quality),
+            q(&o.chosen.quality),
+            o.chosen.cost_per_request,
+            o.chosen.llm_share * 100.0,
+            o.llm.cost_per_request
+        );
+    }
+    println!();
+    println!("signal AUROC for the SLM's pass/fail (evaluation half, 95% bootstrap interval):");
+    for t in &fit.tasks {
+        for s in &t.signals {
+            let verdict = if s.uninformative() {
+                "  no evidence it carries information"
+            } else {
+                ""
+            };
+            println!(
+                "  {:<22} {:<14} n={:<4} {}{}",
+                t.task,
+                s.signal,
+                s.n,
+                match (s.auroc, s.ci95) {
+                    (Some(a), Some((lo, hi))) => format!("{a:.2} [{lo:.2}–{hi:.2}]"),
+                    (Some(a), None) => format!("{a:.2}"),
+                    (None, _) => "— (one class only)".into(),
+                },
+                verdict
+            );
+        }
+    }
+    eprintln!("[bench] wrote {}", path.display());
     Ok(())
 }
 

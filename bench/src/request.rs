@@ -106,6 +106,19 @@ impl RequestContext {
             record.mean_logprob = Some(mean);
             record.confidence = Some(mean.exp());
         }
+        if let Some(signals) = &seen.signals {
+            let named = [
+                ("p_chosen", signals.p_chosen()),
+                ("margin", signals.margin()),
+                ("mean_logprob", signals.mean_logprob),
+                ("min_logprob", signals.min_logprob),
+            ];
+            for (name, value) in named {
+                if let Some(v) = value.filter(|v| v.is_finite()) {
+                    record.signals.insert(name.to_string(), v);
+                }
+            }
+        }
         record.cost_usd = seen.routing.cost_usd.or_else(|| {
             target.info().price.map(|p| {
                 p.cost(
@@ -199,6 +212,7 @@ struct Observed {
     usage: Option<Usage>,
     finish: Option<FinishReason>,
     routing: Routing,
+    signals: Option<backends::Signals>,
     error: Option<BackendError>,
 }
 
@@ -241,6 +255,7 @@ async fn observe(
                     seen.token_events += 1;
                 }
                 Ok(ChatEvent::Usage { usage, .. }) => seen.usage = Some(usage),
+                Ok(ChatEvent::Signals { signals, .. }) => seen.signals = Some(signals),
                 Ok(ChatEvent::Done {
                     choice: 0,
                     finish_reason,
