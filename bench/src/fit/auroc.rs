@@ -26,7 +26,8 @@ impl SignalQuality {
         match (self.auroc, self.ci95) {
             (None, _) => true,
             (Some(_), Some((lo, hi))) => lo <= 0.5 && hi >= 0.5,
-            (Some(a), None) => (a - 0.5).abs() < 1e-9,
+            // No interval (too few items of a class): no evidence either way.
+            (Some(_), None) => true,
         }
     }
 }
@@ -69,7 +70,9 @@ pub fn auroc_ci(
     seed: u64,
 ) -> (Option<f64>, Option<(f64, f64)>) {
     let point = auroc(scores, positive);
-    if point.is_none() || resamples == 0 {
+    // With fewer than two items of either class the resamples are degenerate: no interval.
+    let pos = positive.iter().filter(|p| **p).count();
+    if point.is_none() || resamples == 0 || pos < 2 || positive.len() - pos < 2 {
         return (point, None);
     }
     let n = scores.len();

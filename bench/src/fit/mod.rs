@@ -259,6 +259,13 @@ pub fn pair_by_task(
     Ok((tasks, skipped))
 }
 
+/// Quality is a mean of scores in [0, 1]: a t interval is clipped to that range.
+fn bounded(mut e: Estimate) -> Estimate {
+    e.ci95_low = e.ci95_low.clamp(0.0, 1.0);
+    e.ci95_high = e.ci95_high.clamp(0.0, 1.0);
+    e
+}
+
 /// A policy's outcome on items (`None` for no items).
 pub fn outcome(policy: &Policy, items: &[TaskItem]) -> Option<Outcome> {
     if items.is_empty() {
@@ -280,7 +287,7 @@ pub fn outcome(policy: &Policy, items: &[TaskItem]) -> Option<Outcome> {
     }
     let n = items.len() as f64;
     Some(Outcome {
-        quality: mean_t(&qualities)?,
+        quality: bounded(mean_t(&qualities)?),
         cost_per_request: cost / n,
         llm_share: llm as f64 / n,
     })
@@ -477,7 +484,7 @@ fn overall_report(items: &[(TaskItem, Policy)]) -> Option<HalfReport> {
         slm: outcome(&Policy::Slm, &all)?,
         llm: outcome(&Policy::Llm, &all)?,
         chosen: Outcome {
-            quality: mean_t(&qualities)?,
+            quality: bounded(mean_t(&qualities)?),
             cost_per_request: cost / n,
             llm_share: llm as f64 / n,
         },
