@@ -103,11 +103,22 @@ pub struct PairedItem {
     pub llm_cost: f64,
 }
 
-/// Join the SLM's and the LLM's records by (scenario, item). Items answered more than once
-/// use their first record; items missing on either side are skipped and counted.
-pub fn pair(records: &[RequestRecord], slm: &str, llm: &str) -> Result<(Vec<PairedItem>, usize)> {
-    type Answers<'a> = (Option<&'a RequestRecord>, Option<&'a RequestRecord>);
-    let mut by_key: BTreeMap<(String, String), Answers> = BTreeMap::new();
+/// Both targets' answers to one item, keyed by (scenario, item id).
+pub type Answers<'a> =
+    BTreeMap<(String, String), (Option<&'a RequestRecord>, Option<&'a RequestRecord>)>;
+
+/// Join the SLM's and the LLM's records by (scenario, item); items answered more than once use
+/// their first record. Fails when either target has no records at all. Shared by the global
+/// sweep here and the per-task fit (`crate::fit`).
+pub fn join<'a>(records: &'a [RequestRecord], slm: &str, llm: &str) -> Result<Answers<'a>> {
+    for (name, role) in [(slm, "the SLM"), (llm, "the LLM")] {
+        if !records.iter().any(|r| r.target == name) {
+            return Err(BenchError::Analysis(format!(
+                "the run has no records of target `{name}` ({role})"
+            )));
+        }
+    }
+    let mut by_key: Answers = BTreeMap::new();
     for r in records {
         let e = by_key
             .entry((r.scenario.clone(), r.item_id.clone()))
@@ -118,16 +129,13 @@ pub fn pair(records: &[RequestRecord], slm: &str, llm: &str) -> Result<(Vec<Pair
             e.1 = Some(r);
         }
     }
-    if !records.iter().any(|r| r.target == slm) {
-        return Err(BenchError::Analysis(format!(
-            "the run has no records of target `{slm}` (the SLM)"
-        )));
-    }
-    if !records.iter().any(|r| r.target == llm) {
-        return Err(BenchError::Analysis(format!(
-            "the run has no records of target `{llm}` (the LLM)"
-        )));
-    }
+    Ok(by_key)
+}
+
+/// Join the SLM's and the LLM's records by (scenario, item). Items answered more than once
+/// use their first record; items missing on either side are skipped and counted.
+pub fn pair(records: &[RequestRecord], slm: &str, llm: &str) -> Result<(Vec<PairedItem>, usize)> {
+    let by_key = join(records, slm, llm)?;
     let mut items = Vec::new();
     let mut skipped = 0;
     let mut no_confidence = 0;

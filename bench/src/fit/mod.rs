@@ -204,25 +204,7 @@ pub fn pair_by_task(
     slm: &str,
     llm: &str,
 ) -> Result<(BTreeMap<String, Vec<TaskItem>>, usize)> {
-    for name in [slm, llm] {
-        if !records.iter().any(|r| r.target == name) {
-            return Err(BenchError::Analysis(format!(
-                "the run has no records of target `{name}`"
-            )));
-        }
-    }
-    type Answers<'a> = (Option<&'a RequestRecord>, Option<&'a RequestRecord>);
-    let mut by_key: BTreeMap<(String, String), Answers> = BTreeMap::new();
-    for r in records {
-        let e = by_key
-            .entry((r.scenario.clone(), r.item_id.clone()))
-            .or_default();
-        if r.target == slm && e.0.is_none() {
-            e.0 = Some(r);
-        } else if r.target == llm && e.1.is_none() {
-            e.1 = Some(r);
-        }
-    }
+    let by_key = crate::calibrate::join(records, slm, llm)?;
     let mut tasks: BTreeMap<String, Vec<TaskItem>> = BTreeMap::new();
     let mut skipped = 0;
     for ((scenario, item_id), answers) in by_key {
