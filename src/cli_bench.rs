@@ -108,7 +108,9 @@ pub struct CalibrateArgs {
     /// Share of the LLM's quality to reach at least cost.
     #[arg(long, default_value_t = 0.95)]
     pub target_share: f64,
-    /// Write the chosen threshold as `min_confidence` of the cascade route in this triage.yaml.
+    /// Write the result into this triage.yaml: the global sweep's threshold as `min_confidence`
+    /// of the cascade route; with --per-task, one route per task (in a marked block, each with
+    /// its evidence as a comment), written only if the edited config loads.
     #[arg(long, value_name = "CONFIG")]
     pub write: Option<PathBuf>,
     /// Which route to update when several carry `min_confidence`.
@@ -335,9 +337,6 @@ fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
 
 /// `bench calibrate --per-task`: the per-task fit, reported on each task's evaluation half.
 fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> anyhow::Result<()> {
-    if args.write.is_some() {
-        bail!("--write with --per-task is not supported yet: the gateway's cascade judges one confidence signal (min_confidence); per-task routes are printed and saved in RUN/fit.json");
-    }
     let options = bench::fit::FitOptions {
         slm: args.slm.clone(),
         llm: args.llm.clone(),
@@ -418,6 +417,9 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
         }
     }
     eprintln!("[bench] wrote {}", path.display());
+    if let Some(config) = &args.write {
+        write_fit(config, &fit, &args.run)?;
+    }
     Ok(())
 }
 
@@ -494,4 +496,36 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{:.1}%", 100.0 * v))
         .unwrap_or_else(|| "-".into())
+}
+
+/// `--per-task --write CONFIG`: put the fitted routes into CONFIG, keeping its text, and only
+/// if the result loads as a gateway config (so the routes act exactly as fitted).
+fn write_fit(
+    config: &std::path::Path,
+    fit: &bench::fit::Fit,
+    run: &std::path::Path,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let updated = bench::fit::write::insert(&text, fit, &run.display().to_string())
+        .with_context(|| format!("editing {}", config.display()))?;
+    let dir = config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    router::config::Config::parse(&updated, &config.display().to_string(), dir).with_context(
+        || {
+            format!(
+                "the fitted routes would not load in {}; left it unchanged",
+                config.display()
+            )
+        },
+    )?;
+    std::fs::write(config, updated).with_context(|| format!("writing {}", config.display()))?;
+    eprintln!(
+        "[bench] {}: {} per-task route(s) written",
+        config.display(),
+        fit.tasks.len()
+    );
+    Ok(())
 }

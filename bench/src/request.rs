@@ -106,17 +106,15 @@ impl RequestContext {
             record.mean_logprob = Some(mean);
             record.confidence = Some(mean.exp());
         }
-        if let Some(signals) = &seen.signals {
-            let named = [
-                ("p_chosen", signals.p_chosen()),
-                ("margin", signals.margin()),
-                ("mean_logprob", signals.mean_logprob),
-                ("min_logprob", signals.min_logprob),
-            ];
-            for (name, value) in named {
-                if let Some(v) = value.filter(|v| v.is_finite()) {
-                    record.signals.insert(name.to_string(), v);
-                }
+        // The same evidence the gateway's cascade judges (router::policy::Evidence), so a
+        // threshold fitted on these records acts the same in the gateway.
+        let evidence =
+            router::policy::Evidence::from_answer(&seen.logprobs, seen.signals.as_ref(), None);
+        // `confidence` (exp of the mean over all tokens) is kept in its own field; as a signal
+        // it would only repeat mean_logprob to the fit.
+        for (name, v) in evidence.named() {
+            if v.is_finite() && name != "confidence" {
+                record.signals.insert(name.to_string(), v);
             }
         }
         record.cost_usd = seen.routing.cost_usd.or_else(|| {

@@ -186,20 +186,7 @@ impl fmt::Display for Explanation {
         let d = &self.decision;
         let action = match &d.action {
             Action::Backend(b) => format!("→ {b}"),
-            Action::Cascade(c) => format!(
-                "→ cascade: {} first, escalate to {} unless confidence >= {}{}{}",
-                c.first,
-                c.escalate_to,
-                c.min_confidence,
-                c.min_token_logprob
-                    .map(|m| format!(" and every token log-prob >= {m}"))
-                    .unwrap_or_default(),
-                if c.accept_if_constrained {
-                    " (a satisfied choices/schema constraint is accepted)"
-                } else {
-                    ""
-                }
-            ),
+            Action::Cascade(c) => format!("→ cascade: {}", c.describe()),
             Action::Refuse { status, message } => format!("→ refuse {status}: {message}"),
         };
         writeln!(f, "decision: route {:?} {action}", d.route)?;

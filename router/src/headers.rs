@@ -9,6 +9,9 @@ pub const ROUTE: &str = "x-triage-route";
 pub const COST: &str = "x-triage-cost-usd";
 /// `true` when a cascade escalated past its first backend.
 pub const ESCALATED: &str = "x-triage-escalated";
+/// The cascade signal judged on the first answer and its value, `NAME=VALUE` (`p_chosen=0.8123`;
+/// `NAME=none` when the answer lacked it).
+pub const SIGNAL: &str = "x-triage-signal";
 /// The task: a request header hint in, the task the router used out.
 pub const TASK: &str = "x-triage-task";
 /// The gateway's id of the request (the ledger row's id).

@@ -269,7 +269,27 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "min_confidence out of range",
             format!("{BASE}routes:\n  - {{ name: d, cascade: {{ first: slm, escalate_to: llm, min_confidence: 1.5 }} }}\n"),
-            "routes[0].cascade.min_confidence: must be a probability between 0 and 1",
+            "routes[0].cascade.min_confidence: confidence is a probability: the threshold must be between 0 and 1",
+        ),
+        (
+            "unknown cascade signal",
+            format!("{BASE}routes:\n  - {{ name: d, cascade: {{ first: slm, escalate_to: llm, signal: vibes, threshold: 0.5 }} }}\n"),
+            "routes[0].cascade.signal: unknown signal \"vibes\"; known: confidence, p_chosen, margin, mean_logprob, min_logprob",
+        ),
+        (
+            "signal without threshold",
+            format!("{BASE}routes:\n  - {{ name: d, cascade: {{ first: slm, escalate_to: llm, signal: p_chosen }} }}\n"),
+            "routes[0].cascade.threshold: a cascade with a `signal` needs a `threshold`",
+        ),
+        (
+            "log-prob threshold above zero",
+            format!("{BASE}routes:\n  - {{ name: d, cascade: {{ first: slm, escalate_to: llm, signal: mean_logprob, threshold: 0.5 }} }}\n"),
+            "routes[0].cascade.threshold: mean_logprob is a log-probability: the threshold must be <= 0",
+        ),
+        (
+            "signal and min_confidence",
+            format!("{BASE}routes:\n  - {{ name: d, cascade: {{ first: slm, escalate_to: llm, signal: margin, threshold: 0.2, min_confidence: 0.5 }} }}\n"),
+            "routes[0].cascade.min_confidence: give either `signal` + `threshold` or the legacy `min_confidence`, not both",
         ),
         (
             "bad listen address",

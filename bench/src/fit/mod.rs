@@ -119,7 +119,7 @@ impl Policy {
 }
 
 /// Both answers to one item of a task.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TaskItem {
     pub scenario: String,
     pub item_id: String,

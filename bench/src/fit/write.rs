@@ -252,6 +252,57 @@ budgets: { daily_usd: 1.0 }
         assert_eq!(twice.replace("runs/y", "runs/x"), once);
     }
 
+    /// What `--write` produces loads as a gateway config, and each task's route decides as
+    /// the fit chose: the same backend, or a cascade judging the fitted signal at the fitted
+    /// threshold (an item the fit would escalate, the gateway escalates).
+    #[test]
+    fn written_routes_load_and_act_as_fitted() {
+        use router::policy::{
+            decide, Action, CascadeSignal, Evidence, RequestFacts, StateSnapshot,
+        };
+        let f = sample_fit();
+        let text = insert(CONFIG, &f, "runs/x").unwrap();
+        let config = router::config::Config::parse(&text, "triage.yaml", std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        for t in &f.tasks {
+            let facts = RequestFacts {
+                task: t.task.clone(),
+                text: "hello".into(),
+                requested_model: "auto".into(),
+                ..RequestFacts::default()
+            };
+            let d = decide(&config.policy, &facts, &StateSnapshot::default());
+            assert_eq!(d.route, route_name(&t.task), "{d:?}");
+            match (&t.chosen, &d.action) {
+                (Policy::Slm, Action::Backend(b)) => assert_eq!(b, "slm"),
+                (Policy::Llm, Action::Backend(b)) => assert_eq!(b, "llm"),
+                (Policy::Cascade { signal, threshold }, Action::Cascade(spec)) => {
+                    assert_eq!(spec.signal.name(), signal);
+                    assert_eq!(spec.threshold, *threshold);
+                    for (v, escalates) in [(*threshold, false), (threshold - 1e-9, true)] {
+                        let item = super::super::TaskItem {
+                            signals: BTreeMap::from([(signal.clone(), v)]),
+                            ..super::super::TaskItem::default()
+                        };
+                        assert_eq!(t.chosen.uses_llm(&item), escalates);
+                        let mut evidence = Evidence::default();
+                        *match spec.signal {
+                            CascadeSignal::Confidence => &mut evidence.confidence,
+                            CascadeSignal::PChosen => &mut evidence.p_chosen,
+                            CascadeSignal::Margin => &mut evidence.margin,
+                            CascadeSignal::MeanLogprob => &mut evidence.mean_logprob,
+                            CascadeSignal::MinLogprob => &mut evidence.min_logprob,
+                        } = Some(v);
+                        assert_eq!(!spec.judge(&evidence).accept, escalates);
+                    }
+                }
+                (chosen, action) => {
+                    panic!("{}: fit chose {chosen:?}, gateway did {action:?}", t.task)
+                }
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_it_cannot_edit() {
         let f = sample_fit();

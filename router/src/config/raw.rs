@@ -177,7 +177,11 @@ pub(super) struct RawRange {
 pub(super) struct RawCascade {
     pub(super) first: String,
     pub(super) escalate_to: String,
-    pub(super) min_confidence: f64,
+    /// `confidence | p_chosen | margin | mean_logprob | min_logprob`, with `threshold`.
+    pub(super) signal: Option<String>,
+    pub(super) threshold: Option<f64>,
+    /// Legacy spelling of `signal: confidence, threshold: X`.
+    pub(super) min_confidence: Option<f64>,
     pub(super) min_token_logprob: Option<f64>,
     pub(super) accept_if_constrained: Option<bool>,
 }

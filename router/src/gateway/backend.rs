@@ -30,6 +30,12 @@ pub trait DynBackend: Send + Sync {
     fn local_engine_time(&self) -> Option<EngineTime> {
         None
     }
+    /// The request's prompt tokens by this backend's own tokenizer (the rendered prompt);
+    /// `None` for backends without one in process.
+    fn count_prompt_tokens(&self, request: &ChatRequest) -> Option<usize> {
+        let _ = request;
+        None
+    }
 }
 
 impl DynBackend for AnyBackend {
@@ -62,6 +68,16 @@ impl DynBackend for AnyBackend {
         if let AnyBackend::Llama(engine) = self {
             return Some(engine.stats().time);
         }
+        None
+    }
+
+    fn count_prompt_tokens(&self, request: &ChatRequest) -> Option<usize> {
+        #[cfg(feature = "llama")]
+        #[allow(irrefutable_let_patterns)]
+        if let AnyBackend::Llama(engine) = self {
+            return engine.count_tokens(request).ok();
+        }
+        let _ = request;
         None
     }
 }
@@ -221,6 +237,15 @@ impl Backends {
 
     pub fn names(&self) -> Vec<String> {
         self.slots.keys().cloned().collect()
+    }
+
+    /// The prompt's tokens by the first loaded local backend's tokenizer (in name order), for
+    /// `prompt_tokens` rule conditions; `None` when no local tokenizer is loaded.
+    pub fn count_prompt_tokens(&self, request: &ChatRequest) -> Option<usize> {
+        self.slots
+            .values()
+            .filter_map(|s| s.handle.get())
+            .find_map(|h| h.count_prompt_tokens(request))
     }
 
     /// Cumulative engine time of every loaded local backend.

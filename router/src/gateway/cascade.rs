@@ -1,10 +1,11 @@
 //! Whether a cascade keeps its first (small-model) answer: the gateway checks the request's
-//! own constraint (`choices`, or a JSON `response_format`) on the answer and hands it, with the
-//! answer's token log-probabilities, to [`CascadeSpec::judge`] (the policy's rule).
+//! own constraint (`choices`, or a JSON `response_format`) on the answer, gathers the answer's
+//! [`Evidence`] (token log-probabilities and the engine's signals) and hands it to
+//! [`CascadeSpec::judge`] (the policy's rule).
 
 use backends::{ChatRequest, ChatResponse, ResponseFormat};
 
-use crate::policy::{CascadeSpec, CascadeVerdict};
+use crate::policy::{CascadeSpec, CascadeVerdict, Evidence};
 
 /// Whether the answer satisfies the request's constraint; `None` when it has none.
 pub fn constraint_satisfied(request: &ChatRequest, answer: &str) -> Option<bool> {
@@ -22,8 +23,14 @@ pub fn constraint_satisfied(request: &ChatRequest, answer: &str) -> Option<bool>
 
 /// Judge the first answer of a cascade.
 pub fn judge(spec: &CascadeSpec, request: &ChatRequest, answer: &ChatResponse) -> CascadeVerdict {
-    spec.judge(
+    spec.judge(&evidence(request, answer))
+}
+
+/// What the judge sees of an answer.
+pub fn evidence(request: &ChatRequest, answer: &ChatResponse) -> Evidence {
+    Evidence::from_answer(
         &answer.token_logprobs,
+        answer.signals.as_ref(),
         constraint_satisfied(request, answer.text()),
     )
 }

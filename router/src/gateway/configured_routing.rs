@@ -29,6 +29,8 @@ pub struct PolicyCore {
     store: Arc<dyn Store>,
     writer: mpsc::Sender<Msg>,
     policy_models: Vec<RouteInfo>,
+    /// Whether a rule has a `prompt_tokens` condition (then prompts are tokenized locally).
+    token_rules: bool,
 }
 
 impl std::fmt::Debug for PolicyCore {
@@ -79,11 +81,17 @@ impl PolicyCore {
                 });
             }
         }
+        let token_rules = config
+            .policy
+            .rules()
+            .iter()
+            .any(|r| r.when.prompt_tokens.is_some());
         Self {
             config,
             store,
             writer: tx,
             policy_models,
+            token_rules,
         }
     }
 
@@ -138,22 +146,26 @@ impl RoutingCore for PolicyCore {
                 name: r.name.clone(),
                 description: match &r.action {
                     RuleAction::To(b) => format!("to {b}"),
-                    RuleAction::Cascade(c) => format!(
-                        "cascade: {} first, {} below confidence {}",
-                        c.first, c.escalate_to, c.min_confidence
-                    ),
+                    RuleAction::Cascade(c) => format!("cascade: {}", c.describe()),
                 },
             })
             .collect()
     }
 
     fn decide(&self, input: &RouteInput<'_>) -> Routed {
+        let exact_tokens = if self.token_rules {
+            input
+                .count_tokens
+                .and_then(|count| (count.0)(input.request))
+        } else {
+            None
+        };
         let gathered = gather_facts(
             &self.config,
             input.request,
             input.task_header,
             input.tenant,
-            None,
+            exact_tokens,
         );
         let spend = if self.config.policy.budgets().is_some() {
             self.store
@@ -194,5 +206,63 @@ impl RoutingCore for PolicyCore {
         if self.writer.send(Msg::Row(row)).is_err() {
             tracing::error!(id = %summary.id, "ledger writer is gone; row lost");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use backends::ChatRequest;
+
+    use super::*;
+    use crate::gateway::routing::TokenCounter;
+    use crate::store::SqliteStore;
+
+    fn core(routes: &str) -> PolicyCore {
+        let text = format!(
+            "backends:\n  slm: {{ kind: llama, model: m.gguf }}\n  llm: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: gpt-4o-mini }}\nroutes:\n{routes}"
+        );
+        let config = Config::parse(&text, "t.yaml", std::path::Path::new(".")).unwrap();
+        PolicyCore::new(
+            Arc::new(config),
+            Arc::new(SqliteStore::in_memory().unwrap()),
+        )
+    }
+
+    /// Rules on prompt tokens see the local tokenizer's count (not bytes/4), and prompts are
+    /// tokenized only when some rule asks.
+    #[test]
+    fn token_rules_use_the_local_tokenizer_only_when_a_rule_asks() {
+        let calls = AtomicUsize::new(0);
+        // TEST DOUBLE: a tokenizer that says every prompt is 100 tokens.
+        let count = |_: &ChatRequest| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Some(100)
+        };
+        // 12 bytes: the estimate would be 3 tokens.
+        let request = ChatRequest::user("auto", "short prompt");
+        let local = BTreeMap::new();
+        let input = RouteInput {
+            request: &request,
+            tenant: None,
+            task_header: None,
+            pinned: None,
+            local: &local,
+            count_tokens: Some(TokenCounter(&count)),
+        };
+        let c = core(
+            "  - { name: long, when: { prompt_tokens: { min: 50 } }, to: llm }\n  - { name: d, to: slm }\n",
+        );
+        assert_eq!(c.decide(&input).decision.route, "long");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let c = core("  - { name: d, to: slm }\n");
+        assert_eq!(c.decide(&input).decision.route, "d");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "no token rule, no tokenizing"
+        );
     }
 }

@@ -28,6 +28,19 @@ pub struct RouteInput<'a> {
     pub pinned: Option<&'a str>,
     /// Load of each local backend right now (spill decisions).
     pub local: &'a BTreeMap<String, LocalLoad>,
+    /// Counts the prompt's tokens with a local tokenizer, when one is loaded. Called only when
+    /// a rule has a `prompt_tokens` condition (tokenizing costs time on every request).
+    pub count_tokens: Option<TokenCounter<'a>>,
+}
+
+/// Counts a request's prompt tokens with a local tokenizer (`None`: it could not).
+#[derive(Clone, Copy)]
+pub struct TokenCounter<'a>(pub &'a (dyn Fn(&ChatRequest) -> Option<usize> + Sync));
+
+impl std::fmt::Debug for TokenCounter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCounter")
+    }
 }
 
 /// A decision with the task it was made for.

@@ -96,15 +96,7 @@ impl RoutingCore for ScriptedCore {
             (None, Some(t)) => (t.to_string(), "metadata"),
             (None, None) => ("default".to_string(), "classifier"),
         };
-        let cascade = |first: &str| {
-            Action::Cascade(CascadeSpec {
-                first: first.into(),
-                escalate_to: "llm".into(),
-                min_confidence: 0.6,
-                min_token_logprob: None,
-                accept_if_constrained: true,
-            })
-        };
+        let cascade = |first: &str| Action::Cascade(CascadeSpec::on_confidence(first, "llm", 0.6));
         let (route, action, fallback): (&str, Action, Vec<String>) = match input.pinned {
             Some(b) => ("pinned", Action::Backend(b.into()), vec![]),
             None => match task.as_str() {

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use regex::Regex;
 
 use super::{known, Ctx};
-use crate::config::raw::{RawRoute, RawWhen, StringList};
+use crate::config::raw::{RawCascade, RawRoute, RawWhen, StringList};
 use crate::config::ConfigError;
 use crate::policy::{
-    CascadeSpec, Conditions, Locality, NonEmpty, Rule, RuleAction, Spill, TokenRange,
+    CascadeSignal, CascadeSpec, Conditions, Locality, NonEmpty, Rule, RuleAction, Spill, TokenRange,
 };
 
 /// The validated routes, and the name of the privacy rule if there is one.
@@ -65,15 +65,7 @@ pub(super) fn validate_routes(
                         "a cascade must escalate to a different backend than `first`",
                     ));
                 }
-                if !(0.0..=1.0).contains(&c.min_confidence) {
-                    return Err(ctx.err(
-                        &format!("{cp}.min_confidence"),
-                        format!(
-                            "must be a probability between 0 and 1 (got {})",
-                            c.min_confidence
-                        ),
-                    ));
-                }
+                let (signal, threshold) = cascade_signal(c, &cp, ctx)?;
                 if let Some(lp) = c.min_token_logprob {
                     if lp.is_nan() || lp > 0.0 {
                         return Err(ctx.err(
@@ -85,9 +77,10 @@ pub(super) fn validate_routes(
                 RuleAction::Cascade(CascadeSpec {
                     first,
                     escalate_to,
-                    min_confidence: c.min_confidence,
+                    signal,
+                    threshold,
                     min_token_logprob: c.min_token_logprob,
-                    accept_if_constrained: c.accept_if_constrained.unwrap_or(true),
+                    accept_if_constrained: c.accept_if_constrained.unwrap_or(false),
                 })
             }
             (Some(_), Some(_)) => {
@@ -99,7 +92,7 @@ pub(super) fn validate_routes(
             (None, None) => {
                 return Err(ctx.err(
                     &path,
-                    "a route needs an action: `to: BACKEND` or `cascade: {first, escalate_to, min_confidence}`",
+                    "a route needs an action: `to: BACKEND` or `cascade: {first, escalate_to, signal, threshold}`",
                 ))
             }
         };
@@ -291,4 +284,56 @@ fn validate_when(
         tools: w.tools,
         stream: w.stream,
     })
+}
+
+/// A cascade's signal and threshold: `signal` + `threshold`, or the legacy `min_confidence`.
+fn cascade_signal(
+    c: &RawCascade,
+    cp: &str,
+    ctx: &Ctx<'_>,
+) -> Result<(CascadeSignal, f64), ConfigError> {
+    let (signal, threshold, field) = match (&c.signal, c.threshold, c.min_confidence) {
+        (Some(_), _, Some(_)) => {
+            return Err(ctx.err(
+                &format!("{cp}.min_confidence"),
+                "give either `signal` + `threshold` or the legacy `min_confidence`, not both",
+            ))
+        }
+        (Some(name), Some(t), None) => {
+            let signal = CascadeSignal::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> = CascadeSignal::ALL.iter().map(|s| s.name()).collect();
+                ctx.err(
+                    &format!("{cp}.signal"),
+                    format!("unknown signal {name:?}; known: {}", known.join(", ")),
+                )
+            })?;
+            (signal, t, "threshold")
+        }
+        (Some(_), None, None) => {
+            return Err(ctx.err(
+                &format!("{cp}.threshold"),
+                "a cascade with a `signal` needs a `threshold`",
+            ))
+        }
+        (None, Some(_), _) => {
+            return Err(ctx.err(
+                &format!("{cp}.signal"),
+                "a `threshold` needs the `signal` it applies to",
+            ))
+        }
+        (None, None, Some(m)) => (CascadeSignal::Confidence, m, "min_confidence"),
+        (None, None, None) => {
+            return Err(ctx.err(
+                cp,
+                "a cascade needs `signal` and `threshold` (or the legacy `min_confidence`)",
+            ))
+        }
+    };
+    if threshold.is_nan() {
+        return Err(ctx.err(&format!("{cp}.{field}"), "the threshold is not a number"));
+    }
+    signal
+        .check_threshold(threshold)
+        .map_err(|m| ctx.err(&format!("{cp}.{field}"), m))?;
+    Ok((signal, threshold))
 }

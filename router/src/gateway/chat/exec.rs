@@ -117,6 +117,10 @@ async fn cascade_step<D: Delivery>(
         Ok(response) => {
             let verdict = cascade::judge(spec, request, &response);
             t.s.confidence = verdict.confidence;
+            t.signal = Some(match verdict.value {
+                Some(v) => format!("{}={v:.6}", verdict.signal),
+                None => format!("{}=none", verdict.signal),
+            });
             t.note(format!("cascade: {}", verdict.reason));
             if verdict.accept {
                 return Ok(Answered {

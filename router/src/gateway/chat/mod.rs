@@ -41,7 +41,7 @@ use backends::ChatRequest;
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::routing::{RouteInput, Routed};
+use super::routing::{RouteInput, Routed, TokenCounter};
 use super::AppState;
 use crate::headers::TASK as HEADER_TASK;
 use exec::Delivery;
@@ -176,11 +176,14 @@ fn resolve(
         .map(str::trim)
         .filter(|v| !v.is_empty());
     let local = state.inner.backends.local_loads();
+    let backends = &state.inner.backends;
+    let count = |r: &ChatRequest| backends.count_prompt_tokens(r);
     Ok(state.inner.core.decide(&RouteInput {
         request,
         tenant,
         task_header,
         pinned: if policy_model { None } else { pinned },
         local: &local,
+        count_tokens: Some(TokenCounter(&count)),
     }))
 }

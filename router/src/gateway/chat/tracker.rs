@@ -20,7 +20,8 @@ use crate::gateway::routing::Routed;
 use crate::gateway::AppState;
 use crate::headers::{
     BACKEND as HEADER_BACKEND, COST as HEADER_COST, ESCALATED as HEADER_ESCALATED,
-    REQUEST_ID as HEADER_REQUEST_ID, ROUTE as HEADER_ROUTE, TASK as HEADER_TASK,
+    REQUEST_ID as HEADER_REQUEST_ID, ROUTE as HEADER_ROUTE, SIGNAL as HEADER_SIGNAL,
+    TASK as HEADER_TASK,
 };
 use crate::policy::Locality;
 use crate::pricing::{self, CostBreakdown};
@@ -33,6 +34,8 @@ pub(crate) struct Tracker {
     last_token: Option<Instant>,
     gaps: Vec<f64>,
     pub(crate) usage: Option<Usage>,
+    /// The cascade signal judged and its value (`p_chosen=0.8123`), when a cascade ran.
+    pub(crate) signal: Option<String>,
     /// Seconds the local engine spent on the answer, once a backend reported them.
     busy_secs: Option<f64>,
     /// Calls whose answers were thrown away (a cascade's rejected first answer).
@@ -59,6 +62,7 @@ impl Tracker {
             last_token: None,
             gaps: Vec::new(),
             usage: None,
+            signal: None,
             busy_secs: None,
             wasted: Vec::new(),
             trace: Vec::new(),
@@ -225,6 +229,9 @@ impl Tracker {
         }
         if let Some(task) = &self.s.task {
             put(HEADER_TASK, task);
+        }
+        if let Some(signal) = &self.signal {
+            put(HEADER_SIGNAL, signal);
         }
         if let Some(c) = cost_usd {
             put(HEADER_COST, &format!("{c:.8}"));

@@ -1,0 +1,236 @@
+//! The routing policy and its decision function.
+//!
+//! A [`Policy`] is an ordered list of rules (first match wins) plus budgets, built only by
+//! config validation ([`crate::config`]), so every backend it names exists, every cascade has
+//! both sides, every set is non-empty and the last rule matches everything.
+//!
+//! [`decide`] is pure: the same [`RequestFacts`] and [`StateSnapshot`] always give the same
+//! [`Decision`] — no clock, no I/O, no randomness. The gateway gathers the facts (task,
+//! PII, token count, …) and the state (local queue, budget spend) and acts on the decision.
+//!
+//! Two guarantees hold across every rule:
+//! - **privacy**: when the policy has a privacy rule (`when: {pii: true}` sending to a local
+//!   backend), a request with detected PII never reaches a remote backend — rules that would
+//!   send it remote are skipped, and remote fallbacks and spills are dropped;
+//! - **budgets**: once a daily/monthly budget (global or the tenant's) is spent, nothing is
+//!   sent to a remote backend: the request goes to the `on_exhausted` local backend or is
+//!   refused with 429.
+
+mod budget;
+mod cascade;
+mod decide;
+
+pub use budget::{Budgets, Limits, OnExhausted, Spend};
+pub use cascade::{CascadeSignal, CascadeSpec, CascadeVerdict, Evidence};
+pub use decide::{decide, decide_pinned, Action, Decision, LocalLoad, RequestFacts, StateSnapshot};
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use regex::Regex;
+use serde::Serialize;
+
+/// A vector with at least one element (config validation builds them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct NonEmpty<T>(Vec<T>);
+
+impl<T> NonEmpty<T> {
+    /// `None` when `items` is empty.
+    pub fn new(items: Vec<T>) -> Option<Self> {
+        (!items.is_empty()).then_some(Self(items))
+    }
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+}
+
+/// Where a backend runs; the privacy and budget guarantees depend on it. The gateway's
+/// backend slots carry it too (local ones feed spill decisions and the engine gauges).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Locality {
+    Local,
+    Remote,
+}
+
+/// Inclusive bounds on the prompt's token count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenRange {
+    pub min: Option<usize>,
+    pub max: Option<usize>,
+}
+
+impl TokenRange {
+    pub fn contains(&self, n: usize) -> bool {
+        self.min.is_none_or(|m| n >= m) && self.max.is_none_or(|m| n <= m)
+    }
+}
+
+/// Conditions of one rule; all present conditions must hold (an empty set matches everything).
+#[derive(Clone, Debug, Default)]
+pub struct Conditions {
+    pub task: Option<NonEmpty<String>>,
+    pub pii: Option<bool>,
+    pub prompt_tokens: Option<TokenRange>,
+    pub content: Option<Regex>,
+    pub model: Option<NonEmpty<String>>,
+    pub tenant: Option<NonEmpty<String>>,
+    pub tools: Option<bool>,
+    pub stream: Option<bool>,
+}
+
+impl Conditions {
+    pub fn is_catch_all(&self) -> bool {
+        self.task.is_none()
+            && self.pii.is_none()
+            && self.prompt_tokens.is_none()
+            && self.content.is_none()
+            && self.model.is_none()
+            && self.tenant.is_none()
+            && self.tools.is_none()
+            && self.stream.is_none()
+    }
+
+    /// `Ok(why it matched)` or `Err(the first condition that failed)`.
+    pub(crate) fn check(&self, f: &RequestFacts) -> Result<String, String> {
+        let mut why = String::new();
+        let mut note = |s: std::fmt::Arguments<'_>| {
+            if !why.is_empty() {
+                why.push_str(", ");
+            }
+            let _ = why.write_fmt(s);
+        };
+        if let Some(tasks) = &self.task {
+            if !tasks.as_slice().contains(&f.task) {
+                return Err(format!("task {} not in {:?}", f.task, tasks.as_slice()));
+            }
+            note(format_args!("task {}", f.task));
+        }
+        if let Some(pii) = self.pii {
+            if pii != f.pii {
+                return Err(format!("pii is {}", f.pii));
+            }
+            note(format_args!("pii {}", f.pii));
+        }
+        if let Some(range) = &self.prompt_tokens {
+            if !range.contains(f.prompt_tokens) {
+                return Err(format!(
+                    "prompt tokens {} outside {}",
+                    f.prompt_tokens,
+                    describe_range(range)
+                ));
+            }
+            note(format_args!(
+                "prompt tokens {} in {}",
+                f.prompt_tokens,
+                describe_range(range)
+            ));
+        }
+        if let Some(re) = &self.content {
+            if !re.is_match(&f.text) {
+                return Err(format!("content does not match /{}/", re.as_str()));
+            }
+            note(format_args!("content matches /{}/", re.as_str()));
+        }
+        if let Some(models) = &self.model {
+            if !models.as_slice().contains(&f.requested_model) {
+                return Err(format!(
+                    "model {:?} not in {:?}",
+                    f.requested_model,
+                    models.as_slice()
+                ));
+            }
+            note(format_args!("model {}", f.requested_model));
+        }
+        if let Some(tenants) = &self.tenant {
+            match &f.tenant {
+                Some(t) if tenants.as_slice().contains(t) => note(format_args!("tenant {t}")),
+                Some(t) => return Err(format!("tenant {t} not in {:?}", tenants.as_slice())),
+                None => return Err("no tenant".to_string()),
+            }
+        }
+        if let Some(tools) = self.tools {
+            if tools != f.has_tools {
+                return Err(format!("tools is {}", f.has_tools));
+            }
+            note(format_args!("tools {}", f.has_tools));
+        }
+        if let Some(stream) = self.stream {
+            if stream != f.stream {
+                return Err(format!("stream is {}", f.stream));
+            }
+            note(format_args!("stream {}", f.stream));
+        }
+        if why.is_empty() {
+            why.push_str("catch-all");
+        }
+        Ok(why)
+    }
+}
+
+fn describe_range(r: &TokenRange) -> String {
+    match (r.min, r.max) {
+        (Some(a), Some(b)) => format!("[{a}, {b}]"),
+        (Some(a), None) => format!("[{a}, ∞)"),
+        (None, Some(b)) => format!("[0, {b}]"),
+        (None, None) => "[0, ∞)".into(),
+    }
+}
+
+/// Send to another backend when the local one is too busy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Spill {
+    pub to: String,
+    pub queue_depth: Option<usize>,
+    pub predicted_ttft_ms: Option<f64>,
+}
+
+/// What a rule does when it matches.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    To(String),
+    Cascade(CascadeSpec),
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub when: Conditions,
+    pub action: RuleAction,
+    /// Tried in order when the chosen backend fails upstream.
+    pub fallback: Vec<String>,
+    pub spill: Option<Spill>,
+}
+
+/// A validated routing policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) budgets: Option<Budgets>,
+    pub(crate) backends: BTreeMap<String, Locality>,
+    /// The first rule with `when: {pii: true}` that keeps data local, if any.
+    pub(crate) privacy_rule: Option<String>,
+}
+
+impl Policy {
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+    pub fn budgets(&self) -> Option<&Budgets> {
+        self.budgets.as_ref()
+    }
+    pub fn locality(&self, backend: &str) -> Option<Locality> {
+        self.backends.get(backend).copied()
+    }
+    pub fn is_remote(&self, backend: &str) -> bool {
+        self.locality(backend) == Some(Locality::Remote)
+    }
+    pub fn privacy_rule(&self) -> Option<&str> {
+        self.privacy_rule.as_deref()
+    }
+    pub fn backend_names(&self) -> impl Iterator<Item = &str> {
+        self.backends.keys().map(String::as_str)
+    }
+}
