@@ -48,12 +48,14 @@ serve() {
 
 if [ -n "${OPENAI_API_KEY:-}" ]; then
   LLM_SPEC="openai:https://api.openai.com/v1#gpt-4o-mini;key_env=OPENAI_API_KEY"
-  LLM_BASE=https://api.openai.com/v1; LLM_MODEL=gpt-4o-mini; LLM_KEY_ENV=OPENAI_API_KEY
+  LLM_BASE=https://api.openai.com/v1; LLM_MODEL=gpt-4o-mini; LLM_KEY_ENV=OPENAI_API_KEY; LLM_EXT=none
   echo "LLM: OpenAI gpt-4o-mini"
 else
   serve examples/standin-llm.yaml "$RUN/gateway-b.log"; B=$URL
-  LLM_SPEC="openai:$B/v1#gemma"
-  LLM_BASE=$B/v1; LLM_MODEL=gemma; LLM_KEY_ENV=
+  # Gateway B is another triage: `choices` reach it as the extension field (`triage=on`,
+  # `extensions: triage`), so its engine scores them as the SLM's does.
+  LLM_SPEC="openai:$B/v1#gemma;triage=on"
+  LLM_BASE=$B/v1; LLM_MODEL=gemma; LLM_KEY_ENV=; LLM_EXT=triage
   echo "LLM: no OPENAI_API_KEY, so Gemma-3-270M behind a second triage serve at $B"
 fi
 
@@ -62,7 +64,7 @@ cat >"$RUN/router.yaml" <<YAML
 server: { listen: 127.0.0.1:0, ledger: gateway-a.sqlite }
 backends:
   slm: { kind: llama, model: $PWD/$SLM, slots: 2, threads: 2 }
-  llm: { kind: openai, base_url: "$LLM_BASE", model: $LLM_MODEL${LLM_KEY_ENV:+, api_key_env: $LLM_KEY_ENV} }
+  llm: { kind: openai, base_url: "$LLM_BASE", model: $LLM_MODEL, extensions: $LLM_EXT${LLM_KEY_ENV:+, api_key_env: $LLM_KEY_ENV} }
 pricing:
   llm: { input: 0.15, output: 0.60 }
   slm: { machine_usd_per_hour: 0.05 }
@@ -77,7 +79,7 @@ echo "router: triage serve at $A"
 "$TRIAGE" bench run --suite scenarios/quickstart.yaml \
   --target "slm=llama:$SLM" \
   --target "llm=$LLM_SPEC" \
-  --target "router=openai:$A/v1#auto" \
+  --target "router=openai:$A/v1#auto;triage=on" \
   --price slm=hour:0.05 --price llm=0.15,0.60 --price router=0.15,0.60 \
   --out "$RUN" ${QUICKSTART_LIMIT:+--limit "$QUICKSTART_LIMIT"}
 echo

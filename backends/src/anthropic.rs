@@ -8,7 +8,10 @@
 //!   image URLs → image blocks); `stop` → `stop_sequences`; `max_tokens` (default
 //!   [`DEFAULT_MAX_TOKENS`]); `temperature`, `top_p`, `top_k`; function `tools` and
 //!   `tool_choice`; `user` → `metadata.user_id`; a JSON-schema `response_format` →
-//!   `output_config.format`. OpenAI-only fields Anthropic would reject (`logit_bias`,
+//!   `output_config.format`; triage's `choices` → the same, with a schema whose `answer` is an
+//!   enum of the choices, unwrapped back to the bare choice ([`crate::choice_schema`]: the
+//!   Messages API has no such field, and the answer must be the same question on every
+//!   target). OpenAI-only fields Anthropic would reject (`logit_bias`,
 //!   penalties, `seed`, …) are dropped; other unknown fields (e.g. `thinking`) are forwarded.
 //! - response and stream events: text → content tokens, `tool_use` blocks and their
 //!   `input_json_delta`s → tool-call deltas (server-side tools such as web search run at
@@ -30,13 +33,13 @@ use serde_json::{json, Map, Value};
 use sse_stream::Sse;
 
 use crate::remote::{
-    self, snippet, status_error, status_for_error_type, AuthStyle, RemoteClient, RemoteConfig,
-    SseDecoder,
+    self, snippet, status_error, status_for_error_type, AuthStyle, Extensions, RemoteClient,
+    RemoteConfig, SseDecoder,
 };
 use crate::{
-    unix_now, Backend, BackendError, ChatEvent, ChatMessage, ChatRequest, ChatResponse, Choice,
-    EventStream, FinishReason, FunctionCall, MessageContent, ResponseFormat, ResponseMessage,
-    Result, Role, ToolCall, Usage,
+    choice_schema, unix_now, Backend, BackendError, ChatEvent, ChatMessage, ChatRequest,
+    ChatResponse, Choice, EventStream, FinishReason, FunctionCall, MessageContent, ResponseFormat,
+    ResponseMessage, Result, Role, ToolCall, Usage,
 };
 
 /// The API version header every request carries.
@@ -77,6 +80,13 @@ pub struct AnthropicBackend {
 impl AnthropicBackend {
     /// Validate `config` and read the key (once) from `config.api_key_env`.
     pub fn new(config: RemoteConfig) -> Result<Self> {
+        if config.extensions != Extensions::None {
+            return Err(BackendError::Config(format!(
+                "extensions: {} needs an OpenAI-protocol upstream (another `triage serve`); the \
+                 Anthropic backend emulates `choices` with a JSON schema",
+                config.extensions.as_str()
+            )));
+        }
         let client = RemoteClient::new(
             config,
             AuthStyle::Header("x-api-key"),
@@ -104,15 +114,24 @@ impl AnthropicBackend {
 
 impl Backend for AnthropicBackend {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        self.send(&request, false)
+        let response = self
+            .send(&request, false)
             .await?
             .into_response(parse_response)
-            .await
+            .await?;
+        match &request.choices {
+            Some(choices) => choice_schema::unwrap_response(response, choices),
+            None => Ok(response),
+        }
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream> {
         let accepted = self.send(&request, true).await?;
-        Ok(accepted.into_events(AnthropicDecoder::default()))
+        let events = accepted.into_events(AnthropicDecoder::default());
+        Ok(match request.choices {
+            Some(choices) => choice_schema::unwrap_stream(events, choices),
+            None => events,
+        })
     }
 }
 
@@ -185,6 +204,12 @@ pub fn to_messages_request(request: &ChatRequest, model: &str, stream: bool) -> 
         body.insert(
             "output_config".into(),
             json!({ "format": { "type": "json_schema", "schema": json_schema.schema } }),
+        );
+    }
+    if let Some(choices) = choice_schema::emulated_choices(request)? {
+        body.insert(
+            "output_config".into(),
+            json!({ "format": { "type": "json_schema", "schema": choice_schema::schema(choices) } }),
         );
     }
     for (key, value) in &request.extra {
@@ -755,7 +780,14 @@ mod tests {
                     "input_schema": { "type": "object", "properties": { "city": { "type": "string" } } } }],
                 "tool_choice": { "type": "any" },
                 "metadata": { "user_id": "u-7" },
-                "thinking": { "type": "disabled" }
+                "thinking": { "type": "disabled" },
+                // `choices` has no Messages API field: emulated with a strict schema.
+                "output_config": { "format": { "type": "json_schema", "schema": {
+                    "type": "object",
+                    "properties": { "answer": { "type": "string", "enum": ["a"] } },
+                    "required": ["answer"],
+                    "additionalProperties": false
+                } } }
             })
         );
     }

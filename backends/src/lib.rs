@@ -8,7 +8,8 @@
 //!   `LlamaContext` and runs continuous batching over N slots (feature `llama`, on by default);
 //! - [`remote`], [`openai`], [`anthropic`]: remote LLM APIs over HTTP (reqwest + rustls),
 //!   with SSE stream decoding, per-phase timeouts, retries with jittered back-off, and API
-//!   keys that never reach logs or errors;
+//!   keys that never reach logs or errors; [`choice_schema`] carries triage's `choices` to
+//!   upstreams that do not know it (a strict JSON schema, the answer unwrapped);
 //! - `mock` (feature `mock`): `MockBackend`, a test double whose behaviour is chosen by name;
 //! - [`error`]: typed errors that the router turns into fallback/spill decisions and the gateway
 //!   into OpenAI-shaped error bodies.
@@ -18,6 +19,7 @@
 //! call is, by default, the stream collected by [`collect_stream`].
 
 pub mod anthropic;
+pub mod choice_schema;
 mod engine_time;
 pub mod error;
 mod flash_attention;

@@ -2,11 +2,13 @@
 //! for OpenAI itself and every server that speaks its protocol (vLLM, llama-server, Ollama,
 //! Groq, OpenRouter, another triage).
 //!
-//! Requests are forwarded as the client sent them (unknown fields included) with three
-//! changes: `model` becomes the configured upstream model, the triage-only `choices` field is
-//! dropped (as are the llama.cpp samplers `top_k`/`min_p` when the upstream is api.openai.com,
-//! which rejects them), and streaming requests ask for the final usage chunk
-//! (`stream_options.include_usage`). Stream chunks become [`ChatEvent`]s: content tokens with
+//! Requests are forwarded as the client sent them (unknown fields and `response_format`
+//! included) with these changes: `model` becomes the configured upstream model; the triage
+//! extension `choices` travels as a top-level field to another `triage serve`
+//! ([`Extensions::Triage`]) and is emulated for every other upstream with a strict JSON schema
+//! whose answer is unwrapped back to the bare choice ([`crate::choice_schema`]); the llama.cpp
+//! samplers `top_k`/`min_p` are dropped when the upstream is api.openai.com, which rejects them;
+//! and streaming requests ask for the final usage chunk (`stream_options.include_usage`). Stream chunks become [`ChatEvent`]s: content tokens with
 //! their log-probabilities, refusal deltas, tool-call deltas, per-choice finish reasons and the
 //! usage chunk; the stream must end with `data: [DONE]`.
 
@@ -19,12 +21,12 @@ use serde_json::{json, Value};
 use sse_stream::Sse;
 
 use crate::remote::{
-    self, snippet, status_error, status_for_error_type, AuthStyle, RemoteClient, RemoteConfig,
-    SseDecoder,
+    self, snippet, status_error, status_for_error_type, AuthStyle, Extensions, RemoteClient,
+    RemoteConfig, SseDecoder,
 };
 use crate::{
-    Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream, FinishReason, Result,
-    Usage,
+    choice_schema, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream,
+    FinishReason, Result, Usage,
 };
 
 /// A backend speaking OpenAI Chat Completions.
@@ -73,7 +75,18 @@ impl OpenAiBackend {
                 obj.insert(field.into(), remote::f32_json(value));
             }
         }
-        obj.remove("choices");
+        // `choices`: forwarded to a triage upstream as is (serialized above), emulated for a
+        // plain one.
+        if self.config().extensions == Extensions::None {
+            obj.remove("choices");
+            if let Some(choices) = choice_schema::emulated_choices(request)? {
+                let format = serde_json::to_value(choice_schema::response_format(choices))
+                    .map_err(|e| {
+                        BackendError::InvalidRequest(format!("cannot encode request: {e}"))
+                    })?;
+                obj.insert("response_format".into(), format);
+            }
+        }
         if self.official {
             obj.remove("top_k");
             obj.remove("min_p");
@@ -103,7 +116,24 @@ impl OpenAiBackend {
     ) -> Result<(EventStream, Vec<(String, String)>)> {
         let accepted = self.send(&request, true).await?;
         let headers = accepted.headers();
-        Ok((accepted.into_events(OpenAiDecoder), headers))
+        let events = accepted.into_events(OpenAiDecoder);
+        Ok((self.unwrap_stream(&request, events), headers))
+    }
+
+    /// The choices whose emulated answers must be unwrapped (`None` for a triage upstream,
+    /// which answers with the bare choice itself, or a request without `choices`).
+    fn emulated<'a>(&self, request: &'a ChatRequest) -> Option<&'a [String]> {
+        match self.config().extensions {
+            Extensions::Triage => None,
+            Extensions::None => request.choices.as_deref(),
+        }
+    }
+
+    fn unwrap_stream(&self, request: &ChatRequest, events: EventStream) -> EventStream {
+        match self.emulated(request) {
+            Some(choices) => choice_schema::unwrap_stream(events, choices.to_vec()),
+            None => events,
+        }
     }
 
     async fn send(&self, request: &ChatRequest, stream: bool) -> Result<remote::Accepted> {
@@ -159,15 +189,20 @@ where
 
 impl Backend for OpenAiBackend {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        self.send(&request, false)
+        let response = self
+            .send(&request, false)
             .await?
             .into_response(parse_response)
-            .await
+            .await?;
+        match self.emulated(&request) {
+            Some(choices) => choice_schema::unwrap_response(response, choices),
+            None => Ok(response),
+        }
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream> {
         let accepted = self.send(&request, true).await?;
-        Ok(accepted.into_events(OpenAiDecoder))
+        Ok(self.unwrap_stream(&request, accepted.into_events(OpenAiDecoder)))
     }
 }
 
@@ -364,6 +399,13 @@ mod tests {
         assert!(body.get("min_p").is_none());
         assert!(body.get("stream").is_none());
         assert!(body.get("stream_options").is_none());
+
+        // A plain upstream gets `choices` as a strict JSON schema.
+        assert_eq!(body["response_format"]["type"], "json_schema");
+        assert_eq!(
+            body["response_format"]["json_schema"]["schema"]["properties"]["answer"]["enum"],
+            json!(["yes", "no"])
+        );
 
         let local = backend("http://127.0.0.1:8080/v1");
         let body = local.request_body(&request, true).unwrap();

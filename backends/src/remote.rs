@@ -117,10 +117,14 @@ pub struct RemoteConfig {
     pub headers: BTreeMap<String, String>,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
+    /// Which triage request extensions the upstream understands; decides how `choices`
+    /// travels (see [`Extensions`]).
+    pub extensions: Extensions,
 }
 
 impl RemoteConfig {
-    /// A configuration with default timeouts and retries, no key and no extra headers.
+    /// A configuration with default timeouts and retries, no key, no extra headers and no
+    /// extensions (a plain upstream).
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -129,6 +133,45 @@ impl RemoteConfig {
             headers: BTreeMap::new(),
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
+            extensions: Extensions::None,
+        }
+    }
+}
+
+/// The triage request extensions an upstream understands. A scenario item must be the same
+/// request on every target, so a `choices` request reaches each kind of upstream in the form it
+/// can honour (see [`crate::choice_schema`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Extensions {
+    /// A plain API (OpenAI, vLLM, llama-server, Anthropic): `choices` is emulated with a strict
+    /// JSON schema whose `answer` is an enum of the choices, and the answer is unwrapped.
+    #[default]
+    None,
+    /// Another `triage serve`: `choices` travels as the top-level extension field its gateway
+    /// reads, so its local engine scores the choices itself (OpenAI protocol only).
+    Triage,
+}
+
+impl Extensions {
+    /// The name used in configs and target specs (`none`, `triage`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Extensions::None => "none",
+            Extensions::Triage => "triage",
+        }
+    }
+}
+
+impl std::str::FromStr for Extensions {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "none" => Ok(Extensions::None),
+            "triage" => Ok(Extensions::Triage),
+            other => Err(format!(
+                "unknown extensions {other:?} (none, or triage for another `triage serve`)"
+            )),
         }
     }
 }
@@ -143,6 +186,7 @@ impl fmt::Debug for RemoteConfig {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("timeouts", &self.timeouts)
             .field("retry", &self.retry)
+            .field("extensions", &self.extensions)
             .finish()
     }
 }

@@ -45,9 +45,10 @@ pub struct ChatRequest {
     pub top_logprobs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
-    /// triage extension: the answer must be exactly one of these strings (the local engine
-    /// scores every choice and answers with the most probable one; remote backends receive it
-    /// as an instruction-free hint and it is not forwarded).
+    /// triage extension: the answer must be exactly one of these strings. The local engine
+    /// scores every choice and answers with the most probable one; another `triage serve`
+    /// receives it as this field (`Extensions::Triage`); other remote APIs receive it as a
+    /// strict JSON schema and their answer is unwrapped ([`crate::choice_schema`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choices: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 //!
 //! | spec | target |
 //! |---|---|
-//! | `openai:BASE_URL#MODEL[;key_env=VAR][;metadata=off]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded; requests carry `metadata.task`/`scenario` for the router, dropped for api.openai.com or with `metadata=off`) |
+//! | `openai:BASE_URL#MODEL[;key_env=VAR][;metadata=off][;triage=on]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded; requests carry `metadata.task`/`scenario` for the router, dropped for api.openai.com or with `metadata=off`). `triage=on` marks another `triage serve`: a scenario's `choices` reach it as triage's extension field; without it `choices` are emulated with a strict JSON schema (`backends::choice_schema`), so every target answers the same question |
 //! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
 //! | `llama:PATH[;slots=N;threads=N;ctx=N;fa=auto\|on\|off]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`) |
 //! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
@@ -122,7 +122,7 @@ impl TargetSpec {
             }
         };
         let allowed: &[&str] = match kind {
-            SpecKind::OpenAi { .. } => &["key_env", "metadata"],
+            SpecKind::OpenAi { .. } => &["key_env", "metadata", "triage"],
             SpecKind::Anthropic { .. } => &["key_env"],
             SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa"],
             SpecKind::Replay { .. } => &[],
@@ -133,12 +133,14 @@ impl TargetSpec {
                 allowed.join(", ")
             )));
         }
-        Ok(TargetSpec {
+        let spec = TargetSpec {
             name: name.to_string(),
             kind,
             options,
             text: spec.to_string(),
-        })
+        };
+        spec.extensions()?;
+        Ok(spec)
     }
 
     fn option<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
@@ -147,6 +149,19 @@ impl TargetSpec {
             Some(v) => v.parse().map_err(|_| BenchError::Target {
                 name: self.name.clone(),
                 message: format!("option `{key}={v}` is not a number"),
+            }),
+        }
+    }
+
+    /// `triage=on|off`: whether the upstream is another `triage serve` (default off).
+    fn extensions(&self) -> Result<backends::remote::Extensions> {
+        use backends::remote::Extensions;
+        match self.options.get("triage").map(String::as_str) {
+            None | Some("off") => Ok(Extensions::None),
+            Some("on") => Ok(Extensions::Triage),
+            Some(v) => Err(BenchError::Target {
+                name: self.name.clone(),
+                message: format!("option `triage={v}`: expected on or off"),
             }),
         }
     }
@@ -174,6 +189,7 @@ impl TargetSpec {
                 let mut config =
                     backends::remote::RemoteConfig::new(base_url.clone(), model.clone());
                 config.api_key_env = self.options.get("key_env").cloned();
+                config.extensions = self.extensions()?;
                 let backend = backends::openai::OpenAiBackend::new(config).map_err(err)?;
                 // The harness tags requests with `metadata.task` for a triage gateway; OpenAI's
                 // own API refuses `metadata` without `store`, so it is dropped there (or with
@@ -339,6 +355,19 @@ mod tests {
             SpecKind::Llama {
                 path: "models/a.gguf".into()
             }
+        );
+        let s = TargetSpec::parse_assignment("llm=openai:http://127.0.0.1:8081/v1#gemma;triage=on")
+            .unwrap();
+        assert_eq!(
+            s.extensions().unwrap(),
+            backends::remote::Extensions::Triage
+        );
+        let s = TargetSpec::parse_assignment("llm=openai:http://127.0.0.1:8081/v1#gemma").unwrap();
+        assert_eq!(s.extensions().unwrap(), backends::remote::Extensions::None);
+        assert!(TargetSpec::parse_assignment("llm=openai:http://h/v1#m;triage=yes").is_err());
+        assert!(
+            TargetSpec::parse_assignment("llm=anthropic:https://h/v1#m;triage=on").is_err(),
+            "the extension is an OpenAI-protocol option"
         );
         assert!(TargetSpec::parse_assignment("slm").is_err());
         assert!(TargetSpec::parse_assignment("x=ftp:foo").is_err());

@@ -113,6 +113,21 @@ fn remote_defaults_and_shipped_prices() {
 }
 
 #[test]
+fn extensions_mark_a_triage_upstream_and_default_to_none() {
+    let c = parse(
+        "backends:\n  b: { kind: openai, base_url: \"http://127.0.0.1:8081/v1\", model: gemma, extensions: triage }\n  llm: { kind: openai, model: gpt-4o-mini }\n  claude: { kind: anthropic, model: claude-haiku-4-5, extensions: none }\npricing:\n  b: { input: 0.1, output: 0.2 }\n  claude: { input: 1.0, output: 5.0 }\nreference_backend: llm\nroutes:\n  - { name: d, to: b }\n",
+    )
+    .unwrap();
+    let extensions = |name: &str| match c.backend(name).unwrap() {
+        BackendSpec::Remote(r) => r.config.extensions,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(extensions("b"), backends::remote::Extensions::Triage);
+    assert_eq!(extensions("llm"), backends::remote::Extensions::None);
+    assert_eq!(extensions("claude"), backends::remote::Extensions::None);
+}
+
+#[test]
 fn partly_given_timeouts_and_retry_keep_the_other_defaults() {
     let c = parse(
         "backends:\n  llm: { kind: openai, model: gpt-4o-mini, timeouts: { connect: 2s }, retry: { max_backoff: 1s } }\nroutes:\n  - { name: d, to: llm }\n",
@@ -315,6 +330,16 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "metrics key without keys",
             format!("server: {{ metrics_require_key: true }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
             "server.metrics_require_key: needs server.api_keys_env",
+        ),
+        (
+            "unknown extensions",
+            "backends:\n  llm: { kind: openai, model: m, extensions: vllm }\nroutes:\n  - { name: d, to: llm }\n".to_string(),
+            "backends.llm.extensions: unknown extensions \"vllm\"",
+        ),
+        (
+            "triage extensions on anthropic",
+            "backends:\n  llm: { kind: anthropic, model: m, extensions: triage }\nroutes:\n  - { name: d, to: llm }\n".to_string(),
+            "backends.llm.extensions: `extensions: triage` is for `kind: openai`",
         ),
         (
             "missing classifier model file",

@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use backends::remote::{RemoteConfig, RetryPolicy, Timeouts};
+use backends::remote::{Extensions, RemoteConfig, RetryPolicy, Timeouts};
 use backends::{ChatEvent, EventStream};
 use futures::StreamExt;
 
@@ -248,6 +248,7 @@ pub fn config(base_url: &str, model: &str) -> RemoteConfig {
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(500),
         },
+        extensions: Extensions::None,
     }
 }
 

@@ -80,6 +80,7 @@ const REMOTE_FIELDS: &[&str] = &[
     "headers",
     "timeouts",
     "retry",
+    "extensions",
 ];
 
 /// A local llama.cpp engine.
@@ -110,6 +111,9 @@ pub(super) struct RawRemote {
     pub(super) headers: Option<BTreeMap<String, String>>,
     pub(super) timeouts: Option<RawTimeouts>,
     pub(super) retry: Option<RawRetry>,
+    /// `triage` when the upstream is another `triage serve` (it then receives `choices` as
+    /// the extension field); `none` (the default) emulates `choices` with a JSON schema.
+    pub(super) extensions: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use backends::remote::{RemoteConfig, RetryPolicy, Timeouts};
+use backends::remote::{Extensions, RemoteConfig, RetryPolicy, Timeouts};
 use backends::LlamaEngineConfig;
 
 use super::{check_name, resolve, Ctx};
@@ -151,6 +151,18 @@ fn validate_remote(
             "must be >= 1 (1 means no retry)",
         ));
     }
+    let extensions = match &b.extensions {
+        None => Extensions::None,
+        Some(v) => v
+            .parse()
+            .map_err(|e: String| ctx.err(&format!("{path}.extensions"), e))?,
+    };
+    if extensions == Extensions::Triage && provider != RemoteProvider::OpenAi {
+        return Err(ctx.err(
+            &format!("{path}.extensions"),
+            "`extensions: triage` is for `kind: openai` backends that are another `triage serve`",
+        ));
+    }
     // Unset timeouts and retry fields keep the client's defaults.
     let dt = Timeouts::default();
     let dr = RetryPolicy::default();
@@ -173,6 +185,7 @@ fn validate_remote(
                 base_delay: or(r.and_then(|r| r.initial_backoff), dr.base_delay),
                 max_delay: or(r.and_then(|r| r.max_backoff), dr.max_delay),
             },
+            extensions,
         },
     }))
 }
