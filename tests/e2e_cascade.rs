@@ -1,6 +1,6 @@
 //! The cascade on real models: gateway A answers with the real SmolLM2 first and escalates to
 //! gateway B (a second `triage serve` with Gemma-3-270M, reached over real HTTP as an
-//! OpenAI-compatible backend) when the signal its route names is below the route's threshold.
+//! OpenAI-compatible backend with `extensions: triage`, so `choices` reach it) when the signal its route names is below the route's threshold.
 //!
 //! Routes pin the outcome with thresholds no answer can miss (p ≥ 0 always holds; p_chosen ≥ 1
 //! and mean_logprob ≥ 0 never do for a real model's answer), plus one real threshold (0.5) where
@@ -47,10 +47,7 @@ async fn post(base: &str, task: &str, body: Value) -> Reply {
     let headers = r.headers().clone();
     let body = r.text().await.expect("a body");
     assert_eq!(status, 200, "{task}: {body}");
-    Reply {
-        headers,
-        body,
-    }
+    Reply { headers, body }
 }
 
 fn sentiment(stream: bool) -> Value {
@@ -160,7 +157,7 @@ async fn cascade_on_real_models_escalates_by_signal_and_bills_both_calls() {
             "server: {{ listen: 127.0.0.1:0, ledger: {} }}\n\
              backends:\n\
              \x20 slm: {{ kind: llama, model: {}, slots: 1, threads: 1, context: 1024 }}\n\
-             \x20 llm: {{ kind: openai, base_url: \"{}/v1\", model: gemma, retry: {{ max_attempts: 1 }} }}\n\
+             \x20 llm: {{ kind: openai, base_url: \"{}/v1\", model: gemma, extensions: triage, retry: {{ max_attempts: 1 }} }}\n\
              pricing:\n  llm: {{ input: {LLM_PRICE}, output: {LLM_PRICE} }}\n  slm: {{ machine_usd_per_hour: 0.05 }}\n\
              routes:\n\
              \x20 - {{ name: keep, when: {{ task: [keep] }}, cascade: {} }}\n\
@@ -195,6 +192,12 @@ async fn cascade_on_real_models_escalates_by_signal_and_bills_both_calls() {
     assert_eq!(strict.header("x-triage-backend").as_deref(), Some("llm"));
     assert!(escalated(&strict));
     assert_eq!(signal(&strict), ("p_chosen".to_string(), Some(p)));
+    // The same question reached B: `choices` travel as the triage extension.
+    assert!(
+        SMOL_TEMPLATE_CHOICES.contains(&content(&strict).trim()),
+        "{}",
+        strict.body
+    );
 
     // A real threshold: the decision follows the reported value.
     let half = post(&a.url, "half", sentiment(false)).await;
