@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# The main job: the quickstart suite against the local SLM, the LLM and the router, then the
-# comparison (the dashboard on a terminal, a printed table otherwise).
+# The main job, the routing loop on real models:
+#   1. measure: the quickstart suite against the local SLM and the LLM (answers, quality, cost and
+#      the SLM's confidence signals, item by item);
+#   2. calibrate: per task, on one seeded half of the items, choose always-SLM, always-LLM or a
+#      cascade on one signal at one threshold, and write those routes into the router's config;
+#   3. evaluate: start the router with that config and run the other half of the items against
+#      slm, llm and router;
+#   4. the comparison (the dashboard on a terminal, a printed table otherwise).
 #
 # LLM: OpenAI (gpt-4o-mini) when OPENAI_API_KEY is set; otherwise Gemma-3-270M served by a second
 # `triage serve` (gateway B) that this script starts and stops, so the remote path is real HTTP.
@@ -8,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Overridable for the test that runs this script (tests/demo_quickstart.rs): the binary, the run
-# directory, and a per-scenario item limit (the suite's own limits otherwise).
+# directory, and a per-scenario item limit (the suite's own limits otherwise). RUN holds the
+# evaluation run; RUN/measure the measuring run and RUN/router.yaml the calibrated config.
 TRIAGE=${TRIAGE:-$PWD/target/release/triage}
 SLM=models/SmolLM2-135M-Instruct.Q4_1.gguf
 RUN=${RUN:-runs/quickstart-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -59,7 +66,8 @@ else
   echo "LLM: no OPENAI_API_KEY, so Gemma-3-270M behind a second triage serve at $B"
 fi
 
-# Gateway A: the router under test.
+# Gateway A's config before calibration: privacy first, everything else to the LLM. Calibration
+# inserts one route per task above the catch-all.
 cat >"$RUN/router.yaml" <<YAML
 server: { listen: 127.0.0.1:0, ledger: gateway-a.sqlite }
 backends:
@@ -70,18 +78,27 @@ pricing:
   slm: { machine_usd_per_hour: 0.05 }
 routes:
   - { name: private, when: { pii: true }, to: slm }
-  - { name: small-tasks, when: { task: [sentiment, financial_sentiment, intent, arithmetic] }, to: slm, fallback: [llm] }
   - { name: default, to: llm, fallback: [slm] }
 YAML
+
+LIMIT=(); [ -n "${QUICKSTART_LIMIT:-}" ] && LIMIT=(--limit "$QUICKSTART_LIMIT")
+PRICES=(--price slm=hour:0.05 --price llm=0.15,0.60 --price router=0.15,0.60)
+
+echo "== 1/4 measure: every quickstart item against slm and llm"
+"$TRIAGE" bench run --suite scenarios/quickstart.yaml \
+  --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" "${PRICES[@]}" \
+  --out "$RUN/measure" "${LIMIT[@]}"
+
+echo "== 2/4 calibrate per task on the calibration half, write $RUN/router.yaml"
+"$TRIAGE" bench calibrate "$RUN/measure" --per-task --write "$RUN/router.yaml"
+
+echo "== 3/4 evaluate: the evaluation half against slm, llm and the calibrated router"
 serve "$RUN/router.yaml" "$RUN/gateway-a.log"; A=$URL
 echo "router: triage serve at $A"
+"$TRIAGE" bench run --suite scenarios/quickstart.yaml --half evaluation \
+  --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto" \
+  "${PRICES[@]}" --out "$RUN" "${LIMIT[@]}"
 
-"$TRIAGE" bench run --suite scenarios/quickstart.yaml \
-  --target "slm=llama:$SLM" \
-  --target "llm=$LLM_SPEC" \
-  --target "router=openai:$A/v1#auto;triage=on" \
-  --price slm=hour:0.05 --price llm=0.15,0.60 --price router=0.15,0.60 \
-  --out "$RUN" ${QUICKSTART_LIMIT:+--limit "$QUICKSTART_LIMIT"}
 echo
-echo "run directory: $RUN"
+echo "== 4/4 compare (run directory: $RUN)"
 "$TRIAGE" dash "$RUN"

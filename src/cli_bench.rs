@@ -41,7 +41,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub suite: PathBuf,
     /// A target as NAME=SPEC: openai:BASE_URL#MODEL[;key_env=VAR], anthropic:BASE_URL#MODEL[;key_env=VAR],
-    /// llama:PATH[;slots=N;threads=N;ctx=N], replay:FILE.jsonl. Repeatable; overrides the suite's targets.
+    /// llama:PATH[;slots=N;threads=N;ctx=N;completion=auto|on|off], replay:FILE.jsonl. Repeatable; overrides the suite's targets.
     #[arg(long = "target", value_name = "NAME=SPEC")]
     pub targets: Vec<String>,
     /// Price of a target: NAME=IN,OUT (USD per 1M input/output tokens) or NAME=hour:USD. Repeatable.
@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// At most this many items per scenario.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Show K items of each scenario without examples of its own as few-shot examples: drawn from
+    /// the calibration half of its task (the seed of `bench calibrate --per-task`), before
+    /// `--limit`, and not measured (listed in metadata.json).
+    #[arg(long, value_name = "K")]
+    pub few_shot_from_items: Option<usize>,
     /// Load mode: sequential, closed or open (overrides the suite).
     #[arg(long, value_parser = ["sequential", "closed", "open"])]
     pub mode: Option<String>,
@@ -172,7 +177,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 }
 
 async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
-    let mut suite = Suite::load_with_cap(&args.suite, args.limit)?;
+    let mut suite = Suite::load_with(&args.suite, args.limit, args.few_shot_from_items)?;
     let load = &mut suite.file.load;
     if let Some(mode) = &args.mode {
         load.mode = match mode.as_str() {
@@ -263,6 +268,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         "targets": specs.iter().map(|(s, _)| serde_json::json!({"name": s.name, "spec": s.text})).collect::<Vec<_>>(),
         "prices": prices,
         "limit": args.limit,
+        "few_shot_from_items": args.few_shot_from_items,
         "judge": judge_name,
     });
     let progress: Arc<dyn Progress> = if !args.quiet && std::io::stderr().is_terminal() {

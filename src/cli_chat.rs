@@ -30,9 +30,10 @@ pub struct ChatArgs {
     /// Threads (default: all cores).
     #[arg(long)]
     threads: Option<i32>,
-    /// Treat the model as a base model: no chat template.
-    #[arg(long)]
-    completion: bool,
+    /// Render the prompt as a base model's completion text (`Input: …` / `Answer:`) instead of
+    /// chat turns: auto (when the model has no chat template), on (`--completion` alone) or off.
+    #[arg(long, value_name = "MODE", default_value = "auto", num_args = 0..=1, default_missing_value = "on")]
+    completion: backends::CompletionMode,
     /// The user's message.
     prompt: String,
 }
@@ -101,8 +102,9 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "n/a".into())
     };
     eprintln!(
-        "\n— {} | load {:.2}s | prompt {} tok, completion {} tok | finish: {} | TTFT {} | prompt {} | generation {}",
+        "\n— {} ({}) | load {:.2}s | prompt {} tok, completion {} tok | finish: {} | TTFT {} | prompt {} | generation {}",
         engine.model_name(),
+        engine.prompt_format().name(),
         load_secs,
         usage.prompt_tokens,
         usage.completion_tokens,

@@ -41,7 +41,7 @@ use futures::{Stream, StreamExt};
 pub use engine_time::EngineTime;
 pub use error::{BackendError, Result, TimeoutPhase};
 pub use flash_attention::FlashAttention;
-pub use llama_config::LlamaEngineConfig;
+pub use llama_config::{CompletionMode, LlamaEngineConfig};
 pub use types::*;
 
 /// A stream of chat events; it ends after the last `Done`/`Usage` event, or with an error.

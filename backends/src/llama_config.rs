@@ -2,7 +2,9 @@
 //! plain data, so configuration (the router's `triage.yaml`) can hold it in builds without the
 //! engine, and the engine (`crate::llama`, feature `llama`) loads exactly what was configured.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 /// How to run one local model.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +24,8 @@ pub struct LlamaEngineConfig {
     pub queue_capacity: usize,
     /// A chat template to use instead of the model's own.
     pub chat_template: Option<String>,
-    /// Base models: no chat template, the messages' text is the prompt.
-    pub completion_mode: bool,
+    /// Whether requests are rendered as a base model's few-shot text instead of chat turns.
+    pub completion_mode: CompletionMode,
     /// llama.cpp's flash-attention kernels (llama.cpp decides by default: see
     /// [`crate::FlashAttention`]).
     pub flash_attention: crate::FlashAttention,
@@ -43,8 +45,96 @@ impl LlamaEngineConfig {
             batch_size: 512,
             queue_capacity: 64,
             chat_template: None,
-            completion_mode: false,
+            completion_mode: CompletionMode::default(),
             flash_attention: crate::FlashAttention::default(),
         }
+    }
+}
+
+/// Whether the engine renders requests as completion text (the system prompt as a preamble, then
+/// `Input: …` / `Answer: …` blocks) instead of chat turns.
+///
+/// Base models (Gemma-3-270M) were never tuned on turn markers: rendered as a chat they mostly
+/// repeat the system prompt, while a few-shot text is what they were trained to continue. `Auto`
+/// (the default) decides by the model file: completion when neither the configuration nor the GGUF
+/// carries a chat template, chat turns otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompletionMode {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl CompletionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompletionMode::Auto => "auto",
+            CompletionMode::On => "on",
+            CompletionMode::Off => "off",
+        }
+    }
+
+    /// Whether a model renders as completion text, given whether a chat template is available
+    /// for it (configured or in its GGUF).
+    pub fn applies(self, has_chat_template: bool) -> bool {
+        match self {
+            CompletionMode::Auto => !has_chat_template,
+            CompletionMode::On => true,
+            CompletionMode::Off => false,
+        }
+    }
+}
+
+impl From<bool> for CompletionMode {
+    fn from(on: bool) -> Self {
+        if on {
+            CompletionMode::On
+        } else {
+            CompletionMode::Off
+        }
+    }
+}
+
+impl fmt::Display for CompletionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CompletionMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(CompletionMode::Auto),
+            "on" | "true" | "1" => Ok(CompletionMode::On),
+            "off" | "false" | "0" => Ok(CompletionMode::Off),
+            other => Err(format!(
+                "completion mode must be auto, on or off (got `{other}`)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_mode_parses_and_auto_follows_the_template() {
+        assert_eq!("auto".parse(), Ok(CompletionMode::Auto));
+        assert_eq!("ON".parse(), Ok(CompletionMode::On));
+        assert_eq!("false".parse(), Ok(CompletionMode::Off));
+        assert!("maybe"
+            .parse::<CompletionMode>()
+            .unwrap_err()
+            .contains("`maybe`"));
+        assert_eq!(CompletionMode::default(), CompletionMode::Auto);
+        assert!(CompletionMode::Auto.applies(false));
+        assert!(!CompletionMode::Auto.applies(true));
+        assert!(CompletionMode::On.applies(true));
+        assert!(!CompletionMode::Off.applies(false));
+        assert_eq!(CompletionMode::from(true), CompletionMode::On);
     }
 }

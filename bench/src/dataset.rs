@@ -69,6 +69,20 @@ pub fn load(
     scenario_path: &Path,
     limit_override: Option<usize>,
 ) -> Result<Vec<Row>> {
+    let mut rows = load_every_row(spec, base_dir, scenario_path)?;
+    if let Some(limit) = limit_override.or(spec.limit) {
+        rows.truncate(limit);
+    }
+    Ok(rows)
+}
+
+/// Every row of a dataset, shuffled by its `seed` when it has one, before any `limit`: a
+/// scenario draws its few-shot examples from these before its limit applies.
+pub fn load_every_row(
+    spec: &DatasetSpec,
+    base_dir: &Path,
+    scenario_path: &Path,
+) -> Result<Vec<Row>> {
     let (raw, source): (Vec<(usize, Item)>, PathBuf) = match (&spec.path, &spec.items) {
         (Some(_), Some(_)) => {
             return Err(BenchError::invalid(
@@ -146,10 +160,6 @@ pub fn load(
     if let Some(seed) = spec.seed {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         rows.shuffle(&mut rng);
-    }
-    let limit = limit_override.or(spec.limit);
-    if let Some(limit) = limit {
-        rows.truncate(limit);
     }
     Ok(rows)
 }

@@ -6,6 +6,7 @@
 //! - [`scenario`]: scenario and suite files (YAML, validated, with a published JSON schema);
 //! - [`dataset`]: inline items or JSONL/CSV/TSV/JSON files, field mapping, seeded sampling;
 //! - [`template`]: `{{field}}` prompt and expected-answer templates;
+//! - [`fewshot`]: few-shot examples drawn from a scenario's own items (calibration half only);
 //! - [`score`]: scorers, each giving a score in [0, 1] and keeping its raw value;
 //! - [`spec`]: `--target NAME=SPEC` strings (openai, anthropic, llama, replay) into targets;
 //! - [`target`]: what a request is sent to (any [`backends::Backend`], or an OpenAI-compatible
@@ -36,6 +37,7 @@ pub mod calibrate;
 pub mod compare;
 pub mod dataset;
 pub mod error;
+pub mod fewshot;
 pub mod fit;
 #[cfg(feature = "llama")]
 pub mod hw;

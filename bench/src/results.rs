@@ -130,6 +130,9 @@ pub struct RunMetadata {
     pub model_files: Vec<ModelFile>,
     /// The suite and load configuration as run.
     pub config: Value,
+    /// Items shown as few-shot examples instead of being measured (`few_shot_from_items`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub few_shot: Vec<crate::fewshot::FewShotDraw>,
     pub harness_version: String,
 }
 

@@ -42,6 +42,10 @@ pub struct ScenarioFile {
     /// (assistant turn) before the real question.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub few_shot: Vec<Item>,
+    /// Without `few_shot`: use this many of the dataset's own items as worked examples, drawn
+    /// from the calibration half of the task's items and not measured (see `bench::fewshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_from_items: Option<usize>,
     /// Expected answer template, e.g. `{{label}}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
@@ -129,8 +133,14 @@ pub struct Scenario {
     pub path: PathBuf,
     pub system: Option<Template>,
     pub prompt: Template,
-    /// (user, assistant) turns rendered from `few_shot`.
+    /// (user, assistant) turns rendered from `few_shot`, or drawn from the items.
     pub few_shot: Vec<(String, String)>,
+    /// Examples to draw from the items when there is no `few_shot` (0: none).
+    pub few_shot_from_items: usize,
+    /// The items drawn as examples, once drawn.
+    pub drawn_examples: Option<crate::fewshot::FewShotDraw>,
+    /// At most this many items, applied after examples are drawn.
+    limit: Option<usize>,
     pub expected: Option<Template>,
     pub scorers: Vec<Scorer>,
     pub generation: Generation,
@@ -147,8 +157,26 @@ impl Scenario {
     }
 
     /// Validate an already parsed scenario; relative dataset paths resolve against `path`'s
-    /// directory.
+    /// directory. Few-shot examples are drawn from the items when the file asks for them.
     pub fn from_file(raw: ScenarioFile, path: &Path, limit: Option<usize>) -> Result<Scenario> {
+        let mut scenario = Scenario::with_every_item(raw, path, limit)?;
+        crate::fewshot::draw(
+            std::slice::from_mut(&mut scenario),
+            crate::fewshot::split_seed(),
+        )?;
+        scenario.apply_limit();
+        Ok(scenario)
+    }
+
+    /// Keep at most the scenario's limit of items (after examples were drawn).
+    fn apply_limit(&mut self) {
+        if let Some(limit) = self.limit {
+            self.items.truncate(limit);
+        }
+    }
+
+    /// Validate, with every item of the dataset (its `limit` is kept for [`Self::apply_limit`]).
+    fn with_every_item(raw: ScenarioFile, path: &Path, limit: Option<usize>) -> Result<Scenario> {
         let invalid = |m: String| BenchError::invalid(path, m);
         if raw.name.trim().is_empty() {
             return Err(invalid("field `name`: must not be empty".into()));
@@ -188,8 +216,13 @@ impl Scenario {
         }
         let prompt = Template::parse(&raw.prompt);
         let system = raw.system.as_deref().map(Template::parse);
+        if !raw.few_shot.is_empty() && raw.few_shot_from_items.is_some_and(|k| k > 0) {
+            return Err(invalid(
+                "give either `few_shot` or `few_shot_from_items`, not both".into(),
+            ));
+        }
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        let rows = dataset::load(&raw.dataset, base_dir, path, limit)?;
+        let rows = dataset::load_every_row(&raw.dataset, base_dir, path)?;
         let mut few_shot = Vec::new();
         for (i, example) in raw.few_shot.iter().enumerate() {
             let user = prompt
@@ -247,6 +280,9 @@ impl Scenario {
             system,
             prompt,
             few_shot,
+            few_shot_from_items: raw.few_shot_from_items.unwrap_or(0),
+            drawn_examples: None,
+            limit: limit.or(raw.dataset.limit),
             expected,
             scorers,
             generation: Generation {
@@ -347,6 +383,9 @@ pub struct SuiteScenarioEntry {
     /// Overrides the scenario's `max_tokens` (e.g. shorter answers for a quick suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Overrides the scenario's `few_shot_from_items`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_from_items: Option<usize>,
 }
 
 impl SuiteScenario {
@@ -366,6 +405,12 @@ impl SuiteScenario {
         match self {
             SuiteScenario::Path(_) => None,
             SuiteScenario::Entry(e) => e.max_tokens,
+        }
+    }
+    pub fn few_shot_from_items(&self) -> Option<usize> {
+        match self {
+            SuiteScenario::Path(_) => None,
+            SuiteScenario::Entry(e) => e.few_shot_from_items,
         }
     }
 }
@@ -466,6 +511,17 @@ impl Suite {
 
     /// Load with every scenario capped at `cap` items (on top of the suite's own limits).
     pub fn load_with_cap(path: &Path, cap: Option<usize>) -> Result<Suite> {
+        Suite::load_with(path, cap, None)
+    }
+
+    /// Load with every scenario capped at `cap` items, and with `few_shot_from_items` examples
+    /// drawn for every scenario without examples of its own when given (over the suite's and the
+    /// scenarios' own settings). Examples are drawn before the caps apply.
+    pub fn load_with(
+        path: &Path,
+        cap: Option<usize>,
+        few_shot_from_items: Option<usize>,
+    ) -> Result<Suite> {
         let file: SuiteFile = read_yaml(path)?;
         if file.scenarios.is_empty() {
             return Err(BenchError::invalid(path, "field `scenarios`: empty"));
@@ -480,9 +536,14 @@ impl Suite {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let mut scenario = Scenario::load(&base.join(entry.path()), limit)?;
+            let scenario_path = base.join(entry.path());
+            let raw: ScenarioFile = read_yaml(&scenario_path)?;
+            let mut scenario = Scenario::with_every_item(raw, &scenario_path, limit)?;
             if let Some(m) = entry.max_tokens() {
                 scenario.generation.max_tokens = Some(m);
+            }
+            if let Some(k) = few_shot_from_items.or(entry.few_shot_from_items()) {
+                scenario.few_shot_from_items = k;
             }
             if let Some(previous) = names.insert(scenario.name.clone(), entry.path().to_string()) {
                 return Err(BenchError::invalid(
@@ -495,6 +556,10 @@ impl Suite {
                 ));
             }
             scenarios.push(scenario);
+        }
+        crate::fewshot::draw(&mut scenarios, crate::fewshot::split_seed())?;
+        for scenario in &mut scenarios {
+            scenario.apply_limit();
         }
         Ok(Suite {
             path: path.to_path_buf(),

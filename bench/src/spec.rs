@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `openai:BASE_URL#MODEL[;key_env=VAR][;metadata=off][;triage=on]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded; requests carry `metadata.task`/`scenario` for the router, dropped for api.openai.com or with `metadata=off`). `triage=on` marks another `triage serve`: a scenario's `choices` reach it as triage's extension field; without it `choices` are emulated with a strict JSON schema (`backends::choice_schema`), so every target answers the same question |
 //! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
-//! | `llama:PATH[;slots=N;threads=N;ctx=N;fa=auto\|on\|off]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`) |
+//! | `llama:PATH[;slots=N;threads=N;ctx=N;fa=auto\|on\|off;completion=auto\|on\|off]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`); `completion` renders base-model text instead of chat turns (auto: when the GGUF has no chat template) |
 //! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
 //!
 //! API keys are only ever named by their environment variable; the spec stored in the run
@@ -124,7 +124,7 @@ impl TargetSpec {
         let allowed: &[&str] = match kind {
             SpecKind::OpenAi { .. } => &["key_env", "metadata", "triage"],
             SpecKind::Anthropic { .. } => &["key_env"],
-            SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa"],
+            SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa", "completion"],
             SpecKind::Replay { .. } => &[],
         };
         if let Some(unknown) = options.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -231,6 +231,14 @@ impl TargetSpec {
                         message,
                     })?,
                 };
+                let completion_mode: backends::CompletionMode = match self.options.get("completion")
+                {
+                    None => backends::CompletionMode::default(),
+                    Some(v) => v.parse().map_err(|message| BenchError::Target {
+                        name: self.name.clone(),
+                        message,
+                    })?,
+                };
                 let backend = load_llama(
                     &self.name,
                     path.clone(),
@@ -239,6 +247,7 @@ impl TargetSpec {
                         threads,
                         ctx,
                         flash_attention,
+                        completion_mode,
                     },
                 )
                 .await?;
@@ -258,6 +267,7 @@ struct LlamaOptions {
     threads: i32,
     ctx: u32,
     flash_attention: backends::FlashAttention,
+    completion_mode: backends::CompletionMode,
 }
 
 #[cfg(feature = "llama")]
@@ -272,6 +282,7 @@ async fn load_llama(
     config.threads = options.threads;
     config.threads_batch = options.threads;
     config.flash_attention = options.flash_attention;
+    config.completion_mode = options.completion_mode;
     let engine = tokio::task::spawn_blocking(move || backends::llama::LlamaEngine::load(config))
         .await
         .map_err(|e| BenchError::Target {
@@ -349,7 +360,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.options["key_env"], "OPENAI_API_KEY");
-        let s = TargetSpec::parse_assignment("slm=llama:models/a.gguf;slots=2;threads=2").unwrap();
+        let s =
+            TargetSpec::parse_assignment("slm=llama:models/a.gguf;slots=2;threads=2;completion=on")
+                .unwrap();
+        assert_eq!(s.options["completion"], "on");
         assert_eq!(
             s.kind,
             SpecKind::Llama {

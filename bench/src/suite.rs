@@ -74,6 +74,10 @@ pub async fn run_suite(
         targets: runs.iter().map(|r| r.target.clone()).collect(),
         model_files,
         config,
+        few_shot: scenarios
+            .iter()
+            .filter_map(|s| s.drawn_examples.clone())
+            .collect(),
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let (summary, histograms) = results::summarize(&runs, meta);

@@ -163,6 +163,7 @@ fn metadata(id: &str, targets: Vec<TargetInfo>) -> RunMetadata {
         targets,
         model_files: Vec::new(),
         config: json!({"load": {"mode": "sequential"}}),
+        few_shot: Vec::new(),
         harness_version: "0.1.0".into(),
     }
 }

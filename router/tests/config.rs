@@ -128,6 +128,34 @@ fn extensions_mark_a_triage_upstream_and_default_to_none() {
 }
 
 #[test]
+fn llama_completion_mode_is_auto_on_off_or_a_boolean() {
+    let mode = |value: Option<&str>| -> Result<backends::CompletionMode, String> {
+        let field = value
+            .map(|v| format!(", completion_mode: {v}"))
+            .unwrap_or_default();
+        let c = parse(&format!(
+            "backends:\n  slm: {{ kind: llama, model: m.gguf{field} }}\nroutes:\n  - {{ name: default, to: slm }}\n"
+        ))?;
+        match c.backend("slm") {
+            Some(BackendSpec::Local(l)) => Ok(l.completion_mode),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    use backends::CompletionMode::{Auto, Off, On};
+    assert_eq!(mode(None), Ok(Auto));
+    assert_eq!(mode(Some("auto")), Ok(Auto));
+    assert_eq!(mode(Some("on")), Ok(On));
+    assert_eq!(mode(Some("off")), Ok(Off));
+    assert_eq!(mode(Some("true")), Ok(On));
+    assert_eq!(mode(Some("false")), Ok(Off));
+    let err = mode(Some("sometimes")).unwrap_err();
+    assert!(
+        err.contains("backends.slm.completion_mode") && err.contains("`sometimes`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn partly_given_timeouts_and_retry_keep_the_other_defaults() {
     let c = parse(
         "backends:\n  llm: { kind: openai, model: gpt-4o-mini, timeouts: { connect: 2s }, retry: { max_backoff: 1s } }\nroutes:\n  - { name: d, to: llm }\n",

@@ -22,7 +22,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::logits::{token_logprob, LogSoftmax};
 use super::prompt::PromptFormat;
 use super::signals::{choice_signals, logsumexp, pick_choice};
-use crate::types::{ChatRequest, Signals};
+use crate::types::Signals;
 
 /// The ways each choice may be written, as (choice index, text): the choice as listed, its
 /// lowercase and Capitalized forms when they differ (unless such a form is itself another listed
@@ -66,7 +66,8 @@ pub(super) enum AnswerEnd {
     /// by rendering one; the GGUF's EOT is not reliable — SmolLM2's names `<|endoftext|>` while
     /// its turns end with `<|im_end|>`), else a fallback format's turn marker as text, else EOS.
     Tokens(Vec<LlamaToken>),
-    /// Plain completion: the request's first stop string, else EOS.
+    /// Completion text: the blank line that ends an answer block
+    /// ([`super::completion::ANSWER_END`]).
     Completion,
     /// Recurrent and hybrid models cannot drop a scored variant from their state: they keep the
     /// `choices` grammar.
@@ -103,21 +104,16 @@ impl AnswerEnd {
         }
     }
 
-    /// The end tokens for one request; `None` when choices cannot be scored.
-    pub(super) fn tokens(
-        &self,
-        model: &LlamaModel,
-        request: &ChatRequest,
-    ) -> Option<Vec<LlamaToken>> {
+    /// The end tokens; `None` when choices cannot be scored.
+    pub(super) fn tokens(&self, model: &LlamaModel) -> Option<Vec<LlamaToken>> {
         match self {
             AnswerEnd::Tokens(end) => Some(end.clone()),
             AnswerEnd::Unsupported => None,
             AnswerEnd::Completion => {
-                let vocab = model.vocab();
-                let end = match request.stop_sequences().into_iter().find(|s| !s.is_empty()) {
-                    Some(stop) => vocab.tokenize(stop.as_bytes(), false, false),
-                    None => vec![vocab.eos()],
-                };
+                let end =
+                    model
+                        .vocab()
+                        .tokenize(super::completion::ANSWER_END.as_bytes(), false, false);
                 (!end.is_empty() && end.iter().all(|&t| valid_token(model, t))).then_some(end)
             }
         }
@@ -521,7 +517,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
         let model = super::super::load_model(&path).unwrap();
-        let format = PromptFormat::for_model(&model, None, false);
+        let format = PromptFormat::for_model(&model, None, crate::CompletionMode::Auto);
         let im_end = model.vocab().tokenize(b"<|im_end|>", false, true);
         assert_eq!(im_end.len(), 1);
         assert_ne!(model.vocab().eot(), im_end[0]);
@@ -529,14 +525,9 @@ mod tests {
             AnswerEnd::for_model(&model, &format),
             AnswerEnd::Tokens(im_end)
         );
-        // Completion mode ends an answer at the request's first stop string.
-        let mut request = ChatRequest::user("local", "x");
-        request.stop = Some(crate::types::StopSequences::One("\n".into()));
-        let newline = model.vocab().tokenize(b"\n", false, false);
-        assert_eq!(
-            AnswerEnd::Completion.tokens(&model, &request),
-            Some(newline)
-        );
+        // Completion text ends an answer with a blank line.
+        let blank_line = model.vocab().tokenize(b"\n\n", false, false);
+        assert_eq!(AnswerEnd::Completion.tokens(&model), Some(blank_line));
     }
 
     #[test]

@@ -132,7 +132,8 @@ pub(super) fn run(
         for (index, slot) in slots.iter_mut().enumerate() {
             if slot.is_none() {
                 if let Some(job) = waiting.pop_front() {
-                    let stops = job.params.stop.clone();
+                    let text = TextAssembler::new(job.params.stop.clone())
+                        .skipping_leading_whitespace(job.params.skip_leading_whitespace);
                     let seq = Sequence {
                         job,
                         seq_id: index as i32,
@@ -141,7 +142,7 @@ pub(super) fn run(
                         next_input: None,
                         logits_index: None,
                         generated: 0,
-                        text: TextAssembler::new(stops),
+                        text,
                         pending_logprobs: Vec::new(),
                         free: FreeTokenStats::default(),
                         busy_secs: 0.0,

@@ -18,6 +18,7 @@
 //! tokens) before `Done`.
 
 mod choices;
+pub mod completion;
 mod engine;
 pub mod grammar;
 mod info;
@@ -84,6 +85,10 @@ pub struct SamplingParams {
     pub grammar: Option<String>,
     /// Keep generating past end-of-generation tokens (hardware benchmarks, as llama-bench).
     pub ignore_eos: bool,
+    /// The answer starts at its first non-whitespace character: leading whitespace is dropped
+    /// and cannot match a stop string (completion text, where the model writes ` positive` after
+    /// `Answer:` and a blank line before the answer must not end it).
+    pub skip_leading_whitespace: bool,
 }
 
 impl SamplingParams {
@@ -100,6 +105,7 @@ impl SamplingParams {
             stop: Vec::new(),
             grammar: None,
             ignore_eos: true,
+            skip_leading_whitespace: false,
         }
     }
 }
@@ -329,6 +335,19 @@ impl LlamaEngine {
                 "`min_p` must be in [0, 1], got {min_p}"
             )));
         }
+        let grammar = grammar::grammar_for(request, self.answer_end().is_none())?;
+        let format = &self.shared.format;
+        let mut stop = request.stop_sequences();
+        // A grammar ends its output itself; a blank line may be whitespace inside its JSON.
+        let format_stops = match (format, &grammar) {
+            (PromptFormat::Completion, Some(_)) => &[][..],
+            _ => format.turn_stops(),
+        };
+        for marker in format_stops {
+            if !stop.iter().any(|s| s == marker) {
+                stop.push((*marker).to_string());
+            }
+        }
         Ok(SamplingParams {
             max_tokens,
             temperature,
@@ -336,23 +355,16 @@ impl LlamaEngine {
             top_k: request.top_k.unwrap_or(0),
             min_p,
             seed: request.seed.map(|s| s as u32).unwrap_or_else(random_seed),
-            stop: {
-                let mut stop = request.stop_sequences();
-                for marker in self.shared.format.turn_stops() {
-                    if !stop.iter().any(|s| s == marker) {
-                        stop.push((*marker).to_string());
-                    }
-                }
-                stop
-            },
-            grammar: grammar::grammar_for(request, self.answer_end(request).is_none())?,
+            stop,
+            grammar,
             ignore_eos: false,
+            skip_leading_whitespace: self.shared.format.skips_leading_whitespace(),
         })
     }
 
     /// The tokens that end an answer when scoring `choices`; `None` when this engine cannot score.
-    fn answer_end(&self, request: &ChatRequest) -> Option<Vec<LlamaToken>> {
-        self.shared.answer_end.tokens(&self.shared.model, request)
+    fn answer_end(&self) -> Option<Vec<LlamaToken>> {
+        self.shared.answer_end.tokens(&self.shared.model)
     }
 
     /// The sampler chain and the grammar sampler of a generating request.
@@ -399,7 +411,7 @@ impl LlamaEngine {
         let tokens = self.tokenize(&prompt);
         self.check_prompt_length(tokens.len())?;
         let params = self.sampling_params(request, tokens.len())?;
-        match (&request.choices, self.answer_end(request)) {
+        match (&request.choices, self.answer_end()) {
             (Some(choices), Some(end)) => {
                 let vocab = self.shared.model.vocab();
                 let set = ChoiceSet::new(

@@ -1,15 +1,19 @@
 //! From chat messages to the prompt text a model was trained on: the model's own chat template
-//! from its GGUF metadata (llama.cpp's `llama_chat_apply_template`); when the model has none (base
-//! models such as Gemma-3-270M), llama.cpp's built-in template of its family (Gemma's turn
-//! markers for `gemma*` architectures); ChatML otherwise; and plain completion on request.
+//! from its GGUF metadata (llama.cpp's `llama_chat_apply_template`); for a base model — no chat
+//! template, configured or in the GGUF, under `completion_mode: auto`, or `completion_mode: on` —
+//! a few-shot completion text ([`super::completion`]); for a model whose template llama.cpp
+//! cannot apply, llama.cpp's built-in template of its family (Gemma's turn markers for `gemma*`
+//! architectures), else ChatML.
 //!
 //! A fallback format's turn markers are also stop strings ([`PromptFormat::turn_stops`]): a
 //! model that was never tuned on them may still write them out as text, and an answer ends there.
+//! Completion text stops at the blank line that ends an answer block.
 
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 
+use super::completion;
 use crate::types::{ChatMessage, Role};
-use crate::{BackendError, Result};
+use crate::{BackendError, CompletionMode, Result};
 
 /// How messages become a prompt.
 #[derive(Debug, Clone)]
@@ -20,20 +24,20 @@ pub enum PromptFormat {
     Builtin(&'static str),
     /// ChatML, the fallback for chat models without a usable template.
     ChatMl,
-    /// Base models: the messages' text joined, no roles.
+    /// Base models: the system prompt as a preamble, then `Input:`/`Answer:` blocks
+    /// ([`completion`]).
     Completion,
 }
 
 impl PromptFormat {
-    /// Pick the format for a model: a configured template, else the model's own, else ChatML.
+    /// Pick the format for a model: completion text when `completion_mode` says so (under `auto`:
+    /// when there is no chat template, configured or in the GGUF), else a configured template,
+    /// else the model's own, else its family's built-in one, else ChatML.
     pub fn for_model(
         model: &LlamaModel,
         configured: Option<&str>,
-        completion_mode: bool,
+        completion_mode: CompletionMode,
     ) -> PromptFormat {
-        if completion_mode {
-            return PromptFormat::Completion;
-        }
         let template = match configured {
             Some(t) => Some(t.to_string()),
             None => model
@@ -41,6 +45,9 @@ impl PromptFormat {
                 .ok()
                 .and_then(|t| t.to_string().ok()),
         };
+        if completion_mode.applies(template.is_some()) {
+            return PromptFormat::Completion;
+        }
         match template {
             Some(t) if template_is_usable(model, &t) => PromptFormat::Template(t),
             _ => {
@@ -55,14 +62,21 @@ impl PromptFormat {
         }
     }
 
-    /// Stop strings implied by a fallback format's turn markers (none for the model's own
-    /// template: its end-of-turn token ends generation).
+    /// Stop strings implied by a fallback format's turn markers, or by the end of a completion
+    /// block (none for the model's own template: its end-of-turn token ends generation).
     pub fn turn_stops(&self) -> &'static [&'static str] {
         match self {
             PromptFormat::Builtin("gemma") => &["<end_of_turn>", "<start_of_turn>"],
             PromptFormat::ChatMl => &["<|im_end|>", "<|im_start|>"],
-            PromptFormat::Template(_) | PromptFormat::Builtin(_) | PromptFormat::Completion => &[],
+            PromptFormat::Completion => completion::STOPS,
+            PromptFormat::Template(_) | PromptFormat::Builtin(_) => &[],
         }
+    }
+
+    /// Whether an answer starts at its first non-whitespace character (completion text, where the
+    /// model writes a space or a newline after `Answer:`).
+    pub fn skips_leading_whitespace(&self) -> bool {
+        matches!(self, PromptFormat::Completion)
     }
 
     pub fn name(&self) -> &'static str {
@@ -70,7 +84,7 @@ impl PromptFormat {
             PromptFormat::Template(_) => "model chat template",
             PromptFormat::Builtin(_) => "built-in template of its family (fallback)",
             PromptFormat::ChatMl => "ChatML (fallback)",
-            PromptFormat::Completion => "plain completion",
+            PromptFormat::Completion => "completion text (base model)",
         }
     }
 
@@ -80,8 +94,8 @@ impl PromptFormat {
     }
 
     /// The text this format writes right after an assistant's answer (its end-of-turn marker
-    /// first), found by rendering a closed one-turn conversation; `None` for plain completion
-    /// or when the template does not show it.
+    /// first), found by rendering a closed one-turn conversation; `None` for completion text
+    /// (whose answers end with [`completion::ANSWER_END`]) or when the template does not show it.
     pub fn text_after_answer(&self, model: &LlamaModel) -> Option<String> {
         const ANSWER: &str = "TRIAGE_ANSWER_MARK";
         if matches!(self, PromptFormat::Completion) {
@@ -104,11 +118,7 @@ impl PromptFormat {
         open_answer: bool,
     ) -> Result<String> {
         match self {
-            PromptFormat::Completion => Ok(messages
-                .iter()
-                .map(ChatMessage::text)
-                .collect::<Vec<_>>()
-                .join("\n\n")),
+            PromptFormat::Completion => Ok(completion::render(messages)),
             PromptFormat::ChatMl => Ok(render_chatml(messages, open_answer)),
             PromptFormat::Template(_) | PromptFormat::Builtin(_) => {
                 let template = match self {
@@ -186,6 +196,9 @@ mod tests {
         assert!(PromptFormat::Template("{{x}}".into())
             .turn_stops()
             .is_empty());
+        assert!(PromptFormat::Completion.turn_stops().contains(&"\n\n"));
+        assert!(PromptFormat::Completion.skips_leading_whitespace());
+        assert!(!PromptFormat::ChatMl.skips_leading_whitespace());
     }
 
     #[test]

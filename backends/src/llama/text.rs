@@ -1,6 +1,8 @@
 //! Turning sampled token bytes into streamed text: UTF-8 reassembly across tokens and stop
 //! strings that are never emitted (text that could be the start of a stop string is held back
-//! until it is known not to be one).
+//! until it is known not to be one). Optionally the answer starts at its first non-whitespace
+//! character, so a stop string made of whitespace (a completion answer's blank line) cannot end
+//! it before it began.
 
 /// Accumulates token bytes and releases text that is safe to show.
 #[derive(Debug, Default)]
@@ -12,6 +14,10 @@ pub struct TextAssembler {
     stops: Vec<String>,
     /// Every piece of text released so far, for the caller's convenience.
     released_len: usize,
+    /// Drop whitespace until the first other character (see [`Self::skipping_leading_whitespace`]).
+    skip_leading_whitespace: bool,
+    /// Whether a non-whitespace character was seen.
+    started: bool,
 }
 
 /// What one token's bytes produced.
@@ -31,11 +37,27 @@ impl TextAssembler {
         }
     }
 
+    /// Drop the answer's leading whitespace when `skip`: it is never released and never matches
+    /// a stop string.
+    pub fn skipping_leading_whitespace(mut self, skip: bool) -> Self {
+        self.skip_leading_whitespace = skip;
+        self
+    }
+
     /// Feed the bytes of one token.
     pub fn push(&mut self, bytes: &[u8]) -> Assembled {
         self.pending_bytes.extend_from_slice(bytes);
         let decoded = take_valid_utf8(&mut self.pending_bytes);
         self.held.push_str(&decoded);
+        if self.skip_leading_whitespace && !self.started {
+            let content = self.held.trim_start();
+            if content.is_empty() {
+                self.held.clear();
+                return Assembled::Text(String::new());
+            }
+            self.held = content.to_string();
+            self.started = true;
+        }
 
         // A stop string anywhere in the held text ends generation; the held text never
         // contains a complete stop string from before, so searching it all is enough.
@@ -180,6 +202,24 @@ mod tests {
     fn invalid_utf8_becomes_replacement_character() {
         let (out, _) = run(&[], &[b"a\xffb"]);
         assert_eq!(out, "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn leading_whitespace_is_dropped_and_cannot_stop_the_answer() {
+        let mut a = TextAssembler::new(vec!["\n\n".into(), "\nInput:".into()])
+            .skipping_leading_whitespace(true);
+        assert_eq!(a.push(b"\n\n"), Assembled::Text(String::new()));
+        assert_eq!(a.push(b" "), Assembled::Text(String::new()));
+        assert_eq!(a.push(b" positive"), Assembled::Text("positive".into()));
+        assert_eq!(a.push(b"\n"), Assembled::Text(String::new()));
+        assert_eq!(a.push(b"\nInput: x"), Assembled::Stopped(String::new()));
+        // Whitespace inside the answer is kept; the next label ends it without a blank line.
+        let mut b = TextAssembler::new(vec!["\n\n".into(), "\nInput:".into()])
+            .skipping_leading_whitespace(true);
+        assert_eq!(b.push(b" a b"), Assembled::Text("a b".into()));
+        assert_eq!(b.push(b"\nc\nInput:"), Assembled::Stopped("\nc".into()));
+        // Without the option a leading blank line is a stop like any other.
+        assert_eq!(run(&["\n\n"], &[b"\n\n", b"x"]), (String::new(), true));
     }
 
     #[test]

@@ -35,8 +35,8 @@ mod split;
 pub mod write;
 
 pub use auroc::{auroc, auroc_ci, SignalQuality};
-pub use split::split;
-use split::stable_hash;
+pub(crate) use split::stable_hash;
+pub use split::{halves, split};
 
 /// How to fit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

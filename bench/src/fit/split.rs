@@ -9,7 +9,7 @@ use super::TaskItem;
 
 /// A stable pseudo-random key of `parts` under `seed` (SHA-256), so splits and bootstrap seeds
 /// depend neither on record order nor on a random-number generator's version.
-pub(super) fn stable_hash(seed: u64, parts: &[&str]) -> [u64; 4] {
+pub(crate) fn stable_hash(seed: u64, parts: &[&str]) -> [u64; 4] {
     let mut h = Sha256::new();
     h.update(seed.to_le_bytes());
     for p in parts {
@@ -30,13 +30,32 @@ pub(super) fn stable_hash(seed: u64, parts: &[&str]) -> [u64; 4] {
 /// the items are ordered by their seeded key and dealt alternately, the alternation carrying
 /// over from one label to the next so the halves differ in size by at most one.
 pub fn split(items: &[TaskItem], task: &str, seed: u64) -> (Vec<TaskItem>, Vec<TaskItem>) {
-    let mut strata: BTreeMap<Option<String>, Vec<(&TaskItem, [u64; 4])>> = BTreeMap::new();
+    let (cal, eval) = halves(items, task, seed, |item| {
+        (&item.scenario, &item.item_id, item.label.as_deref())
+    });
+    (
+        cal.into_iter().cloned().collect(),
+        eval.into_iter().cloned().collect(),
+    )
+}
+
+/// [`split`] over any kind of item, given each item's (scenario, item id, gold label): the
+/// harness draws few-shot examples from the calibration half of a scenario's items with it, so
+/// an item the fit would evaluate on is never shown as an example.
+pub fn halves<'a, T>(
+    items: &'a [T],
+    task: &str,
+    seed: u64,
+    key: impl Fn(&T) -> (&str, &str, Option<&str>),
+) -> (Vec<&'a T>, Vec<&'a T>) {
+    let mut strata: BTreeMap<Option<String>, Vec<(&T, [u64; 4])>> = BTreeMap::new();
     for item in items {
-        let label = item.label.as_ref().map(|l| l.trim().to_lowercase());
-        strata.entry(label).or_default().push((
-            item,
-            stable_hash(seed, &[task, &item.scenario, &item.item_id]),
-        ));
+        let (scenario, item_id, label) = key(item);
+        let label = label.map(|l| l.trim().to_lowercase());
+        strata
+            .entry(label)
+            .or_default()
+            .push((item, stable_hash(seed, &[task, scenario, item_id])));
     }
     let (mut cal, mut eval) = (Vec::new(), Vec::new());
     let mut turn = 0usize;
@@ -44,9 +63,9 @@ pub fn split(items: &[TaskItem], task: &str, seed: u64) -> (Vec<TaskItem>, Vec<T
         members.sort_by_key(|m| m.1);
         for (item, _) in members {
             if turn.is_multiple_of(2) {
-                cal.push(item.clone());
+                cal.push(item);
             } else {
-                eval.push(item.clone());
+                eval.push(item);
             }
             turn += 1;
         }

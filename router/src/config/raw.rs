@@ -96,8 +96,17 @@ pub(super) struct RawLlama {
     pub(super) batch_size: Option<u32>,
     pub(super) queue: Option<usize>,
     pub(super) chat_template: Option<String>,
-    pub(super) completion_mode: Option<bool>,
+    /// `auto` (default), `on` or `off`; `true`/`false` as well (it was a boolean).
+    pub(super) completion_mode: Option<RawSwitch>,
     pub(super) flash_attention: Option<String>,
+}
+
+/// A setting written as a word (`auto`, `on`, `off`) or as a YAML boolean.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSwitch {
+    Bool(bool),
+    Word(String),
 }
 
 /// A remote API (`kind: openai` or `kind: anthropic`).

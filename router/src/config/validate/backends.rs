@@ -10,7 +10,7 @@ use backends::remote::{Extensions, RemoteConfig, RetryPolicy, Timeouts};
 use backends::LlamaEngineConfig;
 
 use super::{check_name, resolve, Ctx};
-use crate::config::raw::{RawBackend, RawDuration, RawLlama, RawRemote};
+use crate::config::raw::{RawBackend, RawDuration, RawLlama, RawRemote, RawSwitch};
 use crate::config::{BackendSpec, ConfigError, RemoteBackendSpec, RemoteProvider};
 
 pub(super) fn validate_backends(
@@ -93,6 +93,13 @@ fn validate_llama(
             .parse()
             .map_err(|e: String| ctx.err(&format!("{path}.flash_attention"), e))?,
     };
+    let completion_mode = match &b.completion_mode {
+        None => backends::CompletionMode::default(),
+        Some(RawSwitch::Bool(on)) => backends::CompletionMode::from(*on),
+        Some(RawSwitch::Word(w)) => w
+            .parse()
+            .map_err(|e: String| ctx.err(&format!("{path}.completion_mode"), e))?,
+    };
     Ok(LlamaEngineConfig {
         model_path: resolve(dir, &model),
         slots: positive(b.slots.map(|v| v as i64), "slots", 4)? as usize,
@@ -102,7 +109,7 @@ fn validate_llama(
         batch_size: positive(b.batch_size.map(i64::from), "batch_size", 512)? as u32,
         queue_capacity: positive(b.queue.map(|v| v as i64), "queue", 64)? as usize,
         chat_template: b.chat_template.clone(),
-        completion_mode: b.completion_mode.unwrap_or(false),
+        completion_mode,
         flash_attention,
     })
 }
