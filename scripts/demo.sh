@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 # directory, and a per-scenario item limit (the suite's own limits otherwise). RUN holds the
 # evaluation run; RUN/measure the measuring run and RUN/router.yaml the calibrated config.
 TRIAGE=${TRIAGE:-$PWD/target/release/triage}
+SUITE=${SUITE:-scenarios/quickstart.yaml}   # SUITE=scenarios/full.yaml: every item (BENCHMARKS.md)
 SLM=models/SmolLM2-135M-Instruct.Q4_1.gguf
 RUN=${RUN:-runs/quickstart-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p runs "$RUN"
@@ -85,7 +86,7 @@ LIMIT=(); [ -n "${QUICKSTART_LIMIT:-}" ] && LIMIT=(--limit "$QUICKSTART_LIMIT")
 PRICES=(--price slm=hour:0.05 --price llm=0.15,0.60 --price router=0.15,0.60)
 
 echo "== 1/4 measure: every quickstart item against slm and llm"
-"$TRIAGE" bench run --suite scenarios/quickstart.yaml \
+"$TRIAGE" bench run --suite "$SUITE" \
   --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" "${PRICES[@]}" \
   --out "$RUN/measure" "${LIMIT[@]}"
 
@@ -95,7 +96,7 @@ echo "== 2/4 calibrate per task on the calibration half, write $RUN/router.yaml"
 echo "== 3/4 evaluate: the evaluation half against slm, llm and the calibrated router"
 serve "$RUN/router.yaml" "$RUN/gateway-a.log"; A=$URL
 echo "router: triage serve at $A"
-"$TRIAGE" bench run --suite scenarios/quickstart.yaml --half evaluation \
+"$TRIAGE" bench run --suite "$SUITE" --half evaluation \
   --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto" \
   "${PRICES[@]}" --out "$RUN" "${LIMIT[@]}"
 

@@ -219,7 +219,7 @@ mod tests {
 server: { listen: 127.0.0.1:0 }
 backends:
   slm: { kind: llama, model: m.gguf }
-  llm: { kind: openai, base_url: http://127.0.0.1:9/v1, model: x }
+  llm: { kind: openai, base_url: http://127.0.0.1:9/v1, model: gpt-4o-mini }
 routes:
   # privacy first
   - { name: private, when: { pii: true }, to: slm }
