@@ -105,10 +105,12 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
         .iter()
         .map(|text| TargetSpec::parse_assignment(text))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(local) = remote_specs
-        .iter()
-        .find(|s| matches!(s.kind, SpecKind::Llama { .. } | SpecKind::Replay { .. }))
-    {
+    if let Some(local) = remote_specs.iter().find(|s| {
+        matches!(
+            s.kind,
+            SpecKind::Llama { .. } | SpecKind::Replay { .. } | SpecKind::Router { .. }
+        )
+    }) {
         anyhow::bail!(
             "--remote {}: the probe measures remote endpoints (openai: or anthropic:); local models are measured by the sweep itself",
             local.name
@@ -124,7 +126,7 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
     for spec in &remote_specs {
         let model = match &spec.kind {
             SpecKind::OpenAi { model, .. } | SpecKind::Anthropic { model, .. } => model.clone(),
-            SpecKind::Llama { .. } | SpecKind::Replay { .. } => continue,
+            SpecKind::Llama { .. } | SpecKind::Replay { .. } | SpecKind::Router { .. } => continue,
         };
         let target = spec.build(std::path::Path::new("."), None).await?;
         report

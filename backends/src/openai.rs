@@ -10,7 +10,11 @@
 //! samplers `top_k`/`min_p` are dropped when the upstream is api.openai.com, which rejects them;
 //! and streaming requests ask for the final usage chunk (`stream_options.include_usage`). Stream chunks become [`ChatEvent`]s: content tokens with
 //! their log-probabilities, refusal deltas, tool-call deltas, per-choice finish reasons and the
-//! usage chunk; the stream must end with `data: [DONE]`.
+//! usage chunk; the stream must end with `data: [DONE]`. A triage gateway upstream settles a
+//! streamed answer's cost only at its end and sends it in the usage chunk's extra `triage`
+//! object (backend, route, escalated, cost); that object is kept in the usage event's
+//! [`Usage::extra`] under [`TRIAGE_USAGE_KEY`], so a client (the benchmark harness) records the
+//! settled cost rather than an estimate.
 
 use std::time::Instant;
 
@@ -28,6 +32,10 @@ use crate::{
     choice_schema, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream,
     FinishReason, Result, Usage,
 };
+
+/// Key in [`Usage::extra`] holding a triage gateway's `triage` object (its routing decision and
+/// settled cost) from the usage chunk of a stream.
+pub const TRIAGE_USAGE_KEY: &str = "triage";
 
 /// A backend speaking OpenAI Chat Completions.
 #[derive(Debug)]
@@ -215,6 +223,9 @@ struct Chunk {
     choices: Vec<ChunkChoice>,
     #[serde(default)]
     usage: Option<Usage>,
+    /// A triage gateway's routing and settled cost, next to `usage`.
+    #[serde(default)]
+    triage: Option<Value>,
     #[serde(default)]
     error: Option<Value>,
 }
@@ -343,7 +354,10 @@ impl SseDecoder for OpenAiDecoder {
                 });
             }
         }
-        if let Some(usage) = chunk.usage {
+        if let Some(mut usage) = chunk.usage {
+            if let Some(triage) = chunk.triage.filter(Value::is_object) {
+                usage.extra.insert(TRIAGE_USAGE_KEY.into(), triage);
+            }
             out.push(ChatEvent::Usage { usage, at });
         }
         Ok(false)
@@ -413,5 +427,31 @@ mod tests {
         assert!(body.get("choices").is_none());
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[tokio::test]
+    async fn a_gateways_settled_cost_stays_with_the_usage_event() {
+        use futures::StreamExt;
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4},",
+            "\"triage\":{\"backend\":\"slm\",\"cost_usd\":0.0001}}\n\n",
+            ": triage backend=slm cost_usd=0.00010000 saved_usd=0.00000000\n\n",
+            "data: [DONE]\n\n"
+        );
+        let chunks = futures::stream::iter([Ok(Bytes::from_static(body.as_bytes()))]);
+        let events: Vec<ChatEvent> = decode_stream(chunks).map(|e| e.unwrap()).collect().await;
+        let usage = events
+            .iter()
+            .find_map(|e| match e {
+                ChatEvent::Usage { usage, .. } => Some(usage.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(usage.prompt_tokens, 3);
+        assert_eq!(
+            usage.extra[TRIAGE_USAGE_KEY],
+            json!({"backend": "slm", "cost_usd": 0.0001})
+        );
     }
 }

@@ -8,9 +8,11 @@
 //! - [`template`]: `{{field}}` prompt and expected-answer templates;
 //! - [`fewshot`]: few-shot examples drawn from a scenario's own items (calibration half only);
 //! - [`score`]: scorers, each giving a score in [0, 1] and keeping its raw value;
-//! - [`spec`]: `--target NAME=SPEC` strings (openai, anthropic, llama, replay) into targets;
+//! - [`spec`]: `--target NAME=SPEC` strings (openai, anthropic, llama, replay, router) into
+//!   targets;
 //! - [`target`]: what a request is sent to (any [`backends::Backend`], or an OpenAI-compatible
-//!   gateway whose routing headers are captured);
+//!   gateway whose routing headers and settled cost are captured); [`router_target`]: the
+//!   triage gateway of a `triage.yaml` built in-process;
 //! - [`runner`]: the load generator (sequential, closed loop, open loop with
 //!   coordinated-omission correction); the private `request` module sends one item and turns
 //!   its stream events into a [`record::RequestRecord`]; [`progress`] reports progress (a
@@ -47,6 +49,7 @@ pub mod record;
 pub mod replay;
 mod request;
 pub mod results;
+pub mod router_target;
 pub mod runner;
 pub mod scenario;
 pub mod score;

@@ -252,7 +252,13 @@ async fn observe(
                     seen.logprobs.extend(logprobs);
                     seen.token_events += 1;
                 }
-                Ok(ChatEvent::Usage { usage, .. }) => seen.usage = Some(usage),
+                Ok(ChatEvent::Usage { usage, .. }) => {
+                    // A triage gateway's settled routing and cost ride on the usage chunk.
+                    if let Some(triage) = usage.extra.get(backends::openai::TRIAGE_USAGE_KEY) {
+                        seen.routing.settle(triage);
+                    }
+                    seen.usage = Some(usage);
+                }
                 Ok(ChatEvent::Signals { signals, .. }) => seen.signals = Some(signals),
                 Ok(ChatEvent::Done {
                     choice: 0,

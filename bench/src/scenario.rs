@@ -427,7 +427,7 @@ pub enum SuiteTarget {
 #[serde(deny_unknown_fields)]
 pub struct TargetEntry {
     pub name: String,
-    /// `openai:BASE_URL#MODEL`, `llama:PATH`, `replay:FILE` (see `bench run --help`).
+    /// `openai:BASE_URL#MODEL`, `llama:PATH`, `replay:FILE`, `router:CONFIG` (see `bench run --help`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,7 @@
 //! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
 //! | `llama:PATH[;slots=N;threads=N;ctx=N;fa=auto\|on\|off;completion=auto\|on\|off]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`); `completion` renders base-model text instead of chat turns (auto: when the GGUF has no chat template) |
 //! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
+//! | `router:CONFIG[;model=NAME]` | the triage gateway of a `triage.yaml`, built in-process (no server; in-memory ledger; `model` defaults to `auto`): the same decision, escalation and settled cost as over HTTP ([`crate::router_target`]; local models need bench feature `llama`) |
 //!
 //! API keys are only ever named by their environment variable; the spec stored in the run
 //! metadata never holds a key.
@@ -37,6 +38,7 @@ pub enum SpecKind {
     Anthropic { base_url: String, model: String },
     Llama { path: PathBuf },
     Replay { path: PathBuf },
+    Router { config: PathBuf },
 }
 
 impl TargetSpec {
@@ -60,7 +62,7 @@ impl TargetSpec {
         }
         let (kind, rest) = spec.split_once(':').ok_or_else(|| {
             bad(format!(
-                "`{spec}`: expected KIND:..., KIND one of openai, anthropic, llama, replay"
+                "`{spec}`: expected KIND:..., KIND one of openai, anthropic, llama, replay, router"
             ))
         })?;
         let mut parts = rest.split(';');
@@ -115,9 +117,17 @@ impl TargetSpec {
                     path: PathBuf::from(main),
                 }
             }
+            "router" => {
+                if main.is_empty() {
+                    return Err(bad("router: needs a triage.yaml config path".into()));
+                }
+                SpecKind::Router {
+                    config: PathBuf::from(main),
+                }
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown kind `{other}` (openai, anthropic, llama, replay)"
+                    "unknown kind `{other}` (openai, anthropic, llama, replay, router)"
                 )))
             }
         };
@@ -126,6 +136,7 @@ impl TargetSpec {
             SpecKind::Anthropic { .. } => &["key_env"],
             SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa", "completion"],
             SpecKind::Replay { .. } => &[],
+            SpecKind::Router { .. } => &["model"],
         };
         if let Some(unknown) = options.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(bad(format!(
@@ -218,6 +229,21 @@ impl TargetSpec {
                     backend,
                     info: info("replay", Vec::new()),
                 }))
+            }
+            SpecKind::Router { config } => {
+                let model = self
+                    .options
+                    .get("model")
+                    .map_or(crate::router_target::DEFAULT_MODEL, String::as_str);
+                let target = crate::router_target::RouterTarget::load(
+                    &self.name,
+                    &base_dir.join(config),
+                    model,
+                    Some(self.text.clone()),
+                    price,
+                )
+                .await?;
+                Ok(Arc::new(target))
             }
             SpecKind::Llama { path } => {
                 let path = base_dir.join(path);
@@ -383,6 +409,16 @@ mod tests {
             TargetSpec::parse_assignment("llm=anthropic:https://h/v1#m;triage=on").is_err(),
             "the extension is an OpenAI-protocol option"
         );
+        let s = TargetSpec::parse_assignment("router=router:triage.yaml;model=fast").unwrap();
+        assert_eq!(
+            s.kind,
+            SpecKind::Router {
+                config: "triage.yaml".into()
+            }
+        );
+        assert_eq!(s.options["model"], "fast");
+        assert!(TargetSpec::parse_assignment("r=router:").is_err());
+        assert!(TargetSpec::parse_assignment("r=router:t.yaml;slots=2").is_err());
         assert!(TargetSpec::parse_assignment("slm").is_err());
         assert!(TargetSpec::parse_assignment("x=ftp:foo").is_err());
         assert!(TargetSpec::parse_assignment("x=openai:127.0.0.1#m").is_err());

@@ -24,7 +24,7 @@ pub struct SuiteRun {
 }
 
 /// Run a loaded suite against each target in turn (one at a time, so targets don't compete for
-/// the machine), then write the run directory `out`. `config` is recorded in the metadata as
+/// the machine), close every target, then write the run directory `out`. `config` is recorded in the metadata as
 /// given (the command line passes the suite, load and target specs).
 pub async fn run_suite(
     suite: Suite,
@@ -43,9 +43,16 @@ pub async fn run_suite(
     let started_at = now_rfc3339();
     let scenarios = Arc::new(suite.scenarios);
     let mut runs = Vec::new();
-    for target in targets {
-        runs.push(run_target(target, scenarios.clone(), &opts, &judges).await);
+    for target in &targets {
+        runs.push(run_target(target.clone(), scenarios.clone(), &opts, &judges).await);
     }
+    // Every target has run and been judged: release what they hold (an in-process gateway's
+    // models) before the run directory is written.
+    drop(judges);
+    for target in &targets {
+        target.close().await;
+    }
+    drop(targets);
     let mut model_files: Vec<ModelFile> = Vec::new();
     for run in &runs {
         for f in &run.target.model_files {

@@ -5,9 +5,11 @@
 //! [`backends::Backend`] (the local engine, a remote API, [`crate::replay::ReplayBackend`], a
 //! test double); a gateway reached over HTTP reports its decision in response headers
 //! (`x-triage-backend`, `x-triage-route`, `x-triage-escalated`, `x-triage-cost-usd`, named in
-//! [`router::headers`]), parsed by [`Routing::from_headers`]. A target's price is the router's
-//! [`BackendPrice`]. The trait is object-safe so one run can hold targets of
-//! different kinds.
+//! [`router::headers`]), parsed by [`Routing::from_headers`]. A streamed answer's cost is known
+//! only at its end: the gateway sends it in the usage chunk's `triage` object, which
+//! [`Routing::settle`] folds in, so the recorded cost is the settled one. A target's price is
+//! the router's [`BackendPrice`]. The trait is object-safe so one run can hold targets of
+//! different kinds; [`crate::router_target::RouterTarget`] is the gateway built in-process.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -56,6 +58,29 @@ impl Routing {
         r
     }
 
+    /// Fold in a gateway's end-of-stream `triage` object (`backend`, `route`, `escalated`,
+    /// `cost_usd`; see [`backends::openai::TRIAGE_USAGE_KEY`]): what it says is final and
+    /// replaces what the headers said before the answer was settled.
+    pub fn settle(&mut self, triage: &serde_json::Value) {
+        let text = |k: &str| triage.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        if let Some(b) = text("backend") {
+            self.backend = Some(b);
+        }
+        if let Some(r) = text("route") {
+            self.route = Some(r);
+        }
+        if let Some(e) = triage.get("escalated").and_then(|v| v.as_bool()) {
+            self.escalated = Some(e);
+        }
+        if let Some(c) = triage
+            .get("cost_usd")
+            .and_then(|v| v.as_f64())
+            .filter(|c| c.is_finite())
+        {
+            self.cost_usd = Some(c);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Routing::default()
     }
@@ -86,12 +111,20 @@ pub struct TargetInfo {
 pub type SendFuture<'a> =
     Pin<Box<dyn Future<Output = Result<TargetReply, BackendError>> + Send + 'a>>;
 
+/// What [`Target::close`] returns.
+pub type CloseFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// Something the harness sends requests to.
 pub trait Target: Send + Sync {
     fn name(&self) -> &str;
     fn info(&self) -> TargetInfo;
     /// Send one request; the stream's events carry the instants they were born at.
     fn send(&self, request: ChatRequest) -> SendFuture<'_>;
+    /// Release what the target holds (an in-process gateway's models, its ledger writer) once
+    /// the run no longer needs it; later sends fail. Most targets hold nothing to release.
+    fn close(&self) -> CloseFuture<'_> {
+        Box::pin(async {})
+    }
 }
 
 /// Any [`Backend`] as a target.
@@ -194,5 +227,19 @@ mod tests {
         assert_eq!(r.escalated, Some(true));
         assert_eq!(r.cost_usd, Some(0.000123));
         assert!(Routing::from_headers([(headers::COST, "NaN")]).is_empty());
+    }
+
+    #[test]
+    fn the_settled_triage_object_replaces_the_headers() {
+        let mut r = Routing::from_headers([(router::headers::ROUTE, "qa")]);
+        r.settle(&serde_json::json!({
+            "backend": "llm", "route": "qa", "escalated": true, "cost_usd": 0.00042, "saved_usd": 0.0
+        }));
+        assert_eq!(r.backend.as_deref(), Some("llm"));
+        assert_eq!(r.escalated, Some(true));
+        assert_eq!(r.cost_usd, Some(0.00042));
+        let mut untouched = r.clone();
+        untouched.settle(&serde_json::json!({"cost_usd": "free"}));
+        assert_eq!(untouched, r, "a malformed field changes nothing");
     }
 }

@@ -207,10 +207,12 @@ fn items_of(runs: &[RunData], columns: &[Column]) -> Vec<Item> {
 }
 
 /// The first column whose target name contains one of `names` or whose kind is in `kinds`
-/// (router columns are never a model column).
+/// (router columns — by name, or the in-process `router:` target's kind — are never a model
+/// column).
 fn find_column(columns: &[Column], names: &[&str], kinds: &[&str]) -> Option<usize> {
     let is_router = |c: &Column| {
-        c.target.to_lowercase().contains("router") || c.kind.as_deref() == Some("gateway")
+        c.target.to_lowercase().contains("router")
+            || matches!(c.kind.as_deref(), Some("gateway" | "router"))
     };
     columns
         .iter()

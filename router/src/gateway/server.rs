@@ -1,11 +1,14 @@
-//! Building a running gateway from `triage.yaml`: backends, keys, ledger store, policy core,
-//! listener. `triage serve` (the binary's `cli_serve`) and the examples call [`start`] and then
-//! [`Server::run`], so the wiring is the same everywhere.
+//! Building a gateway from `triage.yaml`: backends, keys, ledger store, policy core, listener.
+//! `triage serve` (the binary's `cli_serve`) and the examples call [`start`] and then
+//! [`Server::run`]; the benchmark harness's in-process `router:` target builds the same
+//! [`Gateway`] without a listener and calls its axum app directly, so the wiring is the same
+//! everywhere.
 //!
-//! Remote backends are ready at once. Local llama.cpp engines load on a blocking thread after
-//! the listener is bound: the server answers `/healthz` immediately and `/readyz` turns 200 once
-//! every model is loaded (a request routed to a model still loading gets a 503 naming it, and
-//! falls back when its rule has a fallback).
+//! Remote backends are ready at once. Under `triage serve`, local llama.cpp engines load on a
+//! blocking thread after the listener is bound: the server answers `/healthz` immediately and
+//! `/readyz` turns 200 once every model is loaded (a request routed to a model still loading
+//! gets a 503 naming it, and falls back when its rule has a fallback). In-process users wait for
+//! the models with [`Gateway::load_local`] instead.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +21,7 @@ use backends::{AnyBackend, BackendError};
 use tokio::net::TcpListener;
 
 use super::ApiKeys;
-use super::{serve, AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
+use super::{app, serve, AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -61,9 +64,102 @@ pub enum ServeError {
 pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
+    gateway: Gateway,
+}
+
+/// A gateway built from a configuration, not listening: its state (for [`app`] or in-process
+/// `oneshot` calls), its routing core, and the local engines it has yet to load.
+pub struct Gateway {
     state: AppState,
     core: Arc<PolicyCore>,
     loads: Vec<LocalLoadJob>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("state", &self.state)
+            .field("pending_local_loads", &self.loads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Build every backend of `config` (remote ones ready, local ones pending until
+    /// [`Gateway::load_local`] or [`Server::run`]) and the policy core over `store`.
+    pub fn build(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        options: GatewayOptions,
+    ) -> Result<Gateway, ServeError> {
+        let (backends, loads) = build_backends(&config)?;
+        let mut gateway = Gateway::with_backends(config, store, backends, options);
+        gateway.loads = loads;
+        Ok(gateway)
+    }
+
+    /// A gateway over backends the caller built (named as `config` names them): tests, and
+    /// programs embedding the gateway with backends of their own.
+    pub fn with_backends(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        backends: Backends,
+        options: GatewayOptions,
+    ) -> Gateway {
+        let core = Arc::new(PolicyCore::new(config, store));
+        let state = AppState::new(backends, core.clone(), options);
+        Gateway {
+            state,
+            core,
+            loads: Vec::new(),
+        }
+    }
+
+    /// The limits `triage serve` applies for `config` (body size, request deadline, whether
+    /// `/metrics` needs a key), without API keys: [`start`] adds those from the environment
+    /// variable the config names; an in-process caller is the operator and needs none.
+    pub fn limits_for(config: &Config) -> GatewayOptions {
+        GatewayOptions {
+            keys: None,
+            metrics_require_key: config.server.metrics_require_key,
+            body_limit_bytes: config.server.body_limit_bytes,
+            request_deadline: config.server.request_timeout,
+            ..GatewayOptions::default()
+        }
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn core(&self) -> &Arc<PolicyCore> {
+        &self.core
+    }
+
+    /// The gateway's routes over its state (cheap: the state is shared).
+    pub fn app(&self) -> axum::Router {
+        app(self.state.clone())
+    }
+
+    /// Load every pending local engine now and wait for all of them. A model that fails to
+    /// load marks its slot failed (as under `triage serve`) and the first failure is returned.
+    pub async fn load_local(&mut self) -> Result<(), ServeError> {
+        let mut first_error = None;
+        for job in std::mem::take(&mut self.loads) {
+            if let Err(e) = load_now(job).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stop: end the live event streams and write out the ledger. The backends go with the
+    /// last clone of the state (a local engine's thread ends when its last handle is dropped).
+    pub async fn close(self) {
+        self.state.shutdown_token().cancel();
+        let core = self.core;
+        let _ = tokio::task::spawn_blocking(move || core.flush()).await;
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -122,22 +218,14 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
 /// Load the config, build the backends and the core, and bind the listener.
 pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     let config = Arc::new(Config::load(&options.config)?);
-    let keys = match &config.server.api_keys_env {
+    let mut gateway_options = Gateway::limits_for(&config);
+    gateway_options.keys = match &config.server.api_keys_env {
         Some(var) => Some(ApiKeys::from_env(var).map_err(ServeError::Keys)?),
         None => None,
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.server.ledger)?);
-    let (backends, loads) = build_backends(&config)?;
-    let gateway_options = GatewayOptions {
-        keys,
-        metrics_require_key: config.server.metrics_require_key,
-        body_limit_bytes: config.server.body_limit_bytes,
-        request_deadline: config.server.request_timeout,
-        ..GatewayOptions::default()
-    };
-    let core = Arc::new(PolicyCore::new(config.clone(), store));
-    let state = AppState::new(backends, core.clone(), gateway_options);
     let addr = options.listen.unwrap_or(config.server.listen);
+    let gateway = Gateway::build(config, store, gateway_options)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
@@ -145,9 +233,7 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     Ok(Server {
         listener,
         addr,
-        state,
-        core,
-        loads,
+        gateway,
     })
 }
 
@@ -158,7 +244,7 @@ impl Server {
     }
 
     pub fn state(&self) -> &AppState {
-        &self.state
+        self.gateway.state()
     }
 
     /// Load local engines in the background, serve until `shutdown` resolves, let running
@@ -167,35 +253,63 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        for job in self.loads {
-            load_local(job);
+        let Server {
+            listener,
+            mut gateway,
+            ..
+        } = self;
+        for job in std::mem::take(&mut gateway.loads) {
+            load_in_background(job);
         }
-        serve(self.listener, self.state, shutdown).await?;
-        let core = self.core;
-        let _ = tokio::task::spawn_blocking(move || core.flush()).await;
+        serve(listener, gateway.state.clone(), shutdown).await?;
+        gateway.close().await;
         Ok(())
     }
 }
 
 #[cfg(feature = "llama")]
-fn load_local(job: LocalLoadJob) {
-    use backends::llama::LlamaEngine;
-    let slot = job.slot;
-    tokio::task::spawn_blocking(move || match LlamaEngine::load(job.spec) {
+fn load_engine(job: &LocalLoadJob) -> Result<AnyBackend, BackendError> {
+    backends::llama::LlamaEngine::load(job.spec.clone()).map(AnyBackend::Llama)
+}
+
+#[cfg(not(feature = "llama"))]
+fn load_engine(_job: &LocalLoadJob) -> Result<AnyBackend, BackendError> {
+    // `build_backends` refuses local backends without the feature; keep the slot honest anyway.
+    Err(BackendError::Config(
+        "built without the `llama` feature".to_string(),
+    ))
+}
+
+/// Load one local engine on a blocking thread and install it (or mark its slot failed).
+fn load_into_slot(job: LocalLoadJob) -> Result<(), ServeError> {
+    let slot = job.slot.clone();
+    match load_engine(&job) {
         Ok(engine) => {
             tracing::info!(backend = %slot.name, "local model loaded");
-            slot.install(Arc::new(AnyBackend::Llama(engine)));
+            slot.install(Arc::new(engine));
+            Ok(())
         }
         Err(e) => {
             tracing::error!(backend = %slot.name, error = %e, "local model failed to load");
             slot.fail(e.to_string());
+            Err(ServeError::Backend {
+                name: slot.name.clone(),
+                source: e,
+            })
         }
-    });
+    }
 }
 
-#[cfg(not(feature = "llama"))]
-fn load_local(job: LocalLoadJob) {
-    // `build_backends` refuses local backends without the feature; keep the slot honest anyway.
-    job.slot
-        .fail("built without the `llama` feature".to_string());
+fn load_in_background(job: LocalLoadJob) {
+    tokio::task::spawn_blocking(move || load_into_slot(job));
+}
+
+async fn load_now(job: LocalLoadJob) -> Result<(), ServeError> {
+    let name = job.slot.name.clone();
+    tokio::task::spawn_blocking(move || load_into_slot(job))
+        .await
+        .map_err(|e| ServeError::Backend {
+            name,
+            source: BackendError::Engine(format!("model loading thread failed: {e}")),
+        })?
 }
