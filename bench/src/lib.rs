@@ -43,6 +43,7 @@ pub mod fewshot;
 pub mod fit;
 #[cfg(feature = "llama")]
 pub mod hw;
+mod load_spec;
 pub mod probe;
 pub mod progress;
 pub mod record;

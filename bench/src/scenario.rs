@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dataset::{self, DatasetSpec};
-use crate::error::{BenchError, LoadSpecError, Result};
+use crate::error::{BenchError, Result};
+pub use crate::load_spec::{validate_load, Arrival, LoadMode, LoadSpec};
 use crate::score::{Scorer, ScorerSpec};
 use crate::template::{Item, Template};
 
@@ -443,59 +444,6 @@ impl SuiteTarget {
     }
 }
 
-/// How requests are sent.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoadSpec {
-    #[serde(default)]
-    pub mode: LoadMode,
-    /// Workers for `closed` (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<usize>,
-    /// Requests per second for `open`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate: Option<f64>,
-    /// Inter-arrival times for `open`: `constant` or `poisson` (exponential gaps).
-    #[serde(default)]
-    pub arrival: Arrival,
-    /// Requests in flight at most in `open` mode; later arrivals wait and are measured from
-    /// their intended send time (default 256).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_in_flight: Option<usize>,
-    /// Requests sent first and not recorded.
-    #[serde(default)]
-    pub warmup: usize,
-    /// Total recorded requests per target (items are cycled); default: every item once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests: Option<usize>,
-    /// Keep sending (cycling items) for this many seconds instead of a count.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_s: Option<f64>,
-    /// Seed for Poisson arrivals.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// Per-request deadline in seconds (default 300).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_s: Option<f64>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadMode {
-    #[default]
-    Sequential,
-    Closed,
-    Open,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Arrival {
-    #[default]
-    Constant,
-    Poisson,
-}
-
 /// A loaded suite: its scenarios (validated, datasets loaded) and the raw file.
 #[derive(Debug)]
 pub struct Suite {
@@ -567,33 +515,6 @@ impl Suite {
             scenarios,
         })
     }
-}
-
-/// Check the load section's fields fit together.
-pub fn validate_load(load: &LoadSpec) -> std::result::Result<(), LoadSpecError> {
-    match load.mode {
-        LoadMode::Open => match load.rate {
-            Some(r) if r > 0.0 && r.is_finite() => {}
-            _ => return Err(LoadSpecError::OpenWithoutRate),
-        },
-        LoadMode::Closed => {
-            if load.concurrency == Some(0) {
-                return Err(LoadSpecError::ZeroConcurrency);
-            }
-        }
-        LoadMode::Sequential => {
-            if load.concurrency.is_some_and(|c| c != 1) {
-                return Err(LoadSpecError::ConcurrencyWithoutClosed);
-            }
-        }
-    }
-    if load.requests.is_some() && load.duration_s.is_some() {
-        return Err(LoadSpecError::RequestsAndDuration);
-    }
-    if load.max_in_flight == Some(0) {
-        return Err(LoadSpecError::ZeroMaxInFlight);
-    }
-    Ok(())
 }
 
 /// Read a YAML file into `T`, with errors naming the file, line and field.
