@@ -72,6 +72,7 @@ routes:
   - { name: private, when: { pii: true }, to: slm }
   - { name: small-tasks, when: { task: [sentiment, financial_sentiment, intent, arithmetic] }, to: slm, fallback: [llm] }
   - { name: default, to: llm, fallback: [slm] }
+classifier: { model: $PWD/models/task-classifier.json }
 YAML
 serve "$RUN/router.yaml" "$RUN/gateway-a.log"; A=$URL
 echo "router: triage serve at $A"

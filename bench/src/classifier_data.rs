@@ -17,7 +17,10 @@
 //!   instruction;
 //! - **as a request by itself**: the text already is a request of that task in its own words
 //!   (a GSM8K word problem is a math request; MT-Bench labels its questions by category, and its
-//!   `math` and `extraction` categories are triage tasks of the same name).
+//!   `math` and `extraction` categories are triage tasks of the same name). MT-Bench's other
+//!   categories (writing, roleplay, reasoning, coding, STEM, humanities) are open requests that
+//!   are none of the scenario tasks: they are labelled [`CHAT_TASK`], so a text in wording the
+//!   scenarios never used has somewhere to go other than the nearest task.
 //!
 //! A dataset whose scenario is not among the given ones, or whose file is absent, is skipped
 //! with a note. Texts already seen (a scenario's own item drawn from the same dataset) are
@@ -77,8 +80,8 @@ pub struct SharedSource {
     pub format: SourceFormat,
     /// The column (or dotted path) holding the text; unused for [`SourceFormat::Lines`].
     pub column: &'static str,
-    /// Keep only rows whose `(column, value)` matches.
-    pub only: Option<(&'static str, &'static str)>,
+    /// Keep only rows whose `column` holds one of these values.
+    pub only: Option<(&'static str, &'static [&'static str])>,
     /// Texts shorter than this many characters are left out.
     pub min_chars: usize,
     pub use_: SourceUse,
@@ -176,7 +179,7 @@ pub const SHARED_SOURCES: &[SharedSource] = &[
         path: "mt_bench/mt_bench_question.jsonl",
         format: SourceFormat::Table(DataFormat::Jsonl),
         column: "turns.0",
-        only: Some(("category", "math")),
+        only: Some(("category", &["math"])),
         min_chars: 1,
         use_: SourceUse::Raw { task: "math" },
     },
@@ -185,11 +188,36 @@ pub const SHARED_SOURCES: &[SharedSource] = &[
         path: "mt_bench/mt_bench_question.jsonl",
         format: SourceFormat::Table(DataFormat::Jsonl),
         column: "turns.0",
-        only: Some(("category", "extraction")),
+        only: Some(("category", &["extraction"])),
         min_chars: 1,
         use_: SourceUse::Raw { task: "extraction" },
     },
+    SharedSource {
+        id: "mt_bench-chat",
+        path: "mt_bench/mt_bench_question.jsonl",
+        format: SourceFormat::Table(DataFormat::Jsonl),
+        column: "turns.0",
+        only: Some((
+            "category",
+            &[
+                "writing",
+                "roleplay",
+                "reasoning",
+                "coding",
+                "stem",
+                "humanities",
+            ],
+        )),
+        min_chars: 1,
+        // Open requests that are none of the scenarios' tasks: without them every text the
+        // scenarios' wordings do not explain lands, confidently, on some task.
+        use_: SourceUse::Raw { task: CHAT_TASK },
+    },
 ];
+
+/// The task of open requests that are none of the scenario tasks (MT-Bench's other
+/// categories); no shipped route names it, so such requests take the default route.
+pub const CHAT_TASK: &str = "chat";
 
 /// What became of one shared source.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -343,9 +371,11 @@ fn read_source(path: &Path, source: &SharedSource) -> Result<Vec<String>> {
                 .into_iter()
                 .filter(|row| match source.only {
                     None => true,
-                    Some((_, want)) => {
-                        row.fields.get("only").map(value_text).as_deref() == Some(want)
-                    }
+                    Some((_, want)) => row
+                        .fields
+                        .get("only")
+                        .map(value_text)
+                        .is_some_and(|v| want.contains(&v.as_str())),
                 })
                 .filter_map(|row| row.fields.get("text").map(value_text))
                 .map(|t| t.trim().to_string())

@@ -201,6 +201,15 @@ fn shared_datasets_are_rendered_deduplicated_capped_and_filtered() {
         .collect();
     assert_eq!(extraction.len(), 1);
     assert_eq!(extraction[0].text, "extraction question number 2");
+    let chat: Vec<_> = texts
+        .iter()
+        .filter(|t| t.source == "dataset:mt_bench-chat")
+        .collect();
+    assert_eq!(chat.len(), 1);
+    assert_eq!(
+        (chat[0].task.as_str(), chat[0].text.as_str()),
+        ("chat", "writing question number 1")
+    );
     // Absent files and scenarios not given are skipped, with the reason.
     assert!(note("sst2").skipped.unwrap().contains("not found"));
     // The same seed gives the same sample; texts never repeat.
@@ -250,11 +259,12 @@ fn training_holds_out_half_of_each_task_and_source_and_measures_it() {
     let (model, report) = train_classifier(&setup).unwrap();
     assert_eq!(
         model.tasks,
-        ["extraction", "intent", "math", "qa", "sentiment"]
+        ["chat", "extraction", "intent", "math", "qa", "sentiment"]
     );
-    // 36 scenario texts, 8 banking77, 2 + 1 MT-Bench.
-    assert_eq!(report.trained_on + report.held_out, 47);
-    // floor(n/2) of each stratum held out: 6+6+6 scenario items, 4 banking77, 1 math, 0 extraction.
+    // 36 scenario texts, 8 banking77, 2 + 1 + 1 MT-Bench (math, extraction, writing → chat).
+    assert_eq!(report.trained_on + report.held_out, 48);
+    // floor(n/2) of each stratum held out: 6+6+6 scenario items, 4 banking77, 1 math, 0 of the
+    // one-text extraction and chat strata.
     assert_eq!(report.held_out, 23);
     assert_eq!(
         model.trained_on["extraction"], 1,
@@ -293,6 +303,6 @@ fn training_holds_out_half_of_each_task_and_source_and_measures_it() {
         ..setup
     };
     let (_, report) = train_classifier(&none).unwrap();
-    assert_eq!((report.trained_on, report.held_out), (47, 0));
+    assert_eq!((report.trained_on, report.held_out), (48, 0));
     assert!(report.overall.is_none());
 }
