@@ -14,6 +14,7 @@ setup:
 
 build: setup
 	$(CARGO) build --release --locked
+	@bash scripts/setup.sh classifier
 
 demo: build
 	@bash scripts/demo.sh

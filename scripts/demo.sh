@@ -80,6 +80,7 @@ pricing:
 routes:
   - { name: private, when: { pii: true }, to: slm }
   - { name: default, to: llm, fallback: [slm] }
+classifier: { model: $PWD/models/task-classifier.json }
 YAML
 
 LIMIT=(); [ -n "${QUICKSTART_LIMIT:-}" ] && LIMIT=(--limit "$QUICKSTART_LIMIT")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian machine: system packages, Python test client, models.
-# Every step checks first and does nothing when its result is already there.
+# Idempotent set-up for a fresh Debian machine: system packages, Python test client, models, and
+# the task classifier. Every step checks first and does nothing when its result is already there.
+# `setup.sh classifier` runs only the last step (`make build` calls it after compiling).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,34 @@ GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 MODELS=models
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# The task classifier that triage.yaml's `classifier.model` names, for `model: auto` requests
+# without a task: trained in about a second from the scenarios (and ../shared/datasets when it is
+# there) by the built binary, again whenever a scenario, its data or the binary is newer than it.
+# Its held-out report goes next to it. models/ is git-ignored.
+train_classifier() {
+  local triage=target/release/triage out="$MODELS/task-classifier.json"
+  if [ ! -x "$triage" ]; then
+    log "task classifier: not trained yet (needs target/release/triage; make build trains it)"
+    return 0
+  fi
+  if [ -f "$out" ] && [ "$triage" -ot "$out" ] \
+    && [ -z "$(find scenarios -newer "$out" -type f | head -n1)" ]; then
+    return 0
+  fi
+  local datasets=()
+  [ -d ../shared/datasets ] && datasets=(--datasets ../shared/datasets)
+  log "training the task classifier: $out (held-out report: $MODELS/task-classifier.txt)"
+  mkdir -p "$MODELS"
+  "$triage" route train --scenario scenarios/*.yaml "${datasets[@]}" --holdout 0.5 --seed 0 \
+    --out "$out" >"$MODELS/task-classifier.txt"
+  grep -E '^all ' "$MODELS/task-classifier.txt" | sed 's/^/[setup]   held-out /' >&2 || true
+}
+
+if [ "${1:-}" = classifier ]; then
+  train_classifier
+  exit 0
+fi
 
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
@@ -55,4 +84,5 @@ if ! python3 -c 'import openai' 2>/dev/null; then
   log "installing the openai Python SDK"
   python3 -m pip install -q openai
 fi
+train_classifier
 log "ready: $(ls "$MODELS"/*.gguf | tr '\n' ' ')"

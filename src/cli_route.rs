@@ -1,5 +1,6 @@
 //! `triage route …` and `triage ledger …`: clap structs and dispatch only; the work is in the
-//! `router` crate (`router::explain`, `router::classifier`, `router::store`).
+//! `router` crate (`router::explain`, `router::classifier`, `router::store`) and, for training
+//! on scenarios and datasets, `bench::classifier_train`.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,8 @@ pub enum RouteCommand {
     /// Print the routing decision for a request and the trace of rules checked, without
     /// calling any backend.
     Explain(ExplainArgs),
-    /// Train the task classifier from labelled JSONL (`{"text": …, "task": …}` per line).
+    /// Train the task classifier on scenario items (labelled with their `task:`), the shared
+    /// datasets' texts whose task is explicit, and labelled JSONL; measure it on a held-out part.
     Train(TrainArgs),
 }
 
@@ -37,12 +39,35 @@ pub struct ExplainArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Labelled examples: JSON Lines with string fields `text` and `task`.
+    /// Scenario files (suites stand for their scenarios): every item, rendered as the gateway
+    /// sees it, labelled with the scenario's `task:`. Repeatable; `scenarios/*.yaml` works.
+    #[arg(long = "scenario", num_args = 1..)]
+    pub scenarios: Vec<PathBuf>,
+    /// The shared evaluation datasets (e.g. ../shared/datasets): texts of the datasets whose
+    /// task is explicit (`bench::classifier_data::SHARED_SOURCES`), read in place.
+    #[arg(long)]
+    pub datasets: Option<PathBuf>,
+    /// Extra labelled examples: JSON Lines with string fields `text` and `task`.
     #[arg(long)]
     pub data: Vec<PathBuf>,
+    /// Share of each task (and source) held out to measure the model; 0 trains on everything.
+    #[arg(long, default_value_t = 0.5)]
+    pub holdout: f64,
+    /// Seed of the split and of the per-dataset samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// At most this many texts from each shared dataset.
+    #[arg(long, default_value_t = 100)]
+    pub per_dataset: usize,
+    /// The gateway threshold (`classifier.threshold`) the report also counts accuracy at.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
     /// Where to write the model (JSON), for `classifier.model` in triage.yaml.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     #[arg(long, default_value_t = 40)]
     pub epochs: usize,
 }
@@ -91,6 +116,9 @@ pub async fn run_ledger(cmd: LedgerCommand) -> anyhow::Result<()> {
 
 fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let config = router::config::Config::load(&args.config)?;
+    for warning in &config.warnings {
+        eprintln!("warning: {}: {warning}", args.config.display());
+    }
     let request = std::fs::read_to_string(&args.request)
         .with_context(|| format!("{}: cannot read the request", args.request.display()))?;
     let state = match &args.state {
@@ -114,30 +142,41 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<()> {
-    if args.data.is_empty() {
-        anyhow::bail!("give at least one --data FILE.jsonl");
+    if args.scenarios.is_empty() && args.data.is_empty() {
+        anyhow::bail!("give --scenario FILE.yaml... and/or --data FILE.jsonl");
     }
-    let mut examples = Vec::new();
+    let mut extra = Vec::new();
     for path in &args.data {
-        examples.extend(router::classifier::read_examples(path)?);
+        let name = path.display().to_string();
+        for e in router::classifier::read_examples(path)? {
+            extra.push((name.clone(), e));
+        }
     }
-    let options = router::classifier::TrainOptions {
-        epochs: args.epochs,
-        ..Default::default()
+    let setup = bench::classifier_train::TrainSetup {
+        scenarios: args.scenarios.clone(),
+        datasets: args.datasets.clone(),
+        extra,
+        holdout: args.holdout,
+        seed: args.seed,
+        per_source: args.per_dataset,
+        threshold: args.threshold,
+        options: router::classifier::TrainOptions {
+            epochs: args.epochs,
+            ..Default::default()
+        },
     };
-    let model = router::classifier::train(&examples, &options)?;
+    let (model, report) = bench::classifier_train::train_classifier(&setup)?;
     model.save(&args.out)?;
-    let counts: Vec<String> = model
-        .trained_on
-        .iter()
-        .map(|(t, n)| format!("{t} {n}"))
-        .collect();
+    print!("{report}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
+    }
     println!(
-        "trained on {} examples ({}); {} weights; wrote {}",
-        examples.len(),
-        counts.join(", "),
-        model.weights.len() * model.tasks.len(),
-        args.out.display()
+        "\nwrote {} ({} tasks, {} weights)",
+        args.out.display(),
+        model.tasks.len(),
+        model.weights.len() * model.tasks.len()
     );
     Ok(())
 }

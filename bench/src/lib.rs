@@ -26,6 +26,9 @@
 //!   cascade-threshold sweep (cost–quality frontier, APGR, CPT) with an SVG plot;
 //! - [`fit`]: per-task routing calibration (always SLM, always LLM or a cascade on a signal),
 //!   chosen on a calibration half and reported on an evaluation half, with signal AUROCs;
+//! - [`classifier_data`] and [`classifier_train`]: `triage route train` — the router's task
+//!   classifier trained on the scenarios' items and the shared datasets' explicitly mapped
+//!   texts, measured on a seeded, stratified held-out part;
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
@@ -36,6 +39,8 @@
 //! binary's `bench`/`hw` subcommands do.
 
 pub mod calibrate;
+pub mod classifier_data;
+pub mod classifier_train;
 pub mod compare;
 pub mod dataset;
 pub mod error;

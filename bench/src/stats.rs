@@ -135,8 +135,10 @@ pub fn wilson(successes: u64, n: u64) -> Option<Estimate> {
     let half = Z95 * ((p * (1.0 - p) / nf) + z2 / (4.0 * nf * nf)).sqrt() / denom;
     Some(Estimate {
         value: p,
-        ci95_low: (centre - half).max(0.0),
-        ci95_high: (centre + half).min(1.0),
+        // The Wilson interval always contains p; the clamps to p only undo rounding (at p = 1,
+        // centre + half comes out as 0.9999999999999999).
+        ci95_low: (centre - half).max(0.0).min(p),
+        ci95_high: (centre + half).min(1.0).max(p),
         n,
         method: "wilson".into(),
     })
@@ -249,6 +251,15 @@ mod tests {
         assert_eq!(all.ci95_high, 1.0);
         assert!(all.ci95_low > 0.5 && all.ci95_low < 0.6);
         assert!(wilson(0, 0).is_none());
+        for n in 1..200 {
+            for k in [0, n / 3, n] {
+                let e = wilson(k, n).unwrap();
+                assert!(
+                    e.ci95_low <= e.value && e.value <= e.ci95_high,
+                    "{k}/{n}: {e:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -109,6 +109,7 @@ fn main() -> Result<(), String> {
         rules: Vec::new(),
         model: Some(model),
         threshold: 0.5,
+        missing_model: None,
     };
     let mut correct = 0;
     let mut unknown = 0;

@@ -156,6 +156,47 @@ fn llama_completion_mode_is_auto_on_off_or_a_boolean() {
 }
 
 #[test]
+fn a_missing_classifier_model_is_a_warning_and_a_broken_one_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{BASE}routes:\n  - {{ name: d, to: llm }}\nclassifier: {{ model: models/task-classifier.json, rules: [{{ task: sentiment, keywords: [review] }}] }}\n"
+    );
+    let c = Config::parse(&text, "triage.yaml", dir.path()).unwrap();
+    let path = dir.path().join("models/task-classifier.json");
+    assert!(c.classifier.model.is_none());
+    assert_eq!(c.classifier.missing_model.as_deref(), Some(path.as_path()));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("task-classifier.json does not exist")
+            && c.warnings[0].contains("route train"),
+        "{}",
+        c.warnings[0]
+    );
+    // The rules still classify.
+    assert_eq!(
+        c.classifier.classify("a review of the film").task,
+        "sentiment"
+    );
+
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "{\"not\": \"a model\"}").unwrap();
+    let err = Config::parse(&text, "triage.yaml", dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("classifier.model") && err.contains("not a classifier model"),
+        "{err}"
+    );
+    // No warnings without a model section.
+    assert!(
+        parse(&format!("{BASE}routes:\n  - {{ name: d, to: llm }}\n"))
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+}
+
+#[test]
 fn partly_given_timeouts_and_retry_keep_the_other_defaults() {
     let c = parse(
         "backends:\n  llm: { kind: openai, model: gpt-4o-mini, timeouts: { connect: 2s }, retry: { max_backoff: 1s } }\nroutes:\n  - { name: d, to: llm }\n",
@@ -368,11 +409,6 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "triage extensions on anthropic",
             "backends:\n  llm: { kind: anthropic, model: m, extensions: triage }\nroutes:\n  - { name: d, to: llm }\n".to_string(),
             "backends.llm.extensions: `extensions: triage` is for `kind: openai`",
-        ),
-        (
-            "missing classifier model file",
-            format!("{BASE}routes:\n  - {{ name: d, to: llm }}\nclassifier: {{ model: nope.json }}\n"),
-            "classifier.model: /etc/triage/nope.json",
         ),
     ]
 }

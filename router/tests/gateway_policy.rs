@@ -357,3 +357,124 @@ async fn local_answers_are_billed_by_engine_time_whole_or_streamed() {
     }
     assert_eq!(gw.llm_calls(), 0);
 }
+
+/// A synthetic labelled set: three tasks, each an instruction wording around varied content.
+fn synthetic_examples() -> Vec<router::classifier::Example> {
+    let contents = [
+        "the film was a delight from start to finish",
+        "the hotel room smelled and the staff were rude",
+        "my order arrived two weeks late",
+        "a gripping story with wonderful actors",
+        "the battery died after one day",
+        "the soup was cold and the bread stale",
+        "best concert I have been to in years",
+        "the app crashes every time I open it",
+    ];
+    let mut out = Vec::new();
+    for (i, c) in contents.iter().enumerate() {
+        let sentiment = if i % 2 == 0 {
+            format!("Is the sentiment of this review positive or negative?\nReview: {c}")
+        } else {
+            format!("Classify the sentiment of the following text: {c}")
+        };
+        let translation = if i % 2 == 0 {
+            format!("Translate into French.\nEnglish: {c}\nFrench:")
+        } else {
+            format!("Please translate this sentence to German: {c}")
+        };
+        let math = format!(
+            "Solve the word problem: a shop sells {} apples a day for {} days; how many apples \
+             does it sell in total?",
+            i + 3,
+            2 * i + 1
+        );
+        for (text, task) in [
+            (sentiment, "sentiment"),
+            (translation, "translation"),
+            (math, "math"),
+        ] {
+            out.push(router::classifier::Example {
+                text,
+                task: task.to_string(),
+            });
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn untagged_requests_are_classified_and_routed_by_the_trained_model() {
+    use router::classifier::{evaluate, stratified_split, train, Example, TrainOptions};
+    let (kept, held) =
+        stratified_split(synthetic_examples(), |e: &Example| e.task.clone(), 0.25, 3);
+    let model = train(&kept, &TrainOptions::default()).unwrap();
+    // The held-out quarter is classified right: the model learnt the wordings, not the items.
+    let eval = evaluate(&model, 0.5, &held);
+    assert_eq!(eval.total().correct, held.len(), "{eval:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models/task-classifier.json");
+    model.save(&path).unwrap();
+
+    // No classifier rules: only the trained model can name the task.
+    let config = format!(
+        "{CONFIG}classifier: {{ model: {}, threshold: 0.5 }}\n",
+        path.display()
+    );
+    let gw = gateway(&config, "echo");
+    let sentiment = gw
+        .chat(
+            chat_body(
+                "Is the sentiment of this review positive or negative?\nReview: the seats \
+                 were comfortable and the pilot was friendly",
+                false,
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(sentiment.status, 200, "{}", sentiment.body);
+    assert_eq!(sentiment.header("x-triage-task"), Some("sentiment"));
+    assert_eq!(sentiment.header("x-triage-route"), Some("small-tasks"));
+    assert_eq!(sentiment.header("x-triage-backend"), Some("slm"));
+
+    let translation = gw
+        .chat(
+            chat_body(
+                "Translate into French.\nEnglish: the museum opens at nine\nFrench:",
+                false,
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(translation.header("x-triage-task"), Some("translation"));
+    assert_eq!(translation.header("x-triage-route"), Some("default"));
+    assert_eq!(translation.header("x-triage-backend"), Some("llm"));
+    assert_eq!(gw.llm_calls(), 1);
+
+    let rows = gw.ledger();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].task, "sentiment");
+    assert_eq!(rows[1].task, "translation");
+}
+
+#[tokio::test]
+async fn a_missing_model_file_starts_the_gateway_on_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models/task-classifier.json");
+    let config = format!(
+        "{CONFIG}classifier: {{ model: {}, rules: [{{ task: sentiment, keywords: [review] }}] }}\n",
+        path.display()
+    );
+    let gw = gateway(&config, "echo");
+    assert_eq!(gw.core.config().warnings.len(), 1);
+    let rule = gw
+        .chat(chat_body("a short review: loved it", false), None)
+        .await;
+    assert_eq!(rule.status, 200, "{}", rule.body);
+    assert_eq!(rule.header("x-triage-route"), Some("small-tasks"));
+    let unknown = gw
+        .chat(chat_body("Translate into French: good night", false), None)
+        .await;
+    assert_eq!(unknown.status, 200, "{}", unknown.body);
+    assert_eq!(unknown.header("x-triage-task"), Some("unknown"));
+    assert_eq!(unknown.header("x-triage-route"), Some("default"));
+}

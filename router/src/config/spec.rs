@@ -30,6 +30,9 @@ pub struct Config {
     pub policy: Policy,
     pub classifier: Classifier,
     pub pii: PiiDetector,
+    /// What loaded but deserves attention (e.g. a classifier model file not trained yet); the
+    /// gateway logs each at start.
+    pub warnings: Vec<String>,
 }
 
 impl Config {

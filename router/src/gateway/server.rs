@@ -218,6 +218,9 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
 /// Load the config, build the backends and the core, and bind the listener.
 pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     let config = Arc::new(Config::load(&options.config)?);
+    for warning in &config.warnings {
+        tracing::warn!(config = %config.file, "{warning}");
+    }
     let mut gateway_options = Gateway::limits_for(&config);
     gateway_options.keys = match &config.server.api_keys_env {
         Some(var) => Some(ApiKeys::from_env(var).map_err(ServeError::Keys)?),

@@ -9,16 +9,20 @@ use crate::config::raw::{RawClassifier, RawPii};
 use crate::config::ConfigError;
 use crate::pii::{PiiDetector, PiiKind};
 
+/// The classifier section. A model file that does not exist (not trained yet: `models/` is
+/// git-ignored and `scripts/setup.sh` trains it) is not an error: the classifier runs on its
+/// rules and a warning is pushed to `warnings`. A file that exists but is not a model is an
+/// error.
 pub(super) fn validate_classifier(
     c: Option<&RawClassifier>,
     ctx: &Ctx<'_>,
     dir: &Path,
+    warnings: &mut Vec<String>,
 ) -> Result<Classifier, ConfigError> {
     let Some(c) = c else {
         return Ok(Classifier {
-            rules: Vec::new(),
-            model: None,
             threshold: 0.5,
+            ..Classifier::default()
         });
     };
     let threshold = c.threshold.unwrap_or(0.5);
@@ -28,12 +32,23 @@ pub(super) fn validate_classifier(
             format!("must be between 0 and 1 (got {threshold})"),
         ));
     }
-    let model = match &c.model {
-        None => None,
-        Some(p) => Some(
-            Model::load(&resolve(dir, p))
-                .map_err(|e| ctx.err("classifier.model", e.to_string()))?,
-        ),
+    let (model, missing_model) = match &c.model {
+        None => (None, None),
+        Some(p) => {
+            let path = resolve(dir, p);
+            if path.exists() {
+                let model =
+                    Model::load(&path).map_err(|e| ctx.err("classifier.model", e.to_string()))?;
+                (Some(model), None)
+            } else {
+                warnings.push(format!(
+                    "classifier.model: {} does not exist; tasks come from the classifier rules \
+                     only (train the model with scripts/setup.sh, or `triage route train`)",
+                    path.display()
+                ));
+                (None, Some(path))
+            }
+        }
     };
     let mut rules = Vec::new();
     for (i, r) in c.rules.iter().enumerate() {
@@ -56,6 +71,7 @@ pub(super) fn validate_classifier(
         rules,
         model,
         threshold,
+        missing_model,
     })
 }
 

@@ -56,7 +56,8 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
         None => None,
         Some(b) => Some(pricing::validate_budgets(b, &locality, &names, ctx)?),
     };
-    let classifier = detect::validate_classifier(raw.classifier.as_ref(), ctx, dir)?;
+    let mut warnings = Vec::new();
+    let classifier = detect::validate_classifier(raw.classifier.as_ref(), ctx, dir, &mut warnings)?;
     let pii = detect::validate_pii(raw.pii.as_ref(), ctx)?;
 
     Ok(Config {
@@ -73,6 +74,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
         },
         classifier,
         pii,
+        warnings,
     })
 }
 

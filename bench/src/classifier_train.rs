@@ -1,0 +1,270 @@
+//! `triage route train`: assemble the labelled texts ([`crate::classifier_data`]), split them
+//! (seeded, stratified per task and source), train the router's task classifier on one part and
+//! measure it on the other, with Wilson 95% intervals per task and per source.
+//!
+//! The model written is the one measured (trained on the kept part only), so the printed
+//! accuracy describes the file the gateway loads. `holdout = 0` trains on everything and
+//! measures nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use router::classifier::{
+    evaluate, stratified_split, train, Evaluation, Example, Model, TaskScore, TrainOptions,
+};
+use serde::Serialize;
+
+use crate::classifier_data::{
+    load_scenarios, scenario_texts, shared_texts, LabelledText, SourceNote,
+};
+use crate::error::{BenchError, Result};
+use crate::stats::{wilson, Estimate};
+
+/// What to train on and how.
+#[derive(Clone, Debug)]
+pub struct TrainSetup {
+    /// Scenario (or suite) files.
+    pub scenarios: Vec<PathBuf>,
+    /// The shared datasets directory (`../shared/datasets`), if any.
+    pub datasets: Option<PathBuf>,
+    /// Extra labelled examples (already read from JSONL).
+    pub extra: Vec<(String, Example)>,
+    /// Share of each task-and-source stratum held out for measuring (0 to 1).
+    pub holdout: f64,
+    pub seed: u64,
+    /// At most this many texts per shared source.
+    pub per_source: usize,
+    /// The gateway threshold the confident accuracy is counted at.
+    pub threshold: f32,
+    pub options: TrainOptions,
+}
+
+/// Held-out results of one group (a task, a source, or all).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupResult {
+    pub name: String,
+    /// Held-out texts.
+    pub n: usize,
+    /// Most probable task right, with its Wilson 95% interval.
+    pub accuracy: Option<Estimate>,
+    /// Right with probability at or above the threshold (what the gateway routes on).
+    pub accuracy_at_threshold: Option<Estimate>,
+}
+
+impl GroupResult {
+    fn new(name: impl Into<String>, s: TaskScore) -> Self {
+        Self {
+            name: name.into(),
+            n: s.n,
+            accuracy: wilson(s.correct as u64, s.n as u64),
+            accuracy_at_threshold: wilson(s.correct_confident as u64, s.n as u64),
+        }
+    }
+}
+
+/// What training did and how the model did on the held-out texts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainReport {
+    pub scenarios: Vec<String>,
+    pub sources: Vec<SourceNote>,
+    /// Labelled texts per task (before the split).
+    pub texts_per_task: BTreeMap<String, usize>,
+    pub trained_on: usize,
+    pub held_out: usize,
+    pub holdout: f64,
+    pub seed: u64,
+    pub threshold: f32,
+    pub train_seconds: f64,
+    pub per_task: Vec<GroupResult>,
+    pub per_source: Vec<GroupResult>,
+    pub overall: Option<GroupResult>,
+    /// Mistakes: true task → predicted task → count.
+    pub confusions: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+/// Assemble, split, train, measure. Returns the trained model and the report.
+pub fn train_classifier(setup: &TrainSetup) -> Result<(Model, TrainReport)> {
+    if !(0.0..1.0).contains(&setup.holdout) {
+        return Err(BenchError::Analysis(format!(
+            "--holdout {} must be at least 0 and below 1",
+            setup.holdout
+        )));
+    }
+    let scenarios = load_scenarios(&setup.scenarios)?;
+    let mut seen = BTreeSet::new();
+    let mut texts: Vec<LabelledText> = scenario_texts(&scenarios)?
+        .into_iter()
+        .filter(|t| seen.insert(t.text.clone()))
+        .collect();
+    let mut sources = Vec::new();
+    if let Some(dir) = &setup.datasets {
+        if !dir.is_dir() {
+            return Err(BenchError::Analysis(format!(
+                "--datasets {}: no such directory",
+                dir.display()
+            )));
+        }
+        let (shared, notes) =
+            shared_texts(dir, &scenarios, setup.per_source, setup.seed, &mut seen)?;
+        texts.extend(shared);
+        sources = notes;
+    }
+    for (source, e) in &setup.extra {
+        if seen.insert(e.text.clone()) {
+            texts.push(LabelledText {
+                text: e.text.clone(),
+                task: e.task.clone(),
+                source: format!("data:{source}"),
+            });
+        }
+    }
+    let mut texts_per_task = BTreeMap::new();
+    for t in &texts {
+        *texts_per_task.entry(t.task.clone()).or_insert(0) += 1;
+    }
+    let (kept, held) = stratified_split(
+        texts,
+        |t: &LabelledText| format!("{}\u{1f}{}", t.task, t.source),
+        setup.holdout,
+        setup.seed,
+    );
+    let example = |t: &LabelledText| Example {
+        text: t.text.clone(),
+        task: t.task.clone(),
+    };
+    let train_set: Vec<Example> = kept.iter().map(example).collect();
+    let started = Instant::now();
+    let model = train(&train_set, &setup.options)
+        .map_err(|e| BenchError::Analysis(format!("training the classifier: {e}")))?;
+    let train_seconds = started.elapsed().as_secs_f64();
+
+    let held_examples: Vec<Example> = held.iter().map(example).collect();
+    let all = evaluate(&model, setup.threshold, &held_examples);
+    let mut by_source: BTreeMap<&str, Vec<Example>> = BTreeMap::new();
+    for (t, e) in held.iter().zip(&held_examples) {
+        by_source.entry(&t.source).or_default().push(e.clone());
+    }
+    let per_source = by_source
+        .iter()
+        .map(|(source, examples)| {
+            let e: Evaluation = evaluate(&model, setup.threshold, examples);
+            GroupResult::new(*source, e.total())
+        })
+        .collect();
+    let report = TrainReport {
+        scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
+        sources,
+        texts_per_task,
+        trained_on: kept.len(),
+        held_out: held.len(),
+        holdout: setup.holdout,
+        seed: setup.seed,
+        threshold: setup.threshold,
+        train_seconds,
+        per_task: all
+            .tasks
+            .iter()
+            .map(|(task, s)| GroupResult::new(task, *s))
+            .collect(),
+        per_source,
+        overall: (!held.is_empty()).then(|| GroupResult::new("all", all.total())),
+        confusions: all.confusions,
+    };
+    Ok((model, report))
+}
+
+impl fmt::Display for TrainReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total: usize = self.texts_per_task.values().sum();
+        writeln!(
+            f,
+            "{total} labelled texts from {} scenarios{}; trained on {} in {:.1} s, held out {} \
+             ({:.0}% of each task and source, seed {})",
+            self.scenarios.len(),
+            if self.sources.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " and {} shared datasets",
+                    self.sources.iter().filter(|s| s.used > 0).count()
+                )
+            },
+            self.trained_on,
+            self.train_seconds,
+            self.held_out,
+            self.holdout * 100.0,
+            self.seed,
+        )?;
+        for s in &self.sources {
+            match &s.skipped {
+                Some(why) => writeln!(f, "  dataset {:<20} skipped: {why}", s.id)?,
+                None => writeln!(
+                    f,
+                    "  dataset {:<20} {} of {} texts",
+                    s.id, s.used, s.available
+                )?,
+            }
+        }
+        if self.overall.is_none() {
+            return writeln!(f, "nothing held out: no accuracy measured");
+        }
+        writeln!(
+            f,
+            "\nheld-out accuracy (most probable task; Wilson 95% CI; last column: right with \
+             p >= {:.2}, the gateway's threshold)",
+            self.threshold
+        )?;
+        table(f, "task", &self.per_task, self.overall.as_ref())?;
+        writeln!(f)?;
+        table(f, "source", &self.per_source, None)?;
+        if !self.confusions.is_empty() {
+            writeln!(f, "\nmistakes (true → predicted):")?;
+            for (truth, predicted) in &self.confusions {
+                for (p, n) in predicted {
+                    writeln!(f, "  {truth} → {p}: {n}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn table(
+    f: &mut fmt::Formatter<'_>,
+    header: &str,
+    rows: &[GroupResult],
+    total: Option<&GroupResult>,
+) -> fmt::Result {
+    let width = rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(header.len());
+    writeln!(
+        f,
+        "{header:<width$}  {:>4}  {:>8}  {:>15}  {:>9}",
+        "n", "accuracy", "95% CI", "at thresh"
+    )?;
+    for r in rows.iter().chain(total) {
+        let (acc, ci) = match &r.accuracy {
+            Some(e) => (
+                format!("{:.3}", e.value),
+                format!("[{:.3}, {:.3}]", e.ci95_low, e.ci95_high),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let at = r
+            .accuracy_at_threshold
+            .as_ref()
+            .map_or("-".into(), |e| format!("{:.3}", e.value));
+        writeln!(
+            f,
+            "{:<width$}  {:>4}  {acc:>8}  {ci:>15}  {at:>9}",
+            r.name, r.n
+        )?;
+    }
+    Ok(())
+}

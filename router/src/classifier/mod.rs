@@ -1,0 +1,330 @@
+//! Task classifier: decides which task a prompt is (sentiment, qa, extraction, …) so routing
+//! rules can name tasks. Fast, local and explainable:
+//!
+//! 1. keyword/regex rules from config are checked first, in order; a hit gives confidence 1.0
+//!    and names the rule and the text that matched ([`rules`]);
+//! 2. otherwise a learned model scores the text: hashed word uni/bi-gram and character
+//!    3-gram features ([`features`]: FNV-1a into 2^18 buckets, log-scaled counts,
+//!    L2-normalised) and a multinomial logistic regression ([`model`]) trained by deterministic
+//!    stochastic gradient descent ([`train`]). The explanation lists the n-grams that pushed
+//!    hardest towards the chosen task;
+//! 3. below the confidence threshold the task is `unknown`.
+//!
+//! Models are saved as small JSON files ([`persist`]); training is reproducible (the same
+//! examples in the same order give the same file) and measured on a seeded, stratified
+//! held-out part ([`train::stratified_split`], [`eval`]). `triage route train` builds the
+//! shipped model from the scenarios and the shared datasets. A configured model file that does
+//! not exist yet leaves the classifier on its rules ([`Classifier::missing_model`]) so the gateway
+//! still starts; the config loader reports it as a warning.
+
+pub mod eval;
+mod features;
+mod model;
+mod persist;
+mod rules;
+pub mod train;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use eval::{evaluate, Evaluation, TaskScore};
+pub use model::{Model, MODEL_FORMAT};
+pub use persist::read_examples;
+pub use rules::TaskRule;
+pub use train::{seeded_shuffle, stratified_split, train, TrainOptions};
+
+/// The task name used when nothing is confident enough.
+pub const UNKNOWN_TASK: &str = "unknown";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClassifierError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    BadExample {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: not a classifier model: {message}")]
+    BadModel { path: String, message: String },
+    #[error("cannot train: {0}")]
+    Training(String),
+    #[error("classifier rule {rule:?}: {message}")]
+    BadRule { rule: String, message: String },
+}
+
+/// One labelled example.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    pub text: String,
+    pub task: String,
+}
+
+/// What the classifier decided and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Classification {
+    pub task: String,
+    pub confidence: f32,
+    pub explanation: String,
+}
+
+/// Rules, then the learned model, then the threshold.
+#[derive(Clone, Debug, Default)]
+pub struct Classifier {
+    pub rules: Vec<TaskRule>,
+    pub model: Option<Model>,
+    /// Below this probability the learned model's answer becomes `unknown`.
+    pub threshold: f32,
+    /// The configured model file, when it did not exist at load time: the classifier runs on
+    /// its rules alone and says so in every explanation.
+    pub missing_model: Option<PathBuf>,
+}
+
+impl Classifier {
+    pub fn classify(&self, text: &str) -> Classification {
+        for rule in &self.rules {
+            if let Some(m) = rule.find(text) {
+                return Classification {
+                    task: rule.task.clone(),
+                    confidence: 1.0,
+                    explanation: format!("rule {:?} matched {:?}", rule.name, m),
+                };
+            }
+        }
+        let Some(model) = &self.model else {
+            let explanation = match &self.missing_model {
+                Some(path) => format!(
+                    "no rule matched, and the learned model {} does not exist (train it: \
+                     scripts/setup.sh, or triage route train)",
+                    path.display()
+                ),
+                None => "no rule matched and no learned model is configured".into(),
+            };
+            return Classification {
+                task: UNKNOWN_TASK.into(),
+                confidence: 0.0,
+                explanation,
+            };
+        };
+        let x = features::featurize(text, model.dims_log2);
+        let probs = model.probabilities_of(&x);
+        let (best, p) = model::arg_max(&probs);
+        let Some(task) = model.tasks.get(best) else {
+            return Classification {
+                task: UNKNOWN_TASK.into(),
+                confidence: 0.0,
+                explanation: "the learned model has no tasks".into(),
+            };
+        };
+        let mut explanation = format!("learned model: {task} p={p:.2}");
+        let top = model.top_features_of(text, &x, best, 4);
+        if !top.is_empty() {
+            explanation.push_str(" (strongest n-grams:");
+            for (_, g, m) in &top {
+                let _ = write!(explanation, " {g:?} {m:+.2}");
+            }
+            explanation.push(')');
+        }
+        if p < self.threshold {
+            let _ = write!(
+                explanation,
+                "; below threshold {:.2} → unknown",
+                self.threshold
+            );
+            return Classification {
+                task: UNKNOWN_TASK.into(),
+                confidence: p,
+                explanation,
+            };
+        }
+        Classification {
+            task: task.clone(),
+            confidence: p,
+            explanation,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(text: &str, task: &str) -> Example {
+        Example {
+            text: text.into(),
+            task: task.into(),
+        }
+    }
+
+    fn corpus() -> Vec<Example> {
+        let mut v = Vec::new();
+        for (a, b) in [
+            (
+                "loved this movie, wonderful acting",
+                "terrible film, boring plot",
+            ),
+            (
+                "great product, works perfectly",
+                "awful service, never again",
+            ),
+            (
+                "the food was delicious and the staff friendly",
+                "cold food and rude waiter",
+            ),
+            ("an enjoyable, moving story", "a dull and pointless sequel"),
+        ] {
+            v.push(ex(
+                &format!("Classify the sentiment of this review: {a}"),
+                "sentiment",
+            ));
+            v.push(ex(
+                &format!("Is this review positive or negative? {b}"),
+                "sentiment",
+            ));
+        }
+        for q in [
+            "Translate to French: good morning, how are you?",
+            "Translate this sentence into German: the weather is nice",
+            "Please translate to Spanish: where is the train station",
+            "Translate into Italian: I would like a coffee",
+            "translate the following text to Portuguese: thank you very much",
+        ] {
+            v.push(ex(q, "translation"));
+        }
+        for q in [
+            "What is 12 times 7 plus 3?",
+            "Solve: a train travels 60 miles per hour for 3 hours, how far does it go?",
+            "If John has 5 apples and gives away 2, how many are left?",
+            "Compute the sum of 45 and 38, then divide by 2",
+            "A shop sells pens at 3 dollars each; how much do 9 pens cost?",
+        ] {
+            v.push(ex(q, "math"));
+        }
+        v
+    }
+
+    #[test]
+    fn train_classify_round_trip_through_a_file() {
+        let model = train(&corpus(), &TrainOptions::default()).unwrap();
+        assert_eq!(model.tasks, vec!["math", "sentiment", "translation"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        model.save(&path).unwrap();
+        let loaded = Model::load(&path).unwrap();
+        assert_eq!(loaded, model);
+        let c = Classifier {
+            rules: vec![],
+            model: Some(loaded),
+            threshold: 0.4,
+            missing_model: None,
+        };
+        let got = c.classify("Translate to Dutch: see you tomorrow");
+        assert_eq!(got.task, "translation", "{got:?}");
+        assert!(
+            got.explanation.contains("translation p=") && got.explanation.contains("n-grams"),
+            "{}",
+            got.explanation
+        );
+        assert_eq!(
+            c.classify("Is this review positive or negative? boring and awful")
+                .task,
+            "sentiment"
+        );
+        assert_eq!(
+            c.classify("If Mary has 8 pens and buys 4 more, how many pens?")
+                .task,
+            "math"
+        );
+    }
+
+    #[test]
+    fn training_is_deterministic() {
+        let a = train(&corpus(), &TrainOptions::default()).unwrap();
+        let b = train(&corpus(), &TrainOptions::default()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+    }
+
+    #[test]
+    fn low_confidence_is_unknown_and_rules_win() {
+        let model = train(&corpus(), &TrainOptions::default()).unwrap();
+        let strict = Classifier {
+            rules: vec![],
+            model: Some(model.clone()),
+            threshold: 0.999,
+            missing_model: None,
+        };
+        let got = strict.classify("zebra quantum lattice");
+        assert_eq!(got.task, UNKNOWN_TASK);
+        assert!(got.explanation.contains("below threshold"));
+        let rules = Classifier {
+            rules: vec![TaskRule::new("ner", "extraction", &["extract".into()], None).unwrap()],
+            model: Some(model),
+            threshold: 0.5,
+            missing_model: None,
+        };
+        let got = rules.classify("Please EXTRACT the names from: translate to French");
+        assert_eq!(got.task, "extraction");
+        assert_eq!(got.confidence, 1.0);
+        assert!(got.explanation.contains("\"ner\""));
+    }
+
+    #[test]
+    fn a_missing_model_file_leaves_the_rules_and_says_so() {
+        let c = Classifier {
+            rules: vec![TaskRule::new("ner", "extraction", &["extract".into()], None).unwrap()],
+            model: None,
+            threshold: 0.5,
+            missing_model: Some(PathBuf::from("models/task-classifier.json")),
+        };
+        assert_eq!(c.classify("extract the dates").task, "extraction");
+        let got = c.classify("Translate to French: hello");
+        assert_eq!(got.task, UNKNOWN_TASK);
+        assert!(
+            got.explanation
+                .contains("models/task-classifier.json does not exist"),
+            "{}",
+            got.explanation
+        );
+    }
+
+    #[test]
+    fn held_out_evaluation_counts_per_task() {
+        let examples = corpus();
+        let (kept, held) = stratified_split(examples, |e: &Example| e.task.clone(), 0.5, 1);
+        let model = train(&kept, &TrainOptions::default()).unwrap();
+        let eval = evaluate(&model, 0.5, &held);
+        let total = eval.total();
+        assert_eq!(total.n, held.len());
+        assert_eq!(eval.tasks["sentiment"].n, 4);
+        assert_eq!(eval.tasks["translation"].n, 2);
+        assert!(total.correct_confident <= total.correct && total.correct <= total.n);
+        let mistakes: usize = eval.confusions.values().flat_map(|m| m.values()).sum();
+        assert_eq!(mistakes, total.n - total.correct);
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        assert!(matches!(
+            train(&[ex("a", "x"), ex("b", "x")], &TrainOptions::default()),
+            Err(ClassifierError::Training(_))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.jsonl");
+        std::fs::write(&path, "{\"text\":\"a\",\"task\":\"x\"}\n{\"text\":1}\n").unwrap();
+        let err = read_examples(&path).unwrap_err().to_string();
+        assert!(err.contains("data.jsonl:2:"), "{err}");
+        assert!(TaskRule::new("r", "t", &[], None).is_err());
+        assert!(TaskRule::new("r", "t", &[], Some("(")).is_err());
+    }
+}
