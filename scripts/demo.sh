@@ -98,7 +98,7 @@ echo "== 3/4 evaluate: the evaluation half against slm, llm and the calibrated r
 serve "$RUN/router.yaml" "$RUN/gateway-a.log"; A=$URL
 echo "router: triage serve at $A"
 "$TRIAGE" bench run --suite "$SUITE" --half evaluation \
-  --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto" \
+  --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto;triage=on" \
   "${PRICES[@]}" --out "$RUN" "${LIMIT[@]}"
 
 echo

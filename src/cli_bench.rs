@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// `--limit`, and not measured (listed in metadata.json).
     #[arg(long, value_name = "K")]
     pub few_shot_from_items: Option<usize>,
+    /// Run only this half of each task's items (calibration or evaluation): the split of
+    /// `bench calibrate --per-task`, over the items left after examples and --limit, so a router
+    /// calibrated on a full run is measured on its held-out items.
+    #[arg(long, value_name = "HALF")]
+    pub half: Option<bench::half::Half>,
     /// Load mode: sequential, closed or open (overrides the suite).
     #[arg(long, value_parser = ["sequential", "closed", "open"])]
     pub mode: Option<String>,
@@ -180,6 +185,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 
 async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
     let mut suite = Suite::load_with(&args.suite, args.limit, args.few_shot_from_items)?;
+    if let Some(half) = args.half {
+        suite.keep_half(half);
+    }
     let load = &mut suite.file.load;
     if let Some(mode) = &args.mode {
         load.mode = match mode.as_str() {

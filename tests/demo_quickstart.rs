@@ -1,7 +1,8 @@
 //! The README's main job (`scripts/demo.sh`, what `make demo` runs) end to end with real models
-//! and real HTTP, one item per scenario: gateway B serves Gemma-3-270M as the stand-in LLM,
-//! gateway A routes between its local SmolLM2 and gateway B, `triage bench run` sends the
-//! quickstart suite to slm, llm and router, and `triage dash` prints the comparison (stdout is
+//! and real HTTP, two items per scenario: gateway B serves Gemma-3-270M as the stand-in LLM; the
+//! quickstart suite measures slm and llm; `bench calibrate --per-task --write` writes per-task
+//! routes into gateway A's config; gateway A (SmolLM2 + gateway B) routes by them; the
+//! evaluation half goes to slm, llm and router; `triage dash` prints the comparison (stdout is
 //! not a terminal here).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,7 +27,7 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
         .current_dir(&root)
         .env("TRIAGE", env!("CARGO_BIN_EXE_triage"))
         .env("RUN", &run)
-        .env("QUICKSTART_LIMIT", "1")
+        .env("QUICKSTART_LIMIT", "2")
         // The Gemma stand-in, whatever the environment holds.
         .env_remove("OPENAI_API_KEY")
         .output()
@@ -56,14 +57,37 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The evaluation half: the same items for every target, none failed.
+    let items_of = |target: &str| -> std::collections::BTreeSet<(String, String)> {
+        records
+            .iter()
+            .filter(|r| r["target"] == target)
+            .map(|r| (r["scenario"].to_string(), r["item_id"].to_string()))
+            .collect()
+    };
+    let eval = items_of("slm");
+    let measured: Vec<Value> = std::fs::read_to_string(run.join("measure/requests.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let all_slm = measured.iter().filter(|r| r["target"] == "slm").count();
+    assert_eq!(
+        all_slm, 18,
+        "the measuring run: 2 items of each of the 9 scenarios"
+    );
+    assert!(
+        !eval.is_empty() && eval.len() < all_slm,
+        "the evaluation half is a strict part: {} of {all_slm}",
+        eval.len()
+    );
     for target in ["slm", "llm", "router"] {
-        let mine: Vec<&Value> = records.iter().filter(|r| r["target"] == target).collect();
         assert_eq!(
-            mine.len(),
-            9,
-            "{target}: one item of each of the 9 scenarios"
+            items_of(target),
+            eval,
+            "{target} answered the evaluation half"
         );
-        for r in &mine {
+        for r in records.iter().filter(|r| r["target"] == target) {
             assert!(
                 r["error"].is_null(),
                 "{target}: {} failed: {}",
@@ -73,6 +97,16 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
             assert!(r["tokens_out"].as_u64().unwrap_or(0) > 0, "{target}: {r}");
         }
     }
+    // Calibration wrote one route per task into gateway A's config, which loaded.
+    let router_yaml = std::fs::read_to_string(run.join("router.yaml")).unwrap();
+    assert!(
+        router_yaml.contains("# >>> triage bench calibrate"),
+        "{router_yaml}"
+    );
+    assert!(
+        router_yaml.contains("name: task-sentiment"),
+        "{router_yaml}"
+    );
     // The router's answers carry its routing decision, from gateway A's headers.
     let routed: Vec<&Value> = records.iter().filter(|r| r["target"] == "router").collect();
     assert!(
@@ -81,21 +115,14 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
             .all(|r| matches!(r["routing"]["backend"].as_str(), Some("slm" | "llm"))),
         "{routed:?}"
     );
-    // Small tasks went to the SLM, others to the LLM (gateway A's rules in demo.sh; text with
-    // PII stays local whatever its task).
-    let backend_of = |scenario: &str| {
-        routed
-            .iter()
-            .find(|r| r["scenario"] == scenario)
-            .and_then(|r| r["routing"]["backend"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert_eq!(backend_of("sentiment"), "slm");
-    assert!(
-        routed.iter().any(|r| r["routing"]["backend"] == "llm"),
-        "nothing went to the LLM: {routed:?}"
-    );
+    // Every routed answer names the calibrated route it took (or the privacy rule).
+    for r in &routed {
+        let route = r["routing"]["route"].as_str().unwrap_or_default();
+        assert!(
+            route.starts_with("task-") || route == "private",
+            "not a calibrated route: {r}"
+        );
+    }
 
     // summary.json has every target, and the printed comparison shows them.
     let summary: Value =

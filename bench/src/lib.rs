@@ -46,6 +46,7 @@ pub mod dataset;
 pub mod error;
 pub mod fewshot;
 pub mod fit;
+pub mod half;
 #[cfg(feature = "llama")]
 pub mod hw;
 mod load_spec;

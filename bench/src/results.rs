@@ -133,6 +133,9 @@ pub struct RunMetadata {
     /// Items shown as few-shot examples instead of being measured (`few_shot_from_items`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub few_shot: Vec<crate::fewshot::FewShotDraw>,
+    /// The half of each task's items this run measured (`--half`); all items when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half: Option<crate::half::Half>,
     pub harness_version: String,
 }
 

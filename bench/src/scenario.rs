@@ -450,9 +450,17 @@ pub struct Suite {
     pub path: PathBuf,
     pub file: SuiteFile,
     pub scenarios: Vec<Scenario>,
+    /// The half of each task's items kept (`--half`), when only one is run.
+    pub half: Option<crate::half::Half>,
 }
 
 impl Suite {
+    /// Keep only one half of each task's items (after examples and limits; see [`crate::half`]).
+    pub fn keep_half(&mut self, half: crate::half::Half) {
+        crate::half::keep(&mut self.scenarios, half, crate::fewshot::split_seed());
+        self.half = Some(half);
+    }
+
     pub fn load(path: &Path) -> Result<Suite> {
         Suite::load_with_cap(path, None)
     }
@@ -513,6 +521,7 @@ impl Suite {
             path: path.to_path_buf(),
             file,
             scenarios,
+            half: None,
         })
     }
 }

@@ -85,6 +85,7 @@ pub async fn run_suite(
             .iter()
             .filter_map(|s| s.drawn_examples.clone())
             .collect(),
+        half: suite.half,
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let (summary, histograms) = results::summarize(&runs, meta);

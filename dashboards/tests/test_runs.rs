@@ -164,6 +164,7 @@ fn metadata(id: &str, targets: Vec<TargetInfo>) -> RunMetadata {
         model_files: Vec::new(),
         config: json!({"load": {"mode": "sequential"}}),
         few_shot: Vec::new(),
+        half: None,
         harness_version: "0.1.0".into(),
     }
 }
