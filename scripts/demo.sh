@@ -84,7 +84,9 @@ classifier: { model: $PWD/models/task-classifier.json }
 YAML
 
 LIMIT=(); [ -n "${QUICKSTART_LIMIT:-}" ] && LIMIT=(--limit "$QUICKSTART_LIMIT")
-PRICES=(--price slm=hour:0.05 --price llm=0.15,0.60 --price router=0.15,0.60)
+# The router has no price of its own: gateway A's accounting (SLM engine time, LLM tokens, both
+# calls of an escalation) is what it costs.
+PRICES=(--price slm=hour:0.05 --price llm=0.15,0.60)
 
 echo "== 1/4 measure: every quickstart item against slm and llm"
 "$TRIAGE" bench run --suite "$SUITE" \

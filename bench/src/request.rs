@@ -117,15 +117,20 @@ impl RequestContext {
                 record.signals.insert(name.to_string(), v);
             }
         }
-        record.cost_usd = seen.routing.cost_usd.or_else(|| {
-            target.info().price.map(|p| {
+        // A price given for the target (`--price`) is what the user pays for it — another
+        // triage standing in for a paid API reports its own (local) cost, which is not; without
+        // one, a gateway's own accounting (a router's decisions and escalations) is recorded.
+        record.cost_usd = target
+            .info()
+            .price
+            .map(|p| {
                 p.cost(
                     record.tokens_in.unwrap_or(0),
                     record.tokens_out.unwrap_or(0),
                     record.e2e_from_send_ms / 1e3,
                 )
             })
-        });
+            .or(seen.routing.cost_usd);
         record.routing = seen.routing;
         record.finish_reason = seen.finish.as_ref().map(|f| f.as_str().to_string());
         record.output = seen.text;
