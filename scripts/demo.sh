@@ -72,7 +72,7 @@ fi
 cat >"$RUN/router.yaml" <<YAML
 server: { listen: 127.0.0.1:0, ledger: gateway-a.sqlite }
 backends:
-  slm: { kind: llama, model: $PWD/$SLM, slots: 2, threads: 2 }
+  slm: { kind: llama, model: $PWD/$SLM, slots: 2, threads: 2, score_lanes: 8 }
   llm: { kind: openai, base_url: "$LLM_BASE", model: $LLM_MODEL, extensions: $LLM_EXT${LLM_KEY_ENV:+, api_key_env: $LLM_KEY_ENV} }
 pricing:
   llm: { input: 0.15, output: 0.60 }
@@ -90,7 +90,7 @@ PRICES=(--price slm=hour:0.05 --price llm=0.15,0.60)
 
 echo "== 1/4 measure: every quickstart item against slm and llm"
 "$TRIAGE" bench run --suite "$SUITE" \
-  --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" "${PRICES[@]}" \
+  --target "slm=llama:$SLM;lanes=8" --target "llm=$LLM_SPEC" "${PRICES[@]}" \
   --out "$RUN/measure" "${LIMIT[@]}"
 
 echo "== 2/4 calibrate per task on the calibration half, write $RUN/router.yaml"
@@ -100,7 +100,7 @@ echo "== 3/4 evaluate: the evaluation half against slm, llm and the calibrated r
 serve "$RUN/router.yaml" "$RUN/gateway-a.log"; A=$URL
 echo "router: triage serve at $A"
 "$TRIAGE" bench run --suite "$SUITE" --half evaluation \
-  --target "slm=llama:$SLM" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto;triage=on" \
+  --target "slm=llama:$SLM;lanes=8" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto;triage=on" \
   "${PRICES[@]}" --out "$RUN" "${LIMIT[@]}"
 
 echo

@@ -41,7 +41,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub suite: PathBuf,
     /// A target as NAME=SPEC: openai:BASE_URL#MODEL[;key_env=VAR], anthropic:BASE_URL#MODEL[;key_env=VAR],
-    /// llama:PATH[;slots=N;threads=N;ctx=N;completion=auto|on|off], replay:FILE.jsonl,
+    /// llama:PATH[;slots=N;threads=N;ctx=N;completion=auto|on|off;lanes=N], replay:FILE.jsonl,
     /// router:CONFIG[;model=NAME] (the gateway of a triage.yaml, in-process). Repeatable; overrides
     /// the suite's targets.
     #[arg(long = "target", value_name = "NAME=SPEC")]
@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// calibrated on a full run is measured on its held-out items.
     #[arg(long, value_name = "HALF")]
     pub half: Option<bench::half::Half>,
+    /// Don't write the requests' messages into requests.jsonl (private data; overrides the
+    /// suite's `record_prompts`).
+    #[arg(long)]
+    pub no_record_prompts: bool,
     /// Load mode: sequential, closed or open (overrides the suite).
     #[arg(long, value_parser = ["sequential", "closed", "open"])]
     pub mode: Option<String>,
@@ -289,6 +293,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
     let opts = RunOptions {
         load: suite.file.load.clone(),
         progress,
+        record_prompts: suite.file.record_prompts && !args.no_record_prompts,
     };
     let done = run_suite(suite, targets, judges, opts, &args.out, config).await?;
     let rows = compare::rows_of(&done.summary, &done.summary.run.id, false);

@@ -29,6 +29,12 @@ pub struct LlamaEngineConfig {
     /// llama.cpp's flash-attention kernels (llama.cpp decides by default: see
     /// [`crate::FlashAttention`]).
     pub flash_attention: crate::FlashAttention,
+    /// `choices` variants one request may score in the same decode step, each in a KV sequence
+    /// of its own sharing the prompt's cells. 0 scores one variant per step in the slot's own
+    /// sequence and keeps a KV stream per slot, so greedy output does not depend on what else
+    /// is batched; above 0 the KV cache is unified (llama.cpp's `kv_unified`), which the
+    /// lanes need and which lets batch composition change low-order bits of attention.
+    pub score_lanes: usize,
 }
 
 impl LlamaEngineConfig {
@@ -47,6 +53,7 @@ impl LlamaEngineConfig {
             chat_template: None,
             completion_mode: CompletionMode::default(),
             flash_attention: crate::FlashAttention::default(),
+            score_lanes: 0,
         }
     }
 }

@@ -644,3 +644,52 @@ async fn a_scored_choice_has_the_log_probabilities_generation_gives_it() {
         assert!((s - g).abs() < 1e-4, "scored {s} vs generated {g}");
     }
 }
+
+/// The choice distribution of a response, in request order.
+fn choice_probs(response: &backends::ChatResponse) -> Vec<(String, f64)> {
+    response
+        .signals
+        .as_ref()
+        .and_then(|s| s.choice_probs.clone())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn scoring_lanes_give_the_answers_and_probabilities_of_one_variant_per_step() {
+    let one_per_step = engine(2, 16);
+    let mut config = LlamaEngineConfig::new(smollm2());
+    config.slots = 2;
+    config.queue_capacity = 16;
+    config.context_per_slot = 1024;
+    config.score_lanes = 8;
+    let lanes = LlamaEngine::load(config).unwrap();
+    let messages = [
+        "My card was stolen yesterday.",
+        "I typed my PIN wrong three times and now it is blocked.",
+        "The money I sent to my friend never arrived.",
+    ];
+    for message in messages {
+        let a = one_per_step.chat(intent_request(message)).await.unwrap();
+        // With lanes, and sharing its steps with a generating request and another scored one.
+        let (b, others) = tokio::join!(
+            lanes.chat(intent_request(message)),
+            futures::future::join_all([
+                lanes.chat(greedy(PROMPTS[0], 16)),
+                lanes.chat(intent_request("Where is my card? It has been two weeks.")),
+            ])
+        );
+        let b = b.unwrap();
+        assert!(others.into_iter().all(|r| r.is_ok()));
+        assert_eq!(a.text(), b.text(), "{message}");
+        check_choice_signals(&b, &INTENTS);
+        for ((ca, pa), (cb, pb)) in choice_probs(&a).iter().zip(&choice_probs(&b)) {
+            assert_eq!(ca, cb);
+            // The same sums of log-probabilities up to what batch composition does to them:
+            // which requests share a step changes attention and matmul rounding (seen up to
+            // 0.07 here with lanes and 0.015 without, run to run); a bug in the lanes (a wrong
+            // position or a variant reading another's cells) moves them far more.
+            assert!((pa - pb).abs() < 0.15, "{message}: {ca} {pa} vs {pb}");
+        }
+        assert!(b.timings.engine_busy_secs > 0.0);
+    }
+}

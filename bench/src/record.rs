@@ -20,6 +20,11 @@ pub struct RequestRecord {
     pub scenario: String,
     pub task: String,
     pub item_id: String,
+    /// The request as sent, one `role: content` block per message (few-shot turns included),
+    /// unless the run was told not to record prompts (`record_prompts: false`,
+    /// `--no-record-prompts`) because they hold private data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
     /// Position in the target's send schedule (0-based, warm-up excluded).
     pub seq: u64,
     pub intended_ms: f64,
@@ -40,8 +45,15 @@ pub struct RequestRecord {
     pub tokens_in: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_out: Option<u64>,
+    /// What the request cost: tokens × price for a per-token price; for a machine price
+    /// (`hour:USD`), `engine_busy_secs` when the engine reported them, else the seconds from
+    /// send to the last event (an upper bound: queue wait included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// The local engine's busy seconds attributed to this request (its share of each batched
+    /// decode step), when an in-process engine reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_busy_secs: Option<f64>,
     #[serde(default, skip_serializing_if = "Routing::is_empty")]
     pub routing: Routing,
     /// Mean log-probability of the generated tokens, when the backend reports them.

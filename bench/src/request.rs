@@ -33,6 +33,8 @@ pub(crate) struct RequestContext {
     pub phase_start: Instant,
     /// A request still streaming after this long fails with a timeout.
     pub timeout: Duration,
+    /// Write each request's messages into its record (off for private data).
+    pub record_prompts: bool,
 }
 
 /// One request as the schedule planned it.
@@ -71,7 +73,12 @@ impl RequestContext {
         record.sent_ms = ms(sent.saturating_duration_since(self.phase_start));
         record.send_delay_ms = ms(sent.saturating_duration_since(intended));
         let seen = match scenario.request(item) {
-            Ok(request) => observe(target, request, self.timeout).await,
+            Ok(request) => {
+                if self.record_prompts {
+                    record.prompt = Some(render_messages(&request.messages));
+                }
+                observe(target, request, self.timeout).await
+            }
             Err(e) => Observed {
                 error: Some(BackendError::InvalidRequest(e.to_string())),
                 ..Observed::default()
@@ -120,6 +127,10 @@ impl RequestContext {
         // A price given for the target (`--price`) is what the user pays for it — another
         // triage standing in for a paid API reports its own (local) cost, which is not; without
         // one, a gateway's own accounting (a router's decisions and escalations) is recorded.
+        // A machine price is charged by the engine's busy seconds for this request when an
+        // in-process engine reported them, else by the seconds from send to the end.
+        record.engine_busy_secs = seen.busy_secs;
+        let busy = seen.busy_secs.unwrap_or(record.e2e_from_send_ms / 1e3);
         record.cost_usd = target
             .info()
             .price
@@ -127,7 +138,7 @@ impl RequestContext {
                 p.cost(
                     record.tokens_in.unwrap_or(0),
                     record.tokens_out.unwrap_or(0),
-                    record.e2e_from_send_ms / 1e3,
+                    busy,
                 )
             })
             .or(seen.routing.cost_usd);
@@ -216,7 +227,18 @@ struct Observed {
     finish: Option<FinishReason>,
     routing: Routing,
     signals: Option<backends::Signals>,
+    /// Engine busy seconds (`ChatEvent::LocalCompute`), summed over the request's events.
+    busy_secs: Option<f64>,
     error: Option<BackendError>,
+}
+
+/// A request's messages as the request browser shows them: `role: content`, one block each.
+fn render_messages(messages: &[backends::ChatMessage]) -> String {
+    messages
+        .iter()
+        .map(|m| format!("{}: {}", m.role.as_str(), m.text()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 async fn observe(
@@ -265,6 +287,9 @@ async fn observe(
                     seen.usage = Some(usage);
                 }
                 Ok(ChatEvent::Signals { signals, .. }) => seen.signals = Some(signals),
+                Ok(ChatEvent::LocalCompute { busy_secs, .. }) => {
+                    *seen.busy_secs.get_or_insert(0.0) += busy_secs;
+                }
                 Ok(ChatEvent::Done {
                     choice: 0,
                     finish_reason,

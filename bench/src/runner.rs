@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub load: LoadSpec,
     /// Where progress goes ([`Silent`] by default; the command line shows a terminal bar).
     pub progress: Arc<dyn Progress>,
+    /// Write each request's messages into its record (`RequestRecord::prompt`).
+    pub record_prompts: bool,
 }
 
 impl Default for RunOptions {
@@ -44,6 +46,7 @@ impl Default for RunOptions {
         Self {
             load: LoadSpec::default(),
             progress: Arc::new(Silent),
+            record_prompts: true,
         }
     }
 }
@@ -52,6 +55,7 @@ impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunOptions")
             .field("load", &self.load)
+            .field("record_prompts", &self.record_prompts)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +100,7 @@ pub async fn run_target(
         scenarios: scenarios.clone(),
         phase_start: Instant::now(),
         timeout: Duration::from_secs_f64(load.timeout_s.unwrap_or(300.0).max(0.001)),
+        record_prompts: opts.record_prompts,
     };
 
     // Warm-up: sequential, not recorded.

@@ -364,6 +364,14 @@ pub struct SuiteFile {
     /// The target that grades `judge` scorers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<String>,
+    /// Write each request's messages into `requests.jsonl` (for the request browser); `false`
+    /// when the items hold private data.
+    #[serde(default = "record_prompts_default")]
+    pub record_prompts: bool,
+}
+
+fn record_prompts_default() -> bool {
+    true
 }
 
 /// A scenario in a suite: a path, or a path with a limit on its items.

@@ -134,7 +134,7 @@ impl TargetSpec {
         let allowed: &[&str] = match kind {
             SpecKind::OpenAi { .. } => &["key_env", "metadata", "triage"],
             SpecKind::Anthropic { .. } => &["key_env"],
-            SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa", "completion"],
+            SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa", "completion", "lanes"],
             SpecKind::Replay { .. } => &[],
             SpecKind::Router { .. } => &["model"],
         };
@@ -250,6 +250,7 @@ impl TargetSpec {
                 let slots: usize = self.option("slots", 1)?;
                 let threads: i32 = self.option("threads", 2)?;
                 let ctx: u32 = self.option("ctx", 2048)?;
+                let lanes: usize = self.option("lanes", 0)?;
                 let flash_attention: backends::FlashAttention = match self.options.get("fa") {
                     None => backends::FlashAttention::default(),
                     Some(v) => v.parse().map_err(|message| BenchError::Target {
@@ -274,6 +275,7 @@ impl TargetSpec {
                         ctx,
                         flash_attention,
                         completion_mode,
+                        lanes,
                     },
                 )
                 .await?;
@@ -294,6 +296,8 @@ struct LlamaOptions {
     ctx: u32,
     flash_attention: backends::FlashAttention,
     completion_mode: backends::CompletionMode,
+    /// Scoring lanes (`lanes=N`; see `LlamaEngineConfig::score_lanes`).
+    lanes: usize,
 }
 
 #[cfg(feature = "llama")]
@@ -309,6 +313,7 @@ async fn load_llama(
     config.threads_batch = options.threads;
     config.flash_attention = options.flash_attention;
     config.completion_mode = options.completion_mode;
+    config.score_lanes = options.lanes;
     let engine = tokio::task::spawn_blocking(move || backends::llama::LlamaEngine::load(config))
         .await
         .map_err(|e| BenchError::Target {

@@ -303,6 +303,7 @@ async fn progress_sees_the_phase_and_each_recorded_request() {
             ..LoadSpec::default()
         },
         progress: progress.clone(),
+        ..RunOptions::default()
     };
     run_target(
         target,

@@ -254,3 +254,58 @@ async fn a_router_spec_loads_its_config_and_names_what_is_wrong() {
         .to_string();
     assert!(err.contains("nowhere.yaml"), "{err}");
 }
+
+/// The same engine accounting as a harness target of its own (a `llama:` target's shape).
+impl backends::Backend for EngineTimed {
+    async fn chat(
+        &self,
+        request: backends::ChatRequest,
+    ) -> backends::Result<backends::ChatResponse> {
+        DynBackend::chat(self, request).await
+    }
+
+    async fn chat_stream(
+        &self,
+        request: backends::ChatRequest,
+    ) -> backends::Result<backends::EventStream> {
+        DynBackend::chat_stream(self, request).await
+    }
+}
+
+#[tokio::test]
+async fn a_local_target_is_billed_by_engine_seconds_and_records_its_prompts() {
+    let price = Some(router::pricing::BackendPrice::Machine { usd_per_hour: 0.05 });
+    let local = || -> Arc<dyn Target> {
+        Arc::new(
+            bench::target::BackendTarget::new("slm", "llama", EngineTimed(mock("echo")))
+                .with_price(price),
+        )
+    };
+    let run = run_target(
+        local(),
+        scenarios(),
+        &RunOptions::default(),
+        &Judges::default(),
+    )
+    .await;
+    assert_eq!(run.records.len(), 8);
+    for r in &run.records {
+        assert!(r.error.is_none(), "{r:?}");
+        // The engine's busy seconds, not the wall time from send (which includes queueing).
+        assert_eq!(r.engine_busy_secs, Some(BUSY_SECS), "{r:?}");
+        assert_eq!(r.cost_usd, Some(local_cost()), "{r:?}");
+        let prompt = r.prompt.as_deref().unwrap();
+        assert!(prompt.starts_with("user: "), "{prompt}");
+        assert!(
+            prompt.contains(r.output.trim()),
+            "echo answers the prompt: {prompt}"
+        );
+    }
+    // Private data: no prompt is written.
+    let opts = RunOptions {
+        record_prompts: false,
+        ..RunOptions::default()
+    };
+    let run = run_target(local(), scenarios(), &opts, &Judges::default()).await;
+    assert!(run.records.iter().all(|r| r.prompt.is_none()));
+}

@@ -67,6 +67,10 @@ fn record(
         scenario: r.scenario.into(),
         task: task.into(),
         item_id: r.item.into(),
+        prompt: Some(format!(
+            "system: Answer in one line.\n\nuser: {} item {}",
+            r.scenario, r.item
+        )),
         seq,
         intended_ms: seq as f64 * 100.0,
         sent_ms: seq as f64 * 100.0 + 0.2,
@@ -90,6 +94,7 @@ fn record(
                 .cost_usd
                 .unwrap_or(cost_per_token * (42 + tokens_out) as f64),
         ),
+        engine_busy_secs: None,
         routing,
         mean_logprob: None,
         confidence: None,

@@ -12,9 +12,10 @@
 //! log-sum-exp over its variants; the softmax over choices is the [`Signals`] distribution.
 //!
 //! [`ChoiceScoring`] is the engine's progress through one request: the prompt's last logits row
-//! gives every variant's first token, then each engine step feeds one variant's tokens after the
-//! prompt (all with logits), reads their log-probabilities, and the engine removes those KV cells
-//! before the next variant.
+//! gives every variant's first token; then each engine step feeds up to `lanes` variants at once,
+//! each in a lane (a KV sequence of its own that shares the prompt's cells), all with logits, and
+//! reads their log-probabilities; a finished variant's lane is cleared and takes the next one.
+//! So all choices are scored in a few batched steps, not one step per variant.
 
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
@@ -209,28 +210,48 @@ pub(super) struct Outcome {
     pub signals: Signals,
 }
 
-/// One request's progress through its variants, inside the engine loop.
+/// One variant's tokens for one engine step: fed at positions `offset..` after the prompt, in
+/// `lane` (a KV sequence of its own that shares the prompt's cells), with a logits row for each.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Feed {
+    pub lane: usize,
+    /// Position after the prompt of the first token; 0 means the lane starts a new variant
+    /// and must first be given the prompt's KV cells.
+    pub offset: usize,
+    pub tokens: Vec<LlamaToken>,
+}
+
+/// The variant a lane is feeding and how many of its tokens were fed.
+#[derive(Debug, Clone, Copy)]
+struct InLane {
+    variant: usize,
+    fed: usize,
+}
+
+/// One request's progress through its variants, inside the engine loop. Up to `lanes` variants
+/// are fed in the same decode step, each in its own lane, so a request with many choices costs a
+/// few batched steps rather than one step per variant.
 #[derive(Debug)]
 pub(super) struct ChoiceScoring {
     set: ChoiceSet,
     /// Log-probabilities read so far for each variant's tokens, in order.
     logprobs: Vec<Vec<f32>>,
-    /// The variant being fed.
-    current: usize,
-    /// Tokens of the current variant already fed (and their rows read).
-    fed: usize,
+    lanes: Vec<Option<InLane>>,
+    /// The first variant not yet given a lane.
+    next: usize,
     /// Whether the prompt's logits row was read.
     started: bool,
 }
 
 impl ChoiceScoring {
-    pub(super) fn new(set: ChoiceSet) -> Self {
+    /// Scoring that feeds at most `lanes` variants per step (at least one).
+    pub(super) fn new(set: ChoiceSet, lanes: usize) -> Self {
         let logprobs = vec![Vec::new(); set.variants.len()];
         Self {
             set,
             logprobs,
-            current: 0,
-            fed: 0,
+            lanes: vec![None; lanes.max(1)],
+            next: 0,
             started: false,
         }
     }
@@ -241,7 +262,9 @@ impl ChoiceScoring {
 
     /// Every variant scored: [`Self::outcome`] is ready.
     pub(super) fn is_done(&self) -> bool {
-        self.started && self.current >= self.set.variants.len()
+        self.started
+            && self.next >= self.set.variants.len()
+            && self.lanes.iter().all(Option::is_none)
     }
 
     /// The prompt's last logits row: the log-probability of every variant's first token.
@@ -253,58 +276,79 @@ impl ChoiceScoring {
             }
         }
         self.started = true;
-        self.skip_finished();
     }
 
-    /// The current variant's next tokens to feed (at most `room`), with the offset after the
-    /// prompt of the first one; `None` when there is nothing left to feed.
-    pub(super) fn next_chunk(&self, room: usize) -> Option<(usize, &[LlamaToken])> {
-        if !self.started || room == 0 {
-            return None;
+    /// This step's feeds, at most `room` tokens in all: free lanes take the next variants (a
+    /// variant with nothing to feed — one token, no end — is complete at once), then every busy
+    /// lane gets its next tokens.
+    pub(super) fn plan(&mut self, room: usize) -> Vec<Feed> {
+        if !self.started {
+            return Vec::new();
         }
-        let variant = self.set.variants.get(self.current)?;
-        let end = variant.to_feed().min(self.fed + room);
-        Some((self.fed, variant.tokens.get(self.fed..end)?))
+        for lane in self.lanes.iter_mut().filter(|l| l.is_none()) {
+            while let Some(variant) = self.set.variants.get(self.next) {
+                self.next += 1;
+                if variant.to_feed() > 0 {
+                    *lane = Some(InLane {
+                        variant: self.next - 1,
+                        fed: 0,
+                    });
+                    break;
+                }
+            }
+        }
+        let mut left = room;
+        let mut feeds = Vec::new();
+        for (lane, in_lane) in self.lanes.iter().enumerate() {
+            let Some(InLane { variant, fed }) = *in_lane else {
+                continue;
+            };
+            let Some(v) = self.set.variants.get(variant) else {
+                continue;
+            };
+            let end = v.to_feed().min(fed + left);
+            if end <= fed {
+                break;
+            }
+            left -= end - fed;
+            feeds.push(Feed {
+                lane,
+                offset: fed,
+                tokens: v.tokens[fed..end].to_vec(),
+            });
+        }
+        feeds
     }
 
-    /// The logits rows of the chunk just decoded, one per fed token in order. Returns true when
-    /// the current variant is complete: its KV cells must be removed before the next one.
-    pub(super) fn read_chunk_rows<'a>(
+    /// The logits rows of what `lane` fed in the step just decoded, one per token in order.
+    /// Returns true when the lane's variant is complete: the lane's KV cells must be removed
+    /// before it takes the next variant.
+    pub(super) fn read_lane_rows<'a>(
         &mut self,
+        lane: usize,
         rows: impl IntoIterator<Item = &'a [f32]>,
     ) -> bool {
-        let Some(variant) = self.set.variants.get(self.current) else {
+        let Some(Some(in_lane)) = self.lanes.get_mut(lane) else {
             return false;
         };
-        let Some(lps) = self.logprobs.get_mut(self.current) else {
+        let (Some(variant), Some(lps)) = (
+            self.set.variants.get(in_lane.variant),
+            self.logprobs.get_mut(in_lane.variant),
+        ) else {
             return false;
         };
         for row in rows {
-            let Some(&next) = variant.tokens.get(self.fed + 1) else {
+            let Some(&next) = variant.tokens.get(in_lane.fed + 1) else {
                 break;
             };
             lps.push(token_logprob(row, next));
-            self.fed += 1;
+            in_lane.fed += 1;
         }
-        if self.fed < variant.to_feed() {
+        if in_lane.fed < variant.to_feed() {
             return false;
         }
-        self.current += 1;
-        self.fed = 0;
-        self.skip_finished();
+        self.lanes[lane] = None;
         true
-    }
-
-    /// Move past variants with nothing to feed (a single token with no end token).
-    fn skip_finished(&mut self) {
-        while self
-            .set
-            .variants
-            .get(self.current)
-            .is_some_and(|v| v.to_feed() == 0)
-        {
-            self.current += 1;
-        }
     }
 
     /// The answer: per-choice log-scores (log-sum-exp over variants of the summed token
@@ -425,23 +469,40 @@ mod tests {
     /// Drive a scoring to the end with one rows function, as the engine would (chunks of at most
     /// `room` tokens).
     fn score(set: ChoiceSet, room: usize, rows: impl Fn(LlamaToken) -> Vec<f32>) -> ChoiceScoring {
-        let mut scoring = ChoiceScoring::new(set);
+        score_in_lanes(set, room, 1, rows).0
+    }
+
+    /// As [`score`] with `lanes` lanes; also returns how many steps it took.
+    fn score_in_lanes(
+        set: ChoiceSet,
+        room: usize,
+        lanes: usize,
+        rows: impl Fn(LlamaToken) -> Vec<f32>,
+    ) -> (ChoiceScoring, usize) {
+        let mut scoring = ChoiceScoring::new(set, lanes);
         assert!(
-            scoring.next_chunk(room).is_none(),
+            scoring.plan(room).is_empty(),
             "nothing before the prompt row"
         );
         scoring.read_prompt_row(&row_favouring('n', 5.0));
-        let mut guard = 0;
-        while let Some((offset, chunk)) = scoring.next_chunk(room) {
-            assert!(!chunk.is_empty());
-            assert!(offset + chunk.len() <= 64);
-            let decoded: Vec<Vec<f32>> = chunk.iter().map(|&t| rows(t)).collect();
-            scoring.read_chunk_rows(decoded.iter().map(Vec::as_slice));
-            guard += 1;
-            assert!(guard < 1000);
+        let mut steps = 0;
+        loop {
+            let feeds = scoring.plan(room);
+            if feeds.is_empty() {
+                break;
+            }
+            assert!(feeds.iter().map(|f| f.tokens.len()).sum::<usize>() <= room);
+            for feed in feeds {
+                assert!(!feed.tokens.is_empty() && feed.lane < lanes);
+                assert!(feed.offset + feed.tokens.len() <= 64);
+                let decoded: Vec<Vec<f32>> = feed.tokens.iter().map(|&t| rows(t)).collect();
+                scoring.read_lane_rows(feed.lane, decoded.iter().map(Vec::as_slice));
+            }
+            steps += 1;
+            assert!(steps < 1000);
         }
         assert!(scoring.is_done());
-        scoring
+        (scoring, steps)
     }
 
     #[test]
@@ -490,6 +551,25 @@ mod tests {
     }
 
     #[test]
+    fn lanes_give_the_same_scores_in_fewer_steps() {
+        let choices = strings(&["alpha", "beta", "gamma", "delta", "b"]);
+        let rows =
+            |fed: LlamaToken| row_favouring(char::from_u32(fed.0 as u32 + 1).unwrap_or('a'), 2.0);
+        let (one, one_steps) =
+            score_in_lanes(ChoiceSet::new(choices.clone(), chars, &[END]), 512, 1, rows);
+        let (many, many_steps) =
+            score_in_lanes(ChoiceSet::new(choices.clone(), chars, &[END]), 512, 8, rows);
+        // Small room: lanes share it, variants are fed in chunks across steps.
+        let (tight, _) = score_in_lanes(ChoiceSet::new(choices, chars, &[END]), 3, 8, rows);
+        assert_eq!(one.outcome(0.0, 0), many.outcome(0.0, 0));
+        assert_eq!(one.outcome(0.0, 0), tight.outcome(0.0, 0));
+        assert!(
+            many_steps * 4 <= one_steps,
+            "{many_steps} steps in 8 lanes, {one_steps} in one"
+        );
+    }
+
+    #[test]
     fn the_best_variant_gives_tokens_and_usage_and_the_feed_length_is_known() {
         let set = ChoiceSet::new(strings(&["ab"]), chars, &[END, LlamaToken(1)]);
         // "\nab" + two end tokens: 5 tokens, 4 fed.
@@ -533,13 +613,14 @@ mod tests {
     #[test]
     fn outcome_waits_for_every_variant() {
         let set = ChoiceSet::new(strings(&["ab", "cd"]), chars, &[END]);
-        let mut scoring = ChoiceScoring::new(set);
+        let mut scoring = ChoiceScoring::new(set, 1);
         assert_eq!(scoring.outcome(0.0, 0), None);
         scoring.read_prompt_row(&[0.0; 128]);
-        let (_, chunk) = scoring.next_chunk(512).unwrap();
-        assert_eq!(chunk.len(), 2, "\"ab\" then end: two tokens fed");
+        let feeds = scoring.plan(512);
+        assert_eq!(feeds.len(), 1, "one lane");
+        assert_eq!(feeds[0].tokens.len(), 2, "\"ab\" then end: two tokens fed");
         let rows = [vec![0.0f32; 128], vec![0.0f32; 128]];
-        assert!(scoring.read_chunk_rows(rows.iter().map(Vec::as_slice)));
+        assert!(scoring.read_lane_rows(0, rows.iter().map(Vec::as_slice)));
         assert_eq!(scoring.outcome(0.0, 0), None);
     }
 }

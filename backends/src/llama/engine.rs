@@ -1,6 +1,11 @@
 //! The engine thread: owns the `LlamaContext` and runs the continuous-batching loop, in which
-//! generating sequences (one sampled token per step) and scoring sequences (`choices`: one
-//! variant's tokens per step, see [`super::choices`]) share every decode.
+//! generating sequences (one sampled token per step) and scoring sequences (`choices`: several
+//! variants per step, each in a lane of its own, see [`super::choices`]) share every decode.
+//!
+//! KV sequence ids: slot `s` owns sequence `s`; its scoring lanes are sequences
+//! `slots + s·lanes .. slots + (s+1)·lanes` ([`Lanes`]), which share the prompt's cells by
+//! `llama_memory_seq_cp`. That needs one unified KV cache for all sequences (`kv_unified`), whose
+//! size is still `context_per_slot × slots`; the per-slot budget is enforced here.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -24,6 +29,39 @@ use super::{llama_backend, Job, LlamaEngineConfig, StatCounters, Work};
 use crate::types::{ChatEvent, FinishReason, Signals, Usage};
 use crate::{BackendError, Result};
 
+/// llama.cpp's `LLAMA_MAX_SEQ` with a unified KV cache.
+const MAX_SEQUENCES: usize = 256;
+
+/// How many scoring lanes each of `slots` slots has when `wanted` are configured
+/// ([`super::LlamaEngineConfig::score_lanes`]; 0: a request scores in its own sequence, one
+/// variant per step).
+pub(super) fn score_lanes(slots: usize, wanted: usize) -> usize {
+    (MAX_SEQUENCES / slots.max(1)).saturating_sub(1).min(wanted)
+}
+
+/// The KV sequence ids of slots and their scoring lanes.
+#[derive(Clone, Copy)]
+struct Lanes {
+    slots: usize,
+    per_slot: usize,
+}
+
+impl Lanes {
+    /// The sequence of `slot_seq`'s lane `lane` (its own sequence when slots have no lanes).
+    fn seq(self, slot_seq: i32, lane: usize) -> i32 {
+        if self.per_slot == 0 {
+            return slot_seq;
+        }
+        let lane = lane.min(self.per_slot - 1);
+        (self.slots + slot_seq as usize * self.per_slot + lane) as i32
+    }
+
+    /// Every KV sequence id in use.
+    fn total(self) -> usize {
+        self.slots * (1 + self.per_slot)
+    }
+}
+
 /// One sequence in a slot.
 struct Sequence {
     job: Job,
@@ -45,6 +83,8 @@ struct Sequence {
     busy_secs: f64,
     /// Tokens this sequence put in the batch being decoded.
     tokens_in_batch: usize,
+    /// Scoring feeds in the batch being decoded: (lane, index of its first logits row, tokens).
+    feeds: Vec<(usize, i32, usize)>,
 }
 
 impl Sequence {
@@ -68,11 +108,16 @@ pub(super) fn run(
         }
     };
     let n_ctx = config.context_per_slot.saturating_mul(config.slots as u32);
+    let lanes = Lanes {
+        slots: config.slots,
+        per_slot: score_lanes(config.slots, config.score_lanes),
+    };
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(config.batch_size)
         .with_n_ubatch(config.batch_size)
-        .with_n_seq_max(config.slots as u32)
+        .with_n_seq_max(lanes.total() as u32)
+        .with_kv_unified(lanes.per_slot > 0)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads_batch)
         .with_flash_attention_policy(match config.flash_attention {
@@ -147,6 +192,7 @@ pub(super) fn run(
                         free: FreeTokenStats::default(),
                         busy_secs: 0.0,
                         tokens_in_batch: 0,
+                        feeds: Vec::new(),
                     };
                     seq.send(ChatEvent::FirstByte { at: Instant::now() });
                     *slot = Some(seq);
@@ -163,7 +209,7 @@ pub(super) fn run(
         for slot in slots.iter_mut() {
             if slot.as_ref().is_some_and(|s| s.job.events.is_closed()) {
                 if let Some(seq) = slot.take() {
-                    free_sequence(&mut ctx, seq.seq_id);
+                    free_sequence(&mut ctx, lanes, seq.seq_id);
                 }
             }
         }
@@ -176,6 +222,7 @@ pub(super) fn run(
         for seq in slots.iter_mut().flatten() {
             seq.logits_index = None;
             seq.tokens_in_batch = 0;
+            seq.feeds.clear();
             if let Some(token) = seq.next_input {
                 if batch.add(token, seq.n_past, &[seq.seq_id], true).is_ok() {
                     seq.logits_index = Some(used as i32);
@@ -186,25 +233,42 @@ pub(super) fn run(
             }
         }
         for seq in slots.iter_mut().flatten() {
-            let Work::Score(scoring) = &seq.job.work else {
+            let Work::Score(scoring) = &mut seq.job.work else {
                 continue;
             };
             // Positions after the prompt (`n_past` stays at the prompt's end while scoring); a
-            // logits row for every token.
-            let Some((offset, chunk)) = scoring.next_chunk(capacity - used) else {
-                continue;
-            };
-            let first = used;
-            for (j, &token) in chunk.iter().enumerate() {
-                let pos = seq.n_past + (offset + j) as i32;
-                if batch.add(token, pos, &[seq.seq_id], true).is_err() {
-                    break;
+            // logits row for every token; each variant in its lane.
+            'feeds: for feed in scoring.plan(capacity - used) {
+                let lane_seq = lanes.seq(seq.seq_id, feed.lane);
+                if feed.offset == 0 && lane_seq != seq.seq_id {
+                    // A lane starting a variant shares the prompt's cells.
+                    let prompt_end = u32::try_from(seq.n_past).unwrap_or(0);
+                    if let Err(e) =
+                        ctx.copy_kv_cache_seq(seq.seq_id, lane_seq, Some(0), Some(prompt_end))
+                    {
+                        tracing::warn!(error = %e, "could not share a prompt with a scoring lane");
+                        break;
+                    }
                 }
-                seq.tokens_in_batch += 1;
-                used += 1;
-            }
-            if seq.tokens_in_batch > 0 {
-                seq.logits_index = Some(first as i32);
+                let first = used;
+                let mut added = 0;
+                let mut full = false;
+                for (j, &token) in feed.tokens.iter().enumerate() {
+                    let pos = seq.n_past + (feed.offset + j) as i32;
+                    if batch.add(token, pos, &[lane_seq], true).is_err() {
+                        full = true;
+                        break;
+                    }
+                    added += 1;
+                    used += 1;
+                }
+                seq.tokens_in_batch += added;
+                if added > 0 {
+                    seq.feeds.push((feed.lane, first as i32, added));
+                }
+                if full {
+                    break 'feeds;
+                }
             }
         }
         for seq in slots.iter_mut().flatten() {
@@ -259,7 +323,7 @@ pub(super) fn run(
                             .job
                             .events
                             .send(Err(BackendError::Engine(message.clone())));
-                        free_sequence(&mut ctx, seq.seq_id);
+                        free_sequence(&mut ctx, lanes, seq.seq_id);
                     }
                 }
             }
@@ -273,15 +337,17 @@ pub(super) fn run(
         // Sample, detokenize, stream; or read the scored variant's log-probabilities.
         for slot in slots.iter_mut() {
             let Some(seq) = slot.as_mut() else { continue };
-            let Some(index) = seq.logits_index else {
+            if seq.logits_index.is_none() && seq.feeds.is_empty() {
                 continue;
-            };
-            let advanced = match seq.job.work {
-                Work::Generate { .. } => {
+            }
+            let index = seq.logits_index;
+            let advanced = match (&seq.job.work, index) {
+                (Work::Generate { .. }, None) => continue,
+                (Work::Generate { .. }, Some(index)) => {
                     advance_generation(&ctx, &model, seq, index, config.context_per_slot)
                         .map(|finish| finish.map(|reason| (reason, None)))
                 }
-                Work::Score(_) => advance_scoring(&mut ctx, seq, index)
+                (Work::Score(_), _) => advance_scoring(&mut ctx, lanes, seq, index)
                     .map(|outcome| outcome.map(|o| (FinishReason::Stop, Some(o)))),
             };
             let at = Instant::now();
@@ -302,13 +368,13 @@ pub(super) fn run(
                     };
                     finish(seq, completion_tokens, signals, reason, at);
                     if let Some(done) = slot.take() {
-                        free_sequence(&mut ctx, done.seq_id);
+                        free_sequence(&mut ctx, lanes, done.seq_id);
                     }
                 }
                 Err(message) => {
                     let _ = seq.job.events.send(Err(BackendError::Engine(message)));
                     if let Some(failed) = slot.take() {
-                        free_sequence(&mut ctx, failed.seq_id);
+                        free_sequence(&mut ctx, lanes, failed.seq_id);
                     }
                 }
             }
@@ -418,23 +484,26 @@ fn sample_constrained(
 }
 
 /// Read the rows a scoring sequence put in the batch: the prompt's last row (every variant's
-/// first token), or the current variant's tokens — then drop that variant's KV cells so the next
-/// one starts right after the prompt again. The outcome once every variant is scored.
+/// first token), or each lane's variant tokens — and when a lane's variant is complete, drop its
+/// cells after the prompt so the lane's next variant starts right after the prompt again. The
+/// outcome once every variant is scored.
 fn advance_scoring(
     ctx: &mut LlamaContext<'_>,
+    lanes: Lanes,
     seq: &mut Sequence,
-    index: i32,
+    prompt_row: Option<i32>,
 ) -> std::result::Result<Option<Outcome>, String> {
     let Work::Score(scoring) = &mut seq.job.work else {
         return Ok(None);
     };
-    if !scoring.started() {
+    if let (false, Some(index)) = (scoring.started(), prompt_row) {
         scoring.read_prompt_row(ctx.get_logits_ith(index));
-    } else {
-        let rows = (0..seq.tokens_in_batch as i32).map(|j| ctx.get_logits_ith(index + j));
-        if scoring.read_chunk_rows(rows) {
-            let prompt_end = u32::try_from(seq.n_past).unwrap_or(0);
-            ctx.kv_cache_seq_rm(seq.seq_id, Some(prompt_end), None)
+    }
+    let prompt_end = u32::try_from(seq.n_past).unwrap_or(0);
+    for &(lane, first, count) in &seq.feeds {
+        let rows = (0..count as i32).map(|j| ctx.get_logits_ith(first + j));
+        if scoring.read_lane_rows(lane, rows) {
+            ctx.kv_cache_seq_rm(lanes.seq(seq.seq_id, lane), Some(prompt_end), None)
                 .map_err(|e| format!("removing a scored choice from the KV cache: {e}"))?;
         }
     }
@@ -492,8 +561,12 @@ fn emit_text(seq: &mut Sequence, text: String, at: Instant) {
     });
 }
 
-fn free_sequence(ctx: &mut LlamaContext<'_>, seq_id: i32) {
-    if let Err(e) = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None) {
-        tracing::warn!(seq_id, error = %e, "could not free KV cells of a finished sequence");
+/// Free a finished slot's KV cells: its own sequence and its scoring lanes.
+fn free_sequence(ctx: &mut LlamaContext<'_>, lanes: Lanes, seq_id: i32) {
+    let lane_seqs = (0..lanes.per_slot).map(|lane| lanes.seq(seq_id, lane));
+    for id in std::iter::once(seq_id).chain(lane_seqs) {
+        if let Err(e) = ctx.clear_kv_cache_seq(Some(id as u32), None, None) {
+            tracing::warn!(seq_id = id, error = %e, "could not free KV cells of a finished sequence");
+        }
     }
 }

@@ -426,7 +426,11 @@ impl LlamaEngine {
                         context_tokens: context,
                     });
                 }
-                self.enqueue(tokens, params, Work::Score(ChoiceScoring::new(set)))
+                // As many lanes as the slot's context holds next to the prompt.
+                let fits = (context - tokens.len()) / set.longest_feed().max(1);
+                let config = &self.shared.config;
+                let lanes = engine::score_lanes(config.slots, config.score_lanes).min(fits);
+                self.enqueue(tokens, params, Work::Score(ChoiceScoring::new(set, lanes)))
             }
             _ => self.submit_tokens(tokens, params),
         }

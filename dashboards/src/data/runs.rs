@@ -18,14 +18,6 @@ use bench::stats::LatencyHistogram;
 
 use crate::error::{from_json, DashError};
 
-/// One request of a run, as recorded, plus the prompt when the harness wrote one.
-#[derive(Clone, Debug)]
-pub struct LoadedRecord {
-    pub record: RequestRecord,
-    /// The rendered prompt (`prompt` field of the JSONL line), when recorded.
-    pub prompt: Option<String>,
-}
-
 /// Everything one run directory holds.
 #[derive(Clone, Debug)]
 pub struct RunData {
@@ -33,7 +25,7 @@ pub struct RunData {
     /// Short name shown in column headers: the directory's name.
     pub label: String,
     pub summary: Summary,
-    pub records: Vec<LoadedRecord>,
+    pub records: Vec<RequestRecord>,
     /// `target/task/metric` (metric: `ttft`, `itl`, `tpot`, `e2e`) → histogram.
     pub histograms: BTreeMap<String, LatencyHistogram>,
     pub calibration: Option<Calibration>,
@@ -83,7 +75,7 @@ impl RunData {
 }
 
 /// `requests.jsonl`: one record per line; a missing file is an empty run.
-fn read_records(path: &Path) -> Result<Vec<LoadedRecord>, DashError> {
+fn read_records(path: &Path) -> Result<Vec<RequestRecord>, DashError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -102,13 +94,9 @@ fn read_records(path: &Path) -> Result<Vec<LoadedRecord>, DashError> {
         };
         let value: serde_json::Value =
             serde_json::from_str(line).map_err(|e| parse_err(None, e.to_string()))?;
-        let prompt = value
-            .get("prompt")
-            .and_then(|p| p.as_str())
-            .map(str::to_string);
         let record: RequestRecord = serde_path_to_error::deserialize(value)
             .map_err(|e| parse_err(Some(e.path().to_string()), e.inner().to_string()))?;
-        out.push(LoadedRecord { record, prompt });
+        out.push(record);
     }
     Ok(out)
 }

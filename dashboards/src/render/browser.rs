@@ -142,7 +142,7 @@ fn draw_detail(frame: &mut Frame, app: &App, item: &Item, area: Rect) {
     match &item.prompt {
         Some(p) => head.extend(p.lines().map(|l| Line::from(l.to_string()))),
         None => head.push(Line::from(Span::styled(
-            "(not recorded in requests.jsonl)",
+            "(not recorded: the run had record_prompts off)",
             dim(),
         ))),
     }

@@ -173,8 +173,7 @@ fn items_of(runs: &[RunData], columns: &[Column]) -> Vec<Item> {
     let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut items: Vec<Item> = Vec::new();
     for (ri, run) in runs.iter().enumerate() {
-        for loaded in &run.records {
-            let r = &loaded.record;
+        for r in &run.records {
             let Some(ci) = columns
                 .iter()
                 .position(|c| c.run == ri && c.target == r.target)
@@ -195,7 +194,7 @@ fn items_of(runs: &[RunData], columns: &[Column]) -> Vec<Item> {
             });
             let item = &mut items[at];
             if item.prompt.is_none() {
-                item.prompt = loaded.prompt.clone();
+                item.prompt = r.prompt.clone();
             }
             if item.expected.is_none() {
                 item.expected = r.expected.clone();

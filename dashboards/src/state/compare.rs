@@ -211,8 +211,8 @@ pub(super) fn columns_of(runs: &[RunData]) -> Vec<Column> {
             }
         }
         for r in &run.records {
-            if !targets.contains(&r.record.target.as_str()) {
-                targets.push(&r.record.target);
+            if !targets.contains(&r.target.as_str()) {
+                targets.push(&r.target);
             }
         }
         for target in targets {

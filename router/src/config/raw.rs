@@ -70,6 +70,7 @@ const LLAMA_FIELDS: &[&str] = &[
     "chat_template",
     "completion_mode",
     "flash_attention",
+    "score_lanes",
 ];
 
 /// The fields of a remote backend (besides `kind`), as [`RawRemote`] declares them.
@@ -99,6 +100,7 @@ pub(super) struct RawLlama {
     /// `auto` (default), `on` or `off`; `true`/`false` as well (it was a boolean).
     pub(super) completion_mode: Option<RawSwitch>,
     pub(super) flash_attention: Option<String>,
+    pub(super) score_lanes: Option<usize>,
 }
 
 /// A setting written as a word (`auto`, `on`, `off`) or as a YAML boolean.

@@ -111,6 +111,7 @@ fn validate_llama(
         chat_template: b.chat_template.clone(),
         completion_mode,
         flash_attention,
+        score_lanes: b.score_lanes.unwrap_or(0),
     })
 }
 
