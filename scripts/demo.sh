@@ -84,6 +84,10 @@ classifier: { model: $PWD/models/task-classifier.json }
 YAML
 
 LIMIT=(); [ -n "${QUICKSTART_LIMIT:-}" ] && LIMIT=(--limit "$QUICKSTART_LIMIT")
+# Scenarios without examples of their own show K items of their task's calibration half as
+# examples (chat turns for the SLM, completion-text blocks for a base model such as Gemma), the
+# same on every target; those items are not measured.
+LIMIT+=(--few-shot-from-items "${FEW_SHOT:-3}")
 # The router has no price of its own: gateway A's accounting (SLM engine time, LLM tokens, both
 # calls of an escalation) is what it costs.
 PRICES=(--price slm=hour:0.05 --price llm=0.15,0.60)
