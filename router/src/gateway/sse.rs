@@ -80,8 +80,11 @@ impl ChunkHeader {
     }
 
     /// The usage chunk; `triage` carries the gateway's own per-request facts (cost, backend),
-    /// known only at the end of the stream.
+    /// known only at the end of the stream. An upstream triage's own `triage` object (its cost,
+    /// not this gateway's) is not passed on.
     pub fn usage(&self, usage: &Usage, triage: Value) -> String {
+        let mut usage = usage.clone();
+        usage.extra.remove(backends::openai::TRIAGE_USAGE_KEY);
         let mut v = json!({
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -117,6 +120,16 @@ mod tests {
         let u: Value =
             serde_json::from_str(&h.usage(&Usage::new(3, 4), json!({"cost_usd": 0.0}))).unwrap();
         assert_eq!(u["usage"]["total_tokens"], 7);
+        // An upstream triage's own object does not leak into ours.
+        let mut upstream = Usage::new(3, 4);
+        upstream.extra.insert(
+            "triage".into(),
+            json!({"cost_usd": 9.0, "backend": "gemma"}),
+        );
+        let u: Value =
+            serde_json::from_str(&h.usage(&upstream, json!({"backend": "llm"}))).unwrap();
+        assert!(u["usage"].get("triage").is_none(), "{u}");
+        assert_eq!(u["triage"]["backend"], "llm");
         assert_eq!(u["choices"].as_array().unwrap().len(), 0);
     }
 }

@@ -50,6 +50,10 @@ impl Delivery for Whole {
         response.object = "chat.completion".into();
         response.created = backends::unix_now();
         response.model = backend;
+        // An upstream triage's accounting is its own, not this gateway's (headers carry ours).
+        if let Some(usage) = response.usage.as_mut() {
+            usage.extra.remove(backends::openai::TRIAGE_USAGE_KEY);
+        }
         let body = match serde_json::to_vec(&response) {
             Ok(b) => b,
             Err(e) => {
