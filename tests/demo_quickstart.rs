@@ -95,7 +95,19 @@ fn the_main_job_runs_the_quickstart_suite_against_slm_llm_and_router() {
                 r["error"]
             );
             assert!(r["tokens_out"].as_u64().unwrap_or(0) > 0, "{target}: {r}");
+            // The request browser has the messages as sent.
+            assert!(
+                r["prompt"].as_str().is_some_and(|p| p.contains("user: ")),
+                "{target}: {r}"
+            );
         }
+    }
+    // The in-process SLM is billed by its engine busy seconds at $0.05 per hour.
+    for r in records.iter().filter(|r| r["target"] == "slm") {
+        let busy = r["engine_busy_secs"].as_f64().unwrap();
+        assert!(busy > 0.0, "{r}");
+        let cost = r["cost_usd"].as_f64().unwrap();
+        assert!((cost - 0.05 * busy / 3600.0).abs() < 1e-15, "{r}");
     }
     // Calibration wrote one route per task into gateway A's config, which loaded.
     let router_yaml = std::fs::read_to_string(run.join("router.yaml")).unwrap();
