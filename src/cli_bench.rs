@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// calibrated on a full run is measured on its held-out items.
     #[arg(long, value_name = "HALF")]
     pub half: Option<bench::half::Half>,
+    /// Seed of the calibration/evaluation split that --half and --few-shot-from-items use: the
+    /// `--seed` given to `bench calibrate --per-task` (7 by default for both).
+    #[arg(long, value_name = "N", default_value_t = bench::fewshot::split_seed())]
+    pub split_seed: u64,
     /// Don't write the requests' messages into requests.jsonl (private data; overrides the
     /// suite's `record_prompts`).
     #[arg(long)]
@@ -146,7 +150,7 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub max_cost: Option<f64>,
     /// Per task: seed of the calibration/evaluation split.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = bench::fewshot::split_seed())]
     pub seed: u64,
 }
 
@@ -188,9 +192,14 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 }
 
 async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
-    let mut suite = Suite::load_with(&args.suite, args.limit, args.few_shot_from_items)?;
+    let mut suite = Suite::load_seeded(
+        &args.suite,
+        args.limit,
+        args.few_shot_from_items,
+        args.split_seed,
+    )?;
     if let Some(half) = args.half {
-        suite.keep_half(half);
+        suite.keep_half_seeded(half, args.split_seed);
     }
     let load = &mut suite.file.load;
     if let Some(mode) = &args.mode {
@@ -283,6 +292,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         "prices": prices,
         "limit": args.limit,
         "few_shot_from_items": args.few_shot_from_items,
+        "split_seed": args.split_seed,
         "judge": judge_name,
     });
     let progress: Arc<dyn Progress> = if !args.quiet && std::io::stderr().is_terminal() {

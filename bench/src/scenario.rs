@@ -465,7 +465,12 @@ pub struct Suite {
 impl Suite {
     /// Keep only one half of each task's items (after examples and limits; see [`crate::half`]).
     pub fn keep_half(&mut self, half: crate::half::Half) {
-        crate::half::keep(&mut self.scenarios, half, crate::fewshot::split_seed());
+        self.keep_half_seeded(half, crate::fewshot::split_seed());
+    }
+
+    /// [`Self::keep_half`] under another split seed (`bench calibrate --per-task --seed`).
+    pub fn keep_half_seeded(&mut self, half: crate::half::Half, seed: u64) {
+        crate::half::keep(&mut self.scenarios, half, seed);
         self.half = Some(half);
     }
 
@@ -485,6 +490,17 @@ impl Suite {
         path: &Path,
         cap: Option<usize>,
         few_shot_from_items: Option<usize>,
+    ) -> Result<Suite> {
+        Suite::load_seeded(path, cap, few_shot_from_items, crate::fewshot::split_seed())
+    }
+
+    /// [`Self::load_with`], drawing examples from the calibration halves of the split under
+    /// `seed` (`bench run --split-seed`, matching `bench calibrate --per-task --seed`).
+    pub fn load_seeded(
+        path: &Path,
+        cap: Option<usize>,
+        few_shot_from_items: Option<usize>,
+        seed: u64,
     ) -> Result<Suite> {
         let file: SuiteFile = read_yaml(path)?;
         if file.scenarios.is_empty() {
@@ -521,7 +537,7 @@ impl Suite {
             }
             scenarios.push(scenario);
         }
-        crate::fewshot::draw(&mut scenarios, crate::fewshot::split_seed())?;
+        crate::fewshot::draw(&mut scenarios, seed)?;
         for scenario in &mut scenarios {
             scenario.apply_limit();
         }
