@@ -72,6 +72,7 @@ impl AnthropicBackend {
         Ok(Self { client })
     }
 
+    /// The configuration this backend was built with (upstream URL, model id, timeouts, retries).
     pub fn config(&self) -> &RemoteConfig {
         self.client.config()
     }

@@ -93,7 +93,9 @@ pub struct RemoteConfig {
     pub api_key_env: Option<String>,
     /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
     pub headers: BTreeMap<String, String>,
+    /// How long each phase of a call may take.
     pub timeouts: Timeouts,
+    /// How often and after what back-off a failed attempt is retried.
     pub retry: RetryPolicy,
     /// Which triage request extensions the upstream understands; decides how `choices`
     /// travels (see [`Extensions`]).
