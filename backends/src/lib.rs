@@ -60,7 +60,7 @@ pub trait Backend: Send + Sync {
 /// Every kind of backend, so callers dispatch without trait objects.
 #[non_exhaustive]
 pub enum AnyBackend {
-    /// The in-process llama.cpp engine (a local backend in triage.yaml).
+    /// The in-process llama.cpp engine (`kind: llama` in triage.yaml).
     #[cfg(feature = "llama")]
     Llama(llama::LlamaEngine),
     /// An OpenAI Chat Completions upstream (OpenAI, vLLM, llama-server, another `triage serve`).
