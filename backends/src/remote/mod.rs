@@ -10,10 +10,11 @@
 //!   (seconds or HTTP date) and `x-should-retry`; a request whose response headers arrived with
 //!   a success status is never retried, so a stream handed to the caller is never replayed;
 //! - the four timeout phases (connect, first byte, idle gap between chunks, total deadline),
-//!   each reported as [`BackendError::Timeout`] with its phase;
-//! - turning a response body into [`ChatEvent`]s through the `sse-stream` decoder and a
-//!   protocol-specific [`SseDecoder`]; a stream that ends before its terminal event is a
-//!   [`BackendError::Protocol`] error, never a silent truncation.
+//!   each reported as [`BackendError::Timeout`](crate::BackendError::Timeout) with its phase;
+//! - turning a response body into [`ChatEvent`](crate::ChatEvent)s through the `sse-stream`
+//!   decoder and a protocol-specific [`SseDecoder`]; a stream that ends before its terminal
+//!   event is a [`BackendError::Protocol`](crate::BackendError::Protocol) error, never a silent
+//!   truncation.
 //!
 //! One file per concern: `config` (the plain settings), `key` (the secret), `client` (the
 //! attempt loop), `body` (reading an accepted response under the timers), `sse` (events),
