@@ -29,7 +29,8 @@ pub struct RequestSummary {
     pub task_source: Option<String>,
     /// The routing rule that matched, and why.
     pub route: Option<String>,
-    /// Why the rule matched, plus any override (spill, budget, privacy, escalation).
+    /// Why it matched, then what happened while answering (cascade verdict, fallbacks),
+    /// `; `-joined.
     pub reason: Option<String>,
     /// The backend whose answer the client got.
     pub backend: Option<String>,

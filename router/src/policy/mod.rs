@@ -86,7 +86,7 @@ pub struct Conditions {
     pub content: Option<Regex>,
     /// `when.model`: the `model` the client sent must be one of these.
     pub model: Option<NonEmpty<String>>,
-    /// `when.tenant`: the API key's tenant must be one of these (a request without one fails).
+    /// `when.tenant`: the API key's tenant must be one of these (no tenant: no match).
     pub tenant: Option<NonEmpty<String>>,
     /// `when.tools`: whether the request must (true) or must not (false) carry tools.
     pub tools: Option<bool>,
