@@ -7,7 +7,9 @@ use std::time::Duration;
 /// Which phase of a remote call timed out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeoutPhase {
+    /// Establishing the TCP/TLS connection.
     Connect,
+    /// Waiting for the response headers after sending the request.
     FirstByte,
     /// The gap between two chunks of a stream.
     Idle,
@@ -26,6 +28,8 @@ impl std::fmt::Display for TimeoutPhase {
     }
 }
 
+/// Everything that can go wrong answering a request, each kind mapped to an HTTP status
+/// ([`BackendError::http_status`]) and a ledger code ([`BackendError::code`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackendError {
@@ -35,15 +39,25 @@ pub enum BackendError {
     /// The prompt does not fit in the context window of one sequence.
     #[error("prompt is {prompt_tokens} tokens but the context window holds {context_tokens} tokens per sequence")]
     PromptTooLong {
+        /// Tokens in the rendered prompt.
         prompt_tokens: usize,
+        /// Tokens one sequence's context holds (`context_per_slot`).
         context_tokens: usize,
     },
     /// The local engine's admission queue is full.
     #[error("local engine overloaded: admission queue of {capacity} requests is full")]
-    Overloaded { capacity: usize },
+    Overloaded {
+        /// Queued requests the engine admits before refusing (`queue_capacity`).
+        capacity: usize,
+    },
     /// A model file is missing, unreadable or not a valid GGUF.
     #[error("cannot load model {path}: {reason}")]
-    ModelLoad { path: PathBuf, reason: String },
+    ModelLoad {
+        /// The model file as configured.
+        path: PathBuf,
+        /// What llama.cpp or the file system reported.
+        reason: String,
+    },
     /// The backend is still loading its model: retry later, or another backend may answer.
     #[error("{0}")]
     NotReady(String),
@@ -53,16 +67,27 @@ pub enum BackendError {
     /// The upstream answered 429 (or 529 overloaded) after every retry.
     #[error("rate limited by upstream (status {status}){}", retry_after.map(|d| format!(", retry after {:.3}s", d.as_secs_f64())).unwrap_or_default())]
     RateLimited {
+        /// 429, or Anthropic's 529 "overloaded".
         status: u16,
+        /// The wait the upstream asked for (`retry-after-ms` / `Retry-After`), if any.
         retry_after: Option<Duration>,
+        /// The upstream's error body (at most 16 KiB of it, API key redacted).
         body: String,
     },
     /// The upstream answered a non-success status; `body` is its error body.
     #[error("upstream returned status {status}: {body}")]
-    UpstreamStatus { status: u16, body: String },
+    UpstreamStatus {
+        /// The HTTP status (or the status an in-stream error `type` stands for).
+        status: u16,
+        /// The upstream's error body (API key redacted).
+        body: String,
+    },
+    /// A phase of the call took longer than its configured limit.
     #[error("timed out waiting for {phase} after {after:?}")]
     Timeout {
+        /// Which phase ran out of time.
         phase: TimeoutPhase,
+        /// The limit that was exceeded (the configured timeout of that phase).
         after: Duration,
     },
     /// The upstream sent something that is not the protocol (bad JSON, truncated stream, …).
@@ -132,4 +157,5 @@ impl BackendError {
     }
 }
 
+/// `std::result::Result` with [`BackendError`] as the default error.
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;

@@ -15,13 +15,17 @@ use std::str::FromStr;
 /// and greedy answers can change with load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FlashAttention {
+    /// Let llama.cpp decide (on wherever the model supports it).
     #[default]
     Auto,
+    /// Always use the flash-attention kernels.
     On,
+    /// Never use them (faster on CPU, but greedy output may vary with batch size).
     Off,
 }
 
 impl FlashAttention {
+    /// The name used in configs and on the command line (`auto`, `on`, `off`).
     pub fn as_str(self) -> &'static str {
         match self {
             FlashAttention::Auto => "auto",

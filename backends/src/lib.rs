@@ -17,6 +17,7 @@
 //! Streams are the primary interface: every [`ChatEvent`] carries the `Instant` it was born at,
 //! so time to first token and inter-token gaps are measured at the source. The non-streaming
 //! call is, by default, the stream collected by [`collect_stream`].
+#![warn(missing_docs)]
 
 pub mod anthropic;
 pub mod choice_schema;
@@ -59,10 +60,14 @@ pub trait Backend: Send + Sync {
 /// Every kind of backend, so callers dispatch without trait objects.
 #[non_exhaustive]
 pub enum AnyBackend {
+    /// The in-process llama.cpp engine (`kind: llama` in triage.yaml).
     #[cfg(feature = "llama")]
     Llama(llama::LlamaEngine),
+    /// An OpenAI Chat Completions upstream (OpenAI, vLLM, llama-server, another `triage serve`).
     OpenAi(openai::OpenAiBackend),
+    /// An Anthropic Messages API upstream.
     Anthropic(anthropic::AnthropicBackend),
+    /// A test double whose behaviour is chosen by name (feature `mock`).
     #[cfg(feature = "mock")]
     Mock(mock::MockBackend),
 }
@@ -209,6 +214,8 @@ pub fn new_completion_id() -> String {
     )
 }
 
+/// Seconds since the Unix epoch, for the `created` field of responses (0 if the clock is before
+/// 1970).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,6 +9,7 @@ use std::str::FromStr;
 /// How to run one local model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaEngineConfig {
+    /// Path of the GGUF model file.
     pub model_path: PathBuf,
     /// Sequences decoded together (continuous batching width).
     pub slots: usize,
@@ -38,6 +39,8 @@ pub struct LlamaEngineConfig {
 }
 
 impl LlamaEngineConfig {
+    /// Defaults for `model_path`: 4 slots of 2048 tokens, one thread per available core, batches of
+    /// 512 tokens, a queue of 64, the model's own template, no score lanes.
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as i32)
@@ -67,13 +70,17 @@ impl LlamaEngineConfig {
 /// carries a chat template, chat turns otherwise.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CompletionMode {
+    /// Decide by the model: completion text when no chat template is configured or in the GGUF.
     #[default]
     Auto,
+    /// Always render completion text.
     On,
+    /// Always render chat turns.
     Off,
 }
 
 impl CompletionMode {
+    /// The name used in configs and on the command line (`auto`, `on`, `off`).
     pub fn as_str(self) -> &'static str {
         match self {
             CompletionMode::Auto => "auto",

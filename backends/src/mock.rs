@@ -34,13 +34,29 @@ const ECHO_LOGPROB: f32 = -0.05;
 /// What the mock does, parsed from its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MockBehaviour {
-    Echo { logprob_milli: i32 },
-    Slow { first: Duration, between: Duration },
+    /// `echo` / `unsure`: answer the last user message, word by word.
+    Echo {
+        /// Log-probability of every token, in thousandths (-50 for `echo`, -2000 for `unsure`).
+        logprob_milli: i32,
+    },
+    /// `slow`, `slow_<N>ms`: echo, waiting before each token.
+    Slow {
+        /// Wait before the first token.
+        first: Duration,
+        /// Wait before each later token.
+        between: Duration,
+    },
+    /// `error_500`: fail with upstream status 500.
     Error500,
+    /// `overloaded`: fail as a full local admission queue would.
     Overloaded,
+    /// `rate_limited`: fail with 429 and a 1 s `retry_after`.
     RateLimited,
+    /// `disconnect_after_<N>`: stream N tokens, then a connection error.
     DisconnectAfter(usize),
+    /// `flaky_<N>`: the first N calls fail with status 503, later ones echo.
     Flaky(u64),
+    /// `hang`: never answer.
     Hang,
 }
 
@@ -108,10 +124,12 @@ impl MockBackend {
         })
     }
 
+    /// The behaviour name it was built with (the configured model).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// What it does, parsed from the name.
     pub fn behaviour(&self) -> MockBehaviour {
         self.behaviour
     }

@@ -59,6 +59,7 @@ impl OpenAiBackend {
         Ok(Self { client, official })
     }
 
+    /// The configuration this backend was built with (upstream URL, model id, timeouts, retries).
     pub fn config(&self) -> &RemoteConfig {
         self.client.config()
     }

@@ -14,13 +14,18 @@ pub struct ChatRequest {
     /// A route name (`auto`), a backend name, or the upstream model id.
     #[serde(default)]
     pub model: String,
+    /// The conversation, oldest first.
     pub messages: Vec<ChatMessage>,
+    /// Most tokens to generate (legacy name; see [`Self::max_output_tokens`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Most tokens to generate (current name; wins over `max_tokens`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature (OpenAI range 0–2; 0 is greedy on the local engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Nucleus sampling: keep the smallest token set whose probability reaches this mass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
     /// llama.cpp extension (also accepted by vLLM and llama-server).
@@ -29,20 +34,28 @@ pub struct ChatRequest {
     /// llama.cpp extension (also accepted by vLLM and llama-server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_p: Option<f32>,
+    /// Seed of the sampler's random draws, for reproducible sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Strings that end generation; not included in the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopSequences>,
+    /// Whether the answer is streamed as server-sent events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// Stream settings (whether a final usage chunk is sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
+    /// Required output shape: free text, any JSON object, or a JSON schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
+    /// Whether token log-probabilities are returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
+    /// How many alternatives per token position to return with `logprobs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<u32>,
+    /// Number of choices to generate (the local engine and Anthropic answer only 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
     /// triage extension: the answer must be exactly one of these strings. The local engine
@@ -51,6 +64,7 @@ pub struct ChatRequest {
     /// strict JSON schema and their answer is unwrapped ([`crate::choice_schema`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choices: Option<Vec<String>>,
+    /// OpenAI `metadata` key/values; the router reads its `task` key to pick the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
     /// Every field triage does not model, forwarded to remote backends unchanged.
@@ -73,10 +87,12 @@ impl ChatRequest {
         self.max_completion_tokens.or(self.max_tokens)
     }
 
+    /// Whether the client asked for a stream (`stream: true`).
     pub fn is_stream(&self) -> bool {
         self.stream.unwrap_or(false)
     }
 
+    /// The stop strings as a list, whichever wire form they came in (empty when none).
     pub fn stop_sequences(&self) -> Vec<String> {
         match &self.stop {
             None => Vec::new(),
@@ -110,14 +126,19 @@ impl ChatRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum StopSequences {
+    /// A single stop string.
     One(String),
+    /// Several stop strings.
     Many(Vec<String>),
 }
 
+/// OpenAI `stream_options`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamOptions {
+    /// Send a last chunk with the request's token usage.
     #[serde(default)]
     pub include_usage: bool,
+    /// Options triage does not model, forwarded unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -126,35 +147,54 @@ pub struct StreamOptions {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ResponseFormat {
+    /// Free text (the default).
     Text,
+    /// Any syntactically valid JSON object.
     JsonObject,
-    JsonSchema { json_schema: JsonSchemaFormat },
+    /// JSON matching the given schema.
+    JsonSchema {
+        /// The schema and its name.
+        json_schema: JsonSchemaFormat,
+    },
 }
 
+/// The `json_schema` object of a `json_schema` response format.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JsonSchemaFormat {
+    /// The schema's name (OpenAI requires one; informational elsewhere).
     #[serde(default)]
     pub name: String,
+    /// The JSON schema the output must match.
     #[serde(default)]
     pub schema: Value,
+    /// OpenAI strict mode: the output must follow the schema exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+    /// What the output is for, shown to the model by OpenAI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
+/// Who wrote a message, as OpenAI names the roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions from the deployer.
     System,
+    /// Instructions from the developer (OpenAI's newer name for `system`).
     Developer,
+    /// The end user.
     User,
+    /// The model's own earlier turns (text and tool calls).
     Assistant,
+    /// A tool's result, answering the assistant's call with the same `tool_call_id`.
     Tool,
+    /// A function's result (OpenAI's deprecated predecessor of `tool`).
     Function,
 }
 
 impl Role {
+    /// The role's wire name (`system`, `user`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
@@ -172,14 +212,18 @@ impl Role {
 /// tool_call_id) are kept in `extra`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
+    /// Who wrote it.
     pub role: Role,
+    /// The text or content parts; `None` for a tool-call-only assistant message.
     #[serde(default)]
     pub content: Option<MessageContent>,
+    /// Other message fields (`name`, `tool_calls`, `tool_call_id`, …), forwarded unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl ChatMessage {
+    /// A plain-text message from `role`.
     pub fn new(role: Role, text: impl Into<String>) -> Self {
         Self {
             role,
@@ -202,10 +246,13 @@ impl ChatMessage {
     }
 }
 
+/// A message's `content`: a string or an array of typed parts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum MessageContent {
+    /// Plain text.
     Text(String),
+    /// Typed parts (`text`, `image_url`, …), kept as JSON.
     Parts(Vec<Value>),
 }
 
@@ -213,16 +260,23 @@ pub enum MessageContent {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
+    /// The model ended its answer or hit a stop string.
     Stop,
+    /// `max_tokens` (or the context window) cut the answer.
     Length,
+    /// The model called tools.
     ToolCalls,
+    /// The upstream withheld or refused content.
     ContentFilter,
+    /// The model called a function (OpenAI's deprecated form of tool calls).
     FunctionCall,
+    /// Any other reason an upstream reported, verbatim.
     #[serde(untagged)]
     Other(String),
 }
 
 impl FinishReason {
+    /// The wire value (`stop`, `length`, `tool_calls`, …).
     pub fn as_str(&self) -> &str {
         match self {
             FinishReason::Stop => "stop",
@@ -238,14 +292,19 @@ impl FinishReason {
 /// Token counts, as OpenAI reports them. Extra detail objects are kept.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Tokens of the prompt, cached ones included.
     pub prompt_tokens: u32,
+    /// Tokens generated.
     pub completion_tokens: u32,
+    /// `prompt_tokens + completion_tokens`.
     pub total_tokens: u32,
+    /// Detail objects (`prompt_tokens_details`, …) and triage's own fields, kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl Usage {
+    /// Counts with `total_tokens` filled in and no details.
     pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
         Self {
             prompt_tokens,
@@ -259,17 +318,24 @@ impl Usage {
 /// A non-streaming chat completion, OpenAI-shaped.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
+    /// Completion id (`chatcmpl-…`).
     #[serde(default)]
     pub id: String,
+    /// Always `chat.completion`.
     #[serde(default = "chat_completion_object")]
     pub object: String,
+    /// Creation time, seconds since the Unix epoch.
     #[serde(default)]
     pub created: u64,
+    /// The model that answered, as the backend names it.
     #[serde(default)]
     pub model: String,
+    /// The answers, one per requested choice.
     pub choices: Vec<Choice>,
+    /// Token counts, when the backend reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Other response fields (`system_fingerprint`, `service_tier`, …), kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
     /// Where tokens were born; never serialized.
@@ -298,31 +364,43 @@ impl ChatResponse {
             .unwrap_or("")
     }
 
+    /// The first choice's finish reason, if it has one.
     pub fn finish_reason(&self) -> Option<&FinishReason> {
         self.choices.first().and_then(|c| c.finish_reason.as_ref())
     }
 }
 
+/// One answer of a response.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
+    /// Position of this choice (0 unless `n` > 1).
     #[serde(default)]
     pub index: u32,
+    /// The assistant message.
     pub message: ResponseMessage,
+    /// Why generation of this choice ended.
     #[serde(default)]
     pub finish_reason: Option<FinishReason>,
+    /// OpenAI's log-probability object for this choice, passed through as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Value>,
 }
 
+/// The assistant message of a choice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResponseMessage {
+    /// Always `assistant` in practice.
     pub role: Role,
+    /// The answer text; `None` when the answer is only tool calls.
     #[serde(default)]
     pub content: Option<String>,
+    /// The model's refusal text, when it refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// Tools the model called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
+    /// Other message fields (annotations, audio, …), kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -339,12 +417,16 @@ impl Default for ResponseMessage {
     }
 }
 
+/// A tool call of an assistant message.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
+    /// Id the tool's result refers back to (`tool_call_id`).
     #[serde(default)]
     pub id: String,
+    /// The tool kind (`type` on the wire); always `function` here.
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
+    /// Which function and with what arguments.
     pub function: FunctionCall,
 }
 
@@ -352,10 +434,13 @@ fn function_type() -> String {
     "function".to_string()
 }
 
+/// The function a tool call invokes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FunctionCall {
+    /// Function name, as declared in the request's `tools`.
     #[serde(default)]
     pub name: String,
+    /// Arguments as a JSON text (possibly invalid: models write it).
     #[serde(default)]
     pub arguments: String,
 }
@@ -435,46 +520,81 @@ impl Signals {
 #[non_exhaustive]
 pub enum ChatEvent {
     /// Response headers arrived (remote) or the request was admitted to a slot (local).
-    FirstByte { at: Instant },
+    FirstByte {
+        /// When it happened.
+        at: Instant,
+    },
     /// Content text for one choice. `logprobs` holds the log-probability of each token in `text`
     /// when known (the local engine always knows; remotes when `logprobs` was asked for).
     Token {
+        /// Which choice the text belongs to.
         choice: u32,
+        /// The text delta (may be several tokens from a remote).
         text: String,
+        /// Log-probability of each token in `text`; empty when unknown.
         logprobs: Vec<f32>,
+        /// When the text was produced.
         at: Instant,
     },
     /// A refusal text delta.
     Refusal {
+        /// Which choice refused.
         choice: u32,
+        /// The refusal text delta.
         text: String,
+        /// When it arrived.
         at: Instant,
     },
     /// A piece of a tool call; `arguments` is appended to the call at `index`.
     ToolCallDelta {
+        /// Which choice made the call.
         choice: u32,
+        /// Position of the call in the choice's `tool_calls`.
         index: u32,
+        /// The call's id (only on its first delta).
         id: Option<String>,
+        /// The function's name (only on its first delta).
         name: Option<String>,
+        /// Text to append to the call's JSON arguments.
         arguments: String,
+        /// When it arrived.
         at: Instant,
     },
     /// Token counts for the whole request.
-    Usage { usage: Usage, at: Instant },
+    Usage {
+        /// The counts (prompt, completion, total, and any detail objects).
+        usage: Usage,
+        /// When the counts arrived.
+        at: Instant,
+    },
     /// Seconds of local engine compute attributed to this request (its share of each batched
     /// decode step), sent before `Done`; the router prices local answers with it.
-    LocalCompute { busy_secs: f64, at: Instant },
+    LocalCompute {
+        /// Engine-busy seconds billed to this request.
+        busy_secs: f64,
+        /// When the share was reported.
+        at: Instant,
+    },
     /// Confidence signals of the answer (local engine), sent before `Done`.
-    Signals { signals: Signals, at: Instant },
+    Signals {
+        /// The answer's confidence numbers.
+        signals: Signals,
+        /// When they were computed.
+        at: Instant,
+    },
     /// One choice finished.
     Done {
+        /// Which choice finished.
         choice: u32,
+        /// Why it finished.
         finish_reason: FinishReason,
+        /// When it finished.
         at: Instant,
     },
 }
 
 impl ChatEvent {
+    /// When this event was born.
     pub fn at(&self) -> Instant {
         match self {
             ChatEvent::FirstByte { at }

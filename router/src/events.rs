@@ -25,9 +25,12 @@ pub struct RequestSummary {
     /// The task the request was routed as, and where it came from (`header`, `metadata`,
     /// `classifier`).
     pub task: Option<String>,
+    /// Where the task came from (`header`, `metadata`, `classifier`).
     pub task_source: Option<String>,
     /// The routing rule that matched, and why.
     pub route: Option<String>,
+    /// Why it matched, then what happened while answering (cascade verdict, fallbacks),
+    /// `; `-joined.
     pub reason: Option<String>,
     /// The backend whose answer the client got.
     pub backend: Option<String>,
@@ -37,19 +40,24 @@ pub struct RequestSummary {
     pub escalated: bool,
     /// Cascade confidence of the first answer, when a cascade ran.
     pub confidence: Option<f64>,
+    /// Whether the client asked for a stream.
     pub stream: bool,
     /// HTTP status (for streams: 200, or the status of the error event that ended the stream;
     /// 499 when the client went away first).
     pub status: u16,
     /// Error code when the request did not end in a complete answer.
     pub error: Option<String>,
+    /// Prompt tokens of the answer, as its backend counted them.
     pub prompt_tokens: u32,
+    /// Completion tokens of the answer.
     pub completion_tokens: u32,
     /// What this request cost, and what the reference LLM would have cost minus that.
     pub cost_usd: f64,
+    /// The reference backend's price for the same tokens minus `cost_usd`, USD.
     pub saved_usd: f64,
     /// Time to first content token and end-to-end time, measured from arrival at the gateway.
     pub ttft_ms: Option<f64>,
+    /// Milliseconds from arrival to the last byte.
     pub e2e_ms: f64,
 }
 
@@ -78,10 +86,12 @@ impl EventBus {
         let _ = self.tx.send(summary);
     }
 
+    /// A new receiver of every summary published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<RequestSummary>> {
         self.tx.subscribe()
     }
 
+    /// How many receivers are live (connected event streams, tests).
     pub fn subscribers(&self) -> usize {
         self.tx.receiver_count()
     }

@@ -13,9 +13,11 @@ use crate::config::Config;
 use crate::pii::PiiSpan;
 use crate::policy::{decide, Action, Decision, RequestFacts, StateSnapshot};
 
+/// Why a request could not be explained.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExplainError {
+    /// The JSON is not a chat completion request.
     #[error("the request is not a chat completion request: {0}")]
     BadRequest(String),
 }
@@ -28,6 +30,7 @@ pub enum TaskSource {
     Header,
     /// `metadata.task` in the body.
     Metadata,
+    /// The task classifier, with its decision and explanation.
     Classifier(Classification),
 }
 
@@ -42,6 +45,7 @@ pub enum TokenCount {
 }
 
 impl TokenCount {
+    /// The count, exact or estimated.
     pub fn value(&self) -> usize {
         match self {
             TokenCount::Exact(n) | TokenCount::Estimate(n) => *n,
@@ -57,9 +61,13 @@ pub fn estimate_tokens(text: &str) -> usize {
 /// Everything known about a request before routing, with provenance.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GatheredFacts {
+    /// The facts the policy decides on.
     pub facts: RequestFacts,
+    /// Where the task came from.
     pub task_source: TaskSource,
+    /// What the PII detector found (empty: nothing).
     pub pii: Vec<PiiSpan>,
+    /// The prompt's token count and whether it is exact.
     pub tokens: TokenCount,
 }
 
@@ -117,8 +125,11 @@ pub fn gather_facts(
 /// The decision for one request and everything that led to it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Explanation {
+    /// The request's facts and where they came from.
     pub gathered: GatheredFacts,
+    /// The state the decision assumed (engine loads, spend).
     pub state: StateSnapshot,
+    /// What the policy decided.
     pub decision: Decision,
 }
 

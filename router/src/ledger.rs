@@ -16,6 +16,7 @@ pub struct LedgerRow {
     pub time_unix_ms: i64,
     /// Tenant name or hashed key label (never the raw key); `-` without authentication.
     pub key: String,
+    /// The task the router used (header, `metadata.task`, classifier, or `unknown`).
     pub task: String,
     /// The rule that decided (`pinned`, `budget`, … for the special cases).
     pub route: String,
@@ -23,11 +24,18 @@ pub struct LedgerRow {
     pub backends: Vec<String>,
     /// Whether a cascade escalated (or a fallback was used).
     pub escalated: bool,
+    /// Prompt tokens of the answer, as its backend counted them.
     pub tokens_in: u64,
+    /// Completion tokens of the answer.
     pub tokens_out: u64,
+    /// What the request cost in USD, rejected cascade answers included.
     pub cost_usd: f64,
+    /// The reference backend's price for the same tokens minus `cost_usd` (negative when routing
+    /// cost more; 0 without a reference).
     pub saved_usd: f64,
+    /// Milliseconds from arrival to the first content token; `None` when no token came.
     pub ttft_ms: Option<f64>,
+    /// Milliseconds from arrival to the end of the answer.
     pub e2e_ms: f64,
     /// The HTTP status the client got.
     pub status: u16,
@@ -45,24 +53,38 @@ impl LedgerRow {
 /// Totals for one group (a backend, a route or a task).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GroupTotals {
+    /// The backend, route or task name (`-`: no backend answered; `TOTAL`: every row).
     pub name: String,
+    /// Ledger rows in the group.
     pub requests: u64,
     /// Requests answered with status >= 400.
     pub errors: u64,
+    /// Requests where a cascade escalated or a fallback answered.
     pub escalated: u64,
+    /// Sum of prompt tokens.
     pub tokens_in: u64,
+    /// Sum of completion tokens.
     pub tokens_out: u64,
+    /// Sum of costs, USD.
     pub cost_usd: f64,
+    /// Sum of savings against the reference backend, USD.
     pub saved_usd: f64,
+    /// Mean end-to-end time, milliseconds.
     pub mean_e2e_ms: f64,
+    /// Mean time to first token over the rows that have one, milliseconds.
     pub mean_ttft_ms: Option<f64>,
 }
 
+/// What `triage ledger summary` prints: totals overall and grouped three ways, busiest first.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LedgerSummary {
+    /// Every row together.
     pub total: GroupTotals,
+    /// Grouped by the backend that answered.
     pub by_backend: Vec<GroupTotals>,
+    /// Grouped by the rule that decided.
     pub by_route: Vec<GroupTotals>,
+    /// Grouped by task.
     pub by_task: Vec<GroupTotals>,
 }
 

@@ -14,6 +14,7 @@
 //! - [`gateway`]: the OpenAI-compatible HTTP server that acts on these decisions, with
 //!   [`metrics`] (Prometheus) and [`events`] (live per-request summaries);
 //! - [`headers`]: the `x-triage-*` response header names the gateway writes and the harness reads.
+#![warn(missing_docs)]
 
 pub mod classifier;
 pub mod config;

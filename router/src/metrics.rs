@@ -95,6 +95,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A registry with every triage metric registered at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("triage");
         let requests = Family::<RequestLabels, Counter>::default();

@@ -20,6 +20,7 @@ const SHIPPED: &str = include_str!("../data/pricing.json");
 /// USD per 1M tokens for one model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelPrice {
+    /// LiteLLM's provider name (`openai`, `anthropic`, `gemini`, …).
     pub provider: String,
     /// USD per 1M input (prompt) tokens.
     pub input: f64,
@@ -27,18 +28,26 @@ pub struct ModelPrice {
     pub output: f64,
 }
 
+/// The shipped price table (`router/data/pricing.json`): model id → price, with its provenance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PriceTable {
+    /// The prices' unit (`USD per 1M tokens`).
     pub unit: String,
+    /// Which LiteLLM file and version the prices were generated from.
     pub source: String,
+    /// The source's license and copyright.
     pub license: String,
+    /// SHA-256 of the source file, to check a regeneration against.
     pub source_sha256: String,
+    /// Prices by model id (LiteLLM's key, some with a `provider/` prefix).
     pub models: BTreeMap<String, ModelPrice>,
 }
 
+/// Why the price table is unusable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PricingError {
+    /// The table compiled into the binary does not parse (a build defect, not a config error).
     #[error("the shipped pricing table is not valid JSON: {0}")]
     BadTable(String),
 }
@@ -87,9 +96,17 @@ impl PriceTable {
 )]
 pub enum BackendPrice {
     /// A remote API: USD per 1M tokens.
-    PerToken { input: f64, output: f64 },
+    PerToken {
+        /// USD per 1M input (prompt) tokens.
+        input: f64,
+        /// USD per 1M output (completion) tokens.
+        output: f64,
+    },
     /// A local engine: the machine's cost per hour, charged by engine-busy seconds.
-    Machine { usd_per_hour: f64 },
+    Machine {
+        /// What the machine costs per hour, USD.
+        usd_per_hour: f64,
+    },
 }
 
 /// The written form of a [`BackendPrice`].
@@ -137,6 +154,7 @@ impl TryFrom<PriceFields> for BackendPrice {
 }
 
 impl BackendPrice {
+    /// USD for one call: tokens × per-token price, or busy seconds × the machine's hourly price.
     pub fn cost(&self, tokens_in: u64, tokens_out: u64, engine_busy_secs: f64) -> f64 {
         match self {
             BackendPrice::PerToken { input, output } => {
@@ -159,14 +177,18 @@ impl BackendPrice {
 /// What one backend's part of a request used.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Usage {
+    /// Prompt tokens of the call.
     pub tokens_in: u64,
+    /// Completion tokens of the call.
     pub tokens_out: u64,
+    /// Seconds the local engine spent on the call (its share of batched steps); 0 for remote.
     pub engine_busy_secs: f64,
 }
 
 /// Cost of one request and what it saved against the reference LLM.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct CostBreakdown {
+    /// What the request cost, USD, every call it made included.
     pub cost_usd: f64,
     /// What the reference backend would have charged for the request's tokens.
     pub reference_usd: f64,
@@ -177,7 +199,9 @@ pub struct CostBreakdown {
 /// Prices per backend plus the reference backend that "saved" is measured against.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CostModel {
+    /// Price of every configured backend, by name.
     pub prices: BTreeMap<String, BackendPrice>,
+    /// The remote backend savings are measured against (`reference_backend`, or the only remote).
     pub reference: Option<String>,
 }
 

@@ -15,15 +15,20 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::ledger::{budget_periods, GroupTotals, LedgerRow, LedgerSummary};
 use crate::policy::Spend;
 
+/// Why the ledger database could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// SQLite failed.
     #[error("ledger database {path}: {source}")]
     Sqlite {
+        /// The database file.
         path: String,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
+    /// A thread panicked while writing, so the connection's state is unknown (the path).
     #[error("ledger database {0}: a previous writer panicked while holding the connection")]
     Poisoned(String),
 }

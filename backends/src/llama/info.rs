@@ -8,13 +8,16 @@ use serde::Serialize;
 
 use crate::Result;
 
+/// What a GGUF model file is, from its metadata.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
+    /// The file this describes.
     pub path: PathBuf,
     /// `general.name`, when present.
     pub name: Option<String>,
     /// `general.architecture` (llama, gemma3, …).
     pub architecture: String,
+    /// Number of parameters (weights).
     pub parameters: u64,
     /// Bytes of tensor data.
     pub size_bytes: u64,
@@ -24,7 +27,9 @@ pub struct ModelInfo {
     pub quantization: String,
     /// Context length the model was trained with.
     pub context_train: u32,
+    /// Tokens in the model's vocabulary.
     pub vocab_size: u32,
+    /// Transformer layers (blocks).
     pub layers: u32,
     /// Whether the GGUF carries a chat template.
     pub has_chat_template: bool,

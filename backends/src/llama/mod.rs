@@ -58,6 +58,7 @@ pub struct EngineStats {
     pub queue_depth: usize,
     /// Slots currently holding a sequence.
     pub busy_slots: usize,
+    /// Slots configured (`LlamaEngineConfig::slots`).
     pub slots: usize,
     /// Decode steps and where the engine thread's time went so far.
     pub time: crate::EngineTime,
@@ -75,13 +76,22 @@ struct StatCounters {
 /// Sampling settings of one request, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
+    /// Most tokens to generate; never more than the slot's context leaves after the prompt.
     pub max_tokens: u32,
+    /// Sampling temperature in [0, 2]; 0 or below decodes greedily.
     pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1]; 1 disables it.
     pub top_p: f32,
+    /// Keep only the `top_k` most probable tokens; 0 disables it.
     pub top_k: i32,
+    /// Drop tokens below `min_p` times the top token's probability, in [0, 1]; 0 disables it.
     pub min_p: f32,
+    /// Seed of the sampler's random draw (the request's `seed`, else random).
     pub seed: u32,
+    /// Strings that end generation, never emitted: the request's plus the prompt format's turn
+    /// markers.
     pub stop: Vec<String>,
+    /// GBNF grammar the output must match (from a JSON schema or `choices`), if any.
     pub grammar: Option<String>,
     /// Keep generating past end-of-generation tokens (hardware benchmarks, as llama-bench).
     pub ignore_eos: bool,
@@ -245,18 +255,22 @@ impl LlamaEngine {
         })
     }
 
+    /// The loaded model's metadata (architecture, size, quantization, …).
     pub fn model_info(&self) -> &ModelInfo {
         &self.shared.info
     }
 
+    /// How requests are rendered into prompt text for this model.
     pub fn prompt_format(&self) -> &PromptFormat {
         &self.shared.format
     }
 
+    /// The configuration the engine was started with.
     pub fn config(&self) -> &LlamaEngineConfig {
         &self.shared.config
     }
 
+    /// A snapshot of the live counters (queue, busy slots, decode time).
     pub fn stats(&self) -> EngineStats {
         let c = &self.shared.counters;
         EngineStats {

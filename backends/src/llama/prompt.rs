@@ -79,6 +79,7 @@ impl PromptFormat {
         matches!(self, PromptFormat::Completion)
     }
 
+    /// How this format is described to a person (`triage chat`'s summary line).
     pub fn name(&self) -> &'static str {
         match self {
             PromptFormat::Template(_) => "model chat template",

@@ -30,6 +30,7 @@ pub enum Assembled {
 }
 
 impl TextAssembler {
+    /// An assembler that ends the answer at the first of `stops` (empty strings ignored).
     pub fn new(stops: Vec<String>) -> Self {
         Self {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),

@@ -38,48 +38,77 @@ pub use train::{seeded_shuffle, stratified_split, train, TrainOptions};
 /// The task name used when nothing is confident enough.
 pub const UNKNOWN_TASK: &str = "unknown";
 
+/// Why examples, a model or a rule could not be read, or a model could not be trained.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClassifierError {
+    /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A line of an examples file (JSONL) is not an example, or the file has none.
     #[error("{path}:{line}: {message}")]
     BadExample {
+        /// The examples file.
         path: String,
+        /// 1-based line number (0: the file as a whole).
         line: usize,
+        /// What is wrong with the line.
         message: String,
     },
+    /// A model file is not JSON of the expected format.
     #[error("{path}: not a classifier model: {message}")]
-    BadModel { path: String, message: String },
+    BadModel {
+        /// The model file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The examples cannot train a model (fewer than 2 tasks, …).
     #[error("cannot train: {0}")]
     Training(String),
+    /// A config rule has neither keywords nor a regex, or its regex does not compile.
     #[error("classifier rule {rule:?}: {message}")]
-    BadRule { rule: String, message: String },
+    BadRule {
+        /// The rule's name (`TASK#N` when unnamed).
+        rule: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// One labelled example.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Example {
+    /// The prompt text.
     pub text: String,
+    /// Its task label (`sentiment`, `qa`, …).
     pub task: String,
 }
 
 /// What the classifier decided and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Classification {
+    /// The task name, or `unknown`.
     pub task: String,
+    /// 1.0 for a rule hit, the model's probability otherwise (0 when there is no model).
     pub confidence: f32,
+    /// One line for people: the rule that matched, or the model's probability and strongest
+    /// n-grams.
     pub explanation: String,
 }
 
 /// Rules, then the learned model, then the threshold.
 #[derive(Clone, Debug, Default)]
 pub struct Classifier {
+    /// Config rules, tried in order before the model.
     pub rules: Vec<TaskRule>,
+    /// The learned model, when one is configured and its file exists.
     pub model: Option<Model>,
     /// Below this probability the learned model's answer becomes `unknown`.
     pub threshold: f32,
@@ -89,6 +118,8 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// The task of `text`: the first rule that hits, else the model's answer (or `unknown` below
+    /// the threshold).
     pub fn classify(&self, text: &str) -> Classification {
         for rule in &self.rules {
             if let Some(m) = rule.find(text) {

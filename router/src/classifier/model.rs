@@ -13,9 +13,13 @@ pub const MODEL_FORMAT: &str = "triage-task-classifier/1";
 /// A trained model: per-task bias and sparse weights over hashed n-gram buckets.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
+    /// Always [`MODEL_FORMAT`]; checked when a file is read.
     pub format: String,
+    /// The feature space has 2^`dims_log2` hashed buckets.
     pub dims_log2: u32,
+    /// Task names, in the order of `bias` and of each weight vector.
     pub tasks: Vec<String>,
+    /// Per-task bias (intercept) of the logistic regression.
     pub bias: Vec<f32>,
     /// `weights[bucket] = [w_task0, w_task1, …]`, only for buckets seen in training.
     pub weights: BTreeMap<u32, Vec<f32>>,

@@ -8,12 +8,16 @@ use super::ClassifierError;
 /// A config rule: the task is `task` when any keyword (whole word, any case) or the regex hits.
 #[derive(Clone, Debug)]
 pub struct TaskRule {
+    /// The rule's name in explanations (`TASK#N` when the config gives none).
     pub name: String,
+    /// The task a hit assigns.
     pub task: String,
     matcher: Regex,
 }
 
 impl TaskRule {
+    /// A rule for `task` matching any of `keywords` (whole words, any case) or `regex`; at least
+    /// one is needed, and the regex must compile.
     pub fn new(
         name: &str,
         task: &str,

@@ -14,8 +14,11 @@ use super::{ClassifierError, Example, UNKNOWN_TASK};
 /// Training knobs; the defaults suit a few hundred to a few thousand short examples.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
+    /// Passes over the examples (default 40).
     pub epochs: usize,
+    /// Initial step size; it decays as `lr / (1 + 0.05 * epoch)` (default 0.5).
     pub learning_rate: f32,
+    /// L2 regularisation strength applied to each weight update (default 1e-5).
     pub l2: f32,
 }
 

@@ -20,7 +20,9 @@ use serde::de::DeserializeOwned;
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Position {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
 }
 
@@ -169,6 +171,7 @@ pub struct YamlError {
     pub path: String,
     /// 1-based line and column, when known.
     pub line: Option<usize>,
+    /// 1-based column, when known.
     pub column: Option<usize>,
     /// What is wrong, without the position or path `serde_yaml` writes into its messages.
     pub message: String,

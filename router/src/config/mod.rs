@@ -42,12 +42,15 @@ use validate::Ctx;
 /// A config problem, located: `file:line:col: path: message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
+    /// The config file, as given.
     pub file: String,
     /// 1-based line and column, when known.
     pub line: Option<usize>,
+    /// 1-based column, when known.
     pub column: Option<usize>,
     /// Field path such as `routes[2].cascade.escalate_to` (empty for the whole file).
     pub path: String,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -24,11 +24,17 @@ pub struct Config {
     pub file: String,
     /// The directory relative paths are resolved against.
     pub dir: PathBuf,
+    /// The `server:` section.
     pub server: ServerConfig,
+    /// The `backends:` section, by backend name.
     pub backends: BTreeMap<String, BackendSpec>,
+    /// Every backend's price and the reference for savings (`pricing:`, `reference_backend`).
     pub costs: CostModel,
+    /// The rules of `routes:` and the `budgets:`.
     pub policy: Policy,
+    /// The task classifier (`classifier:`).
     pub classifier: Classifier,
+    /// The PII detector (`pii:`).
     pub pii: PiiDetector,
     /// What loaded but deserves attention (e.g. a classifier model file not trained yet); the
     /// gateway logs each at start.
@@ -36,20 +42,25 @@ pub struct Config {
 }
 
 impl Config {
+    /// The backend named `name` in `backends:`, if there is one.
     pub fn backend(&self, name: &str) -> Option<&BackendSpec> {
         self.backends.get(name)
     }
 }
 
+/// The `server:` section, defaults applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
+    /// Address and port the gateway listens on.
     pub listen: SocketAddr,
     /// Environment variable holding the API keys (`key` or `tenant:key`, comma separated; read
     /// by [`crate::gateway::ApiKeys::from_env`]); `None`: no authentication.
     pub api_keys_env: Option<String>,
     /// `/metrics` asks for an API key too (off by default: Prometheus scrapers usually hold none).
     pub metrics_require_key: bool,
+    /// Largest request body accepted, bytes (default 4 MiB).
     pub body_limit_bytes: usize,
+    /// Longest a chat request may take, first byte to last (default 300 s).
     pub request_timeout: Duration,
     /// The SQLite ledger file (resolved against the config's directory).
     pub ledger: PathBuf,
@@ -62,10 +73,12 @@ pub enum BackendSpec {
     /// config file's directory). The engine itself needs feature `llama`; its configuration
     /// does not, so a build without it still validates the file.
     Local(LlamaEngineConfig),
+    /// A remote API (`kind: openai` or `kind: anthropic`).
     Remote(RemoteBackendSpec),
 }
 
 impl BackendSpec {
+    /// Whether the backend is local or remote (what the privacy and budget guards need).
     pub fn locality(&self) -> Locality {
         match self {
             BackendSpec::Local(_) => Locality::Local,
@@ -77,7 +90,9 @@ impl BackendSpec {
 /// Which protocol a remote backend speaks (and so which client serves it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RemoteProvider {
+    /// OpenAI Chat Completions (`kind: openai`): OpenAI, vLLM, llama-server, another triage.
     OpenAi,
+    /// The Anthropic Messages API (`kind: anthropic`).
     Anthropic,
 }
 
@@ -85,6 +100,8 @@ pub enum RemoteProvider {
 /// already at the client's defaults (`Timeouts::default()`, `RetryPolicy::default()`).
 #[derive(Clone, Debug)]
 pub struct RemoteBackendSpec {
+    /// Which protocol it speaks.
     pub provider: RemoteProvider,
+    /// URL, model, key variable, timeouts, retries and extensions, as the client uses them.
     pub config: RemoteConfig,
 }

@@ -74,6 +74,7 @@ impl ApiKeys {
         found
     }
 
+    /// Every tenant name (or hashed key label), one per key.
     pub fn tenants(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(_, t)| t.as_str())
     }
@@ -106,10 +107,12 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Authentication with `keys`; `None` lets every request in.
     pub fn new(keys: Option<ApiKeys>) -> Self {
         Self { keys }
     }
 
+    /// Whether no keys are configured (every request is let in).
     pub fn is_open(&self) -> bool {
         self.keys.is_none()
     }

@@ -20,7 +20,9 @@ pub use crate::policy::{LocalLoad, Locality};
 
 /// A backend the gateway can call through a trait object.
 pub trait DynBackend: Send + Sync {
+    /// Answer with the whole response, as [`Backend::chat`].
     fn chat(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<ChatResponse>>;
+    /// Answer as a stream of events, as [`Backend::chat_stream`].
     fn chat_stream(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<EventStream>>;
     /// The load of a local engine; `None` for remote backends.
     fn local_load(&self) -> Option<LocalLoad> {
@@ -84,7 +86,9 @@ impl DynBackend for AnyBackend {
 
 /// One configured backend; its handle is installed once it is loaded.
 pub struct BackendSlot {
+    /// The backend's name in `backends:`.
     pub name: String,
+    /// Whether it is local or remote.
     pub kind: Locality,
     /// The model id sent upstream in `model` (remote backends), when configured.
     pub upstream_model: Option<String>,
@@ -142,6 +146,7 @@ impl BackendSlot {
         slot
     }
 
+    /// Record the model id sent upstream (shown by `/v1/models`).
     pub fn with_upstream_model(mut self, model: Option<String>) -> Self {
         self.upstream_model = model;
         self
@@ -157,10 +162,12 @@ impl BackendSlot {
         let _ = self.load_error.set(reason);
     }
 
+    /// Whether the backend is ready to take requests.
     pub fn is_loaded(&self) -> bool {
         self.handle.get().is_some()
     }
 
+    /// Why loading failed, if it did.
     pub fn load_error(&self) -> Option<&str> {
         self.load_error.get().map(String::as_str)
     }
@@ -217,24 +224,29 @@ pub struct Backends {
 }
 
 impl Backends {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Add a slot under its name (replacing one of the same name) and return the shared handle.
     pub fn insert(&mut self, slot: BackendSlot) -> Arc<BackendSlot> {
         let slot = Arc::new(slot);
         self.slots.insert(slot.name.clone(), slot.clone());
         slot
     }
 
+    /// The slot named `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<BackendSlot>> {
         self.slots.get(name)
     }
 
+    /// Every slot, in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<BackendSlot>> {
         self.slots.values()
     }
 
+    /// Every backend name, sorted.
     pub fn names(&self) -> Vec<String> {
         self.slots.keys().cloned().collect()
     }

@@ -95,10 +95,12 @@ impl PolicyCore {
         }
     }
 
+    /// The configuration routing runs on.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// Where spend counters and ledger rows are kept.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

@@ -10,11 +10,16 @@ use serde::Serialize;
 /// One error answer: status plus the four OpenAI fields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiError {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// OpenAI `message`: what went wrong, for people.
     pub message: String,
     /// OpenAI `type`: `invalid_request_error`, `authentication_error`, `rate_limit_error`, …
     pub kind: &'static str,
+    /// OpenAI `param`: the request field at fault, when one is.
     pub param: Option<String>,
+    /// OpenAI `code`: a machine-readable code (`invalid_api_key`, `model_not_found`, a
+    /// [`BackendError::code`], …).
     pub code: Option<String>,
 }
 
@@ -26,14 +31,19 @@ struct Body<'a> {
 /// The inner object of an OpenAI error body (also sent as an SSE `data:` line mid-stream).
 #[derive(Serialize)]
 pub struct ErrorObject<'a> {
+    /// See [`ApiError::message`].
     pub message: &'a str,
+    /// See [`ApiError::kind`] (`type` on the wire).
     #[serde(rename = "type")]
     pub kind: &'a str,
+    /// See [`ApiError::param`] (`null` when unset).
     pub param: Option<&'a str>,
+    /// See [`ApiError::code`] (`null` when unset).
     pub code: Option<&'a str>,
 }
 
 impl ApiError {
+    /// An error with this status, OpenAI `type` and message, without `param` or `code`.
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -44,11 +54,13 @@ impl ApiError {
         }
     }
 
+    /// Set the OpenAI `code`.
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
         self.code = Some(code.into());
         self
     }
 
+    /// Set the OpenAI `param`.
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
         self
@@ -93,6 +105,7 @@ impl ApiError {
         .with_code("unknown_url")
     }
 
+    /// 405 for a path served with another method.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

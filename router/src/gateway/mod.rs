@@ -99,6 +99,8 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// State over `backends`, routed by `core`, with `options`' keys and limits; metrics and the
+    /// event bus start empty.
     pub fn new(backends: Backends, core: Arc<dyn RoutingCore>, options: GatewayOptions) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -114,14 +116,17 @@ impl AppState {
         }
     }
 
+    /// The backends requests can reach, by name.
     pub fn backends(&self) -> &Backends {
         &self.inner.backends
     }
 
+    /// The Prometheus counters and gauges `/metrics` serves.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
+    /// The bus finished-request summaries are published on.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
     }

@@ -18,6 +18,7 @@ use crate::pricing::{CostBreakdown, Usage};
 /// What the core sees of one request.
 #[derive(Clone, Copy, Debug)]
 pub struct RouteInput<'a> {
+    /// The client's request.
     pub request: &'a ChatRequest,
     /// Tenant (or hashed key label) of the API key used, when keys are configured.
     pub tenant: Option<&'a str>,
@@ -46,7 +47,9 @@ impl std::fmt::Debug for TokenCounter<'_> {
 /// A decision with the task it was made for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Routed {
+    /// Where the request goes and why.
     pub decision: Decision,
+    /// The task it was routed as.
     pub task: String,
     /// `header`, `metadata` or `classifier`.
     pub task_source: String,
@@ -55,7 +58,9 @@ pub struct Routed {
 /// A model name clients may send besides backend names, or a route, for `/v1/models`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RouteInfo {
+    /// The name clients send as `model` (`auto`, a route name).
     pub name: String,
+    /// What sending it does, for `/v1/models`.
     pub description: String,
 }
 

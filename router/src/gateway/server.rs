@@ -28,34 +28,48 @@ use crate::store::{SqliteStore, Store, StoreError};
 /// What `triage serve` needs to start.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
+    /// The triage.yaml to load.
     pub config: PathBuf,
     /// Overrides `server.listen` (`127.0.0.1:0` picks a free port).
     pub listen: Option<SocketAddr>,
 }
 
+/// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// The configuration does not load or validate.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The API keys variable is malformed.
     #[error("API keys: {0}")]
     Keys(String),
+    /// A backend could not be built (bad URL, missing key variable) or its local model failed
+    /// to load.
     #[error("backend `{name}`: {source}")]
     Backend {
+        /// The backend's name in `backends:`.
         name: String,
+        /// What the backend reported.
         #[source]
         source: BackendError,
     },
+    /// A `kind: llama` backend is configured in a build without the `llama` feature.
     #[error("backend `{0}` is a local llama.cpp model, but this triage was built without the `llama` feature")]
     LlamaNotBuilt(String),
+    /// The ledger database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// The operating system's error (address in use, permission denied, …).
         #[source]
         source: std::io::Error,
     },
+    /// Accepting or serving connections failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -128,10 +142,12 @@ impl Gateway {
         }
     }
 
+    /// The state the handlers share (backends, routing core, metrics, events).
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
+    /// The routing core: configuration, policy, pricing and the store it records to.
     pub fn core(&self) -> &Arc<PolicyCore> {
         &self.core
     }
@@ -246,6 +262,7 @@ impl Server {
         self.addr
     }
 
+    /// The state the handlers share (backends, routing core, metrics, events).
     pub fn state(&self) -> &AppState {
         self.gateway.state()
     }

@@ -12,9 +12,13 @@ use serde_json::{json, Value};
 /// The fixed part of every chunk of one response.
 #[derive(Clone, Debug)]
 pub struct ChunkHeader {
+    /// The completion id (`chatcmpl-…`), the same in every chunk.
     pub id: String,
+    /// Creation time, Unix seconds.
     pub created: u64,
+    /// The `model` every chunk reports: the name of the backend that answers.
     pub model: String,
+    /// Whether the client asked for a usage chunk (then every chunk carries `"usage": null`).
     pub include_usage: bool,
 }
 
@@ -48,14 +52,17 @@ impl ChunkHeader {
         self.delta(choice, json!({"role": "assistant", "content": ""}), None)
     }
 
+    /// A content delta of `choice`.
     pub fn content(&self, choice: u32, text: &str) -> String {
         self.delta(choice, json!({"content": text}), None)
     }
 
+    /// A refusal delta of `choice`.
     pub fn refusal(&self, choice: u32, text: &str) -> String {
         self.delta(choice, json!({"refusal": text}), None)
     }
 
+    /// A tool-call delta of `choice`; `id` and `name` come only on a call's first delta.
     pub fn tool_call(
         &self,
         choice: u32,
@@ -75,6 +82,7 @@ impl ChunkHeader {
         self.delta(choice, json!({"tool_calls": [call]}), None)
     }
 
+    /// The chunk that ends `choice` with its finish reason (empty delta).
     pub fn finish(&self, choice: u32, reason: &FinishReason) -> String {
         self.delta(choice, json!({}), Some(reason))
     }

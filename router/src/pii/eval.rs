@@ -15,15 +15,20 @@ use super::{PiiDetector, PiiKind};
 /// One sentence of Presidio's `synth_dataset_v2.json`.
 #[derive(Debug, Deserialize)]
 pub struct Sample {
+    /// The sentence, as the detector sees it.
     pub full_text: String,
+    /// The labelled entities in it.
     pub spans: Vec<GoldSpan>,
 }
 
 /// Positions are character offsets into `full_text`.
 #[derive(Debug, Deserialize)]
 pub struct GoldSpan {
+    /// Presidio's entity name (`EMAIL_ADDRESS`, `PHONE_NUMBER`, …; see [`ENTITIES`]).
     pub entity_type: String,
+    /// First character of the entity.
     pub start_position: usize,
+    /// One past its last character.
     pub end_position: usize,
 }
 
@@ -31,15 +36,21 @@ pub struct GoldSpan {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
+    /// The file could not be read.
     #[error("{}: {source}", path.display())]
     Read {
+        /// The corpus file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a JSON array of samples.
     #[error("{}: {source}", path.display())]
     Parse {
+        /// The corpus file.
         path: PathBuf,
+        /// The JSON error, with line and column.
         #[source]
         source: serde_json::Error,
     },
@@ -70,6 +81,7 @@ pub fn entity_of(kind: &PiiKind) -> Option<&'static str> {
     })
 }
 
+/// The Presidio entity types scored, sorted; other labels in the corpus are ignored.
 pub const ENTITIES: [&str; 6] = [
     "CREDIT_CARD",
     "EMAIL_ADDRESS",
@@ -79,9 +91,12 @@ pub const ENTITIES: [&str; 6] = [
     "US_SSN",
 ];
 
+/// Span counts of one entity type (or of all of them, [`Report::total`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Counts {
+    /// Gold spans in the corpus.
     pub gold: usize,
+    /// Spans the detector reported.
     pub predicted: usize,
     /// Predicted spans overlapping a gold span of the same type (each gold counted once).
     pub true_positives: usize,
@@ -90,12 +105,15 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// True positives / predicted spans (0 when nothing was predicted).
     pub fn precision(&self) -> f64 {
         ratio(self.true_positives, self.predicted)
     }
+    /// True positives / gold spans (0 when there is no gold span).
     pub fn recall(&self) -> f64 {
         ratio(self.true_positives, self.gold)
     }
+    /// Harmonic mean of precision and recall (0 when both are 0).
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
         if p + r == 0.0 {
@@ -114,19 +132,26 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
+/// The result of [`evaluate`]: span counts per entity type and sentence-level flag rates.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
+    /// Sentences evaluated.
     pub sentences: usize,
+    /// Span counts per Presidio entity type (every one of [`ENTITIES`], even when absent).
     pub by_entity: BTreeMap<&'static str, Counts>,
     /// Sentences holding at least one evaluated entity, and how many of them were flagged.
     pub sentences_with_pii: usize,
+    /// Of `sentences_with_pii`, those where the detector found anything (what the privacy rule
+    /// needs: a flagged request stays local).
     pub sentences_flagged: usize,
     /// Sentences without any evaluated entity that were flagged anyway.
     pub sentences_without_pii: usize,
+    /// Of `sentences_without_pii`, those flagged anyway (sent local needlessly).
     pub sentences_false_flagged: usize,
 }
 
 impl Report {
+    /// The counts summed over every entity type.
     pub fn total(&self) -> Counts {
         let mut t = Counts::default();
         for c in self.by_entity.values() {
@@ -146,6 +171,7 @@ fn char_to_byte(text: &str) -> Vec<usize> {
     v
 }
 
+/// Run `detector` on every sample and score it against the gold spans.
 pub fn evaluate(detector: &PiiDetector, samples: &[Sample]) -> Report {
     let mut r = Report {
         sentences: samples.len(),

@@ -32,7 +32,9 @@ use scan::{colon_runs, digit_runs, glued_to_dot, iban_end, iban_starts, memchr_a
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
+    /// An email address.
     Email,
+    /// A phone number with 7–15 digits that does not look like a date, address or postal code.
     Phone,
     /// A payment card number that passes the Luhn check.
     Card,
@@ -40,7 +42,9 @@ pub enum PiiKind {
     Iban,
     /// A US social security number that the SSA could have issued.
     Ssn,
+    /// A dotted-quad IPv4 address.
     Ipv4,
+    /// An IPv6 address.
     Ipv6,
     /// A pattern from the config, by its name.
     Custom(String),
@@ -58,6 +62,7 @@ impl PiiKind {
         PiiKind::Ipv6,
     ];
 
+    /// The kind's config name (`email`, `phone`, …; a custom pattern's own name).
     pub fn name(&self) -> &str {
         match self {
             PiiKind::Email => "email",
@@ -100,24 +105,33 @@ impl fmt::Display for PiiKind {
 /// One finding: `text[start..end]` (byte offsets) is of kind `kind`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PiiSpan {
+    /// What was found.
     pub kind: PiiKind,
+    /// Byte offset where it starts.
     pub start: usize,
+    /// Byte offset one past its end.
     pub end: usize,
 }
 
 /// A named pattern from config (`pii.patterns`).
 #[derive(Clone, Debug)]
 pub struct CustomPattern {
+    /// The pattern's name, reported as the span's kind.
     pub name: String,
+    /// What it matches.
     pub regex: Regex,
 }
 
+/// Why a detector could not be built from the config.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PiiError {
+    /// A custom pattern's regex does not compile.
     #[error("invalid regex for PII pattern {name:?}: {source}")]
     BadPattern {
+        /// The pattern's name.
         name: String,
+        /// The regex compiler's error.
         #[source]
         source: Box<regex::Error>,
     },

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 /// Limits in USD; `None` is unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Limits {
+    /// Most USD to spend per UTC day (every answer's ledger cost counts); then nothing goes remote.
     pub daily_usd: Option<f64>,
+    /// Most USD to spend per UTC month, counted the same way.
     pub monthly_usd: Option<f64>,
 }
 
@@ -31,6 +33,7 @@ impl Limits {
     }
 }
 
+/// What happens to a request that would go remote once a budget is spent (`on_exhausted`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnExhausted {
@@ -40,13 +43,16 @@ pub enum OnExhausted {
     Refuse,
 }
 
+/// The `budgets:` section: remote spending limits and what to do when one is spent.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Budgets {
+    /// Limits on the whole gateway's spend (`daily_usd`, `monthly_usd`).
     pub global: Limits,
     /// Default limits for every tenant (API key).
     pub per_key: Limits,
     /// Limits for named tenants, replacing `per_key`.
     pub tenants: BTreeMap<String, Limits>,
+    /// What a request goes to once a limit in its scope is spent.
     pub on_exhausted: OnExhausted,
 }
 
@@ -72,9 +78,12 @@ impl Budgets {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Spend {
+    /// The whole gateway's spend today, in USD.
     pub global_day_usd: f64,
+    /// The whole gateway's spend this month, in USD.
     pub global_month_usd: f64,
     /// The request's tenant (0 when there is none).
     pub tenant_day_usd: f64,
+    /// The request's tenant this month (0 when there is none), in USD.
     pub tenant_month_usd: f64,
 }

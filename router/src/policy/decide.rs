@@ -15,6 +15,7 @@ pub struct RequestFacts {
     pub task: String,
     /// Whether the PII detector found anything.
     pub pii: bool,
+    /// Prompt tokens: the local tokenizer's count, or an estimate (UTF-8 bytes / 4).
     pub prompt_tokens: usize,
     /// The prompt text (all messages), for content conditions.
     pub text: String,
@@ -22,7 +23,9 @@ pub struct RequestFacts {
     pub requested_model: String,
     /// The tenant the API key belongs to (or the key's hash), when keys are on.
     pub tenant: Option<String>,
+    /// Whether the request carries tools.
     pub has_tools: bool,
+    /// Whether the client asked for a stream.
     pub stream: bool,
 }
 
@@ -30,8 +33,11 @@ pub struct RequestFacts {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalLoad {
+    /// Requests admitted but waiting for a slot.
     pub queue_depth: usize,
+    /// Slots currently generating.
     pub busy_slots: usize,
+    /// Slots configured.
     pub slots: usize,
     /// The engine's estimate of time to first token for a request admitted now.
     pub predicted_ttft_ms: Option<f64>,
@@ -43,6 +49,7 @@ pub struct LocalLoad {
 pub struct StateSnapshot {
     /// By local backend name; a backend without an entry counts as idle.
     pub local: BTreeMap<String, LocalLoad>,
+    /// Spend so far today and this month, for the budget guard.
     pub spend: Spend,
 }
 
@@ -50,9 +57,17 @@ pub struct StateSnapshot {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// Call this backend.
     Backend(String),
+    /// Call the cascade's first backend and escalate if its answer is not confident enough.
     Cascade(CascadeSpec),
-    Refuse { status: u16, message: String },
+    /// Answer with an error without calling any backend.
+    Refuse {
+        /// HTTP status of the refusal: 429 budget spent, 403 privacy, 500 no rule matched.
+        status: u16,
+        /// The error message the client gets.
+        message: String,
+    },
 }
 
 impl Action {
@@ -66,14 +81,18 @@ impl Action {
     }
 }
 
+/// Where one request goes and why: the output of [`decide`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
     /// The rule that decided (`budget` when a budget overrode it, `privacy` for pinned
     /// requests refused for privacy).
     pub route: String,
+    /// What to do with the request.
     pub action: Action,
     /// Backends to try in order when the chosen one fails upstream.
     pub fallback: Vec<String>,
+    /// One line for people (ledger, events, `triage route explain`): the conditions that
+    /// matched and any override (spill, budget, privacy).
     pub reason: String,
     /// Every rule and guard checked, in order.
     pub trace: Vec<String>,

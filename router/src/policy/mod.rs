@@ -40,6 +40,7 @@ impl<T> NonEmpty<T> {
     pub fn new(items: Vec<T>) -> Option<Self> {
         (!items.is_empty()).then_some(Self(items))
     }
+    /// The elements, never empty.
     pub fn as_slice(&self) -> &[T] {
         &self.0
     }
@@ -50,18 +51,23 @@ impl<T> NonEmpty<T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Locality {
+    /// In this process or on this machine (`kind: llama`): data stays here, no per-token bill.
     Local,
+    /// Behind an HTTP API elsewhere: PII must not go there, and it spends the budgets.
     Remote,
 }
 
 /// Inclusive bounds on the prompt's token count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenRange {
+    /// Smallest token count that matches; `None`: no lower bound.
     pub min: Option<usize>,
+    /// Largest token count that matches; `None`: no upper bound.
     pub max: Option<usize>,
 }
 
 impl TokenRange {
+    /// Whether `n` tokens fall within the bounds.
     pub fn contains(&self, n: usize) -> bool {
         self.min.is_none_or(|m| n >= m) && self.max.is_none_or(|m| n <= m)
     }
@@ -70,17 +76,26 @@ impl TokenRange {
 /// Conditions of one rule; all present conditions must hold (an empty set matches everything).
 #[derive(Clone, Debug, Default)]
 pub struct Conditions {
+    /// `when.task`: the request's task must be one of these.
     pub task: Option<NonEmpty<String>>,
+    /// `when.pii`: whether the PII detector must (true) or must not (false) have found something.
     pub pii: Option<bool>,
+    /// `when.prompt_tokens`: bounds on the prompt's token count.
     pub prompt_tokens: Option<TokenRange>,
+    /// `when.content`: a regex the prompt text must match.
     pub content: Option<Regex>,
+    /// `when.model`: the `model` the client sent must be one of these.
     pub model: Option<NonEmpty<String>>,
+    /// `when.tenant`: the API key's tenant must be one of these (no tenant: no match).
     pub tenant: Option<NonEmpty<String>>,
+    /// `when.tools`: whether the request must (true) or must not (false) carry tools.
     pub tools: Option<bool>,
+    /// `when.stream`: whether the request must (true) or must not (false) be streamed.
     pub stream: Option<bool>,
 }
 
 impl Conditions {
+    /// Whether no condition is set, so the rule matches every request.
     pub fn is_catch_all(&self) -> bool {
         self.task.is_none()
             && self.pii.is_none()
@@ -181,8 +196,11 @@ fn describe_range(r: &TokenRange) -> String {
 /// Send to another backend when the local one is too busy.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Spill {
+    /// The backend to send to instead.
     pub to: String,
+    /// Spill when the local backend's queue holds at least this many requests.
     pub queue_depth: Option<usize>,
+    /// Spill when the engine predicts a time to first token of at least this many milliseconds.
     pub predicted_ttft_ms: Option<f64>,
 }
 
@@ -190,17 +208,24 @@ pub struct Spill {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleAction {
+    /// `to:` send to this backend.
     To(String),
+    /// `cascade:` try a first backend and escalate when its answer is not confident enough.
     Cascade(CascadeSpec),
 }
 
+/// One entry of `routes:`: conditions, what to do, and what to do when that fails or is busy.
 #[derive(Clone, Debug)]
 pub struct Rule {
+    /// The rule's `name`, reported as the decision's route.
     pub name: String,
+    /// When the rule matches.
     pub when: Conditions,
+    /// Where a matching request goes.
     pub action: RuleAction,
     /// Tried in order when the chosen backend fails upstream.
     pub fallback: Vec<String>,
+    /// Where to go when the chosen local backend is too busy, if anywhere.
     pub spill: Option<Spill>,
 }
 
@@ -215,21 +240,27 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The rules in the order they are tried (the last one matches everything).
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
+    /// The spending limits, when `budgets:` is configured.
     pub fn budgets(&self) -> Option<&Budgets> {
         self.budgets.as_ref()
     }
+    /// Where the named backend runs; `None` for a name the config does not have.
     pub fn locality(&self, backend: &str) -> Option<Locality> {
         self.backends.get(backend).copied()
     }
+    /// Whether the named backend is remote (false for unknown names).
     pub fn is_remote(&self, backend: &str) -> bool {
         self.locality(backend) == Some(Locality::Remote)
     }
+    /// The name of the rule that keeps PII local, if the policy has one.
     pub fn privacy_rule(&self) -> Option<&str> {
         self.privacy_rule.as_deref()
     }
+    /// Every configured backend name, sorted.
     pub fn backend_names(&self) -> impl Iterator<Item = &str> {
         self.backends.keys().map(String::as_str)
     }

@@ -1,0 +1,177 @@
+//! A whole (non-streaming) Messages API body → an OpenAI-shaped response, plus what the stream
+//! decoder shares with it: stop reasons in OpenAI's words, Anthropic's usage object and the
+//! refusal explanation.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::remote::snippet;
+use crate::{
+    unix_now, BackendError, ChatResponse, Choice, FinishReason, FunctionCall, ResponseMessage,
+    Result, Role, ToolCall, Usage,
+};
+
+/// Anthropic stop reasons in OpenAI's words.
+pub fn finish_reason(stop_reason: &str) -> FinishReason {
+    match stop_reason {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_string()),
+    }
+}
+
+/// Anthropic's usage object; fields absent in some events default to zero.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(super) struct AnthropicUsage {
+    #[serde(default)]
+    input_tokens: Option<u32>,
+    #[serde(default)]
+    output_tokens: Option<u32>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u32>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u32>,
+}
+
+impl AnthropicUsage {
+    /// Later counts (from `message_delta`) replace earlier ones field by field.
+    pub(super) fn merge(&mut self, later: AnthropicUsage) {
+        self.input_tokens = later.input_tokens.or(self.input_tokens);
+        self.output_tokens = later.output_tokens.or(self.output_tokens);
+        self.cache_creation_input_tokens = later
+            .cache_creation_input_tokens
+            .or(self.cache_creation_input_tokens);
+        self.cache_read_input_tokens = later
+            .cache_read_input_tokens
+            .or(self.cache_read_input_tokens);
+    }
+
+    pub(super) fn to_openai(&self) -> Usage {
+        let cache_read = self.cache_read_input_tokens.unwrap_or(0);
+        let cache_creation = self.cache_creation_input_tokens.unwrap_or(0);
+        let mut usage = Usage::new(
+            self.input_tokens.unwrap_or(0) + cache_read + cache_creation,
+            self.output_tokens.unwrap_or(0),
+        );
+        if cache_read > 0 {
+            usage.extra.insert(
+                "prompt_tokens_details".into(),
+                json!({ "cached_tokens": cache_read }),
+            );
+        }
+        if cache_creation > 0 {
+            usage
+                .extra
+                .insert("cache_creation_input_tokens".into(), json!(cache_creation));
+        }
+        usage
+    }
+}
+
+#[derive(Deserialize)]
+struct MessagesResponse {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    content: Vec<Value>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    stop_details: Option<Value>,
+    #[serde(default)]
+    usage: AnthropicUsage,
+}
+
+/// Parse a non-streaming Messages API body into an OpenAI-shaped response.
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse> {
+    let parsed: MessagesResponse = serde_json::from_slice(body).map_err(|e| {
+        BackendError::Protocol(format!(
+            "malformed Anthropic message body ({e}); body starts: {}",
+            snippet(&String::from_utf8_lossy(body), 200)
+        ))
+    })?;
+    let mut text: Option<String> = None;
+    let mut tool_calls = Vec::new();
+    for block in &parsed.content {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => text.get_or_insert_with(String::new).push_str(
+                block
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
+            Some("tool_use") => tool_calls.push(ToolCall {
+                id: block
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
+                kind: "function".into(),
+                function: FunctionCall {
+                    name: block
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    arguments: block
+                        .get("input")
+                        .map(Value::to_string)
+                        .unwrap_or_else(|| "{}".into()),
+                },
+            }),
+            _ => {}
+        }
+    }
+    let refusal = (parsed.stop_reason.as_deref() == Some("refusal"))
+        .then(|| refusal_explanation(parsed.stop_details.as_ref()))
+        .flatten();
+    Ok(ChatResponse {
+        id: parsed.id,
+        object: "chat.completion".into(),
+        created: unix_now(),
+        model: parsed.model,
+        choices: vec![Choice {
+            index: 0,
+            message: ResponseMessage {
+                role: Role::Assistant,
+                content: text,
+                refusal,
+                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+                extra: Map::new(),
+            },
+            finish_reason: parsed.stop_reason.as_deref().map(finish_reason),
+            logprobs: None,
+        }],
+        usage: Some(parsed.usage.to_openai()),
+        ..ChatResponse::default()
+    })
+}
+
+pub(super) fn refusal_explanation(stop_details: Option<&Value>) -> Option<String> {
+    stop_details?
+        .get("explanation")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_reasons_map_to_openai_finish_reasons() {
+        assert_eq!(finish_reason("end_turn"), FinishReason::Stop);
+        assert_eq!(finish_reason("stop_sequence"), FinishReason::Stop);
+        assert_eq!(finish_reason("max_tokens"), FinishReason::Length);
+        assert_eq!(finish_reason("tool_use"), FinishReason::ToolCalls);
+        assert_eq!(finish_reason("refusal"), FinishReason::ContentFilter);
+        assert_eq!(
+            finish_reason("pause_turn"),
+            FinishReason::Other("pause_turn".into())
+        );
+    }
+}
