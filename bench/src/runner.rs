@@ -34,6 +34,7 @@ use crate::target::Target;
 /// Options for one target's run.
 #[derive(Clone)]
 pub struct RunOptions {
+    /// Scheduling mode, request count or duration, warm-up and per-request timeout.
     pub load: LoadSpec,
     /// Where progress goes ([`Silent`] by default; the command line shows a terminal bar).
     pub progress: Arc<dyn Progress>,
