@@ -1,5 +1,6 @@
 //! The load generator: sends a suite's items to one target on a schedule and collects one
-//! [`RequestRecord`] per request (each request is sent and recorded by [`crate::request`]).
+//! [`RequestRecord`] per request (each request is sent and recorded by the private
+//! `request` module).
 //!
 //! Modes (from [`LoadSpec`]):
 //! - `sequential`: one request at a time;

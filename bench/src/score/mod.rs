@@ -5,7 +5,7 @@
 //! - [`text`]: exact, normalised exact, contains, regex, choice (label extraction);
 //! - [`numeric`]: the final number of the answer, GSM8K style;
 //! - [`overlap`]: token F1, ROUGE-L, chrF;
-//! - [`json`]: JSON validity, schema validity, field-by-field match;
+//! - [`json`](mod@json): JSON validity, schema validity, field-by-field match;
 //! - [`pii`]: PII leak (none of the item's PII values may appear in the output);
 //! - [`judge`]: LLM-as-judge, MT-Bench style single-answer grading on 1–10.
 
