@@ -53,7 +53,8 @@ pub enum DataFormat {
     /// Comma-separated values with a header row naming the columns (`.csv`); every value is a
     /// string.
     Csv,
-    /// Tab-separated values with a header row, no quoting (`.tsv`, `.tab`); every value is a string.
+    /// Tab-separated values with a header row, no quoting (`.tsv`, `.tab`); every value is a
+    /// string.
     Tsv,
 }
 
