@@ -38,7 +38,7 @@ pub struct HwConfig {
     pub batch_sizes: Vec<u32>,
     /// Stream counts of the concurrency sweep (default 1, 2, 4, 8).
     pub concurrency: Vec<usize>,
-    /// Prompt and generation lengths of each stream in the concurrency sweep.
+    /// Random prompt tokens of each stream in the concurrency sweep (default 128).
     pub concurrency_prompt: u32,
     /// Tokens each stream generates in the concurrency sweep (default 128).
     pub concurrency_gen: u32,
