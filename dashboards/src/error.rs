@@ -42,7 +42,8 @@ pub enum DashError {
     /// events).
     #[error("terminal: {0}")]
     Terminal(std::io::Error),
-    /// A live-gateway error that ended the dashboard.
+    /// A live-gateway error converted with `?`; nothing produces it today (the live tasks report
+    /// their errors as text and recover).
     #[error("live view: {0}")]
     Live(#[from] LiveError),
 }
