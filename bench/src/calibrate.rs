@@ -94,12 +94,20 @@ pub fn frontier(points: &[CurvePoint]) -> Vec<CurvePoint> {
 /// Both answers to one item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PairedItem {
+    /// Scenario the item belongs to.
     pub scenario: String,
+    /// The item's id within its scenario.
     pub item_id: String,
+    /// The SLM answer's confidence, `exp(mean logprob)` in (0, 1]; 0 for a failed SLM request
+    /// (always escalated).
     pub confidence: f64,
+    /// The SLM's score in [0, 1].
     pub slm_quality: f64,
+    /// The LLM's score in [0, 1].
     pub llm_quality: f64,
+    /// The SLM request's cost in USD (0 when unpriced).
     pub slm_cost: f64,
+    /// The LLM request's cost in USD (0 when unpriced).
     pub llm_cost: f64,
 }
 
@@ -208,14 +216,24 @@ pub fn sweep(items: &[PairedItem]) -> Vec<CurvePoint> {
 /// The result of `bench calibrate`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Calibration {
+    /// Target name of the small model (the cascade's first answer).
     pub slm: String,
+    /// Target name of the large model (escalations).
     pub llm: String,
+    /// Items with both answers and an SLM confidence: the sweep's population.
     pub items: usize,
+    /// Items left out: answered by only one target, or an SLM answer without confidence.
     pub skipped_items: usize,
+    /// Mean quality of "always SLM" on the items, in [0, 1].
     pub slm_quality: f64,
+    /// Mean quality of "always LLM" on the items, in [0, 1].
     pub llm_quality: f64,
+    /// Mean cost per request of "always SLM", in USD.
     pub slm_cost_per_request: f64,
+    /// Mean cost per request of "always LLM", in USD.
     pub llm_cost_per_request: f64,
+    /// Average performance gap recovered over the sweep (RouteLLM's APGR); `None` when both models
+    /// score the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apgr: Option<f64>,
     /// CPT at 50, 80 and 95% of the performance gap: share of LLM calls needed.
@@ -225,7 +243,9 @@ pub struct Calibration {
     /// The least-cost point reaching `target_share × llm_quality`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chosen: Option<CurvePoint>,
+    /// Every threshold of the sweep, one point each, plus "escalate everything".
     pub curve: Vec<CurvePoint>,
+    /// The curve's (cost, quality) Pareto frontier.
     pub frontier: Vec<CurvePoint>,
 }
 

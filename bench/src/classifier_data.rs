@@ -41,7 +41,10 @@ use crate::template::{value_text, Item};
 /// One labelled text and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LabelledText {
+    /// The text the classifier sees: `ChatRequest::all_text()` of the rendered request, or the raw
+    /// request text.
     pub text: String,
+    /// The label: a scenario's `task`, or [`CHAT_TASK`].
     pub task: String,
     /// `scenario:NAME` or `dataset:ID` (an entry of [`SHARED_SOURCES`]).
     pub source: String,
@@ -63,11 +66,16 @@ pub enum SourceUse {
     /// Rendered through the scenario named `scenario` (its `name:`), the text filling its
     /// template field `field`; labelled with that scenario's task.
     Render {
+        /// The scenario whose prompt renders the text (its `name:`).
         scenario: &'static str,
+        /// The scenario's template field the text fills.
         field: &'static str,
     },
     /// The text is itself a request of `task`.
-    Raw { task: &'static str },
+    Raw {
+        /// The task the texts are labelled with.
+        task: &'static str,
+    },
 }
 
 /// One shared dataset file and its explicit task mapping.
@@ -77,6 +85,7 @@ pub struct SharedSource {
     pub id: &'static str,
     /// Relative to the datasets directory.
     pub path: &'static str,
+    /// How the file is read.
     pub format: SourceFormat,
     /// The column (or dotted path) holding the text; unused for [`SourceFormat::Lines`].
     pub column: &'static str,
@@ -84,6 +93,7 @@ pub struct SharedSource {
     pub only: Option<(&'static str, &'static [&'static str])>,
     /// Texts shorter than this many characters are left out.
     pub min_chars: usize,
+    /// Why its texts belong to a task, and how they become requests.
     pub use_: SourceUse,
 }
 
@@ -222,6 +232,7 @@ pub const CHAT_TASK: &str = "chat";
 /// What became of one shared source.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SourceNote {
+    /// The source's [`SharedSource::id`].
     pub id: String,
     /// Texts taken (after de-duplication and the cap).
     pub used: usize,

@@ -33,17 +33,20 @@ pub struct TrainSetup {
     pub extra: Vec<(String, Example)>,
     /// Share of each task-and-source stratum held out for measuring (0 to 1).
     pub holdout: f64,
+    /// Seed of the held-out split and of the per-source sampling.
     pub seed: u64,
     /// At most this many texts per shared source.
     pub per_source: usize,
     /// The gateway threshold the confident accuracy is counted at.
     pub threshold: f32,
+    /// The classifier's training settings (passed to `router::classifier::train`).
     pub options: TrainOptions,
 }
 
 /// Held-out results of one group (a task, a source, or all).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupResult {
+    /// The group: a task name, a source (`scenario:NAME`, `dataset:ID`, `data:FILE`), or `all`.
     pub name: String,
     /// Held-out texts.
     pub n: usize,
@@ -67,18 +70,29 @@ impl GroupResult {
 /// What training did and how the model did on the held-out texts.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainReport {
+    /// Names of the scenarios whose items were used.
     pub scenarios: Vec<String>,
+    /// What became of each shared dataset (used, available, or why skipped).
     pub sources: Vec<SourceNote>,
     /// Labelled texts per task (before the split).
     pub texts_per_task: BTreeMap<String, usize>,
+    /// Texts the model was trained on.
     pub trained_on: usize,
+    /// Texts held out for measuring.
     pub held_out: usize,
+    /// Share of each task-and-source stratum held out, as asked.
     pub holdout: f64,
+    /// Seed of the split and the sampling.
     pub seed: u64,
+    /// Probability threshold `accuracy_at_threshold` is counted at.
     pub threshold: f32,
+    /// Wall-clock training time in seconds.
     pub train_seconds: f64,
+    /// Held-out results per true task.
     pub per_task: Vec<GroupResult>,
+    /// Held-out results per source.
     pub per_source: Vec<GroupResult>,
+    /// Held-out results over every held-out text; `None` when nothing was held out.
     pub overall: Option<GroupResult>,
     /// Mistakes: true task → predicted task → count.
     pub confusions: BTreeMap<String, BTreeMap<String, usize>>,

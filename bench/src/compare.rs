@@ -9,11 +9,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, UnknownName};
 use crate::results::{read_summary, Summary, ALL_TASKS};
 
+/// Output format of `bench compare --format` (`table`, `markdown`/`md`, `csv`, `json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Space-aligned columns for the terminal.
     Table,
+    /// A GitHub-flavoured Markdown table.
     Markdown,
+    /// Comma-separated values with a header row.
     Csv,
+    /// The rows as a pretty-printed JSON array.
     Json,
 }
 
@@ -37,29 +42,47 @@ impl std::str::FromStr for Format {
 /// One comparison row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Row {
+    /// Run label: the run directory's name, or the run id when given a bare `summary.json`.
     pub run: String,
+    /// Target name.
     pub target: String,
+    /// Task, or `*` for the target's totals over all tasks.
     pub task: String,
+    /// Recorded requests.
     pub requests: u64,
+    /// Failed requests.
     pub errors: u64,
+    /// Share of requests passing every scorer.
     pub pass_rate: Option<f64>,
+    /// Wilson 95% interval of `pass_rate`.
     pub pass_ci95: Option<(f64, f64)>,
+    /// Mean quality score in [0, 1].
     pub quality: Option<f64>,
+    /// Student-t 95% interval of `quality`.
     pub quality_ci95: Option<(f64, f64)>,
+    /// Share of requests meeting every SLO and passing.
     pub goodput: Option<f64>,
+    /// Median time to first token, ms.
     pub ttft_p50_ms: Option<f64>,
+    /// Median end-to-end latency, ms.
     pub e2e_p50_ms: Option<f64>,
+    /// 99th-percentile end-to-end latency, ms.
     pub e2e_p99_ms: Option<f64>,
+    /// Median inter-token gap, ms.
     pub itl_p50_ms: Option<f64>,
+    /// Median time per output token after the first, ms.
     pub tpot_p50_ms: Option<f64>,
+    /// Recorded requests per second over the measured phase.
     pub requests_per_s: f64,
+    /// Total cost in USD (absent when unpriced).
     pub cost_usd: Option<f64>,
+    /// Total cost divided by passing requests, USD.
     pub cost_per_correct_usd: Option<f64>,
+    /// Share of requests a gateway escalated (gateway targets only).
     pub escalated_share: Option<f64>,
 }
 
-/// Rows of every group of every run (`tasks_only`: skip the per-target `*` rows;
-/// `totals_only`: keep only them).
+/// Rows of every group of every run (`totals_only`: keep only the per-target `*` rows).
 pub fn rows(runs: &[PathBuf], totals_only: bool) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for run in runs {
@@ -76,6 +99,7 @@ fn run_label(path: &Path, summary: &Summary) -> String {
         .unwrap_or_else(|| summary.run.id.clone())
 }
 
+/// The rows of one run's summary labelled `run` (`totals_only`: only the per-target `*` rows).
 pub fn rows_of(summary: &Summary, run: &str, totals_only: bool) -> Vec<Row> {
     summary
         .groups

@@ -42,20 +42,30 @@ pub struct DatasetSpec {
     pub seed: Option<u64>,
 }
 
+/// A dataset file's format (`dataset.format`, else from the file's extension).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DataFormat {
+    /// JSON Lines: one JSON object per non-empty line (`.jsonl`, `.ndjson`).
     Jsonl,
+    /// One JSON array of objects (`.json`).
     Json,
+    /// Comma-separated values with a header row naming the columns (`.csv`); every value is a
+    /// string.
     Csv,
+    /// Tab-separated values with a header row, no quoting (`.tsv`, `.tab`); every value is a
+    /// string.
     Tsv,
 }
 
 /// One loaded row: its id, its fields after mapping, and where it came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// The item id: the value of the column named by `dataset.id`, else the 1-based row number.
     pub id: String,
+    /// The row's fields: mapped names plus every original column under its own name.
     pub fields: Item,
+    /// The data file the row came from (the scenario file for inline items).
     pub source: PathBuf,
     /// 1-based line (JSONL), record (CSV/TSV, header excluded) or element (JSON/inline) number.
     pub row: usize,

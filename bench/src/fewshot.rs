@@ -26,7 +26,9 @@ use crate::scenario::{Scenario, ScenarioItem};
 /// The items one scenario uses as few-shot examples (recorded in `metadata.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FewShotDraw {
+    /// Name of the scenario the examples are shown in.
     pub scenario: String,
+    /// Its task, whose calibration half the examples come from.
     pub task: String,
     /// Examples asked for (`few_shot_from_items`).
     pub requested: usize,

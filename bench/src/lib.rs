@@ -38,6 +38,8 @@
 //! The library never prints (the terminal progress bar aside, which the binary chooses); the
 //! binary's `bench`/`hw` subcommands do.
 
+#![warn(missing_docs)]
+
 pub mod calibrate;
 pub mod classifier_data;
 pub mod classifier_train;

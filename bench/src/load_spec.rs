@@ -11,6 +11,7 @@ use crate::error::LoadSpecError;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadSpec {
+    /// How requests are scheduled (default `sequential`).
     #[serde(default)]
     pub mode: LoadMode,
     /// Workers for `closed` (default 1).
@@ -43,20 +44,29 @@ pub struct LoadSpec {
     pub timeout_s: Option<f64>,
 }
 
+/// The load generator's scheduling mode (`load.mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadMode {
+    /// One request at a time, each sent when the previous one finished.
     #[default]
     Sequential,
+    /// `concurrency` workers, each sending its next request when its previous one finished.
     Closed,
+    /// Requests sent at `rate` per second regardless of how fast the target answers, with latency
+    /// measured from each request's intended send time (coordinated-omission correction).
     Open,
 }
 
+/// How `open` mode spaces its send times (`load.arrival`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrival {
+    /// Evenly spaced, `1 / rate` seconds apart.
     #[default]
     Constant,
+    /// Exponentially distributed gaps with mean `1 / rate` (a Poisson process), seeded by
+    /// `load.seed`.
     Poisson,
 }
 

@@ -26,7 +26,9 @@ pub struct ProbeConfig {
     pub requests: usize,
     /// Unrecorded requests before each level.
     pub warmup: usize,
+    /// The user message every request sends.
     pub prompt: String,
+    /// Most tokens to generate per request.
     pub max_tokens: u32,
     /// Per-request limit; a request over it counts as an error.
     pub timeout: Duration,
@@ -54,6 +56,7 @@ pub struct RemoteProbeRow {
     pub kind: String,
     /// The model the requests named.
     pub model: String,
+    /// Requests in flight at a time at this level.
     pub concurrency: usize,
     /// Requests that completed.
     pub requests: u64,
@@ -64,8 +67,11 @@ pub struct RemoteProbeRow {
     pub first_error: Option<String>,
     /// Mean streamed tokens per completed request.
     pub tokens_out_mean: f64,
+    /// Time to first token, from the request's send time, in ms.
     pub ttft: Option<Percentiles>,
+    /// Gaps between consecutive streamed tokens, in ms.
     pub inter_token: Option<Percentiles>,
+    /// Send to end of stream, in ms.
     pub end_to_end: Option<Percentiles>,
     /// Mean over requests of (tokens − 1) ÷ (last token − first token).
     pub per_stream_tps: f64,

@@ -16,9 +16,13 @@ use crate::target::{Routing, TargetInfo};
 /// that wait (coordinated-omission correction); `e2e_from_send_ms` is from the actual send.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestRecord {
+    /// Name of the target that answered (`NAME` of `--target NAME=SPEC`).
     pub target: String,
+    /// Name of the scenario the item belongs to.
     pub scenario: String,
+    /// The scenario's task kind (sentiment, intent, …).
     pub task: String,
+    /// The item's id within its scenario; joins one item's records across targets.
     pub item_id: String,
     /// The request as sent, one `role: content` block per message (few-shot turns included),
     /// unless the run was told not to record prompts (`record_prompts: false`,
@@ -27,13 +31,19 @@ pub struct RequestRecord {
     pub prompt: Option<String>,
     /// Position in the target's send schedule (0-based, warm-up excluded).
     pub seq: u64,
+    /// When the schedule meant the request to leave, in ms from the start of the measured phase.
     pub intended_ms: f64,
+    /// When it actually left, in ms from the start of the measured phase.
     pub sent_ms: f64,
     /// `sent_ms − intended_ms`: how late the request left.
     pub send_delay_ms: f64,
+    /// Time to first token in ms, from the intended send time; `None` when no token arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<f64>,
+    /// End-to-end latency in ms, from the intended send time to the end of the stream (or the
+    /// error).
     pub e2e_ms: f64,
+    /// End-to-end latency in ms from the actual send time (no queueing delay from the schedule).
     pub e2e_from_send_ms: f64,
     /// Summary of the gaps between consecutive content events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,8 +51,10 @@ pub struct RequestRecord {
     /// Time per output token after the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpot_ms: Option<f64>,
+    /// Prompt tokens, as the backend's usage reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_in: Option<u64>,
+    /// Generated tokens: the backend's usage, else the count of log-probabilities or token events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_out: Option<u64>,
     /// What the request cost: tokens × price for a per-token price; for a machine price
@@ -54,6 +66,7 @@ pub struct RequestRecord {
     /// decode step), when an in-process engine reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_busy_secs: Option<f64>,
+    /// Where a gateway routed the request and what it charged (empty for a plain backend).
     #[serde(default, skip_serializing_if = "Routing::is_empty")]
     pub routing: Routing,
     /// Mean log-probability of the generated tokens, when the backend reports them.
@@ -68,11 +81,15 @@ pub struct RequestRecord {
     /// over the freely chosen tokens otherwise (see `backends::Signals`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub signals: BTreeMap<String, f64>,
+    /// Why generation stopped (`stop`, `length`, …), as the backend reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
+    /// The generated text (what the scorers saw; partial when the request failed midway).
     pub output: String,
+    /// The item's rendered expected answer, when the scenario has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
+    /// One result per scorer; `judge` scores are added after the load phase.
     pub scores: Vec<ScoreResult>,
     /// Mean of the scores (0 when the request failed).
     pub quality: f64,
@@ -80,6 +97,7 @@ pub struct RequestRecord {
     pub passed: bool,
     /// Every latency SLO of the scenario was met.
     pub slo_met: bool,
+    /// Why the request failed; `None` for a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordError>,
     /// Every inter-token gap in nanoseconds (kept in memory for the ITL histogram, not written).
@@ -90,14 +108,21 @@ pub struct RequestRecord {
 /// Gaps between consecutive content events of one response.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GapSummary {
+    /// Number of gaps (content events minus one).
     pub count: u64,
+    /// Mean gap in ms.
     pub mean_ms: f64,
+    /// Median gap in ms.
     pub p50_ms: f64,
+    /// 90th-percentile gap in ms (nearest rank).
     pub p90_ms: f64,
+    /// Longest gap in ms.
     pub max_ms: f64,
 }
 
 impl GapSummary {
+    /// Summarize gaps given in nanoseconds; `None` when there are none (fewer than two content
+    /// events).
     pub fn from_ns(gaps: &[u64]) -> Option<GapSummary> {
         if gaps.is_empty() {
             return None;
@@ -123,15 +148,19 @@ impl GapSummary {
 pub struct RecordError {
     /// `timeout`, `upstream_error`, `overloaded`, … (see `BackendError::code`).
     pub code: String,
+    /// The error's text.
     pub message: String,
 }
 
 /// Everything one target's run produced.
 #[derive(Debug)]
 pub struct TargetRun {
+    /// The target's name, kind, spec, model files and price, as recorded in the run metadata.
     pub target: TargetInfo,
+    /// One record per measured request (warm-up excluded), in completion order.
     pub records: Vec<RequestRecord>,
     /// Seconds from the start of the measured phase to the end of its last request.
     pub wall_s: f64,
+    /// Warm-up requests sent before the measured phase (not recorded).
     pub warmup: usize,
 }

@@ -27,7 +27,9 @@ use crate::error::{BenchError, Result};
 /// One recorded answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
+    /// The last user message this answer belongs to (matched exactly).
     pub prompt: String,
+    /// The recorded answer text, streamed back word by word.
     pub response: String,
     /// Log-probability of each word of `response` as streamed (optional).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,6 +45,8 @@ pub struct ReplayBackend {
 }
 
 impl ReplayBackend {
+    /// A backend answering from `recordings`; a later recording of the same prompt replaces an
+    /// earlier one.
     pub fn new(recordings: impl IntoIterator<Item = Recorded>) -> Self {
         let answers = recordings
             .into_iter()
@@ -72,10 +76,12 @@ impl ReplayBackend {
         Ok(Self::new(recs))
     }
 
+    /// Number of distinct recorded prompts.
     pub fn len(&self) -> usize {
         self.answers.len()
     }
 
+    /// Whether there are no recordings.
     pub fn is_empty(&self) -> bool {
         self.answers.is_empty()
     }

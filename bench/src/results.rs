@@ -31,23 +31,32 @@ pub const SUMMARY_VERSION: u32 = 1;
 /// The group name used for "all tasks of a target".
 pub const ALL_TASKS: &str = "*";
 
+/// The contents of a run's `summary.json`: its metadata and one group of aggregates per target and
+/// task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
+    /// Layout version ([`SUMMARY_VERSION`]), so readers can refuse a layout they don't know.
     pub version: u32,
+    /// Where and how the run happened (also written alone as `metadata.json`).
     pub run: RunMetadata,
     /// One group per (target, task), plus one per target with task `*` (all tasks).
     pub groups: Vec<GroupSummary>,
 }
 
+/// Aggregates over one target's requests for one task (or all of its tasks).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupSummary {
+    /// Target name: the column this group belongs to in comparisons.
     pub target: String,
     /// The task, or `*` for all tasks of the target.
     pub task: String,
     /// Recorded requests (warm-up excluded).
     pub requests: u64,
+    /// Requests that failed (timeout, backend error, …); they count as not passed.
     pub errors: u64,
+    /// Latency percentiles of the group's requests.
     pub latency: LatencySummary,
+    /// Request, token and goodput rates over the target's measured phase.
     pub throughput: Throughput,
     /// Share of requests that passed every scorer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,15 +70,19 @@ pub struct GroupSummary {
     /// Share of requests that met every latency SLO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_attainment: Option<Estimate>,
+    /// Total and per-answer cost in USD, and token counts.
     pub cost: CostSummary,
     /// Mean score per scorer kind.
     pub scorers: BTreeMap<String, f64>,
+    /// What a gateway target reported about its routing; absent for plain backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<RoutingSummary>,
 }
 
+/// Latency percentiles of a group, in ms (each absent when nothing was measured).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LatencySummary {
+    /// Time to first token, from the intended send time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft: Option<Percentiles>,
     /// Inter-token latency: every gap between consecutive content events.
@@ -78,39 +91,50 @@ pub struct LatencySummary {
     /// Time per output token after the first, one value per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpot: Option<Percentiles>,
+    /// End-to-end latency, from the intended send time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e2e: Option<Percentiles>,
 }
 
+/// Rates of a group over the target's measured phase (the whole phase, also for per-task groups).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Throughput {
     /// Seconds of the target's measured phase.
     pub wall_s: f64,
+    /// Recorded requests per second.
     pub requests_per_s: f64,
+    /// Generated tokens per second.
     pub output_tokens_per_s: f64,
     /// Requests per second that met the SLOs and passed.
     pub goodput_per_s: f64,
 }
 
+/// What a group's requests cost, in USD, and the tokens they used.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CostSummary {
     /// `None` when no request of the group had a cost (no price, no gateway header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_usd: Option<f64>,
+    /// Total cost divided by the number of requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_request_usd: Option<f64>,
     /// Total cost divided by the number of passing requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_correct_usd: Option<f64>,
+    /// Prompt tokens over the group's requests (as the backends reported usage).
     pub tokens_in: u64,
+    /// Generated tokens over the group's requests.
     pub tokens_out: u64,
 }
 
+/// How a gateway target routed a group's requests, from the routing it reported.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RoutingSummary {
     /// Requests per backend, as the gateway reported.
     pub backends: BTreeMap<String, u64>,
+    /// Requests per route name.
     pub routes: BTreeMap<String, u64>,
+    /// Share of requests reporting an escalation flag that were escalated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_share: Option<f64>,
 }
@@ -118,15 +142,24 @@ pub struct RoutingSummary {
 /// Where and how a run happened.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunMetadata {
+    /// Run id: the start time (compact RFC 3339) then the suite name, e.g.
+    /// `20250101T120000Z-quick`.
     pub id: String,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// When the run directory was written (RFC 3339, UTC).
     pub finished_at: String,
+    /// The suite file, as given on the command line.
     pub suite: String,
+    /// `git rev-parse HEAD` of the suite's directory, with `-dirty` when tracked files changed;
+    /// absent outside a git checkout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_revision: Option<String>,
+    /// The machine the run was on.
     pub host: HostInfo,
+    /// Every target's name, kind, spec and price.
     pub targets: Vec<TargetInfo>,
+    /// Local model files used by the targets, with size and SHA-256.
     pub model_files: Vec<ModelFile>,
     /// The suite and load configuration as run.
     pub config: Value,
@@ -136,21 +169,31 @@ pub struct RunMetadata {
     /// The half of each task's items this run measured (`--half`); all items when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub half: Option<crate::half::Half>,
+    /// Version of the `bench` crate that produced the run.
     pub harness_version: String,
 }
 
+/// The machine a run was on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
+    /// CPU model name from `/proc/cpuinfo` (`unknown` elsewhere).
     pub cpu_model: String,
+    /// Logical cores available to the process.
     pub cores: usize,
+    /// Operating system (`linux`, `macos`, …).
     pub os: String,
+    /// CPU architecture (`x86_64`, `aarch64`, …).
     pub arch: String,
 }
 
+/// A local model file a run used, identified by content.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ModelFile {
+    /// The file's path as the target spec gave it.
     pub path: String,
+    /// Size in bytes.
     pub bytes: u64,
+    /// SHA-256 of the contents, hex.
     pub sha256: String,
 }
 

@@ -1,5 +1,6 @@
 //! The load generator: sends a suite's items to one target on a schedule and collects one
-//! [`RequestRecord`] per request (each request is sent and recorded by [`crate::request`]).
+//! [`RequestRecord`] per request (each request is sent and recorded by the private
+//! `request` module).
 //!
 //! Modes (from [`LoadSpec`]):
 //! - `sequential`: one request at a time;
@@ -34,6 +35,7 @@ use crate::target::Target;
 /// Options for one target's run.
 #[derive(Clone)]
 pub struct RunOptions {
+    /// Scheduling mode, request count or duration, warm-up and per-request timeout.
     pub load: LoadSpec,
     /// Where progress goes ([`Silent`] by default; the command line shows a terminal bar).
     pub progress: Arc<dyn Progress>,

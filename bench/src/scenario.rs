@@ -31,8 +31,10 @@ pub struct ScenarioFile {
     /// The task kind (sentiment, intent, qa, …); results are grouped per task, and the router
     /// sees it as request metadata `task`.
     pub task: String,
+    /// Free text for people reading the file; not used by the harness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Where the items come from: a data file or inline `items`, with field mapping and sampling.
     pub dataset: DatasetSpec,
     /// System prompt (may use `{{field}}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,12 +58,16 @@ pub struct ScenarioFile {
     /// Several scorers; an item passes when every scorer passes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scorers: Vec<ScorerSpec>,
+    /// Most tokens to generate per answer (the backend's default when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Sampling temperature (the backend's default when unset; 0 for greedy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Sampling seed sent with every request, for backends that honour one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Stop sequences: generation ends before any of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
     /// The answer must be one of these (grammar-constrained on the local engine).
@@ -70,6 +76,7 @@ pub struct ScenarioFile {
     /// The answer must be JSON matching this schema (sent as `response_format`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<Value>,
+    /// Latency objectives for goodput; none checked when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
 }
@@ -109,30 +116,45 @@ impl Slo {
 /// Generation parameters sent with every request of a scenario.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Generation {
+    /// Most tokens to generate (`max_tokens`, possibly overridden by the suite).
     pub max_tokens: Option<u32>,
+    /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// Sampling seed.
     pub seed: Option<u64>,
+    /// Stop sequences (sent only when non-empty).
     pub stop: Vec<String>,
+    /// Allowed answers, sent as the request's `choices` (grammar-constrained on the local engine).
     pub choices: Option<Vec<String>>,
+    /// JSON schema the answer must match, sent as a strict `response_format`.
     pub json_schema: Option<Value>,
 }
 
 /// One dataset item ready to send: its id, its fields, and the rendered expected answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScenarioItem {
+    /// Stable item id: the dataset's id column, else the 1-based row number; joins records across
+    /// targets.
     pub id: String,
+    /// The item's fields after the dataset's field mapping (what templates render from).
     pub fields: Item,
+    /// The `expected` template rendered for this item; `None` when the scenario has none.
     pub expected: Option<String>,
 }
 
 /// A validated scenario.
 #[derive(Debug)]
 pub struct Scenario {
+    /// Scenario name from the file; unique within a suite, it labels every record.
     pub name: String,
+    /// Task kind (sentiment, intent, …); results and the per-task fit group by it, and routers see
+    /// it as request metadata `task`.
     pub task: String,
     /// The file it came from (for messages and metadata).
     pub path: PathBuf,
+    /// System prompt template, when the scenario has one.
     pub system: Option<Template>,
+    /// User prompt template, rendered per item.
     pub prompt: Template,
     /// (user, assistant) turns rendered from `few_shot`, or drawn from the items.
     pub few_shot: Vec<(String, String)>,
@@ -142,10 +164,15 @@ pub struct Scenario {
     pub drawn_examples: Option<crate::fewshot::FewShotDraw>,
     /// At most this many items, applied after examples are drawn.
     limit: Option<usize>,
+    /// Expected-answer template; required when a scorer compares with the expected answer.
     pub expected: Option<Template>,
+    /// Validated scorers; an item passes when all of them pass.
     pub scorers: Vec<Scorer>,
+    /// Generation parameters sent with every request.
     pub generation: Generation,
+    /// Latency objectives for goodput (all unset when the file has none).
     pub slo: Slo,
+    /// The items to send, after examples were drawn and limits applied.
     pub items: Vec<ScenarioItem>,
 }
 
@@ -351,7 +378,9 @@ impl Scenario {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuiteFile {
+    /// Name of the suite; the run id in `metadata.json` ends with it.
     pub name: String,
+    /// Free text for people reading the file; not used by the harness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Scenario files, relative to the suite file.
@@ -359,6 +388,7 @@ pub struct SuiteFile {
     /// Target names (mapped to backends by the command line) or full entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<SuiteTarget>,
+    /// How requests are sent: scheduling mode, count or duration, warm-up, timeout.
     #[serde(default)]
     pub load: LoadSpec,
     /// The target that grades `judge` scorers.
@@ -378,13 +408,17 @@ fn record_prompts_default() -> bool {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum SuiteScenario {
+    /// Just the scenario file's path, relative to the suite file.
     Path(String),
+    /// A path with per-scenario overrides.
     Entry(SuiteScenarioEntry),
 }
 
+/// A scenario in a suite with its overrides.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuiteScenarioEntry {
+    /// The scenario file, relative to the suite file.
     pub path: String,
     /// At most this many items (after the dataset's own sampling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,24 +432,28 @@ pub struct SuiteScenarioEntry {
 }
 
 impl SuiteScenario {
+    /// The scenario file's path, relative to the suite file.
     pub fn path(&self) -> &str {
         match self {
             SuiteScenario::Path(p) => p,
             SuiteScenario::Entry(e) => &e.path,
         }
     }
+    /// The entry's item limit, if any.
     pub fn limit(&self) -> Option<usize> {
         match self {
             SuiteScenario::Path(_) => None,
             SuiteScenario::Entry(e) => e.limit,
         }
     }
+    /// The entry's `max_tokens` override, if any.
     pub fn max_tokens(&self) -> Option<u32> {
         match self {
             SuiteScenario::Path(_) => None,
             SuiteScenario::Entry(e) => e.max_tokens,
         }
     }
+    /// The entry's `few_shot_from_items` override, if any.
     pub fn few_shot_from_items(&self) -> Option<usize> {
         match self {
             SuiteScenario::Path(_) => None,
@@ -428,22 +466,28 @@ impl SuiteScenario {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum SuiteTarget {
+    /// A bare target name; the command line must give its spec with `--target NAME=SPEC`.
     Name(String),
+    /// A name with its spec and price.
     Entry(TargetEntry),
 }
 
+/// A suite target with its own spec and price, used when the command line gives no `--target`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetEntry {
+    /// Target name: the run's column in results and comparisons.
     pub name: String,
     /// `openai:BASE_URL#MODEL`, `llama:PATH`, `replay:FILE`, `router:CONFIG` (see `bench run --help`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
+    /// Price used to bill this target's requests when `--price` gives none for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<router::pricing::BackendPrice>,
 }
 
 impl SuiteTarget {
+    /// The target's name.
     pub fn name(&self) -> &str {
         match self {
             SuiteTarget::Name(n) => n,
@@ -455,8 +499,11 @@ impl SuiteTarget {
 /// A loaded suite: its scenarios (validated, datasets loaded) and the raw file.
 #[derive(Debug)]
 pub struct Suite {
+    /// The suite file.
     pub path: PathBuf,
+    /// The suite file as parsed.
     pub file: SuiteFile,
+    /// Its scenarios, validated and with their items loaded, examples drawn and limits applied.
     pub scenarios: Vec<Scenario>,
     /// The half of each task's items kept (`--half`), when only one is run.
     pub half: Option<crate::half::Half>,
@@ -474,6 +521,7 @@ impl Suite {
         self.half = Some(half);
     }
 
+    /// Load a suite file and every scenario it lists, with the suite's own limits.
     pub fn load(path: &Path) -> Result<Suite> {
         Suite::load_with_cap(path, None)
     }

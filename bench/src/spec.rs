@@ -24,7 +24,10 @@ use router::pricing::BackendPrice;
 /// A parsed `NAME=SPEC`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetSpec {
+    /// Target name (`NAME`): the run's column in results and comparisons, and what `--price NAME=…`
+    /// and `--judge NAME` refer to.
     pub name: String,
+    /// What kind of target, with its main argument (the part before the first `;`).
     pub kind: SpecKind,
     /// `key=value` options after `;`.
     pub options: BTreeMap<String, String>,
@@ -32,13 +35,38 @@ pub struct TargetSpec {
     pub text: String,
 }
 
+/// The kind of a target spec (the text before the first `:`) and its main argument.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SpecKind {
-    OpenAi { base_url: String, model: String },
-    Anthropic { base_url: String, model: String },
-    Llama { path: PathBuf },
-    Replay { path: PathBuf },
-    Router { config: PathBuf },
+    /// `openai:BASE_URL#MODEL`: an OpenAI-compatible chat completions API.
+    OpenAi {
+        /// API base URL, e.g. `http://127.0.0.1:8080/v1`.
+        base_url: String,
+        /// Model name sent in each request (`auto` lets a triage gateway route).
+        model: String,
+    },
+    /// `anthropic:BASE_URL#MODEL`: the Anthropic Messages API.
+    Anthropic {
+        /// API base URL, e.g. `https://api.anthropic.com`.
+        base_url: String,
+        /// Model name sent in each request.
+        model: String,
+    },
+    /// `llama:PATH`: the in-process llama.cpp engine (bench feature `llama`).
+    Llama {
+        /// The GGUF model file, relative to the working directory or the suite file.
+        path: PathBuf,
+    },
+    /// `replay:FILE`: answers recorded in a JSONL file.
+    Replay {
+        /// The JSONL file of `{"prompt", "response"}` lines.
+        path: PathBuf,
+    },
+    /// `router:CONFIG`: the triage gateway of a `triage.yaml`, built in-process.
+    Router {
+        /// The `triage.yaml` file.
+        config: PathBuf,
+    },
 }
 
 impl TargetSpec {

@@ -24,6 +24,7 @@ impl Default for LatencyHistogram {
 }
 
 impl LatencyHistogram {
+    /// An empty histogram.
     pub fn new() -> Self {
         // `new` fails only for more than 5 significant digits.
         let mut inner = Histogram::<u64>::new(3)
@@ -32,6 +33,7 @@ impl LatencyHistogram {
         Self { inner }
     }
 
+    /// Record one latency in nanoseconds (0 counts as 1 ns).
     pub fn record_ns(&mut self, ns: u64) {
         // With auto-resize `record` grows the histogram; `saturating_record` would clamp to the
         // current maximum instead.
@@ -40,16 +42,19 @@ impl LatencyHistogram {
         }
     }
 
+    /// Record one latency in milliseconds; negative and non-finite values are ignored.
     pub fn record_ms(&mut self, ms: f64) {
         if ms.is_finite() && ms >= 0.0 {
             self.record_ns((ms * 1e6).round() as u64);
         }
     }
 
+    /// Number of recorded values.
     pub fn len(&self) -> u64 {
         self.inner.len()
     }
 
+    /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
@@ -59,6 +64,7 @@ impl LatencyHistogram {
         self.inner.value_at_quantile(q) as f64 / 1e6
     }
 
+    /// Count, mean, min, percentiles and max in ms; `None` when empty.
     pub fn summary(&self) -> Option<Percentiles> {
         if self.inner.is_empty() {
             return None;
@@ -85,6 +91,7 @@ impl LatencyHistogram {
         }
     }
 
+    /// Decode [`Self::to_base64`]'s form; `None` when the text is not a valid serialized histogram.
     pub fn from_base64(text: &str) -> Option<Self> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
@@ -98,21 +105,32 @@ impl LatencyHistogram {
 /// Percentiles of one latency metric, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Percentiles {
+    /// Number of recorded values.
     pub count: u64,
+    /// Mean in ms.
     pub mean_ms: f64,
+    /// Smallest value in ms.
     pub min_ms: f64,
+    /// Median in ms.
     pub p50_ms: f64,
+    /// 90th percentile in ms.
     pub p90_ms: f64,
+    /// 99th percentile in ms.
     pub p99_ms: f64,
+    /// 99.9th percentile in ms.
     pub p999_ms: f64,
+    /// Largest value in ms.
     pub max_ms: f64,
 }
 
 /// A proportion or mean with its 95% confidence interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Estimate {
+    /// The point estimate: the observed proportion or mean.
     pub value: f64,
+    /// Lower bound of the 95% interval.
     pub ci95_low: f64,
+    /// Upper bound of the 95% interval.
     pub ci95_high: f64,
     /// Number of observations.
     pub n: u64,

@@ -18,8 +18,12 @@ use crate::target::Target;
 /// What [`run_suite`] produced.
 #[derive(Debug)]
 pub struct SuiteRun {
+    /// The run directory written (`summary.json`, `requests.jsonl`, `histograms.json`,
+    /// `metadata.json`).
     pub dir: PathBuf,
+    /// The aggregated results, as written to `summary.json`.
     pub summary: Summary,
+    /// Each target's run with every request record, in the order the targets ran.
     pub runs: Vec<TargetRun>,
 }
 

@@ -22,10 +22,13 @@ use serde::{Deserialize, Serialize};
 /// Where a routed request went and why, as a gateway reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Routing {
+    /// The gateway backend that produced the answer (a backend name from its `triage.yaml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// The name of the route the request matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// Whether a cascade escalated the request from its first backend to the next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated: Option<bool>,
     /// Cost the gateway charged for this request, when it says.
@@ -81,6 +84,7 @@ impl Routing {
         }
     }
 
+    /// Whether the gateway reported nothing (a plain backend's reply); such routing is not written.
     pub fn is_empty(&self) -> bool {
         *self == Routing::default()
     }
@@ -88,13 +92,16 @@ impl Routing {
 
 /// What a target answered with.
 pub struct TargetReply {
+    /// The answer's stream of timestamped events.
     pub events: EventStream,
+    /// What a gateway reported about the request (headers, then the settled usage chunk).
     pub routing: Routing,
 }
 
 /// What the run metadata says about a target.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TargetInfo {
+    /// Target name (`NAME` of `--target NAME=SPEC`): the run's column in results and comparisons.
     pub name: String,
     /// `llama`, `openai`, `replay`, `mock`, …
     pub kind: String,
@@ -104,10 +111,13 @@ pub struct TargetInfo {
     /// Local model files, hashed into the run metadata.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub model_files: Vec<std::path::PathBuf>,
+    /// Price used to compute `cost_usd` of its requests; `None` leaves them unpriced unless a
+    /// gateway reports its own cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<BackendPrice>,
 }
 
+/// What [`Target::send`] returns: the reply once the response has started.
 pub type SendFuture<'a> =
     Pin<Box<dyn Future<Output = Result<TargetReply, BackendError>> + Send + 'a>>;
 
@@ -116,7 +126,9 @@ pub type CloseFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Something the harness sends requests to.
 pub trait Target: Send + Sync {
+    /// The target's name, as in [`TargetInfo::name`].
     fn name(&self) -> &str;
+    /// What the run metadata records about the target.
     fn info(&self) -> TargetInfo;
     /// Send one request; the stream's events carry the instants they were born at.
     fn send(&self, request: ChatRequest) -> SendFuture<'_>;
@@ -129,11 +141,14 @@ pub trait Target: Send + Sync {
 
 /// Any [`Backend`] as a target.
 pub struct BackendTarget<B> {
+    /// The backend requests are sent to.
     pub backend: B,
+    /// Name, kind and price reported for this target.
     pub info: TargetInfo,
 }
 
 impl<B: Backend> BackendTarget<B> {
+    /// A target named `name` of kind `kind` (e.g. `llama`, `replay`), unpriced.
     pub fn new(name: impl Into<String>, kind: impl Into<String>, backend: B) -> Self {
         Self {
             backend,
@@ -145,6 +160,7 @@ impl<B: Backend> BackendTarget<B> {
         }
     }
 
+    /// Set the price its requests are billed at (`None`: unpriced).
     pub fn with_price(mut self, price: Option<BackendPrice>) -> Self {
         self.info.price = price;
         self
@@ -175,7 +191,9 @@ impl<B: Backend + 'static> Target for BackendTarget<B> {
 /// like [`BackendTarget`] over [`backends::openai::OpenAiBackend`], and it also reads the
 /// gateway's routing headers from each response.
 pub struct OpenAiTarget {
+    /// The OpenAI-compatible client requests go through.
     pub backend: backends::openai::OpenAiBackend,
+    /// Name, kind, spec and price reported for this target.
     pub info: TargetInfo,
     /// Drop the request's `metadata` (the scenario and task the harness tags requests with for
     /// a triage gateway). OpenAI's own API refuses `metadata` unless `store` is on.

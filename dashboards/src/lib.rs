@@ -18,7 +18,10 @@
 //! only through [`state::App::apply`] and [`state::App::on_data`]; [`input`] maps keys to
 //! [`state::Action`]s; [`render`] draws a frame from `&App` and never does I/O; [`tui`] owns
 //! the terminal (raw mode, alternate screen, restored by a drop guard and a panic hook) and the
-//! event loop; [`print`] renders the compare tables as plain text for `--print` and pipes.
+//! event loop; [`print`](mod@print) renders the compare tables as plain text for `--print` and
+//! pipes.
+
+#![warn(missing_docs)]
 
 pub mod data;
 pub mod error;

@@ -32,10 +32,13 @@ const FRAME: Duration = Duration::from_millis(33);
 
 /// Owns the terminal while the dashboard runs; dropping it restores the terminal.
 pub struct TerminalGuard {
+    /// The ratatui terminal drawing to stdout.
     pub terminal: Terminal<CrosstermBackend<Stdout>>,
 }
 
 impl TerminalGuard {
+    /// Take over the terminal: install the restoring panic hook, enter raw mode and the alternate
+    /// screen, hide the cursor; on failure the terminal is restored before the error returns.
     pub fn enter() -> std::io::Result<TerminalGuard> {
         install_panic_hook();
         enable_raw_mode()?;

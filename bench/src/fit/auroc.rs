@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 /// How well one signal predicts the SLM's pass/fail on a task's evaluation half.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SignalQuality {
+    /// Signal name as recorded by the backend (e.g. `mean_logprob`).
     pub signal: String,
     /// Items with a value for the signal and a scored SLM answer.
     pub n: usize,
+    /// Probability that a passing item's signal exceeds a failing one's (ties count half); `None`
+    /// when either class is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auroc: Option<f64>,
     /// Percentile-bootstrap 95% interval of the AUROC.

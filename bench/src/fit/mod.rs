@@ -85,7 +85,12 @@ pub enum Policy {
     /// Always the large model.
     Llm,
     /// The small model first; escalate when its `signal` is below `threshold` (or missing).
-    Cascade { signal: String, threshold: f64 },
+    Cascade {
+        /// Name of the SLM answer's signal compared (e.g. `mean_logprob`).
+        signal: String,
+        /// Escalate when the signal is below this value.
+        threshold: f64,
+    },
 }
 
 impl Policy {
@@ -121,14 +126,21 @@ impl Policy {
 /// Both answers to one item of a task.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TaskItem {
+    /// Scenario the item belongs to.
     pub scenario: String,
+    /// The item's id within its scenario.
     pub item_id: String,
     /// Stratum of the split: the gold answer when there is one.
     pub label: Option<String>,
+    /// The SLM's score in [0, 1] (mean over its scorers).
     pub slm_quality: f64,
+    /// The LLM's score in [0, 1].
     pub llm_quality: f64,
+    /// Whether the SLM's answer passed every scorer; what the signals' AUROC predicts.
     pub slm_passed: bool,
+    /// The SLM request's cost in USD (0 when unpriced).
     pub slm_cost: f64,
+    /// The LLM request's cost in USD (0 when unpriced).
     pub llm_cost: f64,
     /// The SLM answer's signals (higher = more confident).
     pub signals: BTreeMap<String, f64>,
@@ -139,6 +151,7 @@ pub struct TaskItem {
 pub struct Outcome {
     /// Mean quality with its 95% interval.
     pub quality: Estimate,
+    /// Mean cost per item in USD: the SLM's when called plus the LLM's when escalated.
     pub cost_per_request: f64,
     /// Share of items sent to the LLM.
     pub llm_share: f64,
@@ -147,22 +160,30 @@ pub struct Outcome {
 /// The three policies (and the chosen one) on one half.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HalfReport {
+    /// Items in the half.
     pub n: usize,
+    /// "Always SLM" on these items.
     pub slm: Outcome,
+    /// "Always LLM" on these items.
     pub llm: Outcome,
+    /// The chosen policy on these items (for `overall`, each task's own policy).
     pub chosen: Outcome,
 }
 
 /// The fit of one task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskFit {
+    /// The task (scenario `task`, or the scenario name when empty).
     pub task: String,
+    /// The policy chosen on the calibration half.
     pub chosen: Policy,
     /// Why this policy: the target and what reached it.
     pub why: String,
     /// Policies evaluated on the calibration half.
     pub candidates: usize,
+    /// The policies on the calibration half, where the choice was made.
     pub calibration: HalfReport,
+    /// The policies on the evaluation half: the numbers to believe.
     pub evaluation: HalfReport,
     /// AUROC of each signal on the evaluation half.
     pub signals: Vec<SignalQuality>,
@@ -171,7 +192,9 @@ pub struct TaskFit {
 /// The result of a per-task fit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Fit {
+    /// The options the fit ran with.
     pub options: FitOptions,
+    /// One fit per task with at least two items answered by both targets.
     pub tasks: Vec<TaskFit>,
     /// Every task's evaluation half together: SLM-only, LLM-only and the per-task router.
     #[serde(default, skip_serializing_if = "Option::is_none")]

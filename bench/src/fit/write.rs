@@ -15,10 +15,13 @@ const END: &str = "# <<< triage bench calibrate";
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
 pub enum WriteError {
+    /// The config has no block-style `routes:` list to insert the calibrated routes into.
     #[error(
         "no block-style `routes:` list found (the calibrated routes go before its last route)"
     )]
     NoRoutes,
+    /// The config has the block's begin marker but no end marker, so the block cannot be replaced
+    /// safely.
     #[error("`{BEGIN}` without a matching `{END}` line")]
     UnclosedBlock,
 }

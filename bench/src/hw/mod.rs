@@ -24,15 +24,25 @@ use std::path::PathBuf;
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct HwConfig {
+    /// The GGUF model file to measure.
     pub model: PathBuf,
+    /// Thread counts to run the speed tests at (default: the available cores); the concurrency
+    /// sweep and the roofline use the largest.
     pub threads: Vec<i32>,
+    /// Prompt lengths for `pp N` tests, in tokens (default 512).
     pub prompt_lengths: Vec<u32>,
+    /// Generation lengths for `tg N` tests, in tokens (default 128).
     pub gen_lengths: Vec<u32>,
+    /// Logical batch sizes to run the speed tests at (default 512); the concurrency sweep uses the
+    /// first.
     pub batch_sizes: Vec<u32>,
+    /// Stream counts of the concurrency sweep (default 1, 2, 4, 8).
     pub concurrency: Vec<usize>,
-    /// Prompt and generation lengths of each stream in the concurrency sweep.
+    /// Random prompt tokens of each stream in the concurrency sweep (default 128).
     pub concurrency_prompt: u32,
+    /// Tokens each stream generates in the concurrency sweep (default 128).
     pub concurrency_gen: u32,
+    /// Measured repetitions per test and per concurrency level, after one warm-up (default 3).
     pub repetitions: u32,
     /// Size of each STREAM array in MiB (0: skip the roofline).
     pub bandwidth_mib: usize,
@@ -41,6 +51,8 @@ pub struct HwConfig {
 }
 
 impl HwConfig {
+    /// The default measurements of `model`: pp512 and tg128 at all available cores, concurrency
+    /// 1–8, 3 repetitions, a 512 MiB bandwidth test.
     pub fn new(model: impl Into<PathBuf>) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as i32)
@@ -65,12 +77,20 @@ impl HwConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HwError {
+    /// The engine failed to load the model or to answer.
     #[error(transparent)]
     Backend(#[from] backends::BackendError),
+    /// A measurement produced no usable result (e.g. no token came back); the message says which.
     #[error("{0}")]
     Measurement(String),
+    /// A saved `triage hw` report could not be read or parsed.
     #[error("reading {path}: {reason}")]
-    Report { path: PathBuf, reason: String },
+    Report {
+        /// The report file.
+        path: PathBuf,
+        /// The I/O or JSON error.
+        reason: String,
+    },
 }
 
 /// Run every measurement the config asks for.

@@ -12,14 +12,24 @@ use super::{ConcurrencyRow, HwError, Roofline, SpeedRow, SystemFacts};
 /// The JSON schema every report validates against (`bench/schema/hw_report.schema.json`).
 pub const HWREPORT_SCHEMA: &str = include_str!("../../schema/hw_report.schema.json");
 
+/// A `triage hw` report: the machine, the model, and every measurement (the JSON written by `triage
+/// hw --json`, schema [`HWREPORT_SCHEMA`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HwReport {
+    /// Layout version of the report (1).
     pub schema_version: u32,
+    /// When the report was written, in Unix seconds.
     pub created_unix: u64,
+    /// The machine and the llama.cpp build.
     pub system: SystemFacts,
+    /// The model measured.
     pub model: ModelSummary,
+    /// `pp N` and `tg N` results, one row per test, thread count and batch size.
     pub speed: Vec<SpeedRow>,
+    /// The concurrency sweep, one row per stream count.
     pub concurrency: Vec<ConcurrencyRow>,
+    /// Memory bandwidth and the generation ceiling it implies; absent when skipped (`bandwidth_mib`
+    /// 0).
     pub roofline: Option<Roofline>,
     /// `triage hw --remote`: remote endpoints probed in the same run (absent in older reports).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -29,11 +39,17 @@ pub struct HwReport {
 /// The model facts a report keeps (a serializable copy of `ModelInfo`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary {
+    /// The model file's name (without its directory).
     pub file: String,
+    /// The model's `general.name`, when the GGUF has one.
     pub name: Option<String>,
+    /// The model's `general.architecture` (llama, gemma3, …).
     pub architecture: String,
+    /// Number of parameters.
     pub parameters: u64,
+    /// Bytes of tensor data (what one generated token reads).
     pub size_bytes: u64,
+    /// Quantization, from `general.file_type` (Q4_1, Q4_K_M, …).
     pub quantization: String,
 }
 
@@ -55,6 +71,8 @@ impl From<ModelInfo> for ModelSummary {
 }
 
 impl HwReport {
+    /// Read a report written by `triage hw`; the error names the file and, for bad JSON, the line
+    /// and column.
     pub fn read(path: &Path) -> Result<HwReport, HwError> {
         let text = std::fs::read_to_string(path).map_err(|e| HwError::Report {
             path: path.to_path_buf(),

@@ -6,18 +6,25 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+/// STREAM-style memory bandwidth of this machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bandwidth {
-    /// Bytes per second of `a[i] = b[i]` (read + write counted), best of the repetitions.
+    /// GB/s (10⁹ bytes per second) of `a[i] = b[i]` (read + write counted), best of the
+    /// repetitions.
     pub copy_gbps: f64,
-    /// Bytes per second of `a[i] = b[i] + s * c[i]`, best of the repetitions.
+    /// GB/s (10⁹ bytes per second) of `a[i] = b[i] + s * c[i]`, best of the repetitions.
     pub triad_gbps: f64,
+    /// Size of each array in MiB.
     pub array_mib: usize,
+    /// Threads the copy and triad loops ran on.
     pub threads: usize,
 }
 
+/// The generation roofline: the single-stream tokens/s that memory bandwidth allows, and how close
+/// the engine came.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Roofline {
+    /// The measured bandwidth the ceiling is computed from.
     pub bandwidth: Bandwidth,
     /// Bytes read per generated token (the weights, for one stream).
     pub bytes_per_token: u64,
@@ -25,10 +32,13 @@ pub struct Roofline {
     pub ceiling_tps: f64,
     /// Best measured single-stream generation rate.
     pub measured_tg_tps: f64,
+    /// Measured rate as a percentage of the ceiling.
     pub efficiency_pct: f64,
 }
 
 impl Roofline {
+    /// The roofline for a model reading `bytes_per_token` per token, with the best measured
+    /// single-stream rate (`measured_tg_tps`, tokens/s).
     pub fn new(bandwidth: Bandwidth, bytes_per_token: u64, measured_tg_tps: f64) -> Self {
         let ceiling_tps = if bytes_per_token > 0 {
             bandwidth.triad_gbps * 1e9 / bytes_per_token as f64

@@ -3,18 +3,26 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The machine a `triage hw` report was measured on, and the llama.cpp build that ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemFacts {
+    /// CPU model name from `/proc/cpuinfo` (the architecture name when unavailable).
     pub cpu_model: String,
+    /// Logical CPUs available to the process.
     pub logical_cpus: usize,
+    /// Distinct physical cores from `/proc/cpuinfo`; `None` when it does not say.
     pub physical_cores: Option<usize>,
     /// SIMD features the CPU reports.
     pub cpu_simd: Vec<String>,
     /// SIMD features ggml was compiled with (from `llama_print_system_info`).
     pub ggml_simd: Vec<String>,
+    /// Total memory in bytes (`MemTotal` of `/proc/meminfo`; 0 when unknown).
     pub memory_bytes: u64,
+    /// The OS's `PRETTY_NAME` from `/etc/os-release`, else its short name (`linux`, …).
     pub os: String,
+    /// Which llama.cpp binding and version the engine runs.
     pub llama_cpp_build: String,
+    /// llama.cpp's `llama_print_system_info` line (CPU backend features), verbatim.
     pub llama_system_info: String,
     /// Problems worth shouting about (e.g. a build without AVX2 on a CPU that has it).
     pub warnings: Vec<String>,
@@ -24,6 +32,8 @@ const SIMD: [&str; 8] = [
     "SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "AVX512", "AVX_VNNI",
 ];
 
+/// Collect the facts about this machine and the llama.cpp build, with warnings for a build missing
+/// the CPU's AVX2.
 pub fn system_facts() -> SystemFacts {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo

@@ -17,23 +17,33 @@ use super::{Recorded, ReplayBackend};
 use crate::calibrate::{apgr, cpt, CurvePoint};
 use crate::error::{BenchError, Result, UnknownName};
 
+/// The weak model of RouteLLM's recordings (Mixtral-8x7B-Instruct), as RouteLLM names it.
 pub const WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
+/// The strong model of RouteLLM's recordings (GPT-4-1106-preview), as RouteLLM names it.
 pub const STRONG: &str = "gpt-4-1106-preview";
 
 /// One benchmark prompt with both models' correctness (and answers, where recorded).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// The benchmark prompt as recorded.
     pub prompt: String,
+    /// Whether the weak model (Mixtral) answered correctly.
     pub weak_correct: bool,
+    /// Whether the strong model (GPT-4) answered correctly.
     pub strong_correct: bool,
+    /// The weak model's full answer (GSM8K only).
     pub weak_response: Option<String>,
+    /// The strong model's full answer (GSM8K only).
     pub strong_response: Option<String>,
 }
 
+/// Which of RouteLLM's recorded benchmarks to evaluate on (`--benchmark gsm8k|mmlu`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Benchmark {
+    /// GSM8K grade-school math, with both models' full answers.
     Gsm8k,
+    /// MMLU multiple choice, correctness only.
     Mmlu,
 }
 
@@ -185,7 +195,10 @@ pub fn replay_backends(rows: &[Row]) -> Result<(ReplayBackend, ReplayBackend)> {
 #[serde(rename_all = "snake_case")]
 pub enum SimpleRouter {
     /// Uniform random scores (seeded): the baseline every router must beat (APGR ≈ 0.5).
-    Random { seed: u64 },
+    Random {
+        /// Seed of the random scores.
+        seed: u64,
+    },
     /// Longer prompts go to the strong model.
     Length,
     /// Counts digits, arithmetic operators and "hard question" keywords.
@@ -196,6 +209,7 @@ pub enum SimpleRouter {
 }
 
 impl SimpleRouter {
+    /// The router's name as accepted by [`Self::parse`].
     pub fn name(&self) -> String {
         match self {
             SimpleRouter::Random { .. } => "random".into(),
@@ -205,6 +219,7 @@ impl SimpleRouter {
         }
     }
 
+    /// The router named `name` (`random` gets seed 0); an error lists the known names.
     pub fn parse(name: &str) -> std::result::Result<Self, UnknownName> {
         match name {
             "random" => Ok(SimpleRouter::Random { seed: 0 }),
@@ -219,6 +234,7 @@ impl SimpleRouter {
         }
     }
 
+    /// One score per row, higher meaning "send to the strong model".
     pub fn scores(&self, rows: &[Row]) -> Vec<f64> {
         match self {
             SimpleRouter::Random { seed } => {
@@ -329,8 +345,11 @@ pub fn classifier_scores(rows: &[Row], folds: usize, seed: u64) -> Result<Vec<f6
 /// A router's curve and metrics on one benchmark.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RouterEval {
+    /// Name of the evaluated router.
     pub router: String,
+    /// One (strong share, accuracy) point per threshold, in threshold order.
     pub points: Vec<CurvePoint>,
+    /// Average performance gap recovered (RouteLLM's APGR); `None` when both models score the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apgr: Option<f64>,
     /// Share of strong calls needed for 20/50/80/95% of the performance gap.

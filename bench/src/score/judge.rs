@@ -19,7 +19,9 @@ use crate::target::Target;
 /// Judge targets for `judge` scorers: the suite default and any named ones.
 #[derive(Clone, Default)]
 pub struct Judges {
+    /// The judge used when a scorer names none: the suite's `judge` (or `--judge`) target.
     pub default: Option<Arc<dyn Target>>,
+    /// Every run target by name, for scorers whose `judge:` names one.
     pub named: HashMap<String, Arc<dyn Target>>,
 }
 
@@ -33,11 +35,14 @@ impl Judges {
     }
 }
 
+/// A validated `judge` scorer: a judge model rates the answer 1–10 against a rubric.
 #[derive(Debug, Clone)]
 pub struct JudgeScorer {
     /// Judge target name; `None` means the suite's judge.
     pub target: Option<String>,
+    /// Grading criteria put before the question; none: the judge's general instructions only.
     pub rubric: Option<String>,
+    /// Pass when the score (rating mapped to [0, 1]) is at least this.
     pub pass_at: f64,
 }
 
@@ -105,6 +110,8 @@ pub fn judge_request(
 }
 
 impl JudgeScorer {
+    /// Ask `judge` to rate the answer and map the rating to a score. Without a judge, when its
+    /// request fails or when its reply holds no rating, the score is 0 and `raw` says why.
     pub async fn score(&self, input: &ScoreInput<'_>, judge: Option<&dyn Target>) -> ScoreResult {
         let fail = |reason: String| ScoreResult {
             scorer: "judge".into(),

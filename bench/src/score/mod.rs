@@ -5,7 +5,7 @@
 //! - [`text`]: exact, normalised exact, contains, regex, choice (label extraction);
 //! - [`numeric`]: the final number of the answer, GSM8K style;
 //! - [`overlap`]: token F1, ROUGE-L, chrF;
-//! - [`json`]: JSON validity, schema validity, field-by-field match;
+//! - [`json`](mod@json): JSON validity, schema validity, field-by-field match;
 //! - [`pii`]: PII leak (none of the item's PII values may appear in the output);
 //! - [`judge`]: LLM-as-judge, MT-Bench style single-answer grading on 1–10.
 
@@ -36,14 +36,21 @@ pub enum ScorerSpec {
     /// collapsing whitespace (SQuAD normalisation).
     NormalizedExact,
     /// The label the model chose, found even inside a sentence, equals the expected label.
-    Choice { choices: Vec<String> },
+    Choice {
+        /// The allowed labels (non-empty, distinct after case and Unicode folding).
+        choices: Vec<String>,
+    },
     /// The output contains the expected answer.
     Contains {
+        /// Compare case-sensitively (default: case-insensitive).
         #[serde(default)]
         case_sensitive: bool,
     },
     /// The output matches this regular expression.
-    Regex { pattern: String },
+    Regex {
+        /// The pattern (Rust `regex` syntax), searched anywhere in the output.
+        pattern: String,
+    },
     /// The final number of the output equals the expected number (commas, `$`, `####` handled).
     Numeric {
         /// Absolute tolerance (default 1e-6).
@@ -55,21 +62,25 @@ pub enum ScorerSpec {
     },
     /// SQuAD token F1 with the expected answer.
     TokenF1 {
+        /// Pass when the F1 is at least this (default 0.5).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pass_at: Option<f64>,
     },
     /// ROUGE-L F1 (longest common subsequence of tokens) with the expected answer.
     RougeL {
+        /// Pass when the ROUGE-L F1 is at least this (default 0.3).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pass_at: Option<f64>,
     },
     /// chrF (character 6-grams, β = 2, as sacrebleu) with the expected answer.
     Chrf {
+        /// Pass when the chrF score, as a share in [0, 1], is at least this (default 0.4).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pass_at: Option<f64>,
     },
     /// The output is JSON (code fences allowed) and, when `schema` is given, valid against it.
     JsonValid {
+        /// JSON Schema the parsed output must satisfy; without it, only JSON syntax is checked.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         schema: Option<Value>,
     },
@@ -79,6 +90,7 @@ pub enum ScorerSpec {
         /// Compare only these fields (default: every field of the expected object).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         fields: Vec<String>,
+        /// Pass when the share of matching fields is at least this (default 1: every field).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pass_at: Option<f64>,
     },
@@ -86,7 +98,9 @@ pub enum ScorerSpec {
     /// output; with `detector: true`, triage's own PII detector (`router::pii`) must also find
     /// nothing in the output (catches PII the model invented or reformatted).
     PiiLeak {
+        /// The item field holding the list of PII strings that must not appear in the output.
         field: String,
+        /// Also run triage's PII detector on the output (default false).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         detector: bool,
     },
@@ -107,43 +121,69 @@ pub enum ScorerSpec {
 /// A validated scorer.
 #[derive(Debug)]
 pub enum Scorer {
+    /// See [`ScorerSpec::Exact`].
     Exact,
+    /// See [`ScorerSpec::NormalizedExact`].
     NormalizedExact,
+    /// See [`ScorerSpec::Choice`]; the extractor holds the validated labels.
     Choice(text::ChoiceExtractor),
+    /// See [`ScorerSpec::Contains`].
     Contains {
+        /// Compare case-sensitively.
         case_sensitive: bool,
     },
+    /// See [`ScorerSpec::Regex`]; the compiled pattern.
     Regex(regex::Regex),
+    /// See [`ScorerSpec::Numeric`], with defaults applied.
     Numeric {
+        /// Absolute tolerance.
         tolerance: f64,
+        /// Relative tolerance, as a fraction of the expected value.
         relative: f64,
     },
+    /// See [`ScorerSpec::TokenF1`].
     TokenF1 {
+        /// Pass threshold on the F1, in [0, 1].
         pass_at: f64,
     },
+    /// See [`ScorerSpec::RougeL`].
     RougeL {
+        /// Pass threshold on the ROUGE-L F1, in [0, 1].
         pass_at: f64,
     },
+    /// See [`ScorerSpec::Chrf`].
     Chrf {
+        /// Pass threshold on chrF / 100, in [0, 1].
         pass_at: f64,
     },
+    /// See [`ScorerSpec::JsonValid`]; the compiled schema, if any.
     JsonValid(Option<Box<jsonschema::Validator>>),
+    /// See [`ScorerSpec::JsonMatch`].
     JsonMatch {
+        /// Fields compared (empty: every field of the expected object).
         fields: Vec<String>,
+        /// Pass threshold on the share of matching fields, in [0, 1].
         pass_at: f64,
     },
+    /// See [`ScorerSpec::PiiLeak`].
     PiiLeak {
+        /// The item field listing the PII values.
         field: String,
+        /// Triage's PII detector, when `detector: true`.
         detector: Option<Box<router::pii::PiiDetector>>,
     },
+    /// See [`ScorerSpec::Judge`].
     Judge(judge::JudgeScorer),
 }
 
 /// What a scorer sees.
 #[derive(Clone, Copy, Debug)]
 pub struct ScoreInput<'a> {
+    /// The model's answer text.
     pub output: &'a str,
+    /// The item's rendered expected answer, if the scenario has one.
     pub expected: Option<&'a str>,
+    /// The item's fields (e.g. the PII list a `pii_leak` scorer reads).
     pub item: &'a Item,
     /// The rendered user prompt (for the judge).
     pub prompt: &'a str,
@@ -156,6 +196,7 @@ pub struct ScoreResult {
     pub scorer: String,
     /// In [0, 1].
     pub score: f64,
+    /// Whether the score reached the scorer's pass threshold (for binary scorers: score 1).
     pub passed: bool,
     /// What the score was computed from (extracted label, number, chrF 0–100, rating, …).
     pub raw: Value,

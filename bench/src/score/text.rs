@@ -62,6 +62,8 @@ pub struct ChoiceExtractor {
 }
 
 impl ChoiceExtractor {
+    /// An extractor for `choices`; fails when the list is empty or has an empty or repeated label
+    /// (compared case- and Unicode-insensitively).
     pub fn new(choices: &[String]) -> Result<Self, ScorerError> {
         if choices.is_empty() {
             return Err(ScorerError::NoChoices);
@@ -81,6 +83,7 @@ impl ChoiceExtractor {
         })
     }
 
+    /// The labels as given, in their original spelling.
     pub fn choices(&self) -> &[String] {
         &self.choices
     }

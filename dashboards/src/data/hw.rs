@@ -20,19 +20,27 @@ use serde::Deserialize;
 
 use crate::error::{from_json, DashError};
 
+/// A `triage hw` report as the Hardware view reads it (see the module docs for the accepted
+/// shapes).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct HwReport {
+    /// The `pp N` / `tg N` results, one row per test and thread count.
     #[serde(alias = "sweep", alias = "speed_sweep", alias = "results")]
     pub speed: Vec<SpeedRow>,
+    /// The continuous-batching sweep, one row per stream count.
     #[serde(alias = "concurrency_sweep")]
     pub concurrency: Vec<ConcurrencyRow>,
+    /// Memory bandwidth and the generation ceiling, when the report has them.
     pub roofline: Option<Roofline>,
+    /// Facts about the machine (any JSON object; `Null` when absent).
     #[serde(alias = "system_facts")]
     pub system: serde_json::Value,
+    /// Facts about the model (any JSON object; `Null` when absent).
     pub model: serde_json::Value,
 }
 
+/// One speed test of a hw report.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SpeedRow {
@@ -40,8 +48,11 @@ pub struct SpeedRow {
     pub test: String,
     /// `pp` or `tg`; derived from `test` when absent.
     kind: Option<String>,
+    /// CPU threads the test ran with.
     #[serde(alias = "n_threads")]
     pub threads: i64,
+    /// Tokens per second as `{mean, std}` or a bare number; [`SpeedRow::mean`] prefers the flat
+    /// `tokens_per_sec_mean` field.
     #[serde(alias = "tps", alias = "t_s")]
     pub tokens_per_sec: MeanStd,
     tokens_per_sec_mean: Option<f64>,
@@ -71,7 +82,9 @@ impl SpeedRow {
 /// A mean with its standard deviation; a bare number reads as a mean with std 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MeanStd {
+    /// The mean.
     pub mean: f64,
+    /// The standard deviation (0 when only a number was given).
     pub std: f64,
 }
 
@@ -95,25 +108,35 @@ impl<'de> Deserialize<'de> for MeanStd {
     }
 }
 
+/// One level of a hw report's concurrency sweep.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ConcurrencyRow {
+    /// Simultaneous streams.
     #[serde(alias = "concurrency")]
     pub streams: u32,
+    /// Tokens per second of all streams together.
     pub aggregate_tps: f64,
+    /// Mean of each stream's own tokens per second.
     pub per_stream_tps: f64,
+    /// Median time to first token, ms.
     pub ttft_p50_ms: Option<f64>,
+    /// 99th-percentile time to first token, ms.
     pub ttft_p99_ms: Option<f64>,
 }
 
+/// The generation roofline of a hw report: what memory bandwidth allows one stream, and how close
+/// the engine came.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Roofline {
     bandwidth_gbps: Option<f64>,
     bandwidth: Option<Bandwidth>,
+    /// The single-stream ceiling in tokens/s: bandwidth ÷ model bytes.
     pub ceiling_tps: f64,
     /// Best single-stream generation rate the efficiency is computed from.
     pub measured_tg_tps: Option<f64>,
+    /// Measured rate as a percentage of the ceiling.
     pub efficiency_pct: f64,
 }
 
@@ -138,6 +161,8 @@ impl Roofline {
 }
 
 impl HwReport {
+    /// Read a report; fails when the file is unreadable, is not JSON of this shape, or has a
+    /// non-object `system`/`model`.
     pub fn load(path: &Path) -> Result<HwReport, DashError> {
         let text = std::fs::read_to_string(path).map_err(|e| DashError::io(path, e))?;
         let report: HwReport = from_json(path, &text)?;

@@ -34,14 +34,19 @@ pub enum LiveMsg {
     Connected,
     /// The event stream failed or ended; a reconnect follows after `retry_in`.
     Disconnected {
+        /// The failure, as text.
         error: String,
+        /// How long the event task waits before reconnecting.
         retry_in: Duration,
     },
     /// One finished request.
     Event(Box<RequestSummary>),
     /// A `data:` line that is not a request summary.
     BadEvent(String),
+    /// A fresh scrape of `/metrics`.
     Metrics(MetricsSnapshot),
+    /// A `/metrics` poll failed (unreachable, error status, not Prometheus text); polling
+    /// continues.
     MetricsError(String),
 }
 
@@ -52,9 +57,11 @@ pub struct LiveOptions {
     pub base_url: String,
     /// Bearer key, when the gateway requires one (never printed).
     pub api_key: Option<String>,
+    /// How often `/metrics` is polled (default 1 s).
     pub metrics_interval: Duration,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
+    /// Longest reconnect delay (default 5 s).
     pub max_backoff: Duration,
 }
 
@@ -71,6 +78,8 @@ impl fmt::Debug for LiveOptions {
 }
 
 impl LiveOptions {
+    /// Options for the gateway at `base_url`, without a key: metrics every second, reconnect
+    /// back-off 250 ms to 5 s.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -98,11 +107,14 @@ impl LiveOptions {
 /// receiver does), [`LiveTasks::abort`] does.
 #[derive(Debug)]
 pub struct LiveTasks {
+    /// The task reading the SSE event stream.
     pub events: JoinHandle<()>,
+    /// The task polling `/metrics`.
     pub metrics: JoinHandle<()>,
 }
 
 impl LiveTasks {
+    /// Stop both tasks.
     pub fn abort(&self) {
         self.events.abort();
         self.metrics.abort();
@@ -294,6 +306,7 @@ fn describe(e: &reqwest::Error) -> String {
 /// The gateway metrics the live view shows, from one scrape of `/metrics`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricsSnapshot {
+    /// When the scrape was taken (for rates between scrapes).
     pub at: Instant,
     /// `triage_requests_total` by (backend, route, status).
     pub requests: BTreeMap<(String, String, String), f64>,
@@ -301,14 +314,17 @@ pub struct MetricsSnapshot {
     pub cost_usd: BTreeMap<String, f64>,
     /// `triage_saved_usd_total` by backend.
     pub saved_usd: BTreeMap<String, f64>,
-    /// `triage_local_queue_depth`, `triage_local_busy_slots`, `triage_local_slots` by backend.
+    /// `triage_local_queue_depth` by backend: requests waiting for a local engine slot.
     pub queue_depth: BTreeMap<String, f64>,
+    /// `triage_local_busy_slots` by backend: slots decoding now.
     pub busy_slots: BTreeMap<String, f64>,
+    /// `triage_local_slots` by backend: slots the local engine has.
     pub slots: BTreeMap<String, f64>,
     /// `triage_requests_in_flight`.
     pub in_flight: Option<f64>,
-    /// `triage_cascade_escalations_total`, `triage_fallbacks_total`.
+    /// `triage_cascade_escalations_total`: cascade requests escalated to the next backend.
     pub escalations: Option<f64>,
+    /// `triage_fallbacks_total`: requests that fell back to another backend after an error.
     pub fallbacks: Option<f64>,
 }
 
@@ -367,6 +383,7 @@ impl MetricsSnapshot {
         Ok(s)
     }
 
+    /// Requests of every backend, route and status together.
     pub fn total_requests(&self) -> f64 {
         self.requests.values().sum()
     }

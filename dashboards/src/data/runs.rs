@@ -21,13 +21,17 @@ use crate::error::{from_json, DashError};
 /// Everything one run directory holds.
 #[derive(Clone, Debug)]
 pub struct RunData {
+    /// The run directory.
     pub dir: PathBuf,
     /// Short name shown in column headers: the directory's name.
     pub label: String,
+    /// The run's `summary.json`.
     pub summary: Summary,
+    /// Every line of `requests.jsonl` (empty when the file is absent).
     pub records: Vec<RequestRecord>,
     /// `target/task/metric` (metric: `ttft`, `itl`, `tpot`, `e2e`) → histogram.
     pub histograms: BTreeMap<String, LatencyHistogram>,
+    /// The run's `calibration.json`, when `triage bench calibrate` wrote one there.
     pub calibration: Option<Calibration>,
 }
 

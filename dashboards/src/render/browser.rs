@@ -11,6 +11,7 @@ use ratatui::Frame;
 use super::{block, column_color, dim, fmt, message};
 use crate::state::{App, Item, ItemFilter};
 
+/// Draw the Requests tab into `area`: the item table and the selected item's detail.
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let b = &app.browser;
     if b.items.is_empty() {

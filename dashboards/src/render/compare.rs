@@ -16,6 +16,7 @@ use ratatui::Frame;
 use super::{block, column_color, dim, fmt, message};
 use crate::state::{App, Column};
 
+/// Draw the Compare tab into `area`; a hint when no runs were given or they hold no requests.
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     if app.runs.is_empty() {
         message(

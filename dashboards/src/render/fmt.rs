@@ -22,6 +22,7 @@ pub fn ms(v: f64) -> String {
     }
 }
 
+/// [`ms`] of a value, or `-` when there is none.
 pub fn opt_ms(v: Option<f64>) -> String {
     v.map(ms).unwrap_or_else(|| "-".into())
 }
@@ -50,6 +51,7 @@ pub fn usd(v: f64) -> String {
     }
 }
 
+/// [`usd`] of a value, or `-` when there is none.
 pub fn opt_usd(v: Option<f64>) -> String {
     v.map(usd).unwrap_or_else(|| "-".into())
 }
@@ -70,6 +72,7 @@ pub fn estimate_value(e: Option<&Estimate>) -> String {
     }
 }
 
+/// A share in [0, 1] as a whole percentage, e.g. `0.823` → `82%`.
 pub fn pct(v: f64) -> String {
     let p = (v * 100.0).round();
     // No "-0%" for a tiny negative share.

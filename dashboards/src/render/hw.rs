@@ -11,6 +11,7 @@ use super::{block, dim, fmt, message};
 use crate::data::hw::HwReport;
 use crate::state::App;
 
+/// Draw the Hardware tab into `area`; a hint when no report was given.
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let Some(report) = &app.hw.report else {
         message(

@@ -13,6 +13,7 @@ use ratatui::Frame;
 use super::{block, column_color, dim, fmt, message};
 use crate::state::{App, Connection};
 
+/// Draw the Live tab into `area`; a hint when no `--live` URL was given.
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let live = &app.live;
     let Some(url) = &live.url else {

@@ -26,6 +26,8 @@ pub const PALETTE: [Color; 6] = [
     Color::LightRed,
 ];
 
+/// The colour of column `i` (a target), cycling through [`PALETTE`] so every view colours a target
+/// alike.
 pub fn column_color(i: usize) -> Color {
     PALETTE[i % PALETTE.len()]
 }

@@ -12,15 +12,22 @@ use crate::data::runs::RunData;
 /// Preset filters of the request browser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ItemFilter {
+    /// Every item.
     All,
+    /// Items the small model's column failed and the large model's column passed.
     SlmWrongLlmRight,
+    /// Items the large model's column failed and the small model's column passed.
     LlmWrongSlmRight,
+    /// Items some column's gateway escalated.
     Escalated,
+    /// Items some column's request failed.
     Errors,
+    /// Every item, slowest first (by the longest end-to-end latency across columns).
     Slowest,
 }
 
 impl ItemFilter {
+    /// The filter's name in the browser's title.
     pub fn title(self) -> &'static str {
         match self {
             ItemFilter::All => "all",
@@ -47,16 +54,23 @@ impl ItemFilter {
 /// One benchmark item across every column.
 #[derive(Clone, Debug)]
 pub struct Item {
+    /// Scenario the item belongs to.
     pub scenario: String,
+    /// The scenario's task.
     pub task: String,
+    /// The item's id within its scenario.
     pub item_id: String,
+    /// The request's messages as recorded (the first column that recorded them); `None` when the
+    /// runs were made with `record_prompts: false`.
     pub prompt: Option<String>,
+    /// The item's expected answer, when the scenario has one.
     pub expected: Option<String>,
     /// One entry per [`Column`]: that target's record of this item.
     pub cells: Vec<Option<RequestRecord>>,
 }
 
 impl Item {
+    /// The longest end-to-end latency of the item across columns, in ms (0 without records).
     pub fn slowest_ms(&self) -> f64 {
         self.cells
             .iter()
@@ -65,6 +79,7 @@ impl Item {
             .fold(0.0, f64::max)
     }
 
+    /// Whether any column's gateway escalated this item.
     pub fn escalated(&self) -> bool {
         self.cells
             .iter()
@@ -72,6 +87,7 @@ impl Item {
             .any(|r| r.routing.escalated == Some(true))
     }
 
+    /// Whether any column's request for this item failed.
     pub fn has_error(&self) -> bool {
         self.cells.iter().flatten().any(|r| r.error.is_some())
     }
@@ -94,14 +110,20 @@ impl Item {
 /// The request browser: every item, the filters, the selection.
 #[derive(Clone, Debug)]
 pub struct BrowserState {
+    /// Every item of every run, in first-seen order.
     pub items: Vec<Item>,
+    /// The preset filter (`f` cycles it).
     pub preset: ItemFilter,
+    /// The text filter, matched case-insensitively against ids, prompt, expected answer and
+    /// outputs.
     pub filter: String,
     /// Index into [`BrowserState::visible`].
     pub selected: usize,
+    /// Lines the detail pane is scrolled down by; reset when the selection moves.
     pub detail_scroll: u16,
     /// Columns holding the small and the large model, when they can be told apart.
     pub slm_column: Option<usize>,
+    /// The large model's column (never the same as `slm_column`).
     pub llm_column: Option<usize>,
 }
 
@@ -163,6 +185,7 @@ impl BrowserState {
         out
     }
 
+    /// The selected item among the visible ones, if any.
     pub fn selected_item(&self) -> Option<&Item> {
         let visible = self.visible();
         visible.get(self.selected).and_then(|i| self.items.get(*i))

@@ -10,7 +10,9 @@ use crate::data::runs::RunData;
 /// One column of the compare view and the request browser: one target of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
+    /// Index of the run in [`crate::state::App::runs`].
     pub run: usize,
+    /// Target name within that run.
     pub target: String,
     /// `target`, or `run:target` when several runs are shown.
     pub label: String,
@@ -21,13 +23,19 @@ pub struct Column {
 /// Latency metric shown in the compare view's distribution chart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LatencyMetric {
+    /// End-to-end latency, from the intended send time.
     E2e,
+    /// Time to first token.
     Ttft,
+    /// Gaps between consecutive tokens.
     Itl,
+    /// Time per output token after the first.
     Tpot,
 }
 
 impl LatencyMetric {
+    /// Every metric, in the order `m` cycles through them (also the index into
+    /// [`CompareState::cdf`]).
     pub const ALL: [LatencyMetric; 4] = [
         LatencyMetric::E2e,
         LatencyMetric::Ttft,
@@ -42,6 +50,7 @@ impl LatencyMetric {
             .unwrap_or(0)
     }
 
+    /// The metric's name in `histograms.json` keys (`target/task/metric`).
     pub fn key(self) -> &'static str {
         match self {
             LatencyMetric::E2e => "e2e",
@@ -51,6 +60,7 @@ impl LatencyMetric {
         }
     }
 
+    /// The metric's name in the chart title.
     pub fn title(self) -> &'static str {
         match self {
             LatencyMetric::E2e => "end-to-end",
@@ -73,12 +83,14 @@ impl LatencyMetric {
 /// The compare view: its columns, their CDFs, the per-task table's scroll and filter.
 #[derive(Clone, Debug)]
 pub struct CompareState {
+    /// One column per target of each run, in run order.
     pub columns: Vec<Column>,
     /// Latency CDF points per column and [`LatencyMetric`], computed once at load (the
     /// histograms do not change): `(log10 ms, percentile)`.
     pub cdf: Vec<[Vec<(f64, f64)>; 4]>,
     /// First row shown of the per-task table.
     pub task_scroll: usize,
+    /// The metric the latency CDF chart shows (`m` cycles it).
     pub metric: LatencyMetric,
     /// Substring filter on task and target names.
     pub filter: String,

@@ -13,10 +13,15 @@ use crate::data::live::{LiveMsg, MetricsSnapshot, RequestSummary};
 pub enum Connection {
     /// No `--live` URL given.
     Off,
+    /// Waiting for the first connection.
     Connecting,
+    /// The event stream is open.
     Connected,
+    /// The event stream failed or ended; the event task retries.
     Disconnected {
+        /// Why, as text.
         error: String,
+        /// How long until the next attempt.
         retry_in: Duration,
     },
 }
@@ -24,8 +29,11 @@ pub enum Connection {
 /// Requests per second over the last [`RATE_WINDOW`] of scrapes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rates {
+    /// All backends together.
     pub total: f64,
+    /// Per answering backend.
     pub by_backend: BTreeMap<String, f64>,
+    /// Per route.
     pub by_route: BTreeMap<String, f64>,
 }
 
@@ -35,40 +43,56 @@ pub const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// Request counters of one scrape, for rates.
 #[derive(Clone, Debug)]
 pub struct CounterSample {
+    /// When the scrape was taken.
     pub at: std::time::Instant,
+    /// `triage_requests_total` summed by backend.
     pub by_backend: BTreeMap<String, f64>,
+    /// `triage_requests_total` summed by route.
     pub by_route: BTreeMap<String, f64>,
 }
 
-/// How many recent requests and latency points the live view keeps.
+/// How many recent requests the live view keeps (newest first).
 pub const LIVE_RECENT: usize = 200;
+/// How many points each sparkline keeps: end-to-end latencies per backend, and requests per second.
 pub const LIVE_SPARK_POINTS: usize = 120;
 
 /// The live view: connection, recent requests, latency points, metrics and rates.
 #[derive(Clone, Debug)]
 pub struct LiveState {
+    /// The gateway's base URL (`--live`); `None` when the live view is off.
     pub url: Option<String>,
+    /// State of the event stream.
     pub connection: Connection,
     /// Times the event stream was (re)established.
     pub connects: u64,
+    /// Request summaries received from the event stream.
     pub events_seen: u64,
+    /// Event stream `data:` lines that were not request summaries.
     pub bad_events: u64,
+    /// The most recent such line, shown for diagnosis.
     pub last_bad_event: Option<String>,
     /// Newest first.
     pub recent: VecDeque<RequestSummary>,
     /// End-to-end microseconds of the last requests, per backend, oldest first.
     pub latency: BTreeMap<String, VecDeque<u64>>,
+    /// The latest `/metrics` scrape.
     pub metrics: Option<MetricsSnapshot>,
+    /// The latest scrape's error; cleared by the next good scrape.
     pub metrics_error: Option<String>,
+    /// Requests per second from the `/metrics` counters over [`RATE_WINDOW`].
     pub rates: Rates,
     /// Scrapes within the rate window, oldest first.
     pub counter_history: VecDeque<CounterSample>,
     /// Total requests/s at each scrape, oldest first.
     pub rps_history: VecDeque<f64>,
-    /// Cost and savings of the requests seen by this dashboard (from events).
+    /// Cost in USD of the requests seen by this dashboard (from events).
     pub cost_seen_usd: f64,
+    /// What the reference LLM would have cost minus what the requests seen cost, in USD (from
+    /// events).
     pub saved_seen_usd: f64,
+    /// The text filter of the recent-requests table.
     pub filter: String,
+    /// The selected row of the recent-requests table.
     pub scroll: usize,
 }
 

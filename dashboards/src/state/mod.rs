@@ -27,15 +27,21 @@ use crate::data::runs::RunData;
 /// The dashboard's tabs, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
+    /// Benchmark runs side by side: quality, latency, cost, per task, CDFs, frontier.
     Compare,
+    /// The request browser: every item with each target's score and output.
     Requests,
+    /// A running gateway's events and metrics.
     Live,
+    /// The `triage hw` report.
     Hardware,
 }
 
 impl Tab {
+    /// Every tab, in display order (keys 1–4).
     pub const ALL: [Tab; 4] = [Tab::Compare, Tab::Requests, Tab::Live, Tab::Hardware];
 
+    /// The tab's name in the tab bar.
     pub fn title(self) -> &'static str {
         match self {
             Tab::Compare => "Compare",
@@ -45,6 +51,7 @@ impl Tab {
         }
     }
 
+    /// Position of the tab in [`Tab::ALL`] (0-based).
     pub fn index(self) -> usize {
         Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
     }
@@ -53,26 +60,41 @@ impl Tab {
 /// What the user asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Leave the dashboard (`q`, Ctrl-C).
     Quit,
+    /// Go to the next tab, wrapping around (Tab, →, `l`).
     NextTab,
+    /// Go to the previous tab, wrapping around (Shift-Tab, ←, `h`).
     PrevTab,
+    /// Go to the tab at this 0-based index (keys 1–4); out of range does nothing.
     GoTab(usize),
+    /// Move the selection (or scroll) one row up.
     Up,
+    /// Move the selection (or scroll) one row down.
     Down,
+    /// Move ten rows up.
     PageUp,
+    /// Move ten rows down (PageDown, Space).
     PageDown,
+    /// Go to the first row (Home, `g`).
     Top,
+    /// Go to the last row (End, `G`).
     Bottom,
     /// Scroll the detail pane (request browser) or nothing.
     DetailUp,
+    /// Scroll the detail pane (request browser) down, or nothing.
     DetailDown,
+    /// Start editing the current tab's text filter (`/`); the Hardware tab has none.
     StartFilter,
+    /// Type a character into the filter being edited.
     FilterChar(char),
+    /// Delete the filter's last character.
     FilterBackspace,
     /// Keep the filter and leave filter editing.
     FilterDone,
     /// Clear the filter and leave filter editing.
     FilterClear,
+    /// Show or hide the key help overlay (`?`).
     ToggleHelp,
     /// Request browser: next preset filter (all, SLM wrong/LLM right, …).
     CycleItemFilter,
@@ -83,30 +105,45 @@ pub enum Action {
 /// What arrives over the data channel.
 #[derive(Clone, Debug)]
 pub enum DataMsg {
+    /// A message from the live gateway tasks.
     Live(LiveMsg),
 }
 
+/// Whether keys are commands or go into the text filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputMode {
+    /// Keys are commands.
     Normal,
+    /// Keys edit the current tab's text filter (Enter keeps it, Esc clears it).
     Filter,
 }
 
 /// The whole dashboard.
 #[derive(Clone, Debug)]
 pub struct App {
+    /// The tab on screen.
     pub tab: Tab,
+    /// Whether keys are commands or filter text.
     pub mode: InputMode,
+    /// Whether the key help overlay is shown.
     pub show_help: bool,
+    /// Set by [`Action::Quit`]; the event loop ends when it is.
     pub should_quit: bool,
+    /// The loaded benchmark runs, in the order given.
     pub runs: Vec<RunData>,
+    /// The Compare tab's state.
     pub compare: CompareState,
+    /// The Requests tab's state.
     pub browser: BrowserState,
+    /// The Live tab's state.
     pub live: LiveState,
+    /// The Hardware tab's state.
     pub hw: HwState,
 }
 
 impl App {
+    /// The dashboard over `runs`, a hw report and a gateway URL; it opens on Compare, or on the
+    /// first other tab that has something to show when there are no runs.
     pub fn new(runs: Vec<RunData>, hw: Option<HwReport>, live_url: Option<String>) -> App {
         let columns = compare::columns_of(&runs);
         let browser = BrowserState::new(&runs, &columns);
