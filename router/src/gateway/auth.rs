@@ -12,6 +12,28 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use crate::config::is_name_char;
 
+/// Why the API keys could not be read. Never holds a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    /// An entry of the comma-separated list (1-based) has no key after its `tenant:`.
+    #[error("entry {0} has an empty key")]
+    EmptyKey(usize),
+    /// The list holds no key at all.
+    #[error("no keys")]
+    NoKeys,
+    /// `server.api_keys_env` names a variable that is not set.
+    #[error("environment variable {0} (server.api_keys_env) is not set")]
+    Unset(String),
+    /// The variable is set but malformed.
+    #[error("environment variable {var}: {source}")]
+    InVariable {
+        /// The variable's name.
+        var: String,
+        /// What is wrong with its value.
+        source: Box<KeysError>,
+    },
+}
+
 /// API keys read from the environment. Debug output never shows a key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKeys {
@@ -32,7 +54,7 @@ impl fmt::Debug for ApiKeys {
 impl ApiKeys {
     /// Parse `key` or `tenant:key` entries separated by commas. A key without a tenant gets
     /// the tenant `key-<12 hex of its SHA-256>`, so ledgers never hold the key itself.
-    pub fn parse(spec: &str) -> Result<ApiKeys, String> {
+    pub fn parse(spec: &str) -> Result<ApiKeys, KeysError> {
         let mut entries = Vec::new();
         for (i, raw) in spec.split(',').enumerate() {
             let raw = raw.trim();
@@ -46,21 +68,23 @@ impl ApiKeys {
                 _ => (hashed_key_label(raw), raw.to_string()),
             };
             if key.is_empty() {
-                return Err(format!("entry {} has an empty key", i + 1));
+                return Err(KeysError::EmptyKey(i + 1));
             }
             entries.push((key, tenant));
         }
         if entries.is_empty() {
-            return Err("no keys".into());
+            return Err(KeysError::NoKeys);
         }
         Ok(ApiKeys { entries })
     }
 
     /// Read and parse the variable; the error never contains the value.
-    pub fn from_env(var: &str) -> Result<ApiKeys, String> {
-        let value = std::env::var(var)
-            .map_err(|_| format!("environment variable {var} (server.api_keys_env) is not set"))?;
-        ApiKeys::parse(&value).map_err(|e| format!("environment variable {var}: {e}"))
+    pub fn from_env(var: &str) -> Result<ApiKeys, KeysError> {
+        let value = std::env::var(var).map_err(|_| KeysError::Unset(var.to_string()))?;
+        ApiKeys::parse(&value).map_err(|e| KeysError::InVariable {
+            var: var.to_string(),
+            source: Box::new(e),
+        })
     }
 
     /// The tenant of a presented key, comparing against every key in constant time per byte.

@@ -34,7 +34,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{ApiKeys, Auth};
+pub use auth::{ApiKeys, Auth, KeysError};
 pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
 pub use configured_routing::PolicyCore;
 pub use error::ApiError;

@@ -43,7 +43,7 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     /// The API keys variable is malformed.
     #[error("API keys: {0}")]
-    Keys(String),
+    Keys(#[from] super::auth::KeysError),
     /// A backend could not be built (bad URL, missing key variable) or its local model failed
     /// to load.
     #[error("backend `{name}`: {source}")]
@@ -239,7 +239,7 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     }
     let mut gateway_options = Gateway::limits_for(&config);
     gateway_options.keys = match &config.server.api_keys_env {
-        Some(var) => Some(ApiKeys::from_env(var).map_err(ServeError::Keys)?),
+        Some(var) => Some(ApiKeys::from_env(var)?),
         None => None,
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.server.ledger)?);

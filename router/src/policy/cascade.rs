@@ -55,30 +55,51 @@ impl CascadeSignal {
     }
 
     /// Whether `threshold` is a value this signal can take; the error says which range.
-    pub fn check_threshold(self, threshold: f64) -> Result<(), String> {
+    pub fn check_threshold(self, threshold: f64) -> Result<(), ThresholdError> {
         match self {
             CascadeSignal::Confidence | CascadeSignal::PChosen | CascadeSignal::Margin => {
                 if (0.0..=1.0).contains(&threshold) {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "{} is a probability: the threshold must be between 0 and 1 (got {threshold})",
-                        self.name()
-                    ))
+                    Err(ThresholdError::NotAProbability {
+                        signal: self.name(),
+                        threshold,
+                    })
                 }
             }
             CascadeSignal::MeanLogprob | CascadeSignal::MinLogprob => {
                 if threshold <= 0.0 {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "{} is a log-probability: the threshold must be <= 0 (got {threshold})",
-                        self.name()
-                    ))
+                    Err(ThresholdError::NotALogprob {
+                        signal: self.name(),
+                        threshold,
+                    })
                 }
             }
         }
     }
+}
+
+/// A cascade threshold outside the range of its signal.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ThresholdError {
+    /// A probability signal's threshold is outside [0, 1].
+    #[error("{signal} is a probability: the threshold must be between 0 and 1 (got {threshold})")]
+    NotAProbability {
+        /// The signal's name.
+        signal: &'static str,
+        /// The threshold given.
+        threshold: f64,
+    },
+    /// A log-probability signal's threshold is above 0.
+    #[error("{signal} is a log-probability: the threshold must be <= 0 (got {threshold})")]
+    NotALogprob {
+        /// The signal's name.
+        signal: &'static str,
+        /// The threshold given.
+        threshold: f64,
+    },
 }
 
 impl std::fmt::Display for CascadeSignal {
@@ -296,7 +317,7 @@ mod tests {
         assert!(CascadeSignal::PChosen.check_threshold(1.5).is_err());
         assert!(CascadeSignal::MeanLogprob.check_threshold(-0.4).is_ok());
         let e = CascadeSignal::MinLogprob.check_threshold(0.5).unwrap_err();
-        assert!(e.contains("<= 0"), "{e}");
+        assert!(e.to_string().contains("<= 0"), "{e}");
     }
 
     #[test]

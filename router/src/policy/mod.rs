@@ -21,7 +21,7 @@ mod cascade;
 mod decide;
 
 pub use budget::{Budgets, Limits, OnExhausted, Spend};
-pub use cascade::{CascadeSignal, CascadeSpec, CascadeVerdict, Evidence};
+pub use cascade::{CascadeSignal, CascadeSpec, CascadeVerdict, Evidence, ThresholdError};
 pub use decide::{decide, decide_pinned, Action, Decision, LocalLoad, RequestFacts, StateSnapshot};
 
 use std::collections::BTreeMap;

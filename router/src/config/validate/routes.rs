@@ -334,6 +334,6 @@ fn cascade_signal(
     }
     signal
         .check_threshold(threshold)
-        .map_err(|m| ctx.err(&format!("{cp}.{field}"), m))?;
+        .map_err(|m| ctx.err(&format!("{cp}.{field}"), m.to_string()))?;
     Ok((signal, threshold))
 }
