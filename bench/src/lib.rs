@@ -65,6 +65,7 @@ pub mod score;
 pub mod spec;
 pub mod stats;
 pub mod suite;
+mod suite_file;
 pub mod target;
 pub mod template;
 

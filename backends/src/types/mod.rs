@@ -1,0 +1,23 @@
+//! OpenAI-shaped chat types shared by every backend, the router and the harness.
+//!
+//! Requests mirror OpenAI Chat Completions. Fields triage does not model (tools, tool_choice,
+//! logit_bias, user, …) are kept in `extra` and forwarded to remote backends unchanged.
+//!
+//! Split by concern: `request` (what a client sends), `message` (conversation messages and
+//! roles), `response` (a whole answer), `event` (what a stream yields) and `signals` (a
+//! model's confidence in its answer). Everything is re-exported here, so `types::ChatRequest`
+//! and `backends::ChatRequest` name the same type.
+
+mod event;
+mod message;
+mod request;
+mod response;
+mod signals;
+
+pub use event::ChatEvent;
+pub use message::{ChatMessage, MessageContent, Role};
+pub use request::{ChatRequest, JsonSchemaFormat, ResponseFormat, StopSequences, StreamOptions};
+pub use response::{
+    ChatResponse, Choice, FinishReason, FunctionCall, ResponseMessage, Timings, ToolCall, Usage,
+};
+pub use signals::Signals;
