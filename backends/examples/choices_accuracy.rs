@@ -182,7 +182,7 @@ async fn by_grammar(
     request: &ChatRequest,
     choices: &[String],
 ) -> Result<String, Box<dyn Error>> {
-    let tokens = engine.tokenize(&engine.render_prompt(request)?);
+    let tokens = engine.prompt_tokens(request)?;
     let mut params = engine.sampling_params(request, tokens.len())?;
     params.grammar = Some(grammar::choices_grammar(choices)?);
     let mut stream = engine.submit_tokens(tokens, params)?;

@@ -127,14 +127,14 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
                 if choice == 0 {
                     response.token_logprobs.extend(logprobs);
                 }
-                let c = choice_mut(&mut response.choices, choice);
+                let c = choice_mut(&mut response.choices, choice)?;
                 c.message
                     .content
                     .get_or_insert_with(String::new)
                     .push_str(&text);
             }
             ChatEvent::Refusal { choice, text, .. } => {
-                let c = choice_mut(&mut response.choices, choice);
+                let c = choice_mut(&mut response.choices, choice)?;
                 c.message
                     .refusal
                     .get_or_insert_with(String::new)
@@ -148,15 +148,18 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
                 arguments,
                 ..
             } => {
-                let c = choice_mut(&mut response.choices, choice);
+                let c = choice_mut(&mut response.choices, choice)?;
                 let calls = c.message.tool_calls.get_or_insert_with(Vec::new);
-                while calls.len() <= index as usize {
+                let index = bounded_index(index, "tool call")?;
+                while calls.len() <= index {
                     calls.push(ToolCall {
                         kind: "function".into(),
                         ..ToolCall::default()
                     });
                 }
-                let call = &mut calls[index as usize];
+                let Some(call) = calls.get_mut(index) else {
+                    continue;
+                };
                 if let Some(id) = id {
                     call.id = id;
                 }
@@ -175,7 +178,7 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
                 finish_reason,
                 ..
             } => {
-                choice_mut(&mut response.choices, choice).finish_reason = Some(finish_reason);
+                choice_mut(&mut response.choices, choice)?.finish_reason = Some(finish_reason);
             }
         }
     }
@@ -187,15 +190,32 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
     Ok(response)
 }
 
-fn choice_mut(choices: &mut Vec<Choice>, index: u32) -> &mut Choice {
-    while choices.len() <= index as usize {
+/// The most choices, or tool calls of one choice, a collected answer holds: an upstream's index
+/// beyond it is a `Protocol` error, not billions of empty entries.
+pub const MAX_STREAM_INDEX: u32 = 1024;
+
+/// An upstream's choice or tool-call index as a position, if below [`MAX_STREAM_INDEX`].
+fn bounded_index(index: u32, what: &str) -> Result<usize> {
+    if index >= MAX_STREAM_INDEX {
+        return Err(BackendError::Protocol(format!(
+            "{what} index {index} is beyond the {MAX_STREAM_INDEX} an answer may hold"
+        )));
+    }
+    Ok(index as usize)
+}
+
+fn choice_mut(choices: &mut Vec<Choice>, index: u32) -> Result<&mut Choice> {
+    let position = bounded_index(index, "choice")?;
+    while choices.len() <= position {
         let next = choices.len() as u32;
         choices.push(Choice {
             index: next,
             ..Choice::default()
         });
     }
-    &mut choices[index as usize]
+    choices
+        .get_mut(position)
+        .ok_or_else(|| BackendError::Protocol(format!("choice index {index}")))
 }
 
 /// `chatcmpl-` followed by 24 random hex digits, as OpenAI's ids look.
@@ -221,4 +241,40 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod collect_tests {
+    use super::*;
+
+    fn token(choice: u32) -> Result<ChatEvent> {
+        Ok(ChatEvent::Token {
+            choice,
+            text: "x".into(),
+            logprobs: Vec::new(),
+            at: Instant::now(),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_upstream_index_out_of_range_is_a_protocol_error() {
+        let stream: EventStream = Box::pin(futures::stream::iter(vec![token(u32::MAX)]));
+        assert!(matches!(
+            collect_stream(stream, "m").await,
+            Err(BackendError::Protocol(_))
+        ));
+        let stream: EventStream = Box::pin(futures::stream::iter(vec![token(2)]));
+        let response = collect_stream(stream, "m").await.unwrap();
+        assert_eq!(response.choices.len(), 3);
+        let call = Ok(ChatEvent::ToolCallDelta {
+            choice: 0,
+            index: MAX_STREAM_INDEX,
+            id: None,
+            name: None,
+            arguments: String::new(),
+            at: Instant::now(),
+        });
+        let stream: EventStream = Box::pin(futures::stream::iter(vec![call]));
+        assert!(collect_stream(stream, "m").await.is_err());
+    }
 }

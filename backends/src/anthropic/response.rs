@@ -25,13 +25,13 @@ pub fn finish_reason(stop_reason: &str) -> FinishReason {
 /// Anthropic's usage object; fields absent in some events default to zero.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub(super) struct AnthropicUsage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::types::count::deserialize_option")]
     input_tokens: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::types::count::deserialize_option")]
     output_tokens: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::types::count::deserialize_option")]
     cache_creation_input_tokens: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::types::count::deserialize_option")]
     cache_read_input_tokens: Option<u32>,
 }
 
@@ -52,7 +52,10 @@ impl AnthropicUsage {
         let cache_read = self.cache_read_input_tokens.unwrap_or(0);
         let cache_creation = self.cache_creation_input_tokens.unwrap_or(0);
         let mut usage = Usage::new(
-            self.input_tokens.unwrap_or(0) + cache_read + cache_creation,
+            self.input_tokens
+                .unwrap_or(0)
+                .saturating_add(cache_read)
+                .saturating_add(cache_creation),
             self.output_tokens.unwrap_or(0),
         );
         if cache_read > 0 {
@@ -173,5 +176,18 @@ mod tests {
             finish_reason("pause_turn"),
             FinishReason::Other("pause_turn".into())
         );
+    }
+
+    #[test]
+    fn upstream_usage_saturates() {
+        let usage: AnthropicUsage = serde_json::from_str(
+            r#"{"input_tokens": 4294967295, "output_tokens": -3,
+                "cache_read_input_tokens": 1e30, "cache_creation_input_tokens": null}"#,
+        )
+        .unwrap();
+        let openai = usage.to_openai();
+        assert_eq!(openai.prompt_tokens, u32::MAX);
+        assert_eq!(openai.completion_tokens, 0);
+        assert_eq!(openai.total_tokens, u32::MAX);
     }
 }

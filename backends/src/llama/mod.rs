@@ -25,6 +25,7 @@ mod info;
 mod logits;
 pub mod prompt;
 mod signals;
+mod special;
 pub mod text;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,6 +50,7 @@ pub use crate::LlamaEngineConfig;
 use crate::types::ChatRequest;
 use crate::{collect_stream, Backend, BackendError, ChatResponse, EventStream, Result};
 use choices::{AnswerEnd, ChoiceScoring, ChoiceSet};
+use special::ControlTokens;
 
 /// Live counters of the engine: queue and slots feed the gateway's `/metrics` and spill rule; the
 /// decode and host times feed `triage hw`'s "engine host %".
@@ -155,6 +157,8 @@ struct Shared {
     format: PromptFormat,
     /// How a scored `choices` answer ends for this model and format.
     answer_end: AnswerEnd,
+    /// The model's control tokens, which a message's text must never become.
+    control: ControlTokens,
     config: LlamaEngineConfig,
 }
 
@@ -227,6 +231,7 @@ impl LlamaEngine {
             config.completion_mode,
         );
         let answer_end = AnswerEnd::for_model(&model, &format);
+        let control = ControlTokens::of_model(&model);
         let counters = Arc::new(StatCounters::default());
         let (submit, jobs) = sync_channel::<Job>(config.queue_capacity);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -249,6 +254,7 @@ impl LlamaEngine {
                 counters,
                 info,
                 answer_end,
+                control,
                 format,
                 config,
             }),
@@ -297,7 +303,9 @@ impl LlamaEngine {
             .render(&self.shared.model, &request.messages)
     }
 
-    /// Tokenize text the way prompts are tokenized (special tokens parsed, BOS per the model).
+    /// Tokenize trusted text with special-token parsing (a control token's text becomes that
+    /// token) and BOS per the model: how a prompt without control-token text in its messages is
+    /// tokenized. Requests go through [`Self::prompt_tokens`].
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
         self.shared
             .model
@@ -305,9 +313,42 @@ impl LlamaEngine {
             .tokenize(text.as_bytes(), true, true)
     }
 
+    /// The request's prompt as the engine sees it, tokenized so that only the prompt format's own
+    /// turn markers are control tokens: a message that writes `<|im_end|>` gets the tokens of
+    /// that text, never the end-of-turn token (see `special.rs`). A prompt whose messages hold no
+    /// control-token text is tokenized exactly as [`Self::tokenize`] would.
+    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>> {
+        let prompt = self.render_prompt(request)?;
+        let shared = &self.shared;
+        let vocab = shared.model.vocab();
+        if matches!(shared.format, PromptFormat::Completion) {
+            // Completion text has no turn markers: none of it is a control token.
+            return Ok(vocab.tokenize(prompt.as_bytes(), true, false));
+        }
+        if !request
+            .messages
+            .iter()
+            .any(|m| shared.control.occur_in(&m.text()))
+        {
+            return Ok(self.tokenize(&prompt));
+        }
+        let pieces = shared
+            .format
+            .render_pieces(&shared.model, &request.messages, &prompt)?
+            .ok_or_else(|| {
+                BackendError::InvalidRequest(
+                    "a message holds the text of one of the model's control tokens, and this \
+                     model's chat template rewrites message text, so it cannot be kept as plain \
+                     text"
+                        .into(),
+                )
+            })?;
+        Ok(shared.control.tokenize(&shared.model, &pieces))
+    }
+
     /// Tokens in the request's rendered prompt.
     pub fn count_tokens(&self, request: &ChatRequest) -> Result<usize> {
-        Ok(self.tokenize(&self.render_prompt(request)?).len())
+        Ok(self.prompt_tokens(request)?.len())
     }
 
     /// Validate a request and turn it into sampling settings.
@@ -421,8 +462,7 @@ impl LlamaEngine {
     /// request's `seed` (`top_p`, `top_k` and `min_p` do not apply). `max_tokens` does not cut a
     /// scored answer: it is always a whole choice.
     pub fn submit(&self, request: &ChatRequest) -> Result<EventStream> {
-        let prompt = self.render_prompt(request)?;
-        let tokens = self.tokenize(&prompt);
+        let tokens = self.prompt_tokens(request)?;
         self.check_prompt_length(tokens.len())?;
         let params = self.sampling_params(request, tokens.len())?;
         match (&request.choices, self.answer_end()) {

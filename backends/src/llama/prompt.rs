@@ -15,6 +15,16 @@ use super::completion;
 use crate::types::{ChatMessage, Role};
 use crate::{BackendError, CompletionMode, Result};
 
+/// A piece of a rendered prompt: the format's own text, or one message's text as it was given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// Text the prompt format wrote (turn markers, role names); its control-token texts are
+    /// control tokens.
+    Template(String),
+    /// A message's text: always plain text, whatever it holds.
+    Content(String),
+}
+
 /// How messages become a prompt.
 #[derive(Debug, Clone)]
 pub enum PromptFormat {
@@ -94,6 +104,30 @@ impl PromptFormat {
         self.render_turns(model, messages, true)
     }
 
+    /// The rendered prompt `rendered` (of `messages`, by [`Self::render`]) in pieces: the format's
+    /// own text and each message's text. Found by rendering the conversation once more with every
+    /// message's text replaced by a mark, then putting the texts back at the marks; `None` when
+    /// that does not give `rendered` back (a template that rewrites message text beyond trimming
+    /// it, or reorders messages), so a caller never mistakes message text for the template's.
+    pub fn render_pieces(
+        &self,
+        model: &LlamaModel,
+        messages: &[ChatMessage],
+        rendered: &str,
+    ) -> Result<Option<Vec<Piece>>> {
+        let marks: Vec<String> = (0..messages.len())
+            .map(|i| format!("\u{E000}{i}\u{E001}"))
+            .collect();
+        let marked: Vec<ChatMessage> = messages
+            .iter()
+            .zip(&marks)
+            .map(|(m, mark)| ChatMessage::new(m.role, mark.clone()))
+            .collect();
+        let skeleton = self.render(model, &marked)?;
+        let texts: Vec<String> = messages.iter().map(ChatMessage::text).collect();
+        Ok(pieces_at_marks(&skeleton, &marks, &texts, rendered))
+    }
+
     /// The text this format writes right after an assistant's answer (its end-of-turn marker
     /// first), found by rendering a closed one-turn conversation; `None` for completion text
     /// (whose answers end with [`completion::ANSWER_END`]) or when the template does not show it.
@@ -163,6 +197,39 @@ fn template_is_usable(model: &LlamaModel, template: &str) -> bool {
     model.apply_chat_template(&tmpl, &[probe], true).is_ok()
 }
 
+/// Put each message's text back at its mark in `skeleton` (as given, or trimmed, as some
+/// templates do), if that gives `rendered`.
+fn pieces_at_marks(
+    skeleton: &str,
+    marks: &[String],
+    texts: &[String],
+    rendered: &str,
+) -> Option<Vec<Piece>> {
+    [false, true].into_iter().find_map(|trim| {
+        let mut pieces = Vec::new();
+        let mut rest = skeleton;
+        for (mark, text) in marks.iter().zip(texts) {
+            // A template may leave a message out; a mark out of order stays in the text and the
+            // comparison below fails.
+            let Some(at) = rest.find(mark.as_str()) else {
+                continue;
+            };
+            pieces.push(Piece::Template(rest[..at].to_string()));
+            let text = if trim { text.trim() } else { text.as_str() };
+            pieces.push(Piece::Content(text.to_string()));
+            rest = &rest[at + mark.len()..];
+        }
+        pieces.push(Piece::Template(rest.to_string()));
+        let joined: String = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Template(t) | Piece::Content(t) => t.as_str(),
+            })
+            .collect();
+        (joined == rendered).then_some(pieces)
+    })
+}
+
 fn render_chatml(messages: &[ChatMessage], open_answer: bool) -> String {
     let mut out = String::new();
     for m in messages {
@@ -200,6 +267,59 @@ mod tests {
         assert!(PromptFormat::Completion.turn_stops().contains(&"\n\n"));
         assert!(PromptFormat::Completion.skips_leading_whitespace());
         assert!(!PromptFormat::ChatMl.skips_leading_whitespace());
+    }
+
+    #[test]
+    fn message_texts_are_found_at_their_marks() {
+        let msgs = vec![
+            ChatMessage::new(Role::System, "user"),
+            ChatMessage::new(Role::User, " <|im_end|> "),
+        ];
+        let marks = vec![
+            "\u{E000}0\u{E001}".to_string(),
+            "\u{E000}1\u{E001}".to_string(),
+        ];
+        let marked: Vec<ChatMessage> = msgs
+            .iter()
+            .zip(&marks)
+            .map(|(m, mark)| ChatMessage::new(m.role, mark.clone()))
+            .collect();
+        let skeleton = render_chatml(&marked, true);
+        let texts: Vec<String> = msgs.iter().map(ChatMessage::text).collect();
+        let pieces = pieces_at_marks(&skeleton, &marks, &texts, &render_chatml(&msgs, true));
+        assert_eq!(
+            pieces,
+            Some(vec![
+                Piece::Template("<|im_start|>system\n".into()),
+                Piece::Content("user".into()),
+                Piece::Template("<|im_end|>\n<|im_start|>user\n".into()),
+                Piece::Content(" <|im_end|> ".into()),
+                Piece::Template("<|im_end|>\n<|im_start|>assistant\n".into()),
+            ])
+        );
+        // A template that trims message text.
+        let trimmed = skeleton.replace(&marks[1], "<|im_end|>");
+        let pieces = pieces_at_marks(
+            &skeleton,
+            &marks,
+            &texts,
+            &trimmed.replace(&marks[0], "user"),
+        );
+        assert_eq!(
+            pieces.as_ref().map(|p| p[3].clone()),
+            Some(Piece::Content("<|im_end|>".into()))
+        );
+        // One that rewrites it.
+        assert_eq!(
+            pieces_at_marks(&skeleton, &marks, &texts, "something else"),
+            None
+        );
+        // One that reorders messages.
+        let swapped = format!("{}{}", marks[1], marks[0]);
+        assert_eq!(
+            pieces_at_marks(&swapped, &marks, &texts, " <|im_end|> user"),
+            None
+        );
     }
 
     #[test]

@@ -47,16 +47,21 @@ pub(crate) fn status_for_error_type(kind: &str) -> u16 {
     }
 }
 
+/// The longest wait an upstream's `Retry-After` is taken at: a day. Longer (`1e30`, a date in
+/// the year 9999) is read as a day, so the number is always one a clock can add.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The wait an upstream asked for: `retry-after-ms` (milliseconds, OpenAI), else
-/// `Retry-After` as seconds or as an HTTP date (relative to `now`).
+/// `Retry-After` as seconds or as an HTTP date (relative to `now`), at most
+/// [`MAX_RETRY_AFTER`]. A negative, NaN or unreadable value is no wait asked for (`None`).
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .and_then(|ms| seconds(ms / 1000.0))
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(ms);
     }
     let value = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -64,10 +69,27 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return seconds(secs);
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
+}
+
+/// Upstream seconds as a wait: `None` when negative or NaN, at most [`MAX_RETRY_AFTER`] (an
+/// infinite or huge value too), never a panic.
+fn seconds(secs: f64) -> Option<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    Some(
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(MAX_RETRY_AFTER)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 /// An error and its sources, `: `-separated (reqwest's own `Display` stops at the top).
@@ -134,6 +156,51 @@ mod tests {
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
         assert_eq!(retry_after(&headers(&[("retry-after", "-1")]), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn retry_after_never_panics_and_is_clamped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for header in ["retry-after", "retry-after-ms"] {
+            for huge in ["1e30", "inf", "Infinity", "18446744073709551616", "1e308"] {
+                assert_eq!(
+                    retry_after(&headers(&[(header, huge)]), now),
+                    Some(MAX_RETRY_AFTER),
+                    "{header}: {huge}"
+                );
+            }
+            for none in ["NaN", "-5", "-inf", "-1e30", "0x10", ""] {
+                assert_eq!(
+                    retry_after(&headers(&[(header, none)]), now),
+                    None,
+                    "{header}: {none}"
+                );
+            }
+        }
+        // `-0` is no wait at all; a tiny value rounds down.
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "-0")]), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1e-30")]), now),
+            Some(Duration::ZERO)
+        );
+        // A date far in the future is clamped too.
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")]),
+                now
+            ),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Fri, 31 Dec 99999 23:59:59 GMT")]),
+                now
+            ),
+            None
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! model's confidence in its answer). Everything is re-exported here, so `types::ChatRequest`
 //! and `backends::ChatRequest` name the same type.
 
+pub(crate) mod count;
 mod event;
 mod message;
 mod request;

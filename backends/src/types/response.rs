@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Role, Signals};
+use super::{count, Role, Signals};
 
 /// Why generation of one choice ended. Unknown upstream values are kept as they came.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,11 +44,15 @@ impl FinishReason {
 /// Token counts, as OpenAI reports them. Extra detail objects are kept.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Tokens of the prompt, cached ones included.
+    /// Tokens of the prompt, cached ones included. Every count is read saturating: a negative,
+    /// fractional or huge number from an upstream becomes the nearest `u32`.
+    #[serde(deserialize_with = "count::deserialize")]
     pub prompt_tokens: u32,
     /// Tokens generated.
+    #[serde(deserialize_with = "count::deserialize")]
     pub completion_tokens: u32,
     /// `prompt_tokens + completion_tokens`.
+    #[serde(deserialize_with = "count::deserialize")]
     pub total_tokens: u32,
     /// Detail objects (`prompt_tokens_details`, …) and triage's own fields, kept as sent.
     #[serde(flatten)]
@@ -61,7 +65,7 @@ impl Usage {
         Self {
             prompt_tokens,
             completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
             extra: Map::new(),
         }
     }
