@@ -88,8 +88,8 @@ pub fn gather_facts(
         .and_then(|t| t.as_str())
         .filter(|t| !t.trim().is_empty());
     let (task, task_source) = match (task_header.filter(|t| !t.trim().is_empty()), metadata_task) {
-        (Some(h), _) => (h.trim().to_string(), TaskSource::Header),
-        (None, Some(m)) => (m.trim().to_string(), TaskSource::Metadata),
+        (Some(h), _) => (crate::task_name::normalize(h), TaskSource::Header),
+        (None, Some(m)) => (crate::task_name::normalize(m), TaskSource::Metadata),
         (None, None) => {
             let c = config.classifier.classify(&text);
             (c.task.clone(), TaskSource::Classifier(c))

@@ -28,3 +28,4 @@ pub mod pii;
 pub mod policy;
 pub mod pricing;
 pub mod store;
+pub mod task_name;

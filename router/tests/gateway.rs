@@ -187,6 +187,110 @@ async fn malformed_bodies_are_400_naming_the_problem() {
 }
 
 #[tokio::test]
+async fn only_json_bodies_are_read_others_are_415() {
+    let gw = TestGateway::new(options());
+    let post = |content_type: Option<&str>| {
+        let mut req = Request::post("/v1/chat/completions").header("x-triage-task", "big");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        req.body(Body::from(chat_body("hi", false).to_string()))
+            .unwrap()
+    };
+    // What a web page can post without a CORS preflight, and no type at all.
+    for refused in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonp"),
+        Some("application/json-seq"),
+        None,
+    ] {
+        let reply = gw.send(post(refused)).await;
+        assert_openai_error(&reply, 415, "unsupported_media_type");
+        let v = reply.json();
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert!(v["error"]["param"].is_null(), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("application/json"),
+            "{v}"
+        );
+    }
+    assert_eq!(gw.calls("llm"), 0, "no refused body reached a backend");
+    for accepted in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+    ] {
+        let reply = gw.send(post(Some(accepted))).await;
+        assert_eq!(reply.status, 200, "{accepted}: {}", reply.body);
+    }
+    let ledger = gw.ledger();
+    assert_eq!(
+        ledger.len(),
+        10,
+        "refused requests are ledgered like other rejections"
+    );
+    assert!(ledger[..7].iter().all(|r| r.status == 415));
+}
+
+#[tokio::test]
+async fn task_names_are_short_and_plain_or_400() {
+    let gw = TestGateway::new(options());
+    // Uppercase folds to lowercase: `BIG` is the task `big`.
+    let reply = gw.chat(chat_body("hi", false), Some("BIG")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-triage-route"), Some("big"));
+    assert_eq!(gw.ledger()[0].task.as_deref(), Some("big"));
+
+    for bad in [
+        "a".repeat(65),
+        "\u{1b}[31mred".to_string(),
+        "two words".to_string(),
+        "naïve".to_string(),
+        "a/b".to_string(),
+    ] {
+        // A header cannot carry control characters at all; non-ASCII bytes it can.
+        if let Ok(value) = axum::http::HeaderValue::from_bytes(bad.as_bytes()) {
+            let request = Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .header("x-triage-task", value)
+                .body(Body::from(chat_body("hi", false).to_string()))
+                .unwrap();
+            let reply = gw.send(request).await;
+            assert_openai_error(&reply, 400, "invalid_request");
+            let message = reply.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(message.contains("x-triage-task"), "{message}");
+        }
+
+        let mut body = chat_body("hi", false);
+        body["metadata"] = json!({ "task": bad });
+        let reply = gw.chat(body, None).await;
+        assert_openai_error(&reply, 400, "invalid_request");
+        let v = reply.json();
+        assert_eq!(v["error"]["param"], "metadata.task", "{v}");
+    }
+    let long = gw.chat(chat_body("hi", false), Some(&"a".repeat(65))).await;
+    assert!(long.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 64"));
+    assert_eq!(gw.calls("llm"), 1);
+    // No refused name reaches the ledger.
+    assert!(gw
+        .ledger()
+        .iter()
+        .all(|r| r.task.as_deref().is_none_or(|t| t == "big")));
+}
+
+#[tokio::test]
 async fn keys_are_required_when_configured() {
     let gw = TestGateway::new(GatewayOptions {
         keys: Some(ApiKeys::parse("team-a:sk-test-1").unwrap()),
@@ -203,6 +307,7 @@ async fn keys_are_required_when_configured() {
     assert_openai_error(&gw.send(bad).await, 401, "invalid_api_key");
 
     let good = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
         .header("authorization", "Bearer sk-test-1")
         .body(Body::from(chat_body("hi", false).to_string()))
         .unwrap();
@@ -425,6 +530,7 @@ async fn client_going_away_mid_stream_is_still_ledgered() {
     use tower::ServiceExt;
     let gw = TestGateway::new(options());
     let request = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
         .header("x-triage-task", "slow")
         .body(Body::from(
             chat_body("w1 w2 w3 w4 w5 w6 w7 w8", true).to_string(),
@@ -511,6 +617,7 @@ async fn readyz_waits_for_loading_backends() {
     let reply = app(state.clone())
         .oneshot(
             Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
                 .body(Body::from(chat_body("early", false).to_string()))
                 .unwrap(),
         )

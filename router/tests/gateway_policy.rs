@@ -54,7 +54,8 @@ fn gateway(config: &str, llm_behaviour: &str) -> PolicyGateway {
 
 impl PolicyGateway {
     async fn chat(&self, body: serde_json::Value, task: Option<&str>) -> Reply {
-        let mut req = Request::post("/v1/chat/completions");
+        let mut req =
+            Request::post("/v1/chat/completions").header("content-type", "application/json");
         if let Some(task) = task {
             req = req.header("x-triage-task", task);
         }

@@ -125,6 +125,26 @@ impl ApiError {
         .with_code("request_too_large")
     }
 
+    /// 415: a request body that is not declared `application/json` (`found`: the
+    /// `Content-Type` sent, if any). A browser may post `text/plain` to a local gateway without
+    /// a CORS preflight; refusing every other type keeps such pages out.
+    pub fn unsupported_media_type(found: Option<&str>) -> Self {
+        let found = match found {
+            // Debug formatting escapes control characters; a long value is cut.
+            Some(v) => format!(
+                "`Content-Type: {:?}`",
+                v.chars().take(100).collect::<String>()
+            ),
+            None => "no `Content-Type`".to_string(),
+        };
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            format!("Request bodies must be JSON sent with `Content-Type: application/json`; got {found}"),
+        )
+        .with_code("unsupported_media_type")
+    }
+
     /// 429 because the policy refused (budget exhausted) or every backend was overloaded.
     pub fn too_many_requests(message: impl Into<String>, code: &str) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message).with_code(code)

@@ -2,8 +2,10 @@
 //!
 //! One path for every request, whole (JSON) or streamed (SSE):
 //!
-//! 1. [`chat_completions`] → `prepare`: check the key, read the body (size limit → 413), parse
-//!    it naming the bad field ([`parse_request`], → 400), `validate` it.
+//! 1. [`chat_completions`] → `prepare`: check the key, the content type (only
+//!    `application/json`, else 415), read the body (size limit → 413), parse it naming the bad
+//!    field ([`parse_request`], → 400), `validate` it (task names from `x-triage-task` and
+//!    `metadata.task`: at most 64 of `[a-z0-9_.-]`, uppercase folded, else 400).
 //! 2. `resolve`: a policy model (`auto`, names rules match on) asks the
 //!    [`RoutingCore`](super::RoutingCore) to decide ([`Routed`]); a backend name pins that
 //!    backend (the policy still applies its privacy and budget guards); anything else is 404
@@ -97,6 +99,7 @@ fn prepare(
 ) -> Result<(ChatRequest, Routed), ApiError> {
     let key = state.inner.auth.check(headers)?;
     t.s.key = key.clone();
+    check_content_type(headers)?;
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(state.inner.options.body_limit_bytes)
@@ -108,8 +111,41 @@ fn prepare(
     t.s.model = request.model.clone();
     t.s.stream = request.is_stream();
     validate(&request)?;
-    let plan = resolve(state, &request, headers, key.as_deref())?;
+    let task_header = task_header(headers)?;
+    let plan = resolve(state, &request, task_header.as_deref(), key.as_deref())?;
     Ok((request, plan))
+}
+
+/// Only JSON bodies are read: `Content-Type: application/json`, parameters (`; charset=utf-8`)
+/// allowed, case-insensitive; anything else, or none, is 415.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Err(ApiError::unsupported_media_type(None));
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(Some(&text)))
+    }
+}
+
+/// The task named by `x-triage-task`, checked ([`crate::task_name::validate`]); `None` when the
+/// header is absent or blank.
+fn task_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(HEADER_TASK) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().map_err(|_| {
+        ApiError::bad_request(
+            format!("The `{HEADER_TASK}` header must be a task name of a-z, 0-9, `_`, `.` and `-`"),
+            None,
+        )
+    })?;
+    let name = crate::task_name::validate(raw)
+        .map_err(|e| ApiError::bad_request(format!("The `{HEADER_TASK}` header {e}"), None))?;
+    Ok((!name.is_empty()).then_some(name))
 }
 
 /// Parse a chat request, naming the field that is wrong.
@@ -153,13 +189,23 @@ fn validate(request: &ChatRequest) -> Result<(), ApiError> {
             Some("n".into()),
         ));
     }
+    if let Some(task) = request
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("task"))
+        .and_then(|t| t.as_str())
+    {
+        crate::task_name::validate(task).map_err(|e| {
+            ApiError::bad_request(format!("`metadata.task` {e}"), Some("metadata.task".into()))
+        })?;
+    }
     Ok(())
 }
 
 fn resolve(
     state: &AppState,
     request: &ChatRequest,
-    headers: &HeaderMap,
+    task_header: Option<&str>,
     tenant: Option<&str>,
 ) -> Result<Routed, ApiError> {
     let model = request.model.as_str();
@@ -170,11 +216,6 @@ fn resolve(
         known.extend(state.inner.backends.names());
         return Err(ApiError::model_not_found(model, &known));
     }
-    let task_header = headers
-        .get(HEADER_TASK)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
     let local = state.inner.backends.local_loads();
     let backends = &state.inner.backends;
     let count = |r: &ChatRequest| backends.count_prompt_tokens(r);
