@@ -12,7 +12,13 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let config = args.next().expect("usage: serve CONFIG [ADDR]").into();
     let listen = args.next().map(|a| a.parse().expect("ADDR is host:port"));
-    let server = match start(&ServeOptions { config, listen }).await {
+    let server = match start(&ServeOptions {
+        config,
+        listen,
+        allow_unauthenticated: false,
+    })
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -39,7 +39,7 @@ pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
 pub use configured_routing::PolicyCore;
 pub use error::ApiError;
 pub use routing::{RouteInfo, RouteInput, Routed, RoutingCore};
-pub use server::{start, Gateway, ServeError, ServeOptions, Server};
+pub use server::{check_exposure, start, Gateway, ServeError, ServeOptions, Server};
 
 use crate::events::{EventBus, RequestSummary};
 use crate::metrics::Metrics;

@@ -32,6 +32,9 @@ pub struct ServeOptions {
     pub config: PathBuf,
     /// Overrides `server.listen` (`127.0.0.1:0` picks a free port).
     pub listen: Option<SocketAddr>,
+    /// Listen on an address other machines can reach even though no API keys are configured
+    /// (`--allow-unauthenticated`); without it [`start`] refuses ([`ServeError::Unauthenticated`]).
+    pub allow_unauthenticated: bool,
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -69,7 +72,19 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// A non-loopback listen address without API keys, and no `--allow-unauthenticated`.
+    #[error(
+        "refusing to listen on {addr} without API keys: anyone who can reach it could use (and \
+         spend on) every backend. Set `server.api_keys_env` in the config (and that variable), \
+         listen on a loopback address such as 127.0.0.1, or pass --allow-unauthenticated if \
+         the network is trusted"
+    )]
+    Unauthenticated {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// Accepting or serving connections failed.
+
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -231,6 +246,16 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
     Ok((backends, loads))
 }
 
+/// Whether a gateway may listen on `addr`: a loopback address always; any other (`0.0.0.0`, a
+/// LAN address) only with API keys or when explicitly allowed.
+pub fn check_exposure(addr: SocketAddr, has_keys: bool, allowed: bool) -> Result<(), ServeError> {
+    if has_keys || allowed || addr.ip().to_canonical().is_loopback() {
+        Ok(())
+    } else {
+        Err(ServeError::Unauthenticated { addr })
+    }
+}
+
 /// Load the config, build the backends and the core, and bind the listener.
 pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     let config = Arc::new(Config::load(&options.config)?);
@@ -242,8 +267,13 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
         Some(var) => Some(ApiKeys::from_env(var)?),
         None => None,
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.server.ledger)?);
     let addr = options.listen.unwrap_or(config.server.listen);
+    check_exposure(
+        addr,
+        gateway_options.keys.is_some(),
+        options.allow_unauthenticated,
+    )?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.server.ledger)?);
     let gateway = Gateway::build(config, store, gateway_options)?;
     let listener = TcpListener::bind(addr)
         .await
@@ -332,4 +362,36 @@ async fn load_now(job: LocalLoadJob) -> Result<(), ServeError> {
             name,
             source: BackendError::Engine(format!("model loading thread failed: {e}")),
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_open_without_keys_unless_allowed() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for open in [
+            "127.0.0.1:8080",
+            "127.1.2.3:0",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(check_exposure(addr(open), false, false).is_ok(), "{open}");
+        }
+        for exposed in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.168.1.5:8080",
+            "10.0.0.1:80",
+        ] {
+            let err = check_exposure(addr(exposed), false, false).unwrap_err();
+            let message = err.to_string();
+            assert!(matches!(err, ServeError::Unauthenticated { .. }));
+            assert!(message.contains("--allow-unauthenticated"), "{message}");
+            assert!(message.contains("api_keys_env"), "{message}");
+            assert!(check_exposure(addr(exposed), true, false).is_ok());
+            assert!(check_exposure(addr(exposed), false, true).is_ok());
+        }
+    }
 }
