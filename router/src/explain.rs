@@ -160,9 +160,10 @@ impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let g = &self.gathered;
         let facts = &g.facts;
+        let task = crate::terminal::safe(&facts.task);
         match &g.task_source {
-            TaskSource::Header => writeln!(f, "task:     {} (from x-triage-task)", facts.task)?,
-            TaskSource::Metadata => writeln!(f, "task:     {} (from metadata.task)", facts.task)?,
+            TaskSource::Header => writeln!(f, "task:     {task} (from x-triage-task)")?,
+            TaskSource::Metadata => writeln!(f, "task:     {task} (from metadata.task)")?,
             TaskSource::Classifier(c) => writeln!(
                 f,
                 "task:     {} (classifier, confidence {:.2}: {})",

@@ -76,6 +76,7 @@ pub struct GroupTotals {
 }
 
 /// What `triage ledger summary` prints: totals overall and grouped three ways, busiest first.
+/// Shown as text, every name is made terminal-safe ([`crate::terminal::safe`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LedgerSummary {
     /// Every row together.
@@ -113,7 +114,7 @@ impl fmt::Display for LedgerSummary {
                 writeln!(
                     f,
                     "{:<20} {:>8} {:>7} {:>9} {:>11} {:>11} {:>12.6} {:>12.6} {:>10.1} {:>10}",
-                    g.name,
+                    crate::terminal::safe(&g.name),
                     g.requests,
                     g.errors,
                     g.escalated,

@@ -29,3 +29,4 @@ pub mod policy;
 pub mod pricing;
 pub mod store;
 pub mod task_name;
+pub mod terminal;

@@ -112,3 +112,34 @@ fn empty_ledger_summarizes_to_zero() {
     assert!(s.by_backend.is_empty());
     assert_eq!(store.spend(None, T0).unwrap().global_day_usd, 0.0);
 }
+
+#[test]
+fn summary_text_never_sends_control_characters_to_the_terminal() {
+    let store = SqliteStore::in_memory().unwrap();
+    // Rows written before task names were validated, or by another writer.
+    store
+        .record(&row(
+            "alice",
+            "\u{1b}[2J\u{1b}]0;pwned\u{7}evil",
+            "route\u{1b}[31m",
+            &["llm\r"],
+            0.1,
+            200,
+        ))
+        .unwrap();
+    let summary = store.summary().unwrap();
+    let text = summary.to_string();
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("\\u{1b}[2J\\u{1b}]0;pwned\\u{7}evil"),
+        "{text}"
+    );
+    assert!(text.contains("route\\u{1b}[31m"), "{text}");
+    // JSON keeps the names as stored (serde escapes them).
+    assert!(serde_json::to_string(&summary)
+        .unwrap()
+        .contains("\\u001b[2J"));
+}
