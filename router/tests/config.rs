@@ -286,16 +286,6 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "routes[0].when.task: an empty list matches nothing",
         ),
         (
-            "task name a client could never send",
-            format!("{BASE}routes:\n  - {{ name: a, when: {{ task: [qa, Sentiment] }}, to: slm }}\n  - {{ name: d, to: llm }}\n"),
-            "routes[0].when.task[1]: task name \"Sentiment\" has uppercase letters; requests' task names are folded to lowercase: write `sentiment`",
-        ),
-        (
-            "task name with a space",
-            format!("{BASE}routes:\n  - {{ name: a, when: {{ task: [\"two words\"] }}, to: slm }}\n  - {{ name: d, to: llm }}\n"),
-            "routes[0].when.task[0]: task name \"two words\" holds ' '",
-        ),
-        (
             "bad content regex",
             format!("{BASE}routes:\n  - {{ name: a, when: {{ content: \"(unclosed\" }}, to: slm }}\n  - {{ name: d, to: llm }}\n"),
             "routes[0].when.content: invalid regex",

@@ -274,24 +274,8 @@ fn validate_when(
                 .map_err(|e| ctx.err(&format!("{path}.content"), format!("invalid regex: {e}")))?,
         ),
     };
-    let task = string_set(&w.task, &format!("{path}.task"), ctx)?;
-    for (i, name) in task.iter().flat_map(|t| t.as_slice()).enumerate() {
-        // A client's task name is folded to lowercase and must pass the same rule, so a name
-        // that does not would never match one.
-        let checked = crate::task_name::validate(name);
-        if checked.as_deref() != Ok(name.as_str()) {
-            let why = match checked {
-                Err(e) => e.to_string(),
-                Ok(folded) => format!("has uppercase letters; requests' task names are folded to lowercase: write `{folded}`"),
-            };
-            return Err(ctx.err(
-                &format!("{path}.task[{i}]"),
-                format!("task name {name:?} {why}"),
-            ));
-        }
-    }
     Ok(Conditions {
-        task,
+        task: string_set(&w.task, &format!("{path}.task"), ctx)?,
         pii: w.pii,
         prompt_tokens,
         content,
