@@ -219,6 +219,9 @@ impl Scenario {
         if raw.task.trim().is_empty() {
             return Err(invalid("field `task`: must not be empty".into()));
         }
+        // The task is sent to gateways as `x-triage-task`, which accepts only short plain names.
+        let task = router::task_name::validate(&raw.task)
+            .map_err(|e| invalid(format!("field `task`: {e}")))?;
         let mut specs = raw.scorers.clone();
         if let Some(s) = raw.scorer.clone() {
             if !specs.is_empty() {
@@ -310,7 +313,7 @@ impl Scenario {
         }
         Ok(Scenario {
             name: raw.name,
-            task: raw.task,
+            task,
             path: path.to_path_buf(),
             system,
             prompt,

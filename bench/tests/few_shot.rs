@@ -225,3 +225,21 @@ fn the_command_line_count_overrides_and_asking_for_every_item_is_an_error() {
         .to_string();
     assert!(err.contains("not both"), "{err}");
 }
+
+#[test]
+fn a_task_name_a_gateway_would_refuse_is_an_error_at_load() {
+    let yaml = "name: s\ntask: \"mixed qa\"\ndataset: {items: [{t: a}]}\nprompt: \"{{t}}\"\n";
+    let raw: bench::scenario::ScenarioFile =
+        bench::scenario::parse_yaml(yaml, std::path::Path::new("s.yaml")).unwrap();
+    let e = bench::scenario::Scenario::from_file(raw, std::path::Path::new("s.yaml"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s.yaml") && e.contains("field `task`"), "{e}");
+    // Upper case folds to the gateway's form.
+    let yaml = "name: s\ntask: Sentiment\ndataset: {items: [{t: a}]}\nprompt: \"{{t}}\"\nscorer: {kind: contains}\nexpected: a\n";
+    let raw: bench::scenario::ScenarioFile =
+        bench::scenario::parse_yaml(yaml, std::path::Path::new("s.yaml")).unwrap();
+    let s =
+        bench::scenario::Scenario::from_file(raw, std::path::Path::new("s.yaml"), None).unwrap();
+    assert_eq!(s.task, "sentiment");
+}
