@@ -240,7 +240,8 @@ async fn cascade_on_real_models_escalates_by_signal_and_bills_both_calls() {
     );
 
     // The ledger: one row per request; escalations list both backends and bill both calls.
-    drop(a);
+    // Stopped, not killed: its last ledger rows are written before it exits.
+    a.stop();
     let rows: Vec<LedgerRow> = SqliteStore::open(&a_ledger).unwrap().recent(100).unwrap();
     assert_eq!(rows.len(), 5, "{rows:#?}");
     let by_route =

@@ -17,6 +17,22 @@ pub struct Gateway {
     pub url: String,
 }
 
+impl Gateway {
+    /// Stop the gateway as an operator would (SIGTERM: it finishes its ledger writes and exits),
+    /// waiting at most 30 s before killing it.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
