@@ -116,13 +116,8 @@ async fn pump_until(
     done: impl Fn(&LiveState) -> bool,
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done(live) {
-        let msg = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for: {what}; state: {live:?}"))
-            .expect("live tasks stopped");
-        let DataMsg::Live(m) = msg;
-        live.on_msg(m);
+    if let Err(e) = live.pump_until(rx, deadline, done).await {
+        panic!("{e} waiting for: {what}; state: {live:?}");
     }
 }
 

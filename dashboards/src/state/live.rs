@@ -123,6 +123,25 @@ impl LiveState {
         }
     }
 
+    /// Fold the live tasks' messages from `rx` into the state until `done` holds, or give up
+    /// at `deadline` — for callers that need the state to reach a point (a scripted session,
+    /// the tests against a real gateway) rather than the TUI's draw loop.
+    pub async fn pump_until(
+        &mut self,
+        rx: &mut tokio::sync::mpsc::Receiver<super::DataMsg>,
+        deadline: tokio::time::Instant,
+        done: impl Fn(&LiveState) -> bool,
+    ) -> Result<(), PumpError> {
+        while !done(self) {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => return Err(PumpError::Timeout),
+                Ok(None) => return Err(PumpError::Closed),
+                Ok(Some(super::DataMsg::Live(m))) => self.on_msg(m),
+            }
+        }
+        Ok(())
+    }
+
     /// Fold one message from the live tasks into the state.
     pub fn on_msg(&mut self, msg: LiveMsg) {
         match msg {
@@ -248,4 +267,15 @@ impl LiveState {
             })
             .collect()
     }
+}
+
+/// Why [`LiveState::pump_until`] stopped before its condition held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PumpError {
+    /// The deadline passed first.
+    #[error("timed out")]
+    Timeout,
+    /// The live tasks stopped sending.
+    #[error("the live tasks stopped")]
+    Closed,
 }
