@@ -39,6 +39,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     backend: String,
     kind: &'static str,
@@ -80,6 +85,7 @@ pub struct Metrics {
     decode_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
     host_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
     in_flight: Gauge,
+    auth_rejections: Family<EndpointLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -186,8 +192,15 @@ impl Metrics {
             "Chat requests being answered right now",
             in_flight.clone(),
         );
+        let auth_rejections = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "auth_rejections",
+            "Requests refused with 401 (missing, malformed or unknown API key), by endpoint; they write no ledger row",
+            auth_rejections.clone(),
+        );
         Self {
             registry,
+            auth_rejections,
             requests,
             ttft,
             inter_token,
@@ -205,6 +218,14 @@ impl Metrics {
             host_seconds,
             in_flight,
         }
+    }
+
+    /// Count a request refused for its key (401) at `endpoint` (`chat`, `models`, `events`,
+    /// `metrics`).
+    pub fn auth_rejected(&self, endpoint: &'static str) {
+        self.auth_rejections
+            .get_or_create(&EndpointLabels { endpoint })
+            .inc();
     }
 
     /// Count one finished request. `token_gaps` are the seconds between consecutive tokens.

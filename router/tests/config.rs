@@ -291,6 +291,21 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "routes[0].when.content: invalid regex",
         ),
         (
+            "admin tenants without keys",
+            format!("server:\n  admin_tenants: [ops]\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "server.admin_tenants: needs server.api_keys_env",
+        ),
+        (
+            "CORS for every origin",
+            format!("server:\n  cors_allow_origins: [\"*\"]\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "server.cors_allow_origins[0]: `*` would let every web site call the gateway",
+        ),
+        (
+            "CORS origin with a path",
+            format!("server:\n  cors_allow_origins: [\"https://app.example.com/x\"]\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "server.cors_allow_origins[0]: \"https://app.example.com/x\" is not an origin",
+        ),
+        (
             "spill from a remote backend",
             format!("{BASE}routes:\n  - {{ name: d, to: llm, spill: {{ to: slm, queue_depth: 4 }} }}\n"),
             "routes[0].spill: spill applies when the route's first backend is local",

@@ -47,6 +47,8 @@ pub(super) struct RawServer {
     pub(super) body_limit_bytes: Option<usize>,
     pub(super) request_timeout: Option<RawDuration>,
     pub(super) ledger: Option<String>,
+    pub(super) admin_tenants: Option<Vec<String>>,
+    pub(super) cors_allow_origins: Option<Vec<String>>,
 }
 
 /// One backend, by `kind`.

@@ -64,6 +64,12 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// The SQLite ledger file (resolved against the config's directory).
     pub ledger: PathBuf,
+    /// Tenants whose keys see every tenant's requests on `/v1/triage/events` (others see only
+    /// their own); needs `api_keys_env`.
+    pub admin_tenants: Vec<String>,
+    /// Web origins (`https://app.example.com`) allowed to call the gateway from a browser;
+    /// empty (the default): no CORS headers at all, so browsers keep other sites out.
+    pub cors_allow_origins: Vec<String>,
 }
 
 /// One configured backend.

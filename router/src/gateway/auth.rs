@@ -124,16 +124,53 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The configured keys, if any.
+/// The configured keys, if any, and the tenants whose keys see every tenant's requests.
 #[derive(Clone, Debug, Default)]
 pub struct Auth {
     keys: Option<ApiKeys>,
+    admins: Vec<String>,
+}
+
+/// Who may see a finished request's summary on `/v1/triage/events`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// An open gateway (no keys) or an admin tenant's key: every request.
+    All,
+    /// A tenant's key: only the requests made with that tenant's keys.
+    Tenant(String),
+}
+
+impl Viewer {
+    /// Whether a request made by `tenant` (the summary's `key`) is visible.
+    pub fn sees(&self, tenant: Option<&str>) -> bool {
+        match self {
+            Viewer::All => true,
+            Viewer::Tenant(t) => tenant == Some(t.as_str()),
+        }
+    }
 }
 
 impl Auth {
     /// Authentication with `keys`; `None` lets every request in.
     pub fn new(keys: Option<ApiKeys>) -> Self {
-        Self { keys }
+        Self {
+            keys,
+            admins: Vec::new(),
+        }
+    }
+
+    /// The same, with `admins` as the tenants that see every tenant's requests.
+    pub fn with_admins(mut self, admins: Vec<String>) -> Self {
+        self.admins = admins;
+        self
+    }
+
+    /// What the caller's key may see of other requests (after [`Auth::check`] let it in).
+    pub fn viewer(&self, tenant: Option<&str>) -> Viewer {
+        match tenant {
+            Some(t) if !self.admins.iter().any(|a| a == t) => Viewer::Tenant(t.to_string()),
+            _ => Viewer::All,
+        }
     }
 
     /// Whether no keys are configured (every request is let in).
@@ -190,6 +227,17 @@ mod tests {
         assert_eq!(auth.check(&headers("sk-aaa")).unwrap_err().status, 401);
         assert_eq!(auth.check(&HeaderMap::new()).unwrap_err().status, 401);
         assert!(Auth::default().check(&HeaderMap::new()).unwrap().is_none());
+    }
+
+    #[test]
+    fn tenants_see_their_own_requests_and_admins_see_all() {
+        let auth = Auth::new(Some(ApiKeys::parse("a:sk-a,ops:sk-ops").unwrap()))
+            .with_admins(vec!["ops".into()]);
+        let a = auth.viewer(Some("a"));
+        assert!(a.sees(Some("a")));
+        assert!(!a.sees(Some("ops")) && !a.sees(None));
+        assert_eq!(auth.viewer(Some("ops")), Viewer::All);
+        assert_eq!(Auth::default().viewer(None), Viewer::All);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub(crate) async fn models(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.inner.auth.check(&headers)?;
+    state.authenticate(&headers, "models")?;
     let core = &state.inner.core;
     let mut data = Vec::new();
     for m in core.policy_models() {
@@ -51,12 +51,20 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// `GET /readyz`: 200 when every backend is loaded, else 503 naming the ones that are not.
-pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+/// Why a backend failed (which may name files) is shown only to callers with a key, or on an
+/// open gateway; probes without a key see the backend names and the status.
+pub(crate) async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let detailed = state.inner.auth.check(&headers).is_ok();
     let mut loading = Vec::new();
     let mut failed = Vec::new();
     for b in state.inner.backends.iter() {
         if let Some(err) = b.load_error() {
-            failed.push(json!({"backend": b.name, "error": err}));
+            let error = if detailed {
+                err
+            } else {
+                "failed to load (details need an API key)"
+            };
+            failed.push(json!({"backend": b.name, "error": error}));
         } else if !b.is_loaded() {
             loading.push(b.name.clone());
         }
@@ -76,7 +84,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 /// `server.metrics_require_key` is set.
 pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.inner.options.metrics_require_key {
-        if let Err(e) = state.inner.auth.check(&headers) {
+        if let Err(e) = state.authenticate(&headers, "metrics") {
             return e.into_response();
         }
     }
@@ -105,12 +113,15 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     }
 }
 
-/// `GET /v1/triage/events`: one `data:` JSON summary per finished request, until shutdown.
+/// `GET /v1/triage/events`: one `data:` JSON summary per finished request, until shutdown. A
+/// tenant's key sees only its tenant's requests; an admin tenant's key (`server.admin_tenants`)
+/// or an open gateway sees all.
 pub(crate) async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    state.inner.auth.check(&headers)?;
+    let tenant = state.authenticate(&headers, "events")?;
+    let viewer = state.inner.auth.viewer(tenant.as_deref());
     let mut rx = state.inner.events.subscribe();
     let shutdown = state.inner.shutdown.clone();
     let stream = async_stream::stream! {
@@ -120,6 +131,7 @@ pub(crate) async fn events(
                 next = rx.recv() => next,
             };
             match next {
+                Ok(summary) if !viewer.sees(summary.key.as_deref()) => continue,
                 Ok(summary) => match serde_json::to_string(&*summary) {
                     Ok(json) => yield Ok(Event::default().event("request").data(json)),
                     Err(e) => yield Ok(Event::default().comment(format!("unencodable summary: {e}"))),

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod cascade;
 pub mod chat;
 pub mod configured_routing;
+mod cors;
 pub mod error;
 mod info;
 pub mod routing;
@@ -57,6 +58,10 @@ pub struct GatewayOptions {
     pub request_deadline: Duration,
     /// Summaries kept for slow `/v1/triage/events` subscribers.
     pub events_capacity: usize,
+    /// Tenants whose keys see every tenant's requests on `/v1/triage/events`.
+    pub admin_tenants: Vec<String>,
+    /// Browser origins allowed by CORS; empty: no CORS headers (browsers keep other sites out).
+    pub cors_allow_origins: Vec<String>,
 }
 
 impl Default for GatewayOptions {
@@ -67,6 +72,8 @@ impl Default for GatewayOptions {
             body_limit_bytes: 4 * 1024 * 1024,
             request_deadline: Duration::from_secs(600),
             events_capacity: 1024,
+            admin_tenants: Vec::new(),
+            cors_allow_origins: Vec::new(),
         }
     }
 }
@@ -107,7 +114,7 @@ impl AppState {
                 backends,
                 policy_models: core.policy_models().into_iter().map(|m| m.name).collect(),
                 core,
-                auth: Auth::new(options.keys.clone()),
+                auth: Auth::new(options.keys.clone()).with_admins(options.admin_tenants.clone()),
                 events: EventBus::new(options.events_capacity),
                 options,
                 metrics: Metrics::new(),
@@ -136,6 +143,19 @@ impl AppState {
         self.inner.events.subscribe()
     }
 
+    /// The tenant of the request's key (`None` on an open gateway). A refusal (401) is counted
+    /// in `triage_auth_rejections_total{endpoint}` and writes no ledger row: a flood of
+    /// unauthenticated requests must not grow the ledger.
+    pub(crate) fn authenticate(
+        &self,
+        headers: &axum::http::HeaderMap,
+        endpoint: &'static str,
+    ) -> Result<Option<String>, ApiError> {
+        self.inner.auth.check(headers).inspect_err(|_| {
+            self.inner.metrics.auth_rejected(endpoint);
+        })
+    }
+
     /// Ends the live event streams; [`serve`] triggers it when shutdown begins.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
@@ -145,7 +165,8 @@ impl AppState {
 /// The gateway's routes.
 pub fn app(state: AppState) -> Router {
     let limit = state.inner.options.body_limit_bytes;
-    Router::new()
+    let cors = cors::layer(&state.inner.options.cors_allow_origins);
+    let router = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(info::models))
         .route("/v1/triage/events", get(info::events))
@@ -155,7 +176,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -153,6 +153,8 @@ impl Gateway {
             metrics_require_key: config.server.metrics_require_key,
             body_limit_bytes: config.server.body_limit_bytes,
             request_deadline: config.server.request_timeout,
+            admin_tenants: config.server.admin_tenants.clone(),
+            cors_allow_origins: config.server.cors_allow_origins.clone(),
             ..GatewayOptions::default()
         }
     }

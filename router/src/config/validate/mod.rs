@@ -141,6 +141,27 @@ fn validate_server(s: &RawServer, ctx: &Ctx<'_>, dir: &Path) -> Result<ServerCon
     if request_timeout.is_zero() {
         return Err(ctx.err("server.request_timeout", "must be > 0"));
     }
+    let admin_tenants = s.admin_tenants.clone().unwrap_or_default();
+    if !admin_tenants.is_empty() && s.api_keys_env.is_none() {
+        return Err(ctx.err(
+            "server.admin_tenants",
+            "needs server.api_keys_env: without keys there are no tenants",
+        ));
+    }
+    for (i, t) in admin_tenants.iter().enumerate() {
+        if t.is_empty() || !t.chars().all(is_name_char) {
+            return Err(ctx.err(
+                &format!("server.admin_tenants[{i}]"),
+                format!("{t:?} is not a tenant name (letters, digits, `_`, `-`, `.`)"),
+            ));
+        }
+    }
+    let cors_allow_origins = s.cors_allow_origins.clone().unwrap_or_default();
+    for (i, o) in cors_allow_origins.iter().enumerate() {
+        if let Err(why) = check_origin(o) {
+            return Err(ctx.err(&format!("server.cors_allow_origins[{i}]"), why));
+        }
+    }
     Ok(ServerConfig {
         listen,
         api_keys_env: s.api_keys_env.clone(),
@@ -148,5 +169,30 @@ fn validate_server(s: &RawServer, ctx: &Ctx<'_>, dir: &Path) -> Result<ServerCon
         body_limit_bytes,
         request_timeout,
         ledger: resolve(dir, s.ledger.as_deref().unwrap_or("triage-ledger.sqlite")),
+        admin_tenants,
+        cors_allow_origins,
     })
+}
+
+/// A web origin as browsers send it: `http(s)://host[:port]`, nothing after the authority.
+/// `*` is refused: any site could then drive the gateway from its visitors' browsers.
+fn check_origin(o: &str) -> Result<(), String> {
+    if o == "*" {
+        return Err("`*` would let every web site call the gateway; list the origins".into());
+    }
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+        .ok_or_else(|| format!("{o:?} is not an origin such as https://app.example.com"))?;
+    let ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{o:?} is not an origin such as https://app.example.com (scheme, host and port only)"
+        ))
+    }
 }

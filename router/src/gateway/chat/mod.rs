@@ -2,7 +2,8 @@
 //!
 //! One path for every request, whole (JSON) or streamed (SSE):
 //!
-//! 1. [`chat_completions`] → `prepare`: check the key, the content type (only
+//! 1. [`chat_completions`] checks the key first (a refusal is a 401 counted in metrics, with no
+//!    ledger row), then `prepare`: the content type (only
 //!    `application/json`, else 415), read the body (size limit → 413), parse it naming the bad
 //!    field ([`parse_request`], → 400), `validate` it (task names from `x-triage-task` and
 //!    `metadata.task`: at most 64 of `[a-z0-9_.-]`, uppercase folded, else 400).
@@ -38,7 +39,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use backends::ChatRequest;
 use tokio::time::Instant;
 
@@ -55,7 +56,12 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let key = match state.authenticate(&headers, "chat") {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
     let mut t = Tracker::new(state.clone());
+    t.s.key = key;
     let deadline = Instant::now() + state.inner.options.request_deadline;
     let (request, routed) = match prepare(&state, &headers, body, &mut t) {
         Ok(x) => x,
@@ -97,8 +103,6 @@ fn prepare(
     body: Result<Bytes, BytesRejection>,
     t: &mut Tracker,
 ) -> Result<(ChatRequest, Routed), ApiError> {
-    let key = state.inner.auth.check(headers)?;
-    t.s.key = key.clone();
     check_content_type(headers)?;
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -112,7 +116,7 @@ fn prepare(
     t.s.stream = request.is_stream();
     validate(&request)?;
     let task_header = task_header(headers)?;
-    let plan = resolve(state, &request, task_header.as_deref(), key.as_deref())?;
+    let plan = resolve(state, &request, task_header.as_deref(), t.s.key.as_deref())?;
     Ok((request, plan))
 }
 
