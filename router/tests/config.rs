@@ -316,6 +316,16 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "routes[0].spill: spill needs `queue_depth` or `predicted_ttft_ms`",
         ),
         (
+            "spill above the engine's queue bound never fires",
+            "backends:\n  slm: { kind: llama, model: m.gguf, queue: 4 }\n  llm: { kind: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY }\nroutes:\n  - { name: d, to: slm, spill: { to: llm, queue_depth: 5 } }\n".to_string(),
+            "routes[0].spill.queue_depth: 5 can never be reached: backend \"slm\" queues at most 4 requests",
+        ),
+        (
+            "spill at queue depth 0",
+            format!("{BASE}routes:\n  - {{ name: d, to: slm, spill: {{ to: llm, queue_depth: 0 }} }}\n"),
+            "routes[0].spill.queue_depth: 0 would spill every request",
+        ),
+        (
             "llama field on a remote backend",
             "backends:\n  llm: { kind: openai, model: gpt-4o-mini, slots: 4 }\nroutes:\n  - { name: d, to: llm }\n".to_string(),
             "triage.yaml:2:51: backends.llm.slots: `slots` applies only to kind llama",

@@ -7,10 +7,9 @@
 //! `llama_memory_seq_cp`. That needs one unified KV cache for all sequences (`kv_unified`), whose
 //! size is still `context_per_slot × slots`; the per-slot budget is enforced here.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +20,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::admission::Admission;
 use super::choices::Outcome;
 use super::logits::{argmax, logprob_of_max, token_logprob};
 use super::signals::{one_forced_text, FreeTokenStats};
@@ -96,10 +96,13 @@ impl Sequence {
 pub(super) fn run(
     model: Arc<LlamaModel>,
     config: LlamaEngineConfig,
-    jobs: Receiver<Job>,
+    jobs: &Admission<Job>,
     counters: Arc<StatCounters>,
     ready: Sender<Result<()>>,
 ) {
+    // However the thread ends (even by a panic), callers get an error instead of a queue that
+    // nobody serves.
+    let _close = CloseOnExit(jobs);
     let backend = match llama_backend() {
         Ok(b) => b,
         Err(e) => {
@@ -138,80 +141,55 @@ pub(super) fn run(
     let _ = ready.send(Ok(()));
     let mut batch = LlamaBatch::new(config.batch_size as usize, config.slots as i32);
     let mut slots: Vec<Option<Sequence>> = (0..config.slots).map(|_| None).collect();
-    let mut waiting: VecDeque<Job> = VecDeque::new();
-    let mut closed = false;
     // When the last decode returned, while sequences keep running (host-overhead accounting).
     let mut last_decode_end: Option<Instant> = None;
 
     loop {
-        // Admission: block only when nothing is running.
-        let running = slots.iter().any(Option::is_some);
-        if !running && waiting.is_empty() {
-            if closed {
-                return;
-            }
-            last_decode_end = None;
-            match jobs.recv() {
-                Ok(job) => {
-                    counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
-                    waiting.push_back(job);
-                }
-                Err(_) => return,
-            }
-        }
-        loop {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
-                    waiting.push_back(job);
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        // Cancelled waiting requests never take a slot.
-        waiting.retain(|job| !job.events.is_closed());
-        for (index, slot) in slots.iter_mut().enumerate() {
-            if slot.is_none() {
-                if let Some(job) = waiting.pop_front() {
-                    let text = TextAssembler::new(job.params.stop.clone())
-                        .skipping_leading_whitespace(job.params.skip_leading_whitespace);
-                    let seq = Sequence {
-                        job,
-                        seq_id: index as i32,
-                        prompt_done: 0,
-                        n_past: 0,
-                        next_input: None,
-                        logits_index: None,
-                        generated: 0,
-                        text,
-                        pending_logprobs: Vec::new(),
-                        free: FreeTokenStats::default(),
-                        busy_secs: 0.0,
-                        tokens_in_batch: 0,
-                        feeds: Vec::new(),
-                    };
-                    seq.send(ChatEvent::FirstByte { at: Instant::now() });
-                    *slot = Some(seq);
-                }
-            }
-        }
-        // Requests still waiting count as queued for the gateway's spill rule.
-        counters.busy_slots.store(
-            slots.iter().filter(|s| s.is_some()).count(),
-            Ordering::Relaxed,
-        );
-
-        // Cancelled sequences free their KV cells at once.
+        // Cancelled sequences (the client dropped the stream) free their slot and KV cells
+        // first, and the gauge says so before the engine may block below.
         for slot in slots.iter_mut() {
             if slot.as_ref().is_some_and(|s| s.job.events.is_closed()) {
                 if let Some(seq) = slot.take() {
                     free_sequence(&mut ctx, lanes, seq.seq_id);
                 }
             }
+        }
+        let busy = slots.iter().filter(|s| s.is_some()).count();
+        counters.busy_slots.store(busy, Ordering::SeqCst);
+        // Block only when nothing is running: a running engine comes back here every step.
+        if busy == 0 {
+            last_decode_end = None;
+            if !jobs.wait_for_job() {
+                return;
+            }
+        }
+        // Admission: only as many jobs as there are free slots leave the queue; the rest keep
+        // counting against its bound. Cancelled waiting jobs never take a slot.
+        let mut admitted = jobs.admit(busy, config.slots - busy).into_iter();
+        for (index, slot) in slots.iter_mut().enumerate() {
+            if slot.is_some() {
+                continue;
+            }
+            let Some(job) = admitted.next() else { break };
+            let text = TextAssembler::new(job.params.stop.clone())
+                .skipping_leading_whitespace(job.params.skip_leading_whitespace);
+            let seq = Sequence {
+                job,
+                seq_id: index as i32,
+                prompt_done: 0,
+                n_past: 0,
+                next_input: None,
+                logits_index: None,
+                generated: 0,
+                text,
+                pending_logprobs: Vec::new(),
+                free: FreeTokenStats::default(),
+                busy_secs: 0.0,
+                tokens_in_batch: 0,
+                feeds: Vec::new(),
+            };
+            seq.send(ChatEvent::FirstByte { at: Instant::now() });
+            *slot = Some(seq);
         }
 
         // Build the batch: one token per generating sequence, the current variant of every
@@ -381,8 +359,17 @@ pub(super) fn run(
         }
         counters.busy_slots.store(
             slots.iter().filter(|s| s.is_some()).count(),
-            Ordering::Relaxed,
+            Ordering::SeqCst,
         );
+    }
+}
+
+/// Closes the admission queue when the engine thread ends.
+struct CloseOnExit<'a>(&'a Admission<Job>);
+
+impl Drop for CloseOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

@@ -5,18 +5,21 @@
 //! decodes one `llama_batch` holding the next token of every generating sequence plus prompt
 //! chunks of newly admitted ones; a finished or cancelled sequence frees its KV cells at once.
 //!
-//! Requests reach the thread over a bounded channel (a full queue is [`BackendError::Overloaded`]
-//! at once — the router decides whether to answer 429 or spill to a remote). Prompt formatting,
+//! Requests wait for a slot in a bounded admission queue ([`admission`]: every waiting request
+//! counts; a full queue is [`BackendError::Overloaded`] at once — the router decides whether to
+//! answer 429 or spill to a remote). Prompt formatting,
 //! tokenization, the length check and grammar compilation happen on the caller's side, so bad
 //! requests fail before they queue. Tokens flow back over an unbounded channel (a request's
 //! output is bounded by its `max_tokens`), each with its own `Instant` and log-probability;
-//! dropping the stream closes that channel and the engine cancels the sequence on its next step.
+//! dropping the stream closes that channel and the engine cancels the sequence (or drops the
+//! waiting request) on its next step, releasing its slot and gauges at once.
 //!
 //! `choices` requests are answered by scoring every choice as a continuation of the prompt
 //! ([`choices`]), not by generating under a grammar; every answer ends with its
 //! [`crate::Signals`] (choice probabilities, or log-probability statistics of the freely chosen
 //! tokens) before `Done`.
 
+mod admission;
 mod choices;
 pub mod completion;
 mod engine;
@@ -30,7 +33,6 @@ mod special;
 pub mod text;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -51,6 +53,7 @@ pub use crate::LlamaEngineConfig;
 
 use crate::types::ChatRequest;
 use crate::{collect_stream, Backend, BackendError, ChatResponse, EventStream, Result};
+use admission::{Admission, Refused, Waiting};
 use choices::{AnswerEnd, ChoiceScoring, ChoiceSet};
 use special::ControlTokens;
 
@@ -85,6 +88,12 @@ struct Job {
     events: tokio::sync::mpsc::UnboundedSender<Result<crate::ChatEvent>>,
 }
 
+impl Waiting for Job {
+    fn is_cancelled(&self) -> bool {
+        self.events.is_closed()
+    }
+}
+
 /// What the engine does after the prompt.
 enum Work {
     /// Sample tokens: the sampler chain, with the output grammar (JSON schema, or `choices` on a
@@ -106,7 +115,7 @@ pub struct LlamaEngine {
 
 struct Shared {
     model: Arc<LlamaModel>,
-    submit: SyncSender<Job>,
+    admission: Arc<Admission<Job>>,
     counters: Arc<StatCounters>,
     info: ModelInfo,
     format: PromptFormat,
@@ -115,6 +124,13 @@ struct Shared {
     /// The model's control tokens, which a message's text must never become.
     control: ControlTokens,
     config: LlamaEngineConfig,
+}
+
+impl Drop for Shared {
+    /// The last engine handle is gone: the thread finishes what is queued and running, then stops.
+    fn drop(&mut self) {
+        self.admission.close();
+    }
 }
 
 fn llama_backend() -> Result<&'static LlamaBackend> {
@@ -188,15 +204,22 @@ impl LlamaEngine {
         let answer_end = AnswerEnd::for_model(&model, &format);
         let control = ControlTokens::of_model(&model);
         let counters = Arc::new(StatCounters::default());
-        let (submit, jobs) = sync_channel::<Job>(config.queue_capacity);
+        let admission = Arc::new(Admission::new(config.queue_capacity, counters.clone()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         let thread_model = Arc::clone(&model);
         let thread_counters = Arc::clone(&counters);
         let thread_config = config.clone();
+        let jobs = Arc::clone(&admission);
         std::thread::Builder::new()
             .name("llama-engine".into())
             .spawn(move || {
-                engine::run(thread_model, thread_config, jobs, thread_counters, ready_tx)
+                engine::run(
+                    thread_model,
+                    thread_config,
+                    &jobs,
+                    thread_counters,
+                    ready_tx,
+                )
             })
             .map_err(|e| BackendError::Engine(format!("spawning engine thread: {e}")))?;
         ready_rx
@@ -205,7 +228,7 @@ impl LlamaEngine {
         Ok(LlamaEngine {
             shared: Arc::new(Shared {
                 model,
-                submit,
+                admission,
                 counters,
                 info,
                 answer_end,
@@ -486,18 +509,13 @@ impl LlamaEngine {
             work,
             events,
         };
-        let counters = &self.shared.counters;
-        counters.queue_depth.fetch_add(1, Ordering::SeqCst);
-        match self.shared.submit.try_send(job) {
+        let admission = &self.shared.admission;
+        match admission.push(job) {
             Ok(()) => Ok(Box::pin(UnboundedReceiverStream::new(rx))),
-            Err(TrySendError::Full(_)) => {
-                counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
-                Err(BackendError::Overloaded {
-                    capacity: self.shared.config.queue_capacity,
-                })
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                counters.queue_depth.fetch_sub(1, Ordering::SeqCst);
+            Err(Refused::Full(_)) => Err(BackendError::Overloaded {
+                capacity: admission.capacity(),
+            }),
+            Err(Refused::Closed(_)) => {
                 Err(BackendError::Engine("engine thread has stopped".into()))
             }
         }

@@ -1,6 +1,13 @@
 //! OpenAI-shaped errors: every failure the gateway answers with is `{"error": {"message", "type",
 //! "param", "code"}}` with the matching HTTP status, so OpenAI SDKs raise their own exception
 //! types (`BadRequestError`, `AuthenticationError`, `NotFoundError`, `RateLimitError`, …).
+//!
+//! A 429 for load — a full local admission queue ([`BackendError::Overloaded`]) or an upstream
+//! rate limit — carries `Retry-After` in whole seconds: the upstream's own wait when it gave one,
+//! clamped to [`MAX_RETRY_AFTER_SECS`], else one second (a local queue drains within seconds).
+//! A spent budget is a 429 too, but waiting a second would not help, so it names no wait.
+
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +28,12 @@ pub struct ApiError {
     /// OpenAI `code`: a machine-readable code (`invalid_api_key`, `model_not_found`, a
     /// [`BackendError::code`], …).
     pub code: Option<String>,
+    /// The wait a 429 asks for, sent as `Retry-After` (none when unset).
+    pub retry_after: Option<Duration>,
 }
+
+/// The longest `Retry-After` the gateway sends, whatever an upstream asked for (one hour).
+pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -51,6 +63,7 @@ impl ApiError {
             kind,
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 
@@ -64,6 +77,23 @@ impl ApiError {
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
         self
+    }
+
+    /// Set the wait a 429 asks for (`Retry-After`).
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// The `Retry-After` value of a 429 that names a wait, in whole seconds (rounded up,
+    /// between 1 and [`MAX_RETRY_AFTER_SECS`]); `None` otherwise.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        if self.status != StatusCode::TOO_MANY_REQUESTS {
+            return None;
+        }
+        let wait = self.retry_after?;
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Some(secs.clamp(1, MAX_RETRY_AFTER_SECS))
     }
 
     /// 400: the body is not a valid chat request; `param` names the offending field when known.
@@ -171,12 +201,19 @@ impl ApiError {
     /// The status and shape a backend error maps to; upstream 5xx become 502, timeouts 504.
     pub fn from_backend(backend: &str, err: &BackendError) -> Self {
         let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-        Self::new(
+        let api = Self::new(
             status,
             err.openai_type(),
             format!("backend `{backend}`: {err}"),
         )
-        .with_code(err.code())
+        .with_code(err.code());
+        match err {
+            BackendError::RateLimited { retry_after, .. } => {
+                api.with_retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            BackendError::Overloaded { .. } => api.with_retry_after(Duration::from_secs(1)),
+            _ => api,
+        }
     }
 
     /// The `{"message","type","param","code"}` object.
@@ -222,12 +259,19 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut out = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             self.to_json(),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after_secs() {
+            out.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        out
     }
 }
 
@@ -267,5 +311,46 @@ mod tests {
         let e = ApiError::from_backend("slm", &BackendError::Overloaded { capacity: 4 });
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.kind, "rate_limit_error");
+    }
+
+    #[test]
+    fn load_429s_say_when_to_retry_within_bounds() {
+        let retry = |e: &ApiError| {
+            let response = e.clone().into_response();
+            assert_eq!(response.status(), e.status);
+            response
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let overloaded = ApiError::from_backend("slm", &BackendError::Overloaded { capacity: 2 });
+        assert_eq!(retry(&overloaded).as_deref(), Some("1"));
+        let limited = |wait: Option<Duration>| {
+            ApiError::from_backend(
+                "llm",
+                &BackendError::RateLimited {
+                    status: 429,
+                    retry_after: wait,
+                    body: String::new(),
+                },
+            )
+        };
+        assert_eq!(
+            retry(&limited(Some(Duration::from_millis(2500)))).as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            retry(&limited(Some(Duration::from_secs(u64::MAX)))).as_deref(),
+            Some("3600")
+        );
+        assert_eq!(retry(&limited(Some(Duration::ZERO))).as_deref(), Some("1"));
+        assert_eq!(retry(&limited(None)).as_deref(), Some("1"));
+        let budget = ApiError::too_many_requests("budget exhausted", "budget_exhausted");
+        assert_eq!(
+            retry(&budget),
+            None,
+            "a spent budget does not come back in a second"
+        );
+        assert_eq!(retry(&ApiError::unavailable("loading")), None);
     }
 }

@@ -51,7 +51,15 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
         .map(|(n, b)| (n.clone(), b.locality()))
         .collect();
     let costs = pricing::validate_pricing(&raw, &backends, &names, ctx)?;
-    let routes = routes::validate_routes(&raw.routes, &locality, &names, ctx)?;
+    // A local engine's admission-queue bound: a spill threshold above it could never fire.
+    let queue_bounds: BTreeMap<String, usize> = backends
+        .iter()
+        .filter_map(|(n, b)| match b {
+            super::BackendSpec::Local(engine) => Some((n.clone(), engine.queue_capacity)),
+            super::BackendSpec::Remote(_) => None,
+        })
+        .collect();
+    let routes = routes::validate_routes(&raw.routes, &locality, &queue_bounds, &names, ctx)?;
     let budgets = match &raw.budgets {
         None => None,
         Some(b) => Some(pricing::validate_budgets(b, &locality, &names, ctx)?),

@@ -22,6 +22,7 @@ pub(super) struct Routes {
 pub(super) fn validate_routes(
     routes: &[RawRoute],
     locality: &BTreeMap<String, Locality>,
+    queue_bounds: &BTreeMap<String, usize>,
     names: &BTreeSet<String>,
     ctx: &Ctx<'_>,
 ) -> Result<Routes, ConfigError> {
@@ -138,6 +139,22 @@ pub(super) fn validate_routes(
                     return Err(ctx.err(
                         &sp,
                         "spill needs `queue_depth` or `predicted_ttft_ms` (or both)",
+                    ));
+                }
+                // The engine's queue never holds more than its bound (a request beyond it is
+                // refused `Overloaded`), so a spill threshold above the bound never fires.
+                if let (Some(depth), Some(&bound)) = (s.queue_depth, queue_bounds.get(&first)) {
+                    if depth > bound {
+                        return Err(ctx.err(
+                            &format!("{sp}.queue_depth"),
+                            format!("{depth} can never be reached: backend {first:?} queues at most {bound} requests (its `queue`); use a value from 1 to {bound}"),
+                        ));
+                    }
+                }
+                if s.queue_depth == Some(0) {
+                    return Err(ctx.err(
+                        &format!("{sp}.queue_depth"),
+                        "0 would spill every request; use a value of at least 1",
                     ));
                 }
                 if let Some(t) = s.predicted_ttft_ms {
