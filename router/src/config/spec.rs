@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// The SQLite ledger file (resolved against the config's directory).
     pub ledger: PathBuf,
+    /// Timeouts, header size, connection and in-flight limits of the listener.
+    pub transport: crate::gateway::TransportLimits,
 }
 
 /// One configured backend.

@@ -144,8 +144,8 @@ impl Gateway {
         }
     }
 
-    /// The limits `triage serve` applies for `config` (body size, request deadline, whether
-    /// `/metrics` needs a key), without API keys: [`start`] adds those from the environment
+    /// The limits `triage serve` applies for `config` (body size, request deadline, transport
+    /// limits, whether `/metrics` needs a key), without API keys: [`start`] adds those from the environment
     /// variable the config names; an in-process caller is the operator and needs none.
     pub fn limits_for(config: &Config) -> GatewayOptions {
         GatewayOptions {
@@ -153,6 +153,7 @@ impl Gateway {
             metrics_require_key: config.server.metrics_require_key,
             body_limit_bytes: config.server.body_limit_bytes,
             request_deadline: config.server.request_timeout,
+            transport: config.server.transport.clone(),
             ..GatewayOptions::default()
         }
     }

@@ -27,7 +27,9 @@
 //!
 //! Every request, whatever happens, ends in exactly one summary (ledger row, metrics, event):
 //! the `Tracker` (`tracker.rs`) records it when the request finishes, or — if the client went
-//! away and the response was dropped — from its `Drop`, with status 499.
+//! away and the response was dropped — from its `Drop`, with status 499. The request deadline
+//! and the ledger's timings count from the headers' arrival (`transport::Arrival`), so a body
+//! that is slow to arrive (at most `server.body_read_timeout`, else 408) eats into the deadline.
 
 mod exec;
 mod json;
@@ -36,7 +38,7 @@ mod tracker;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use backends::ChatRequest;
@@ -44,6 +46,7 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use super::routing::{RouteInput, Routed, TokenCounter};
+use super::transport::{body_timed_out, Arrival};
 use super::AppState;
 use crate::headers::TASK as HEADER_TASK;
 use exec::Delivery;
@@ -52,11 +55,13 @@ use tracker::Tracker;
 /// The handler.
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
+    arrival: Option<Extension<Arrival>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut t = Tracker::new(state.clone());
-    let deadline = Instant::now() + state.inner.options.request_deadline;
+    let arrival = arrival.map_or_else(Arrival::now, |Extension(a)| a);
+    let deadline = Instant::from_std(arrival.at) + state.inner.options.request_deadline;
+    let mut t = Tracker::new(state.clone(), arrival);
     let (request, routed) = match prepare(&state, &headers, body, &mut t) {
         Ok(x) => x,
         Err(e) => return t.fail(e),
@@ -103,6 +108,16 @@ fn prepare(
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(state.inner.options.body_limit_bytes)
+        } else if body_timed_out(&r) {
+            let after = state.inner.options.transport.body_read_timeout;
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                format!(
+                    "The request body did not arrive within {after:?} of its headers                      (server.body_read_timeout)"
+                ),
+            )
+            .with_code("body_read_timeout")
         } else {
             ApiError::bad_request(format!("Could not read the request body: {r}"), None)
         }
