@@ -175,7 +175,10 @@ async fn a_trickled_body_gets_408_and_a_ledger_row() {
         .await
         .expect("answered and closed");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("\"code\":\"body_read_timeout\""), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"body_read_timeout\""),
+        "{answer}"
+    );
     let rows = ledger_rows(&gw, 1).await;
     assert_eq!(rows[0].status, 408);
     assert_eq!(rows[0].error.as_deref(), Some("body_read_timeout"));
@@ -436,7 +439,11 @@ impl DynBackend for Panicking {
 async fn a_panicking_handler_answers_500_json_and_ledgers_500() {
     let core = Arc::new(ScriptedCore::default());
     let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", Locality::Local, Arc::new(Panicking)));
+    backends.insert(BackendSlot::ready(
+        "slm",
+        Locality::Local,
+        Arc::new(Panicking),
+    ));
     let state = AppState::new(backends, core.clone(), with(limits()));
     let running = start(&state).await;
     let client = reqwest::Client::new();
@@ -475,12 +482,12 @@ fn transport_limits_are_configured_and_validated_with_their_line() {
     let yaml = |server: &str| {
         format!(
             "server:\n{server}\nbackends:\n  llm: {{ kind: openai, base_url: http://127.0.0.1:9/v1, \
-             model: m }}\nroutes:\n  - {{ name: all, to: llm }}\n"
+             model: gpt-4o-mini }}\nroutes:\n  - {{ name: all, to: llm }}\n"
         )
     };
     let dir = std::path::Path::new(".");
-    let config = router::config::Config::parse(&yaml("  listen: 127.0.0.1:8080"), "t.yaml", dir)
-        .unwrap();
+    let config =
+        router::config::Config::parse(&yaml("  listen: 127.0.0.1:8080"), "t.yaml", dir).unwrap();
     assert_eq!(config.server.transport, TransportLimits::default());
     let config = router::config::Config::parse(
         &yaml(
@@ -506,9 +513,18 @@ fn transport_limits_are_configured_and_validated_with_their_line() {
         }
     );
     for (line, field) in [
-        ("  listen: 127.0.0.1:8080\n  write_timeout: 0s", "write_timeout"),
-        ("  listen: 127.0.0.1:8080\n  max_in_flight: 0", "max_in_flight"),
-        ("  listen: 127.0.0.1:8080\n  max_header_bytes: 10", "max_header_bytes"),
+        (
+            "  listen: 127.0.0.1:8080\n  write_timeout: 0s",
+            "write_timeout",
+        ),
+        (
+            "  listen: 127.0.0.1:8080\n  max_in_flight: 0",
+            "max_in_flight",
+        ),
+        (
+            "  listen: 127.0.0.1:8080\n  max_header_bytes: 10",
+            "max_header_bytes",
+        ),
     ] {
         let err = router::config::Config::parse(&yaml(line), "t.yaml", dir)
             .unwrap_err()

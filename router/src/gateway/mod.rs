@@ -37,8 +37,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower_http::catch_panic::CatchPanicLayer;
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{ApiKeys, Auth, KeysError};
 pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};

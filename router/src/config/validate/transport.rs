@@ -47,7 +47,11 @@ pub(super) fn validate_transport(
             "header_read_timeout",
             d.header_read_timeout,
         )?,
-        body_read_timeout: duration(s.body_read_timeout, "body_read_timeout", d.body_read_timeout)?,
+        body_read_timeout: duration(
+            s.body_read_timeout,
+            "body_read_timeout",
+            d.body_read_timeout,
+        )?,
         idle_timeout: duration(s.idle_timeout, "idle_timeout", d.idle_timeout)?,
         write_timeout: duration(s.write_timeout, "write_timeout", d.write_timeout)?,
         shutdown_grace: duration(s.shutdown_grace, "shutdown_grace", d.shutdown_grace)?,
@@ -65,6 +69,12 @@ pub(super) fn validate_transport(
             1,
             MAX_COUNT,
         )?,
-        max_in_flight: count(s.max_in_flight, "max_in_flight", d.max_in_flight, 1, MAX_COUNT)?,
+        max_in_flight: count(
+            s.max_in_flight,
+            "max_in_flight",
+            d.max_in_flight,
+            1,
+            MAX_COUNT,
+        )?,
     })
 }

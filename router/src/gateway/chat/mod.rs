@@ -83,6 +83,11 @@ async fn answer<D: Delivery>(
     deadline: Instant,
 ) -> Response {
     let plan = routed.decision;
+    if Instant::now() >= deadline {
+        // The body took the whole deadline: no backend is asked (a quick one would answer
+        // before the timer below is first checked).
+        return t.fail(ApiError::deadline(state.inner.options.request_deadline));
+    }
     let executed = tokio::time::timeout_at(
         deadline,
         exec::execute::<D>(&state, &mut t, &plan, &request),
