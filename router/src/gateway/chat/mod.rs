@@ -60,7 +60,7 @@ pub(crate) async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let arrival = arrival.map_or_else(Arrival::now, |Extension(a)| a);
-    let deadline = Instant::from_std(arrival.at) + state.inner.options.request_deadline;
+    let deadline = arrival.at + state.inner.options.request_deadline;
     let mut t = Tracker::new(state.clone(), arrival);
     let (request, routed) = match prepare(&state, &headers, body, &mut t) {
         Ok(x) => x,

@@ -64,7 +64,7 @@ impl Tracker {
                 unix_ms,
                 ..RequestSummary::default()
             },
-            arrived: arrival.at,
+            arrived: arrival.at.into_std(),
             last_token: None,
             gaps: Vec::new(),
             usage: None,

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::ConnState;
 use crate::gateway::{ApiError, AppState};
@@ -28,7 +28,8 @@ use crate::gateway::{ApiError, AppState};
 /// request deadline counts from it, so time spent waiting for the body is part of it.
 #[derive(Clone)]
 pub(crate) struct Arrival {
-    /// The moment the headers had been read.
+    /// The moment the headers had been read, on tokio's clock (so deadlines follow paused time
+    /// in tests).
     pub(crate) at: Instant,
     /// The connection it came on (absent for in-process calls).
     pub(crate) connection: Option<Arc<ConnState>>,
@@ -89,7 +90,7 @@ pub(crate) async fn guard_request(
         connection: request.extensions().get::<Arc<ConnState>>().cloned(),
     };
     let after = limits.body_read_timeout;
-    let deadline = tokio::time::Instant::from_std(arrival.at) + after;
+    let deadline = arrival.at + after;
     request.extensions_mut().insert(arrival);
     let request = request.map(|body| {
         Body::new(DeadlineBody {
