@@ -3,8 +3,11 @@
 //! Thin on purpose: argument parsing and signals here, everything else in
 //! `router::gateway::server` (the same entry point the tests and examples use). On startup it
 //! prints `listening on http://ADDR` (the real port when `--listen 127.0.0.1:0`) on stdout;
-//! SIGINT/SIGTERM stop accepting, let running requests and streams finish, then exit. Without API
-//! keys it listens only on loopback addresses unless `--allow-unauthenticated` is given.
+//! SIGINT/SIGTERM stop accepting, let running requests and streams finish (for at most
+//! `server.shutdown_grace`), then exit; a second signal exits at once. Without API keys it listens
+//! only on loopback addresses unless `--allow-unauthenticated` is given. A panic is logged with
+//! its location; its message only when it is a fixed text, because a formatted one may quote
+//! request content (a string slicing panic prints the string).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +37,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("cannot start the gateway from {}", args.config.display()))?;
+    install_panic_hook();
     println!("listening on http://{}", server.local_addr());
     use std::io::Write;
     std::io::stdout().flush().ok();
@@ -41,8 +45,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+/// Resolves on the first Ctrl-C or SIGTERM; a second one exits the process at once (without
+/// waiting for running requests or writing out the ledger's queue).
 async fn shutdown_signal() {
+    signal().await;
+    eprintln!("shutting down: finishing running requests (send the signal again to exit now)");
+    tokio::spawn(async {
+        signal().await;
+        eprintln!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+/// Panics are logged without formatted messages (they may quote request text).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "an unknown location".into());
+        let message = info
+            .payload()
+            .downcast_ref::<&'static str>()
+            .copied()
+            .unwrap_or("(formatted message withheld: it may quote request content)");
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        tracing::error!(%location, thread, "panic: {message}");
+    }));
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -61,5 +95,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
-    eprintln!("shutting down: finishing running requests");
 }

@@ -5,7 +5,10 @@
 //! cost and saved-cost counters; escalations and fallbacks. The local engine's queue depth and
 //! busy slots are gauges refreshed at each scrape from the engine's atomics, and so are its
 //! decode steps, decode seconds and host seconds (counters: each scrape adds what the engine
-//! counted since the last one).
+//! counted since the last one). The transport counts what it refuses or cuts
+//! (`triage_transport_rejections_total{reason}`: `connections`, `in_flight`, `header_too_large`,
+//! `header_timeout`, `write_timeout`), open connections, and handler panics
+//! (`triage_handler_panics_total`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -41,6 +44,11 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
     endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +94,9 @@ pub struct Metrics {
     host_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
     in_flight: Gauge,
     auth_rejections: Family<EndpointLabels, Counter>,
+    handler_panics: Counter,
+    transport_rejections: Family<ReasonLabels, Counter>,
+    connections: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -198,6 +209,24 @@ impl Metrics {
             "Requests refused with 401 (missing, malformed or unknown API key), by endpoint; they write no ledger row",
             auth_rejections.clone(),
         );
+        let handler_panics = Counter::default();
+        registry.register(
+            "handler_panics",
+            "Request handlers that panicked (each answered 500)",
+            handler_panics.clone(),
+        );
+        let transport_rejections = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "transport_rejections",
+            "Connections and requests the transport refused or cut, by reason",
+            transport_rejections.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections being served right now",
+            connections.clone(),
+        );
         Self {
             registry,
             auth_rejections,
@@ -217,6 +246,9 @@ impl Metrics {
             decode_seconds,
             host_seconds,
             in_flight,
+            handler_panics,
+            transport_rejections,
+            connections,
         }
     }
 
@@ -325,6 +357,23 @@ impl Metrics {
     /// One more (or one fewer) request being answered.
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.inc_by(delta);
+    }
+
+    /// A request handler panicked.
+    pub fn handler_panic(&self) {
+        self.handler_panics.inc();
+    }
+
+    /// The transport refused or cut a connection or request, for `reason`.
+    pub fn transport_rejected(&self, reason: &'static str) {
+        self.transport_rejections
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// One more (or one fewer) client connection open.
+    pub fn connections(&self, delta: i64) {
+        self.connections.inc_by(delta);
     }
 
     /// The OpenMetrics text of every metric.

@@ -49,6 +49,15 @@ pub(super) struct RawServer {
     pub(super) ledger: Option<String>,
     pub(super) admin_tenants: Option<Vec<String>>,
     pub(super) cors_allow_origins: Option<Vec<String>>,
+    // Transport limits (validated in `validate/transport.rs`).
+    pub(super) header_read_timeout: Option<RawDuration>,
+    pub(super) body_read_timeout: Option<RawDuration>,
+    pub(super) idle_timeout: Option<RawDuration>,
+    pub(super) write_timeout: Option<RawDuration>,
+    pub(super) shutdown_grace: Option<RawDuration>,
+    pub(super) max_header_bytes: Option<usize>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_in_flight: Option<usize>,
 }
 
 /// One backend, by `kind`.

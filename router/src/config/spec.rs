@@ -70,6 +70,8 @@ pub struct ServerConfig {
     /// Web origins (`https://app.example.com`) allowed to call the gateway from a browser;
     /// empty (the default): no CORS headers at all, so browsers keep other sites out.
     pub cors_allow_origins: Vec<String>,
+    /// Timeouts, header size, connection and in-flight limits of the listener.
+    pub transport: crate::gateway::TransportLimits,
 }
 
 /// One configured backend.

@@ -1,8 +1,10 @@
 //! The OpenAI-compatible HTTP gateway (`triage serve`).
 //!
 //! [`app`] builds the axum [`Router`]; tests drive it in-process with `tower::ServiceExt::oneshot`
-//! and [`serve`] runs it on a listener with graceful shutdown (running streams finish, the live
-//! event streams end). Endpoints:
+//! and [`serve`] runs it on a listener with graceful, bounded shutdown (running streams finish
+//! within `server.shutdown_grace`, the live event streams end). The transport's limits —
+//! timeouts, header size, connections and requests in flight, panics — live in [`transport`].
+//! Endpoints:
 //!
 //! - `POST /v1/chat/completions` — streaming (SSE) and non-streaming; see [`chat`];
 //! - `GET /v1/models` — `auto`, the routes and the backends;
@@ -23,6 +25,7 @@ mod info;
 pub mod routing;
 pub mod server;
 pub mod sse;
+pub mod transport;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,10 +33,13 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{ApiKeys, Auth, KeysError};
 pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
@@ -41,6 +47,7 @@ pub use configured_routing::PolicyCore;
 pub use error::ApiError;
 pub use routing::{RouteInfo, RouteInput, Routed, RoutingCore};
 pub use server::{check_exposure, start, Gateway, ServeError, ServeOptions, Server};
+pub use transport::TransportLimits;
 
 use crate::events::{EventBus, RequestSummary};
 use crate::metrics::Metrics;
@@ -62,6 +69,8 @@ pub struct GatewayOptions {
     pub admin_tenants: Vec<String>,
     /// Browser origins allowed by CORS; empty: no CORS headers (browsers keep other sites out).
     pub cors_allow_origins: Vec<String>,
+    /// Timeouts, header size and connection / in-flight limits of the transport.
+    pub transport: TransportLimits,
 }
 
 impl Default for GatewayOptions {
@@ -74,6 +83,7 @@ impl Default for GatewayOptions {
             events_capacity: 1024,
             admin_tenants: Vec::new(),
             cors_allow_origins: Vec::new(),
+            transport: TransportLimits::default(),
         }
     }
 }
@@ -88,6 +98,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) events: EventBus,
     pub(crate) shutdown: CancellationToken,
+    /// Places for chat completions in flight (`transport.max_in_flight`).
+    pub(crate) in_flight: Arc<Semaphore>,
 }
 
 /// Everything the handlers share; cheap to clone.
@@ -115,6 +127,7 @@ impl AppState {
                 policy_models: core.policy_models().into_iter().map(|m| m.name).collect(),
                 core,
                 auth: Auth::new(options.keys.clone()).with_admins(options.admin_tenants.clone()),
+                in_flight: Arc::new(Semaphore::new(options.transport.max_in_flight)),
                 events: EventBus::new(options.events_capacity),
                 options,
                 metrics: Metrics::new(),
@@ -162,12 +175,17 @@ impl AppState {
     }
 }
 
-/// The gateway's routes.
+/// The gateway's routes, under the request-level limits of [`transport`]: header size, body
+/// read deadline, chat completions in flight, and a `500` for a panicking handler.
 pub fn app(state: AppState) -> Router {
     let limit = state.inner.options.body_limit_bytes;
     let cors = cors::layer(&state.inner.options.cors_allow_origins);
+    let chat = post(chat::chat_completions).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        transport::limit_in_flight,
+    ));
     let router = Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/chat/completions", chat)
         .route("/v1/models", get(info::models))
         .route("/v1/triage/events", get(info::events))
         .route("/healthz", get(info::healthz))
@@ -176,6 +194,13 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            transport::guard_request,
+        ))
+        .layer(CatchPanicLayer::custom(transport::panic_response(
+            state.clone(),
+        )))
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
@@ -191,19 +216,20 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::method_not_allowed(method.as_str(), uri.path())
 }
 
-/// Serve until `shutdown` resolves, then stop accepting, end the event streams and wait for
-/// running requests (streams included) to finish.
+/// Serve until `shutdown` resolves, under the state's [`TransportLimits`]; then stop accepting,
+/// end the event streams, let running requests (streams included) finish for up to
+/// `shutdown_grace`, and drop the connections still open.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = state.shutdown_token();
-    let router = app(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await
+    let limits = state.inner.options.transport.clone();
+    let router = app(state.clone());
+    transport::serve_listener(listener, router, limits, state, async move {
+        shutdown.await;
+        token.cancel();
+    })
+    .await
 }

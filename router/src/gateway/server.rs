@@ -144,8 +144,8 @@ impl Gateway {
         }
     }
 
-    /// The limits `triage serve` applies for `config` (body size, request deadline, whether
-    /// `/metrics` needs a key), without API keys: [`start`] adds those from the environment
+    /// The limits `triage serve` applies for `config` (body size, request deadline, transport
+    /// limits, whether `/metrics` needs a key), without API keys: [`start`] adds those from the environment
     /// variable the config names; an in-process caller is the operator and needs none.
     pub fn limits_for(config: &Config) -> GatewayOptions {
         GatewayOptions {
@@ -155,6 +155,7 @@ impl Gateway {
             request_deadline: config.server.request_timeout,
             admin_tenants: config.server.admin_tenants.clone(),
             cors_allow_origins: config.server.cors_allow_origins.clone(),
+            transport: config.server.transport.clone(),
             ..GatewayOptions::default()
         }
     }

@@ -4,12 +4,14 @@
 //!
 //! This file holds the order of the checks, the `server` section and the helpers every section
 //! uses; each other section has its own file: [`backends`], [`pricing`] (prices and budgets),
-//! [`routes`] and [`detect`] (classifier and PII detector).
+//! [`routes`], [`detect`] (classifier and PII detector) and [`transport`] (the listener's
+//! limits, part of `server`).
 
 mod backends;
 mod detect;
 mod pricing;
 mod routes;
+mod transport;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -179,6 +181,7 @@ fn validate_server(s: &RawServer, ctx: &Ctx<'_>, dir: &Path) -> Result<ServerCon
         ledger: resolve(dir, s.ledger.as_deref().unwrap_or("triage-ledger.sqlite")),
         admin_tenants,
         cors_allow_origins,
+        transport: transport::validate_transport(s, ctx)?,
     })
 }
 

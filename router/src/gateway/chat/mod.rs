@@ -28,7 +28,9 @@
 //!
 //! Every request, whatever happens, ends in exactly one summary (ledger row, metrics, event):
 //! the `Tracker` (`tracker.rs`) records it when the request finishes, or — if the client went
-//! away and the response was dropped — from its `Drop`, with status 499.
+//! away and the response was dropped — from its `Drop`, with status 499. The request deadline
+//! and the ledger's timings count from the headers' arrival (`transport::Arrival`), so a body
+//! that is slow to arrive (at most `server.body_read_timeout`, else 408) eats into the deadline.
 
 mod exec;
 mod json;
@@ -37,7 +39,7 @@ mod tracker;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use backends::ChatRequest;
@@ -45,6 +47,7 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use super::routing::{RouteInput, Routed, TokenCounter};
+use super::transport::{body_timed_out, Arrival};
 use super::AppState;
 use crate::headers::TASK as HEADER_TASK;
 use exec::Delivery;
@@ -53,6 +56,7 @@ use tracker::Tracker;
 /// The handler.
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
+    arrival: Option<Extension<Arrival>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -60,9 +64,10 @@ pub(crate) async fn chat_completions(
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    let mut t = Tracker::new(state.clone());
+    let arrival = arrival.map_or_else(Arrival::now, |Extension(a)| a);
+    let deadline = arrival.at + state.inner.options.request_deadline;
+    let mut t = Tracker::new(state.clone(), arrival);
     t.s.key = key;
-    let deadline = Instant::now() + state.inner.options.request_deadline;
     let (request, routed) = match prepare(&state, &headers, body, &mut t) {
         Ok(x) => x,
         Err(e) => return t.fail(e),
@@ -84,6 +89,11 @@ async fn answer<D: Delivery>(
     deadline: Instant,
 ) -> Response {
     let plan = routed.decision;
+    if Instant::now() >= deadline {
+        // The body took the whole deadline: no backend is asked (a quick one would answer
+        // before the timer below is first checked).
+        return t.fail(ApiError::deadline(state.inner.options.request_deadline));
+    }
     let executed = tokio::time::timeout_at(
         deadline,
         exec::execute::<D>(&state, &mut t, &plan, &request),
@@ -107,6 +117,16 @@ fn prepare(
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(state.inner.options.body_limit_bytes)
+        } else if body_timed_out(&r) {
+            let after = state.inner.options.transport.body_read_timeout;
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                format!(
+                    "The request body did not arrive within {after:?} of its headers                      (server.body_read_timeout)"
+                ),
+            )
+            .with_code("body_read_timeout")
         } else {
             ApiError::bad_request(format!("Could not read the request body: {r}"), None)
         }

@@ -4,8 +4,10 @@
 //! It collects what the request's path learns (route, backends tried, notes for the reason,
 //! usage, engine busy seconds, TTFT and inter-token gaps, the cost of a rejected cascade answer)
 //! and records the summary once: when the response is complete, when it fails, or — if the
-//! client went away and the response was dropped — from its `Drop`, with status 499. It also
-//! writes the `x-triage-*` headers known so far.
+//! client went away and the response was dropped — from its `Drop`, with status 499 (408
+//! `write_timeout` when the transport cut a client that stopped reading, 500 `internal_error`
+//! when the drop is a panic unwinding). Its clock starts when the request's headers arrived. It
+//! also writes the `x-triage-*` headers known so far.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use backends::{ChatResponse, Usage};
 use crate::events::RequestSummary;
 use crate::gateway::error::ApiError;
 use crate::gateway::routing::Routed;
+use crate::gateway::transport::{Arrival, ConnState};
 use crate::gateway::AppState;
 use crate::headers::{
     BACKEND as HEADER_BACKEND, COST as HEADER_COST, ESCALATED as HEADER_ESCALATED,
@@ -42,10 +45,13 @@ pub(crate) struct Tracker {
     wasted: Vec<(String, pricing::Usage)>,
     trace: Vec<String>,
     done: bool,
+    /// The connection the request came on, to tell a write timeout from a client leaving.
+    connection: Option<Arc<ConnState>>,
 }
 
 impl Tracker {
-    pub(super) fn new(state: AppState) -> Self {
+    /// Follow a request whose headers arrived at `arrival`.
+    pub(super) fn new(state: AppState, arrival: Arrival) -> Self {
         state.inner.metrics.in_flight(1);
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -58,7 +64,7 @@ impl Tracker {
                 unix_ms,
                 ..RequestSummary::default()
             },
-            arrived: Instant::now(),
+            arrived: arrival.at.into_std(),
             last_token: None,
             gaps: Vec::new(),
             usage: None,
@@ -67,6 +73,7 @@ impl Tracker {
             wasted: Vec::new(),
             trace: Vec::new(),
             done: false,
+            connection: arrival.connection,
         }
     }
 
@@ -241,7 +248,20 @@ impl Tracker {
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done {
+            return;
+        }
+        if std::thread::panicking() {
+            // A panic is unwinding through the handler: the client is answered 500.
+            self.finish(500, Some("internal_error".into()));
+        } else if self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.write_timed_out())
+        {
+            // The transport cut a client that stopped reading (`server.write_timeout`).
+            self.finish(408, Some("write_timeout".into()));
+        } else {
             // The response was dropped before it finished: the client went away.
             self.finish(499, Some("client_closed_request".into()));
         }
