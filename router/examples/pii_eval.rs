@@ -3,6 +3,10 @@
 //!
 //! `cargo run -p router --release --example pii_eval [-- PATH/TO/synth_dataset_v2.json]`
 //!
+//! Then the same sentences on the gateway's path (each as a chat request through
+//! `scan_request`: the normalised view, offsets mapped back), and the adversarial set written for
+//! triage (`router/tests/data/pii_adversarial/items.jsonl`).
+//!
 //! Matching: a detected span is a true positive when it overlaps a gold span of the same
 //! type (each gold span matches once); `exact` counts those whose boundaries are identical.
 
@@ -10,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use router::pii::{eval, PiiDetector};
+use router::pii::{adversarial, eval, PiiDetector};
 
 fn main() -> ExitCode {
     match run() {
@@ -48,6 +52,21 @@ fn run() -> Result<(), eval::EvalError> {
         bytes / 1024,
         elapsed.as_secs_f64() * 1e6 / samples.len().max(1) as f64
     );
+    let started = Instant::now();
+    let gateway = eval::evaluate_requests(&detector, &samples);
+    let elapsed = started.elapsed();
+    println!("\nthe gateway's path (scan_request on a one-message request per sentence)");
+    print!("{gateway}");
+    println!(
+        "scan time: {:.1} ms ({:.1} µs per sentence)",
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e6 / samples.len().max(1) as f64
+    );
+    let adv_path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pii_adversarial/items.jsonl");
+    let items = adversarial::load(&adv_path)?;
+    println!("\nadversarial set {}", adv_path.display());
+    print!("{}", adversarial::evaluate(&detector, &items));
     // PII_EVAL_SHOW=PHONE_NUMBER prints that type's misses and false alarms.
     if let Ok(entity) = std::env::var("PII_EVAL_SHOW") {
         for s in &samples {
