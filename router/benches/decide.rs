@@ -55,6 +55,7 @@ fn setup() -> (Config, RequestFacts, StateSnapshot) {
     let facts = RequestFacts {
         task: "sentiment".into(),
         pii: false,
+        non_text: false,
         prompt_tokens: text.len() / 4,
         text,
         requested_model: "auto".into(),

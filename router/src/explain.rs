@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::classifier::Classification;
 use crate::config::Config;
-use crate::pii::PiiSpan;
-use crate::policy::{decide, Action, Decision, RequestFacts, StateSnapshot};
+use crate::pii::{Finding, NonTextPart};
+use crate::policy::{decide, Action, Decision, NonTextParts, RequestFacts, StateSnapshot};
 
 /// Why a request could not be explained.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +65,10 @@ pub struct GatheredFacts {
     pub facts: RequestFacts,
     /// Where the task came from.
     pub task_source: TaskSource,
-    /// What the PII detector found (empty: nothing).
-    pub pii: Vec<PiiSpan>,
+    /// What the PII detector found, by field (empty: nothing).
+    pub pii: Vec<Finding>,
+    /// Parts the detector could not read (images, audio, files, data URLs).
+    pub non_text: Vec<NonTextPart>,
     /// The prompt's token count and whether it is exact.
     pub tokens: TokenCount,
 }
@@ -95,7 +97,13 @@ pub fn gather_facts(
             (c.task.clone(), TaskSource::Classifier(c))
         }
     };
-    let pii = config.pii.detect(&text);
+    let scan = config.pii.scan_request(request);
+    // Under a privacy rule, what the detector cannot read counts as PII unless the policy
+    // refuses it (`pii.non_text`; the refusal is `decide`'s).
+    let pii = scan.has_pii()
+        || (scan.has_non_text()
+            && config.policy.privacy_rule().is_some()
+            && config.policy.non_text() == NonTextParts::Local);
     let tokens = match exact_tokens {
         Some(n) => TokenCount::Exact(n),
         None => TokenCount::Estimate(estimate_tokens(&text)),
@@ -108,7 +116,8 @@ pub fn gather_facts(
     GatheredFacts {
         facts: RequestFacts {
             task,
-            pii: !pii.is_empty(),
+            pii,
+            non_text: scan.has_non_text(),
             prompt_tokens: tokens.value(),
             text,
             requested_model,
@@ -117,7 +126,8 @@ pub fn gather_facts(
             stream: request.is_stream(),
         },
         task_source,
-        pii,
+        pii: scan.findings,
+        non_text: scan.non_text,
         tokens,
     }
 }
@@ -176,9 +186,26 @@ impl fmt::Display for Explanation {
             let spans: Vec<String> = g
                 .pii
                 .iter()
-                .map(|s| format!("{} at bytes {}..{}", s.kind, s.start, s.end))
+                .map(|s| {
+                    // Field names come from the client (unmodelled keys): no control characters.
+                    let field = crate::terminal::safe(&s.field);
+                    match s.span {
+                        Some((start, end)) => {
+                            format!("{} in {field} at bytes {start}..{end}", s.kind)
+                        }
+                        None => format!("{} in {field}", s.kind),
+                    }
+                })
                 .collect();
             writeln!(f, "pii:      {}", spans.join(", "))?;
+        }
+        if !g.non_text.is_empty() {
+            let parts: Vec<String> = g
+                .non_text
+                .iter()
+                .map(|p| format!("{} in {}", p.kind, crate::terminal::safe(&p.field)))
+                .collect();
+            writeln!(f, "unread:   {} (not scanned for PII)", parts.join(", "))?;
         }
         match &g.tokens {
             TokenCount::Exact(n) => writeln!(f, "prompt:   {n} tokens")?,
@@ -258,7 +285,11 @@ classifier:
         .unwrap();
         assert_eq!(e.gathered.task_source, TaskSource::Metadata);
         assert_eq!(e.decision.route, "private");
-        assert!(e.to_string().contains("email at bytes 11..17"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("email in messages[0].content at bytes 11..17"),
+            "{e}"
+        );
         assert!(
             !e.to_string().contains("a@b.io"),
             "PII text must not be echoed"

@@ -495,6 +495,7 @@ fn facts_strategy() -> impl Strategy<Value = RequestFacts> {
                 RequestFacts {
                     task: task.into(),
                     pii,
+                    non_text: false,
                     prompt_tokens,
                     text,
                     requested_model: model.into(),

@@ -260,6 +260,8 @@ pub(super) struct RawTaskRule {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPii {
     pub(super) detect: Option<Vec<String>>,
+    /// `local` (default) or `refuse`: what the privacy rule does with images, audio, files.
+    pub(super) non_text: Option<String>,
     #[serde(default)]
     pub(super) patterns: Vec<RawPattern>,
 }

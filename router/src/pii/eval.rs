@@ -2,7 +2,9 @@
 //! dataset, `synth_dataset_v2.json`): a detected span is a true positive when it overlaps a gold
 //! span of the same entity type (each gold span matches once), and `exact` counts those whose
 //! boundaries are identical. Used by `tests/pii_eval.rs` (the floors the privacy rule relies on)
-//! and `examples/pii_eval.rs` (the full table).
+//! and `examples/pii_eval.rs` (the full table). [`evaluate_requests`] scores the path the
+//! gateway takes: each sentence as a one-message chat request through
+//! [`PiiDetector::scan_request`] (the normalised view, offsets mapped back).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{PiiDetector, PiiKind};
+use backends::ChatRequest;
+
+use super::{PiiDetector, PiiKind, PiiSpan};
 
 /// One sentence of Presidio's `synth_dataset_v2.json`.
 #[derive(Debug, Deserialize)]
@@ -51,6 +55,17 @@ pub enum EvalError {
         /// The corpus file.
         path: PathBuf,
         /// The JSON error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A line of a JSON-lines corpus is not an item.
+    #[error("{}:{line}: {source}", path.display())]
+    ParseLine {
+        /// The corpus file.
+        path: PathBuf,
+        /// The line (from 1).
+        line: usize,
+        /// The JSON error.
         #[source]
         source: serde_json::Error,
     },
@@ -173,6 +188,30 @@ fn char_to_byte(text: &str) -> Vec<usize> {
 
 /// Run `detector` on every sample and score it against the gold spans.
 pub fn evaluate(detector: &PiiDetector, samples: &[Sample]) -> Report {
+    evaluate_with(samples, |text| detector.detect(text))
+}
+
+/// Score the gateway's path: each sample as one user message through
+/// [`PiiDetector::scan_request`], its findings' spans in the sentence.
+pub fn evaluate_requests(detector: &PiiDetector, samples: &[Sample]) -> Report {
+    evaluate_with(samples, |text| {
+        detector
+            .scan_request(&ChatRequest::user("auto", text))
+            .findings
+            .into_iter()
+            .filter_map(|f| {
+                let (start, end) = f.span?;
+                Some(PiiSpan {
+                    kind: f.kind,
+                    start,
+                    end,
+                })
+            })
+            .collect()
+    })
+}
+
+fn evaluate_with(samples: &[Sample], detect: impl Fn(&str) -> Vec<PiiSpan>) -> Report {
     let mut r = Report {
         sentences: samples.len(),
         ..Report::default()
@@ -191,8 +230,7 @@ pub fn evaluate(detector: &PiiDetector, samples: &[Sample]) -> Report {
                 Some((*e, at(g.start_position), at(g.end_position)))
             })
             .collect();
-        let predicted: Vec<(&str, usize, usize)> = detector
-            .detect(&s.full_text)
+        let predicted: Vec<(&str, usize, usize)> = detect(&s.full_text)
             .iter()
             .filter_map(|p| Some((entity_of(&p.kind)?, p.start, p.end)))
             .collect();

@@ -10,8 +10,11 @@
 //!
 //! This file holds the detector (kinds, patterns, the scan and overlap resolution);
 //! `scan` the byte scans that find where candidates can be, `checks` the validators that
-//! confirm them (Luhn, IBAN mod-97, SSN rules, phone look-alikes) and [`eval`] the
-//! precision/recall evaluation on labelled data.
+//! confirm them (Luhn, IBAN mod-97, SSN rules, phone look-alikes), `normalize` the view of
+//! text the detector scans (NFKC, invisible characters removed, spaces, dashes and digits
+//! mapped), [`request`] the walk over every field of a chat request that the gateway routes on,
+//! [`eval`] the precision/recall evaluation on labelled data and [`adversarial`] the evaluation
+//! on requests written to slip PII past the scan.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -20,12 +23,16 @@ use std::str::FromStr;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+pub mod adversarial;
 mod checks;
 pub mod eval;
+mod normalize;
+pub mod request;
 mod scan;
 
 use checks::phone_plausible;
 pub use checks::{card_valid, iban_valid, luhn, ssn_valid};
+pub use request::{Finding, NonTextPart, RequestScan};
 use scan::{colon_runs, digit_runs, glued_to_dot, iban_end, iban_starts, memchr_at, window};
 
 /// What kind of personal data a span holds.

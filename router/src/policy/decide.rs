@@ -6,15 +6,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CascadeSpec, OnExhausted, Policy, Rule, RuleAction, Spend};
+use super::{CascadeSpec, NonTextParts, OnExhausted, Policy, Rule, RuleAction, Spend};
 
 /// What the gateway knows about a request before routing it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RequestFacts {
     /// From `x-triage-task`, `metadata.task` or the classifier (`unknown` when unsure).
     pub task: String,
-    /// Whether the PII detector found anything.
+    /// Whether the PII detector found anything in a field the request would forward — or, under
+    /// a privacy rule with `pii.non_text: local`, the request carries parts it cannot read.
     pub pii: bool,
+    /// Whether the request carries parts the detector cannot read (images, audio, files,
+    /// data URLs).
+    pub non_text: bool,
     /// Prompt tokens: the local tokenizer's count, or an estimate (UTF-8 bytes / 4).
     pub prompt_tokens: usize,
     /// The prompt text (all messages), for content conditions.
@@ -122,8 +126,35 @@ fn action_reaches_remote(policy: &Policy, action: &RuleAction) -> bool {
     }
 }
 
+/// The refusal of a request with unreadable parts under a privacy rule with
+/// `pii.non_text: refuse`, if this is one.
+fn refuse_non_text(policy: &Policy, facts: &RequestFacts) -> Option<Decision> {
+    let rule = policy.privacy_rule.as_ref()?;
+    if !facts.non_text || policy.non_text != NonTextParts::Refuse {
+        return None;
+    }
+    let reason = format!(
+        "request has image, audio or file content and privacy rule {rule:?} refuses what it cannot scan (pii.non_text: refuse)"
+    );
+    Some(Decision {
+        route: "privacy".into(),
+        action: Action::Refuse {
+            status: 400,
+            message: "this gateway does not accept image, audio or file content: its privacy \
+                      policy cannot check it for personal data (pii.non_text: refuse)"
+                .into(),
+        },
+        fallback: Vec::new(),
+        trace: vec![format!("guard: {reason}")],
+        reason,
+    })
+}
+
 /// Route one request. Pure: same inputs, same decision.
 pub fn decide(policy: &Policy, facts: &RequestFacts, state: &StateSnapshot) -> Decision {
+    if let Some(refused) = refuse_non_text(policy, facts) {
+        return refused;
+    }
     let mut trace = Vec::with_capacity(policy.rules.len() + 2);
     let (privacy, budget) = remote_block(policy, facts, state);
     if let Some(p) = &privacy {
@@ -296,6 +327,9 @@ pub fn decide_pinned(
     state: &StateSnapshot,
     backend: &str,
 ) -> Decision {
+    if let Some(refused) = refuse_non_text(policy, facts) {
+        return refused;
+    }
     let mut trace = vec![format!("pinned: the request names backend {backend}")];
     let (privacy, budget) = remote_block(policy, facts, state);
     if policy.is_remote(backend) {

@@ -15,6 +15,10 @@
 //! - **budgets**: once a daily/monthly budget (global or the tenant's) is spent, nothing is
 //!   sent to a remote backend: the request goes to the `on_exhausted` local backend or is
 //!   refused with 429.
+//!
+//! Under the privacy rule, content the PII detector cannot read (images, audio, files) counts
+//! as PII (`pii.non_text: local`, the default: `gather_facts` sets `pii`) or is refused with
+//! 400 (`pii.non_text: refuse`, here), never forwarded unread.
 
 mod budget;
 mod cascade;
@@ -55,6 +59,19 @@ pub enum Locality {
     Local,
     /// Behind an HTTP API elsewhere: PII must not go there, and it spends the budgets.
     Remote,
+}
+
+/// What the privacy rule does with content the PII detector cannot read (images, audio,
+/// files, data URLs): `pii.non_text` in the config. Either way such a request never reaches a
+/// remote backend silently while a privacy rule is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonTextParts {
+    /// Treat the request as holding PII: it matches `when: {pii: true}` and stays local.
+    #[default]
+    Local,
+    /// Refuse the request with 400.
+    Refuse,
 }
 
 /// Inclusive bounds on the prompt's token count.
@@ -237,6 +254,8 @@ pub struct Policy {
     pub(crate) backends: BTreeMap<String, Locality>,
     /// The first rule with `when: {pii: true}` that keeps data local, if any.
     pub(crate) privacy_rule: Option<String>,
+    /// What the privacy rule does with parts the detector cannot read.
+    pub(crate) non_text: NonTextParts,
 }
 
 impl Policy {
@@ -259,6 +278,10 @@ impl Policy {
     /// The name of the rule that keeps PII local, if the policy has one.
     pub fn privacy_rule(&self) -> Option<&str> {
         self.privacy_rule.as_deref()
+    }
+    /// What the privacy rule does with images, audio and files (`pii.non_text`).
+    pub fn non_text(&self) -> NonTextParts {
+        self.non_text
     }
     /// Every configured backend name, sorted.
     pub fn backend_names(&self) -> impl Iterator<Item = &str> {

@@ -8,6 +8,7 @@ use crate::classifier::{Classifier, Model, TaskRule};
 use crate::config::raw::{RawClassifier, RawPii};
 use crate::config::ConfigError;
 use crate::pii::{PiiDetector, PiiKind};
+use crate::policy::NonTextParts;
 
 /// The classifier section. A model file that does not exist (not trained yet: `models/` is
 /// git-ignored and `scripts/setup.sh` trains it) is not an error: the classifier runs on its
@@ -75,9 +76,27 @@ pub(super) fn validate_classifier(
     })
 }
 
-pub(super) fn validate_pii(p: Option<&RawPii>, ctx: &Ctx<'_>) -> Result<PiiDetector, ConfigError> {
+/// The `pii` section: the detector, and what the privacy rule does with parts it cannot read
+/// (`non_text: local | refuse`, default `local`).
+pub(super) fn validate_pii(
+    p: Option<&RawPii>,
+    ctx: &Ctx<'_>,
+) -> Result<(PiiDetector, NonTextParts), ConfigError> {
     let Some(p) = p else {
-        return Ok(PiiDetector::new());
+        return Ok((PiiDetector::new(), NonTextParts::default()));
+    };
+    let non_text = match p.non_text.as_deref() {
+        None | Some("local") => NonTextParts::Local,
+        Some("refuse") => NonTextParts::Refuse,
+        Some(other) => {
+            return Err(ctx.err(
+                "pii.non_text",
+                format!(
+                    "unknown value {other:?}: images, audio and files under the privacy rule \
+                     either stay `local` or are refused (`refuse`)"
+                ),
+            ))
+        }
     };
     let kinds = match &p.detect {
         None => PiiKind::BUILT_IN.to_vec(),
@@ -116,5 +135,5 @@ pub(super) fn validate_pii(p: Option<&RawPii>, ctx: &Ctx<'_>) -> Result<PiiDetec
                 .map_err(|e| ctx.err(&format!("{path}.regex"), e.to_string()))?,
         );
     }
-    Ok(PiiDetector::with_kinds(&kinds, custom))
+    Ok((PiiDetector::with_kinds(&kinds, custom), non_text))
 }

@@ -68,7 +68,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
     };
     let mut warnings = Vec::new();
     let classifier = detect::validate_classifier(raw.classifier.as_ref(), ctx, dir, &mut warnings)?;
-    let pii = detect::validate_pii(raw.pii.as_ref(), ctx)?;
+    let (pii, non_text) = detect::validate_pii(raw.pii.as_ref(), ctx)?;
 
     Ok(Config {
         file: ctx.file.to_string(),
@@ -81,6 +81,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
             budgets,
             backends: locality,
             privacy_rule: routes.privacy_rule,
+            non_text,
         },
         classifier,
         pii,
