@@ -10,7 +10,8 @@
 //!   with SSE stream decoding, per-phase timeouts, retries with jittered back-off, and API
 //!   keys that never reach logs or errors; [`choice_schema`] carries triage's `choices` to
 //!   upstreams that do not know it (a strict JSON schema, the answer unwrapped);
-//! - `mock` (feature `mock`): `MockBackend`, a test double whose behaviour is chosen by name;
+//! - `mock` (feature `mock`): `MockBackend`, the one backend test double (a behaviour chosen
+//!   by name, or a script);
 //! - [`error`]: typed errors that the router turns into fallback/spill decisions and the gateway
 //!   into OpenAI-shaped error bodies.
 //!

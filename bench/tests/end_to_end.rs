@@ -2,11 +2,10 @@
 //! The shipped suites end to end against test targets, the run directory, its schema, and the
 //! analyses that read it back.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use backends::mock::{MockBackend, Script};
 use bench::compare::{self, Format};
 use bench::replay::{Recorded, ReplayBackend};
 use bench::results::{self, read_records, read_summary};
@@ -17,7 +16,6 @@ use bench::suite::run_suite;
 use bench::target::{BackendTarget, Target};
 use router::pricing::BackendPrice;
 use serde_json::Value;
-use support::TestBackend;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -168,7 +166,7 @@ async fn quickstart_runs_end_to_end_and_summary_validates_against_its_schema() {
     let echo: Arc<dyn Target> = Arc::new(BackendTarget::new(
         "echo",
         "test-double",
-        TestBackend::echo(),
+        MockBackend::scripted(Script::echo()),
     ));
     let out = tempfile::tempdir().unwrap();
     let run_dir = out.path().join("run");
@@ -292,17 +290,17 @@ async fn judge_scorer_grades_through_a_judge_target() {
     let answerer: Arc<dyn Target> = Arc::new(BackendTarget::new(
         "model",
         "test-double",
-        TestBackend::new(|_| "It is Paris.".into()),
+        MockBackend::scripted(Script::answering(|_| "It is Paris.".into())),
     ));
     // The judge double checks it was shown the answer and the reference, then rates it 8.
-    let judge = TestBackend::new(|r| {
+    let judge = MockBackend::scripted(Script::answering(|r| {
         let text = r.all_text();
         if text.contains("It is Paris.") && text.contains("[Reference answer]\nParis") {
             "Accurate and short. Rating: [[8]]".into()
         } else {
             "Rating: [[1]]".into()
         }
-    });
+    }));
     let judges = Judges {
         default: Some(Arc::new(BackendTarget::new("grader", "test-double", judge))),
         named: Default::default(),

@@ -2,12 +2,11 @@
 //! `few_shot_from_items`: examples come from the calibration half of the fit's split only, are
 //! removed before the limit applies, are never sent or scored, and are listed in metadata.json.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use backends::mock::{MockBackend, Script};
 use bench::fit::{split, FitOptions, TaskItem};
 use bench::results::read_records;
 use bench::runner::RunOptions;
@@ -15,7 +14,6 @@ use bench::scenario::Suite;
 use bench::score::Judges;
 use bench::suite::run_suite;
 use bench::target::{BackendTarget, Target};
-use support::TestBackend;
 
 /// A scenario file of `n` reviews (ids `NAME-i`, labels alternating, every third one neutral
 /// when `three_labels`), with `extra` lines appended.
@@ -144,10 +142,10 @@ async fn drawn_examples_come_from_the_calibration_half_and_are_never_scored() {
     // Run it: no record is an example; metadata.json lists them.
     let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
     let seen_by_backend = seen.clone();
-    let backend = TestBackend::new(move |r| {
+    let backend = MockBackend::scripted(Script::answering(move |r| {
         seen_by_backend.lock().unwrap().push(r.messages.len());
         "positive".to_string()
-    });
+    }));
     let target: Arc<dyn Target> = Arc::new(BackendTarget::new("t", "test-double", backend));
     let run_dir = dir.path().join("run");
     let opts = RunOptions {

@@ -4,20 +4,17 @@
 //! latencies are exact and the tests check behaviour (who was sent when, what each record
 //! charges) without depending on how fast the machine is.
 
-mod support;
-
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backends::mock::{MockBackend, Script};
 use bench::progress::Progress;
 use bench::record::RequestRecord;
 use bench::runner::{run_target, RunOptions};
 use bench::scenario::{parse_yaml, Arrival, LoadMode, LoadSpec, Scenario, ScenarioFile};
 use bench::score::Judges;
 use bench::target::{BackendTarget, Target};
-use support::TestBackend;
 
 fn echo_scenario(items: usize) -> Scenario {
     let items: Vec<String> = (0..items)
@@ -33,10 +30,11 @@ fn echo_scenario(items: usize) -> Scenario {
 
 /// Each request takes 2 ms; request `stall_at` first stalls for `stall`.
 fn stalled_target(stall_at: usize, stall: Duration) -> Arc<dyn Target> {
-    let mut backend = TestBackend::echo();
-    backend.stall_at = Some(stall_at);
-    backend.stall = stall;
-    backend.service_time = Duration::from_millis(2);
+    let backend = MockBackend::scripted(
+        Script::echo()
+            .stall_at(stall_at, stall)
+            .service_time(Duration::from_millis(2)),
+    );
     Arc::new(BackendTarget::new("stalling", "test-double", backend))
 }
 
@@ -167,8 +165,7 @@ async fn closed_loop_workers_send_until_the_duration_is_over() {
     // 2 workers against a test double that serves one request at a time, 5 ms each: request
     // n ends at 5(n+1) ms, and a worker sends its next request when its previous one ended,
     // as long as 100 ms have not passed — the last (n = 20) leaves at 95 ms and ends at 105.
-    let mut backend = TestBackend::echo();
-    backend.service_time = Duration::from_millis(5);
+    let backend = MockBackend::scripted(Script::echo().service_time(Duration::from_millis(5)));
     let target: Arc<dyn Target> = Arc::new(BackendTarget::new("t", "test-double", backend));
     let run = run_target(
         target,
@@ -205,7 +202,7 @@ async fn warmup_is_excluded_and_counts_cycle_items() {
     let backend = Arc::new(BackendTarget::new(
         "echo",
         "test-double",
-        TestBackend::echo(),
+        MockBackend::scripted(Script::echo()),
     ));
     let served = backend.clone();
     let run = run_target(
@@ -222,11 +219,7 @@ async fn warmup_is_excluded_and_counts_cycle_items() {
     )
     .await;
     assert_eq!(run.records.len(), 7, "warm-up not recorded");
-    assert_eq!(
-        served.backend.served.load(Ordering::SeqCst),
-        9,
-        "2 warm-up + 7"
-    );
+    assert_eq!(served.backend.calls(), 9, "2 warm-up + 7");
     let seqs: Vec<u64> = run.records.iter().map(|r| r.seq).collect();
     assert_eq!(
         seqs,
@@ -243,9 +236,11 @@ async fn warmup_is_excluded_and_counts_cycle_items() {
 #[tokio::test(start_paused = true)]
 async fn records_carry_stream_timings_tokens_and_confidence() {
     // Four words, 5 ms apart, no service time: first token at once, three 5 ms gaps.
-    let mut b = TestBackend::new(|_| "one two three four".to_string());
-    b.token_delay = Duration::from_millis(5);
-    b.logprob = -0.5;
+    let b = MockBackend::scripted(
+        Script::answering(|_| "one two three four".to_string())
+            .token_delay(Duration::from_millis(5))
+            .logprob(-0.5),
+    );
     let target: Arc<dyn Target> = Arc::new(BackendTarget::new("t", "test-double", b));
     let run = run_target(
         target,
@@ -293,8 +288,7 @@ impl Progress for Recorded {
 #[tokio::test(start_paused = true)]
 async fn progress_sees_the_phase_and_each_recorded_request() {
     let progress = Arc::new(Recorded::default());
-    let mut backend = TestBackend::echo();
-    backend.service_time = Duration::from_millis(10);
+    let backend = MockBackend::scripted(Script::echo().service_time(Duration::from_millis(10)));
     let target: Arc<dyn Target> = Arc::new(BackendTarget::new("echo", "test-double", backend));
     let opts = RunOptions {
         load: LoadSpec {

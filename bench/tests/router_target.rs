@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use backends::mock::MockBackend;
-use backends::AnyBackend;
 use bench::record::RequestRecord;
 use bench::router_target::RouterTarget;
 use bench::runner::{run_target, RunOptions};
@@ -18,10 +17,8 @@ use bench::scenario::{parse_yaml, Scenario, ScenarioFile};
 use bench::score::Judges;
 use bench::spec::TargetSpec;
 use bench::target::{Target, TargetInfo};
-use futures::future::BoxFuture;
-use router::config::Config;
-use router::gateway::{BackendSlot, Backends, DynBackend, Gateway, GatewayOptions, Locality};
-use router::store::{SqliteStore, Store};
+use router::gateway::Locality;
+use router::testing::TestGateway;
 
 const CONFIG: &str = r#"
 backends:
@@ -47,63 +44,22 @@ fn local_cost() -> f64 {
     router::pricing::BackendPrice::Machine { usd_per_hour: 0.05 }.cost(0, 0, BUSY_SECS)
 }
 
-/// TEST DOUBLE of a local engine's accounting: a mock's stream followed by the `LocalCompute`
-/// event the llama engine sends with its busy share of the batched decode steps.
-struct EngineTimed(AnyBackend);
-
-impl DynBackend for EngineTimed {
-    fn chat(
-        &self,
-        request: backends::ChatRequest,
-    ) -> BoxFuture<'_, backends::Result<backends::ChatResponse>> {
-        Box::pin(async move {
-            let stream = self.chat_stream(request).await?;
-            backends::collect_stream(stream, "local").await
-        })
-    }
-
-    fn chat_stream(
-        &self,
-        request: backends::ChatRequest,
-    ) -> BoxFuture<'_, backends::Result<backends::EventStream>> {
-        use futures::StreamExt;
-        Box::pin(async move {
-            let events = DynBackend::chat_stream(&self.0, request).await?;
-            let compute = futures::stream::once(async {
-                Ok(backends::ChatEvent::LocalCompute {
-                    busy_secs: BUSY_SECS,
-                    at: std::time::Instant::now(),
-                })
-            });
-            let stream: backends::EventStream = Box::pin(events.chain(compute));
-            Ok(stream)
-        })
-    }
+/// TEST DOUBLE of a local engine: a mock whose answers end with the `LocalCompute` event the
+/// llama engine sends with its busy share of the batched decode steps.
+fn engine_timed(behaviour: &str) -> MockBackend {
+    MockBackend::new(behaviour)
+        .unwrap()
+        .with_local_compute(BUSY_SECS)
 }
 
-fn mock(behaviour: &str) -> AnyBackend {
-    AnyBackend::Mock(MockBackend::new(behaviour).unwrap())
-}
-
-fn gateway() -> Gateway {
-    let config = Arc::new(Config::parse(CONFIG, "test.yaml", Path::new(".")).unwrap());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let mut backends = Backends::new();
-    let local = |name: &str, behaviour: &str| {
-        BackendSlot::ready(
-            name,
-            Locality::Local,
-            Arc::new(EngineTimed(mock(behaviour))),
-        )
-    };
-    backends.insert(local("slm", "echo"));
-    backends.insert(local("shaky", "unsure"));
-    backends.insert(BackendSlot::ready(
-        "llm",
-        Locality::Remote,
-        Arc::new(mock("echo")),
-    ));
-    Gateway::with_backends(config, store, backends, GatewayOptions::default())
+/// The policy over two engine-timed local mocks and an echoing remote.
+fn gateway() -> TestGateway {
+    TestGateway::from_yaml(CONFIG)
+        .mock_backend("slm", Locality::Local, engine_timed("echo"))
+        .mock_backend("shaky", Locality::Local, engine_timed("unsure"))
+        .mock("llm", Locality::Remote, "echo")
+        .build()
+        .unwrap()
 }
 
 fn scenario(name: &str, task: &str) -> Scenario {
@@ -133,17 +89,11 @@ fn by_item(records: &[RequestRecord]) -> BTreeMap<(String, String), RequestRecor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_and_http_record_the_same_decision_and_settled_cost() {
     // Over HTTP: the gateway served on a local port, asked by an `openai:` target.
-    let served = gateway();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(router::gateway::serve(
-        listener,
-        served.state().clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = gateway()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = served.addr();
     let spec =
         TargetSpec::parse_assignment(&format!("router=openai:http://{addr}/v1#auto")).unwrap();
     let http = spec.build(Path::new("."), None).await.unwrap();
@@ -154,8 +104,7 @@ async fn in_process_and_http_record_the_same_decision_and_settled_cost() {
         &Judges::default(),
     )
     .await;
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    served.stop().await.unwrap();
 
     // In process: a second gateway from the same config and backends.
     let info = TargetInfo {
@@ -163,7 +112,11 @@ async fn in_process_and_http_record_the_same_decision_and_settled_cost() {
         kind: "router".into(),
         ..TargetInfo::default()
     };
-    let target: Arc<dyn Target> = Arc::new(RouterTarget::new(info, "auto", gateway()));
+    let target: Arc<dyn Target> = Arc::new(RouterTarget::new(
+        info,
+        "auto",
+        gateway().into_gateway().unwrap(),
+    ));
     let in_process = run_target(
         target.clone(),
         scenarios(),
@@ -255,29 +208,12 @@ async fn a_router_spec_loads_its_config_and_names_what_is_wrong() {
     assert!(err.contains("nowhere.yaml"), "{err}");
 }
 
-/// The same engine accounting as a harness target of its own (a `llama:` target's shape).
-impl backends::Backend for EngineTimed {
-    async fn chat(
-        &self,
-        request: backends::ChatRequest,
-    ) -> backends::Result<backends::ChatResponse> {
-        DynBackend::chat(self, request).await
-    }
-
-    async fn chat_stream(
-        &self,
-        request: backends::ChatRequest,
-    ) -> backends::Result<backends::EventStream> {
-        DynBackend::chat_stream(self, request).await
-    }
-}
-
 #[tokio::test]
 async fn a_local_target_is_billed_by_engine_seconds_and_records_its_prompts() {
     let price = Some(router::pricing::BackendPrice::Machine { usd_per_hour: 0.05 });
     let local = || -> Arc<dyn Target> {
         Arc::new(
-            bench::target::BackendTarget::new("slm", "llama", EngineTimed(mock("echo")))
+            bench::target::BackendTarget::new("slm", "llama", engine_timed("echo"))
                 .with_price(price),
         )
     };

@@ -1,24 +1,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The live view's data layer against the real gateway (`router::gateway::serve` with the real
 //! policy core from a `triage.yaml`, SQLite ledger in memory, real `/metrics` and
-//! `/v1/triage/events`) on a real listener. Only the upstream models are TEST DOUBLEs
-//! (`backends::mock::MockBackend` "echo"). Requests flow; the dashboard's state sees the
-//! events and the counters move; the gateway restarts and the dashboard reconnects.
+//! `/v1/triage/events`) on a real listener, built by `router::testing`. Only the upstream
+//! models are TEST DOUBLEs (`backends::mock::MockBackend` "echo"). Requests flow; the
+//! dashboard's state sees the events and the counters move; the gateway restarts and the
+//! dashboard reconnects.
 //! (The same against a `triage serve` process is the lead's end-to-end test.)
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backends::mock::MockBackend;
-use backends::AnyBackend;
 use dashboards::data::live::{self, LiveOptions};
 use dashboards::state::{App, Connection, DataMsg, LiveState};
-use router::config::Config;
-use router::gateway::{AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
-use router::store::{SqliteStore, Store};
-use tokio::sync::{mpsc, oneshot};
+use router::gateway::Locality;
+use router::testing::{Served, TestGateway};
+use tokio::sync::mpsc;
 
 const CONFIG: &str = r#"
 backends:
@@ -32,31 +28,16 @@ routes:
   - { name: default, to: llm }
 "#;
 
-struct Gateway {
-    stop: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-fn mock(name: &str) -> Arc<AnyBackend> {
-    Arc::new(AnyBackend::Mock(MockBackend::new(name).unwrap()))
-}
-
 /// The real gateway with TEST DOUBLE upstreams, on `addr` (port 0: any).
-async fn start_gateway(addr: SocketAddr) -> (Gateway, SocketAddr) {
-    let config = Arc::new(Config::parse(CONFIG, "test.yaml", Path::new(".")).unwrap());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let core = Arc::new(PolicyCore::new(config, store));
-    let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", Locality::Local, mock("echo")));
-    backends.insert(BackendSlot::ready("llm", Locality::Remote, mock("echo")));
-    let state = AppState::new(backends, core, GatewayOptions::default());
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let bound = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(router::gateway::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    (Gateway { stop, server }, bound)
+async fn start_gateway(addr: SocketAddr) -> (Served, SocketAddr) {
+    let gateway = TestGateway::from_yaml(CONFIG)
+        .mock("slm", Locality::Local, "echo")
+        .mock("llm", Locality::Remote, "echo")
+        .build()
+        .unwrap();
+    let served = gateway.serve(addr).await.unwrap();
+    let bound = served.addr();
+    (served, bound)
 }
 
 async fn chat(client: &reqwest::Client, addr: SocketAddr, task: &str, text: &str) {
@@ -144,8 +125,7 @@ async fn live_view_follows_a_real_gateway_and_its_restart() {
     assert!(live.latency.contains_key("slm") && live.latency.contains_key("llm"));
 
     // Restart: graceful shutdown ends the event stream; a new gateway on the same address.
-    gw.stop.send(()).unwrap();
-    gw.server.await.unwrap().unwrap();
+    gw.stop().await.unwrap();
     pump_until(live, &mut rx, "disconnection", |l| {
         matches!(l.connection, Connection::Disconnected { .. })
     })
@@ -165,6 +145,5 @@ async fn live_view_follows_a_real_gateway_and_its_restart() {
     .await;
 
     tasks.abort();
-    gw2.stop.send(()).unwrap();
-    gw2.server.await.unwrap().unwrap();
+    gw2.stop().await.unwrap();
 }

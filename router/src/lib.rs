@@ -13,7 +13,8 @@
 //! - [`explain`]: the decision and its trace for one request, without calling any backend;
 //! - [`gateway`]: the OpenAI-compatible HTTP server that acts on these decisions, with
 //!   [`metrics`] (Prometheus) and [`events`] (live per-request summaries);
-//! - [`headers`]: the `x-triage-*` response header names the gateway writes and the harness reads.
+//! - [`headers`]: the `x-triage-*` response header names the gateway writes and the harness reads;
+//! - `testing` (feature `test-util`): the gateway test harness the workspace's tests share.
 #![warn(missing_docs)]
 
 pub mod classifier;
@@ -30,3 +31,5 @@ pub mod pricing;
 pub mod store;
 pub mod task_name;
 pub mod terminal;
+#[cfg(feature = "test-util")]
+pub mod testing;

@@ -10,11 +10,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
 use router::gateway::{ApiKeys, GatewayOptions};
+use router::testing::{chat_body, streamed_text, Reply};
 use serde_json::json;
 
 fn assert_openai_error(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.status.as_u16(), status, "{}", reply.body);
-    let v = reply.json();
+    let v = reply.json().unwrap();
     let e = &v["error"];
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     assert!(e["type"].is_string(), "{v}");
@@ -30,7 +31,7 @@ async fn non_streaming_answer_is_complete_with_headers_ledger_and_event() {
         .chat(chat_body("the quick brown fox", false), Some("big"))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let v = reply.json();
+    let v = reply.json().unwrap();
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["choices"][0]["message"]["content"], "the quick brown fox");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
@@ -139,7 +140,7 @@ async fn unknown_model_is_404_model_not_found() {
     body["model"] = json!("gpt-17");
     let reply = gw.chat(body, None).await;
     assert_openai_error(&reply, 404, "model_not_found");
-    assert_eq!(reply.json()["error"]["param"], "model");
+    assert_eq!(reply.json().unwrap()["error"]["param"], "model");
     assert_eq!(gw.ledger()[0].status, 404);
 }
 
@@ -174,7 +175,7 @@ async fn malformed_bodies_are_400_naming_the_problem() {
         )
         .await;
     assert_openai_error(&reply, 400, "invalid_request");
-    let v = reply.json();
+    let v = reply.json().unwrap();
     assert_eq!(v["error"]["param"], "messages[0].role", "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("wizard"));
 
@@ -182,7 +183,7 @@ async fn malformed_bodies_are_400_naming_the_problem() {
         .chat(json!({"model": "auto", "messages": []}), None)
         .await;
     assert_openai_error(&reply, 400, "invalid_request");
-    assert_eq!(reply.json()["error"]["param"], "messages");
+    assert_eq!(reply.json().unwrap()["error"]["param"], "messages");
     assert_eq!(gw.ledger().len(), 3, "rejected requests are ledgered too");
 }
 
@@ -209,7 +210,7 @@ async fn only_json_bodies_are_read_others_are_415() {
     ] {
         let reply = gw.send(post(refused)).await;
         assert_openai_error(&reply, 415, "unsupported_media_type");
-        let v = reply.json();
+        let v = reply.json().unwrap();
         assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
         assert!(v["error"]["param"].is_null(), "{v}");
         assert!(
@@ -263,7 +264,7 @@ async fn task_names_are_short_and_plain_or_400() {
                 .unwrap();
             let reply = gw.send(request).await;
             assert_openai_error(&reply, 400, "invalid_request");
-            let message = reply.json()["error"]["message"]
+            let message = reply.json().unwrap()["error"]["message"]
                 .as_str()
                 .unwrap()
                 .to_string();
@@ -274,11 +275,11 @@ async fn task_names_are_short_and_plain_or_400() {
         body["metadata"] = json!({ "task": bad });
         let reply = gw.chat(body, None).await;
         assert_openai_error(&reply, 400, "invalid_request");
-        let v = reply.json();
+        let v = reply.json().unwrap();
         assert_eq!(v["error"]["param"], "metadata.task", "{v}");
     }
     let long = gw.chat(chat_body("hi", false), Some(&"a".repeat(65))).await;
-    assert!(long.json()["error"]["message"]
+    assert!(long.json().unwrap()["error"]["message"]
         .as_str()
         .unwrap()
         .contains("at most 64"));
@@ -298,7 +299,10 @@ async fn keys_are_required_when_configured() {
     });
     let reply = gw.chat(chat_body("hi", false), None).await;
     assert_openai_error(&reply, 401, "invalid_api_key");
-    assert_eq!(reply.json()["error"]["type"], "authentication_error");
+    assert_eq!(
+        reply.json().unwrap()["error"]["type"],
+        "authentication_error"
+    );
 
     let bad = Request::post("/v1/chat/completions")
         .header("authorization", "Bearer sk-wrong")
@@ -375,7 +379,7 @@ async fn upstream_error_falls_back_before_any_token() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.header("x-triage-backend"), Some("llm"));
     assert_eq!(
-        reply.json()["choices"][0]["message"]["content"],
+        reply.json().unwrap()["choices"][0]["message"]["content"],
         "fall back please"
     );
 
@@ -491,7 +495,7 @@ async fn exhausted_budget_refusal_is_429() {
     let gw = TestGateway::new(options());
     let reply = gw.chat(chat_body("spend", false), Some("budget")).await;
     assert_openai_error(&reply, 429, "budget_exhausted");
-    assert_eq!(reply.json()["error"]["type"], "rate_limit_error");
+    assert_eq!(reply.json().unwrap()["error"]["type"], "rate_limit_error");
     assert_eq!(reply.header("x-triage-route"), Some("budget"));
     assert_eq!(gw.ledger()[0].status, 429);
 }
@@ -569,7 +573,7 @@ async fn models_health_ready_and_unknown_paths() {
         .send(Request::get("/v1/models").body(Body::empty()).unwrap())
         .await;
     assert_eq!(models.status, 200);
-    let ids: Vec<String> = models.json()["data"]
+    let ids: Vec<String> = models.json().unwrap()["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -625,7 +629,9 @@ async fn readyz_waits_for_loading_backends() {
         .await
         .unwrap();
     assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
-    slot.install(mock("echo"));
+    slot.install(Arc::new(backends::AnyBackend::Mock(
+        backends::mock::MockBackend::new("echo").unwrap(),
+    )));
     assert_eq!(ready(state).await, StatusCode::OK);
 }
 
@@ -690,7 +696,7 @@ async fn overloaded_local_engine_without_fallback_is_429() {
         body["model"] = json!("busy");
         let reply = gw.chat(body, None).await;
         assert_openai_error(&reply, 429, "overloaded");
-        assert_eq!(reply.json()["error"]["type"], "rate_limit_error");
+        assert_eq!(reply.json().unwrap()["error"]["type"], "rate_limit_error");
     }
     assert_eq!(gw.ledger().len(), 2);
 }

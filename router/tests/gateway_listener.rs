@@ -7,34 +7,18 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{chat_body, options, sse_data, streamed_text, TestGateway};
+use common::{options, TestGateway};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use router::testing::Served;
+use router::testing::{chat_body, sse_data, streamed_text};
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(gw: &TestGateway) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(router::gateway::serve(
-        listener,
-        gw.state.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Running {
-        addr,
-        stop: Some(stop),
-        server,
-    }
+/// The scripted gateway on 127.0.0.1 (any free port).
+async fn start(gw: &TestGateway) -> Served {
+    gw.gateway
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 fn url(addr: SocketAddr, path: &str) -> String {
@@ -61,9 +45,10 @@ async fn post_chat(
 async fn events_stream_one_summary_per_request_and_end_at_shutdown() {
     let gw = TestGateway::new(options());
     let mut running = start(&gw).await;
+    let addr = running.addr();
     let client = reqwest::Client::new();
     let events = client
-        .get(url(running.addr, "/v1/triage/events"))
+        .get(url(addr, "/v1/triage/events"))
         .send()
         .await
         .unwrap();
@@ -76,7 +61,7 @@ async fn events_stream_one_summary_per_request_and_end_at_shutdown() {
         (chat_body("two words", true), "small"),
         (chat_body("three", false), "budget"),
     ] {
-        let reply = post_chat(&client, running.addr, body, task).await;
+        let reply = post_chat(&client, addr, body, task).await;
         ids.push(
             reply.headers()["x-triage-request-id"]
                 .to_str()
@@ -102,7 +87,7 @@ async fn events_stream_one_summary_per_request_and_end_at_shutdown() {
     assert!(seen[1].stream);
     assert_eq!(seen[2].status, 429);
 
-    running.stop.take().unwrap().send(()).unwrap();
+    running.begin_shutdown();
     // The live stream ends at shutdown (it would otherwise hold the server open).
     let rest = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(e) = events.next().await {
@@ -113,10 +98,9 @@ async fn events_stream_one_summary_per_request_and_end_at_shutdown() {
     })
     .await;
     assert!(rest.is_ok(), "event stream did not end at shutdown");
-    tokio::time::timeout(Duration::from_secs(5), running.server)
+    tokio::time::timeout(Duration::from_secs(5), running.stopped())
         .await
         .expect("server stops")
-        .unwrap()
         .unwrap();
 }
 
@@ -124,10 +108,11 @@ async fn events_stream_one_summary_per_request_and_end_at_shutdown() {
 async fn graceful_shutdown_lets_a_running_stream_finish() {
     let gw = TestGateway::new(options());
     let mut running = start(&gw).await;
+    let addr = running.addr();
     let client = reqwest::Client::new();
     let reply = post_chat(
         &client,
-        running.addr,
+        addr,
         chat_body("w1 w2 w3 w4 w5 w6 w7 w8", true),
         "slow",
     )
@@ -138,21 +123,20 @@ async fn graceful_shutdown_lets_a_running_stream_finish() {
     let first = body.next().await.unwrap().unwrap();
     text.push_str(std::str::from_utf8(&first).unwrap());
     // Shut down while the stream is running.
-    running.stop.take().unwrap().send(()).unwrap();
+    running.begin_shutdown();
     while let Some(chunk) = body.next().await {
         text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
     }
     let data = sse_data(&text);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
     assert_eq!(streamed_text(&data), "w1 w2 w3 w4 w5 w6 w7 w8");
-    tokio::time::timeout(Duration::from_secs(5), running.server)
+    tokio::time::timeout(Duration::from_secs(5), running.stopped())
         .await
         .expect("server stops after the stream")
-        .unwrap()
         .unwrap();
     // After shutdown no new connection is accepted.
     assert!(client
-        .get(url(running.addr, "/healthz"))
+        .get(url(addr, "/healthz"))
         .timeout(Duration::from_secs(2))
         .send()
         .await
@@ -166,10 +150,11 @@ async fn graceful_shutdown_lets_a_running_stream_finish() {
 async fn client_disconnect_over_tcp_is_ledgered_as_499() {
     let gw = TestGateway::new(options());
     let mut running = start(&gw).await;
+    let addr = running.addr();
     let client = reqwest::Client::new();
     let reply = post_chat(
         &client,
-        running.addr,
+        addr,
         chat_body("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10", true),
         "slow",
     )
@@ -189,6 +174,6 @@ async fn client_disconnect_over_tcp_is_ledgered_as_499() {
     }
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, 499);
-    running.stop.take().unwrap().send(()).unwrap();
-    running.server.await.unwrap().unwrap();
+    running.begin_shutdown();
+    running.stopped().await.unwrap();
 }

@@ -5,20 +5,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::Request;
-use backends::AnyBackend;
-use common::{chat_body, mock, mock_calls, options, Reply};
-use http_body_util::BodyExt;
-use router::config::Config;
-use router::gateway::{app, AppState, BackendSlot, Backends, Locality, PolicyCore};
-use router::ledger::LedgerRow;
-use router::store::{SqliteStore, Store};
+use backends::mock::MockBackend;
+use common::options;
+use router::gateway::{LocalLoad, Locality};
+use router::testing::{chat_body, streamed_text, TestGateway};
 use serde_json::json;
-use tower::ServiceExt;
 
 const CONFIG: &str = r#"
 backends:
@@ -34,55 +27,14 @@ routes:
   - { name: default, to: llm, fallback: [slm] }
 "#;
 
-struct PolicyGateway {
-    state: AppState,
-    core: Arc<PolicyCore>,
-    llm: Arc<AnyBackend>,
-}
-
-fn gateway(config: &str, llm_behaviour: &str) -> PolicyGateway {
-    let config = Arc::new(Config::parse(config, "test.yaml", Path::new(".")).unwrap());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let core = Arc::new(PolicyCore::new(config, store));
-    let llm = mock(llm_behaviour);
-    let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", Locality::Local, mock("echo")));
-    backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
-    let state = AppState::new(backends, core.clone(), options());
-    PolicyGateway { state, core, llm }
-}
-
-impl PolicyGateway {
-    async fn chat(&self, body: serde_json::Value, task: Option<&str>) -> Reply {
-        let mut req =
-            Request::post("/v1/chat/completions").header("content-type", "application/json");
-        if let Some(task) = task {
-            req = req.header("x-triage-task", task);
-        }
-        let response = app(self.state.clone())
-            .oneshot(req.body(Body::from(body.to_string())).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
-    }
-
-    fn ledger(&self) -> Vec<LedgerRow> {
-        self.core.flush();
-        let mut rows = self.core.store().recent(100).unwrap();
-        rows.reverse();
-        rows
-    }
-
-    fn llm_calls(&self) -> u64 {
-        mock_calls(&self.llm)
-    }
+/// The policy from `config` over an echoing `slm` and an `llm` with `llm_behaviour`.
+fn gateway(config: &str, llm_behaviour: &str) -> TestGateway {
+    TestGateway::from_yaml(config)
+        .options(options())
+        .mock("slm", Locality::Local, "echo")
+        .mock("llm", Locality::Remote, llm_behaviour)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -90,7 +42,8 @@ async fn routes_by_task_and_ledgers_cost_and_savings() {
     let gw = gateway(CONFIG, "echo");
     let small = gw
         .chat(chat_body("great movie, loved it", false), Some("sentiment"))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(small.status, 200, "{}", small.body);
     assert_eq!(small.header("x-triage-backend"), Some("slm"));
     assert_eq!(small.header("x-triage-route"), Some("small-tasks"));
@@ -99,12 +52,13 @@ async fn routes_by_task_and_ledgers_cost_and_savings() {
             chat_body("write me a long essay about rivers", true),
             Some("essay"),
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(big.status, 200);
     assert_eq!(big.header("x-triage-backend"), Some("llm"));
     assert_eq!(big.header("x-triage-route"), Some("default"));
 
-    let rows = gw.ledger();
+    let rows = gw.ledger().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].backends, vec!["slm".to_string()]);
     assert_eq!(rows[0].task, "sentiment");
@@ -129,7 +83,8 @@ async fn requests_with_pii_never_reach_the_remote() {
                 ),
                 None,
             )
-            .await;
+            .await
+            .unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.header("x-triage-backend"), Some("slm"));
         assert_eq!(reply.header("x-triage-route"), Some("private"));
@@ -137,12 +92,12 @@ async fn requests_with_pii_never_reach_the_remote() {
     // Pinning the remote backend with PII is refused by the privacy guard.
     let mut body = chat_body("mail jane.doe@example.com", false);
     body["model"] = json!("llm");
-    let reply = gw.chat(body, None).await;
+    let reply = gw.chat(body, None).await.unwrap();
     assert_eq!(reply.status, 403, "{}", reply.body);
-    assert_eq!(reply.json()["error"]["code"], "refused_by_policy");
-    assert_eq!(reply.json()["error"]["type"], "permission_error");
-    assert_eq!(gw.llm_calls(), 0);
-    assert_eq!(gw.ledger().len(), 3);
+    assert_eq!(reply.json().unwrap()["error"]["code"], "refused_by_policy");
+    assert_eq!(reply.json().unwrap()["error"]["type"], "permission_error");
+    assert_eq!(gw.calls("llm").unwrap(), 0);
+    assert_eq!(gw.ledger().unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -151,12 +106,14 @@ async fn spent_budget_routes_to_the_slm() {
     let gw = gateway(&config, "echo");
     let first = gw
         .chat(chat_body("tell me about the history of rome", false), None)
-        .await;
+        .await
+        .unwrap();
     assert_eq!(first.header("x-triage-backend"), Some("llm"));
-    gw.core.flush();
+    gw.policy_core().unwrap().flush();
     let second = gw
         .chat(chat_body("tell me about the history of rome", false), None)
-        .await;
+        .await
+        .unwrap();
     assert_eq!(second.status, 200);
     assert_eq!(second.header("x-triage-backend"), Some("slm"));
     assert_eq!(second.header("x-triage-route"), Some("budget"));
@@ -167,12 +124,16 @@ async fn refusing_budget_answers_429() {
     let config = format!("{CONFIG}budgets: {{ daily_usd: 0.000001, on_exhausted: refuse }}\n");
     let gw = gateway(&config, "echo");
     gw.chat(chat_body("tell me about the history of rome", false), None)
-        .await;
-    gw.core.flush();
-    let reply = gw.chat(chat_body("and of carthage", false), None).await;
+        .await
+        .unwrap();
+    gw.policy_core().unwrap().flush();
+    let reply = gw
+        .chat(chat_body("and of carthage", false), None)
+        .await
+        .unwrap();
     assert_eq!(reply.status, 429, "{}", reply.body);
-    assert_eq!(reply.json()["error"]["type"], "rate_limit_error");
-    assert_eq!(reply.json()["error"]["code"], "budget_exhausted");
+    assert_eq!(reply.json().unwrap()["error"]["type"], "rate_limit_error");
+    assert_eq!(reply.json().unwrap()["error"]["code"], "budget_exhausted");
 }
 
 #[tokio::test]
@@ -184,11 +145,12 @@ async fn remote_failure_falls_back_to_the_slm() {
                 chat_body("what is the capital of peru", stream),
                 Some("essay"),
             )
-            .await;
+            .await
+            .unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.header("x-triage-backend"), Some("slm"));
     }
-    let rows = gw.ledger();
+    let rows = gw.ledger().unwrap();
     assert!(rows
         .iter()
         .all(|r| r.backends == vec!["llm".to_string(), "slm".to_string()]));
@@ -199,23 +161,23 @@ async fn cascade_from_config_accepts_the_confident_slm() {
     let gw = gateway(CONFIG, "echo");
     let reply = gw
         .chat(chat_body("who wrote hamlet", true), Some("qa"))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-triage-backend"), Some("slm"));
     assert_eq!(reply.header("x-triage-escalated"), Some("false"));
-    assert_eq!(common::streamed_text(&reply.sse_data()), "who wrote hamlet");
-    assert_eq!(gw.llm_calls(), 0);
+    assert_eq!(streamed_text(&reply.sse_data()), "who wrote hamlet");
+    assert_eq!(gw.calls("llm").unwrap(), 0);
 }
 
 #[tokio::test]
 async fn models_lists_auto_backends_and_routes() {
     let gw = gateway(CONFIG, "echo");
-    let response = app(gw.state.clone())
-        .oneshot(Request::get("/v1/models").body(Body::empty()).unwrap())
+    let reply = gw
+        .send(Request::get("/v1/models").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let v = reply.json().unwrap();
     let ids: Vec<&str> = v["data"]
         .as_array()
         .unwrap()
@@ -234,8 +196,6 @@ async fn models_lists_auto_backends_and_routes() {
 
 #[tokio::test]
 async fn busy_local_engine_spills_to_the_remote() {
-    use common::WithLoad;
-    use router::gateway::{GatewayOptions, LocalLoad};
     let config = r#"
 backends:
   slm: { kind: llama, model: models/test.gguf, slots: 2 }
@@ -247,96 +207,49 @@ routes:
   - { name: local-first, to: slm, spill: { to: llm, queue_depth: 3 } }
 "#;
     let build = |queue_depth: usize| {
-        let config = Arc::new(Config::parse(config, "test.yaml", Path::new(".")).unwrap());
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        let core = Arc::new(PolicyCore::new(config, store));
-        let mut backends = Backends::new();
-        backends.insert(BackendSlot::ready(
-            "slm",
-            Locality::Local,
-            Arc::new(WithLoad {
-                inner: mock("echo"),
-                load: LocalLoad {
-                    queue_depth,
-                    busy_slots: 2,
-                    slots: 2,
-                    predicted_ttft_ms: None,
-                },
-            }),
-        ));
-        let llm = mock("echo");
-        backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
-        let state = AppState::new(backends, core.clone(), GatewayOptions::default());
-        PolicyGateway { state, core, llm }
+        let load = LocalLoad {
+            queue_depth,
+            busy_slots: 2,
+            slots: 2,
+            predicted_ttft_ms: None,
+        };
+        TestGateway::from_yaml(config)
+            .mock_under_load("slm", "echo", load)
+            .mock("llm", Locality::Remote, "echo")
+            .build()
+            .unwrap()
     };
-    let calm = build(1).chat(chat_body("hello there", false), None).await;
+    let calm = build(1)
+        .chat(chat_body("hello there", false), None)
+        .await
+        .unwrap();
     assert_eq!(calm.header("x-triage-backend"), Some("slm"));
     let busy = build(5);
-    let reply = busy.chat(chat_body("hello there", false), None).await;
+    let reply = busy
+        .chat(chat_body("hello there", false), None)
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-triage-backend"), Some("llm"));
     assert_eq!(reply.header("x-triage-route"), Some("local-first"));
-    let rows = busy.ledger();
+    let rows = busy.ledger().unwrap();
     assert_eq!(rows[0].backends, vec!["llm".to_string()]);
-    assert_eq!(busy.llm_calls(), 1);
-}
-
-/// TEST DOUBLE of a local engine's accounting: the echo mock's stream followed by a
-/// `LocalCompute` event, as the engine reports its busy share of the batched decode steps.
-struct EngineTimed {
-    inner: Arc<AnyBackend>,
-    busy_secs: f64,
-}
-
-impl router::gateway::DynBackend for EngineTimed {
-    fn chat(
-        &self,
-        request: backends::ChatRequest,
-    ) -> futures::future::BoxFuture<'_, backends::Result<backends::ChatResponse>> {
-        Box::pin(async move {
-            let stream = self.chat_stream(request).await?;
-            backends::collect_stream(stream, "slm").await
-        })
-    }
-
-    fn chat_stream(
-        &self,
-        request: backends::ChatRequest,
-    ) -> futures::future::BoxFuture<'_, backends::Result<backends::EventStream>> {
-        use futures::StreamExt;
-        let busy_secs = self.busy_secs;
-        Box::pin(async move {
-            let events = router::gateway::DynBackend::chat_stream(&*self.inner, request).await?;
-            let compute = futures::stream::once(async move {
-                Ok(backends::ChatEvent::LocalCompute {
-                    busy_secs,
-                    at: std::time::Instant::now(),
-                })
-            });
-            let stream: backends::EventStream = Box::pin(events.chain(compute));
-            Ok(stream)
-        })
-    }
+    assert_eq!(busy.calls("llm").unwrap(), 1);
 }
 
 #[tokio::test]
 async fn local_answers_are_billed_by_engine_time_whole_or_streamed() {
-    let config = Arc::new(Config::parse(CONFIG, "test.yaml", Path::new(".")).unwrap());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let core = Arc::new(PolicyCore::new(config, store));
-    let llm = mock("echo");
-    let mut backends = Backends::new();
-    let slm = EngineTimed {
-        inner: mock("echo"),
-        busy_secs: 36.0,
-    };
-    backends.insert(BackendSlot::ready("slm", Locality::Local, Arc::new(slm)));
-    backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
-    let gw = PolicyGateway {
-        state: AppState::new(backends, core.clone(), options()),
-        core,
-        llm,
-    };
+    // The slm reports 36 engine seconds per answer, as the llama engine does.
+    let gw = TestGateway::from_yaml(CONFIG)
+        .options(options())
+        .mock_backend(
+            "slm",
+            Locality::Local,
+            MockBackend::new("echo").unwrap().with_local_compute(36.0),
+        )
+        .mock("llm", Locality::Remote, "echo")
+        .build()
+        .unwrap();
     // Routed to the slm, and a cascade's accepted slm answer (replayed as a stream).
     for (task, stream) in [
         ("sentiment", false),
@@ -346,17 +259,18 @@ async fn local_answers_are_billed_by_engine_time_whole_or_streamed() {
     ] {
         let reply = gw
             .chat(chat_body("who wrote hamlet", stream), Some(task))
-            .await;
+            .await
+            .unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.header("x-triage-backend"), Some("slm"));
     }
     // 36 engine seconds at $0.05 per machine hour, not the stream's wall time.
-    let rows = gw.ledger();
+    let rows = gw.ledger().unwrap();
     assert_eq!(rows.len(), 4);
     for row in rows {
         assert!((row.cost_usd - 0.0005).abs() < 1e-12, "{row:?}");
     }
-    assert_eq!(gw.llm_calls(), 0);
+    assert_eq!(gw.calls("llm").unwrap(), 0);
 }
 
 /// A synthetic labelled set: three tasks, each an instruction wording around varied content.
@@ -431,7 +345,8 @@ async fn untagged_requests_are_classified_and_routed_by_the_trained_model() {
             ),
             None,
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(sentiment.status, 200, "{}", sentiment.body);
     assert_eq!(sentiment.header("x-triage-task"), Some("sentiment"));
     assert_eq!(sentiment.header("x-triage-route"), Some("small-tasks"));
@@ -445,13 +360,14 @@ async fn untagged_requests_are_classified_and_routed_by_the_trained_model() {
             ),
             None,
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(translation.header("x-triage-task"), Some("translation"));
     assert_eq!(translation.header("x-triage-route"), Some("default"));
     assert_eq!(translation.header("x-triage-backend"), Some("llm"));
-    assert_eq!(gw.llm_calls(), 1);
+    assert_eq!(gw.calls("llm").unwrap(), 1);
 
-    let rows = gw.ledger();
+    let rows = gw.ledger().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].task, "sentiment");
     assert_eq!(rows[1].task, "translation");
@@ -466,15 +382,17 @@ async fn a_missing_model_file_starts_the_gateway_on_rules() {
         path.display()
     );
     let gw = gateway(&config, "echo");
-    assert_eq!(gw.core.config().warnings.len(), 1);
+    assert_eq!(gw.policy_core().unwrap().config().warnings.len(), 1);
     let rule = gw
         .chat(chat_body("a short review: loved it", false), None)
-        .await;
+        .await
+        .unwrap();
     assert_eq!(rule.status, 200, "{}", rule.body);
     assert_eq!(rule.header("x-triage-route"), Some("small-tasks"));
     let unknown = gw
         .chat(chat_body("Translate into French: good night", false), None)
-        .await;
+        .await
+        .unwrap();
     assert_eq!(unknown.status, 200, "{}", unknown.body);
     assert_eq!(unknown.header("x-triage-task"), Some("unknown"));
     assert_eq!(unknown.header("x-triage-route"), Some("default"));

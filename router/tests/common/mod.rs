@@ -1,60 +1,21 @@
-//! Shared helpers of the gateway tests: `backends::mock::MockBackend` (a TEST DOUBLE chosen by
-//! name), a scripted routing core (TEST DOUBLE), an in-process app, and an SSE body parser.
+//! Shared helpers of the gateway tests: a scripted routing core (TEST DOUBLE) and the gateway
+//! over it, built with `router::testing` (the workspace's gateway harness) from
+//! `backends::mock::MockBackend` TEST DOUBLEs chosen by name.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::Request;
 use router::events::RequestSummary;
 use router::gateway::{
-    app, AppState, BackendSlot, Backends, GatewayOptions, Locality, RouteInfo, RouteInput, Routed,
-    RoutingCore,
+    AppState, GatewayOptions, LocalLoad, Locality, RouteInfo, RouteInput, Routed, RoutingCore,
 };
 use router::policy::{Action, CascadeSpec, Decision};
 use router::pricing::{CostBreakdown, Usage};
-use tower::ServiceExt;
 
-pub use backends::mock::MockBackend;
-use backends::{AnyBackend, ChatRequest, ChatResponse, EventStream};
-use futures::future::BoxFuture;
-use router::gateway::{DynBackend, LocalLoad};
-
-/// A mock backend as the gateway holds it.
-pub fn mock(name: &str) -> Arc<AnyBackend> {
-    Arc::new(AnyBackend::Mock(MockBackend::new(name).unwrap()))
-}
-
-/// How many requests a mock received.
-pub fn mock_calls(backend: &AnyBackend) -> u64 {
-    match backend {
-        AnyBackend::Mock(m) => m.calls(),
-        _ => panic!("not a mock"),
-    }
-}
-
-/// TEST DOUBLE of a local engine's load: delegates to a backend and reports a fixed
-/// queue depth and busy slots, as the llama engine's atomics would.
-pub struct WithLoad {
-    pub inner: Arc<AnyBackend>,
-    pub load: LocalLoad,
-}
-
-impl DynBackend for WithLoad {
-    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<ChatResponse>> {
-        DynBackend::chat(&*self.inner, request)
-    }
-
-    fn chat_stream(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<EventStream>> {
-        DynBackend::chat_stream(&*self.inner, request)
-    }
-
-    fn local_load(&self) -> Option<LocalLoad> {
-        Some(self.load)
-    }
-}
+use router::testing::Reply;
 
 /// TEST DOUBLE of the routing core: the decision is chosen by the task (header, else
 /// `metadata.task`), costs come from a fixed price table ($1/M input and $2/M output tokens for
@@ -160,48 +121,40 @@ impl RoutingCore for ScriptedCore {
     }
 }
 
+/// The gateway over [`ScriptedCore`] with seven mock backends: `slm` and `llm` echo,
+/// `unsure` echoes with low confidence, `broken` answers 500, `cut` disconnects after 3
+/// tokens, `slow` waits 40 ms per token, `busy` is an overloaded local engine. Local mocks
+/// report a queue of 2 with 1 of 4 slots busy. Requests unwrap (these are tests).
 pub struct TestGateway {
     pub state: AppState,
     pub core: Arc<ScriptedCore>,
-    pub backends: Vec<(String, Arc<AnyBackend>)>,
+    pub gateway: router::testing::TestGateway,
 }
 
 impl TestGateway {
     pub fn new(options: GatewayOptions) -> Self {
         let core = Arc::new(ScriptedCore::default());
-        let mut backends = Backends::new();
-        let mut handles = Vec::new();
-        for (name, behaviour, kind) in [
-            ("slm", "echo", Locality::Local),
-            ("llm", "echo", Locality::Remote),
-            ("unsure", "unsure", Locality::Local),
-            ("broken", "error_500", Locality::Remote),
-            ("cut", "disconnect_after_3", Locality::Remote),
-            ("slow", "slow", Locality::Remote),
-            ("busy", "overloaded", Locality::Local),
-        ] {
-            let backend = mock(behaviour);
-            let handle: Arc<dyn DynBackend> = if kind == Locality::Local {
-                Arc::new(WithLoad {
-                    inner: backend.clone(),
-                    load: LocalLoad {
-                        queue_depth: 2,
-                        busy_slots: 1,
-                        slots: 4,
-                        predicted_ttft_ms: None,
-                    },
-                })
-            } else {
-                backend.clone()
-            };
-            backends.insert(BackendSlot::ready(name, kind, handle));
-            handles.push((name.to_string(), backend));
-        }
-        let state = AppState::new(backends, core.clone(), options);
+        let load = LocalLoad {
+            queue_depth: 2,
+            busy_slots: 1,
+            slots: 4,
+            predicted_ttft_ms: None,
+        };
+        let gateway = router::testing::TestGateway::with_core(core.clone())
+            .options(options)
+            .mock_under_load("slm", "echo", load)
+            .mock("llm", Locality::Remote, "echo")
+            .mock_under_load("unsure", "unsure", load)
+            .mock("broken", Locality::Remote, "error_500")
+            .mock("cut", Locality::Remote, "disconnect_after_3")
+            .mock("slow", Locality::Remote, "slow")
+            .mock_under_load("busy", "overloaded", load)
+            .build()
+            .unwrap();
         Self {
-            state,
+            state: gateway.state().clone(),
             core,
-            backends: handles,
+            gateway,
         }
     }
 
@@ -210,33 +163,15 @@ impl TestGateway {
     }
 
     pub fn calls(&self, name: &str) -> u64 {
-        self.backends
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| mock_calls(b))
-            .unwrap()
+        self.gateway.calls(name).unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = app(self.state.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
+        self.gateway.send(request).await.unwrap()
     }
 
     pub async fn chat(&self, body: serde_json::Value, task: Option<&str>) -> Reply {
-        let mut req =
-            Request::post("/v1/chat/completions").header("content-type", "application/json");
-        if let Some(task) = task {
-            req = req.header("x-triage-task", task);
-        }
-        self.send(req.body(Body::from(body.to_string())).unwrap())
-            .await
+        self.gateway.chat(body, task).await.unwrap()
     }
 }
 
@@ -245,59 +180,4 @@ pub fn options() -> GatewayOptions {
         request_deadline: Duration::from_secs(10),
         ..GatewayOptions::default()
     }
-}
-
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The `data:` payloads of an SSE body, in order (comments dropped).
-    pub fn sse_data(&self) -> Vec<String> {
-        sse_data(&self.body)
-    }
-}
-
-pub fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .flat_map(|event| {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            (!data.is_empty()).then(|| data.join("\n"))
-        })
-        .collect()
-}
-
-/// Concatenated `delta.content` of the chunks.
-pub fn streamed_text(data: &[String]) -> String {
-    data.iter()
-        .filter(|d| d.as_str() != "[DONE]")
-        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect()
-}
-
-pub fn chat_body(text: &str, stream: bool) -> serde_json::Value {
-    serde_json::json!({
-        "model": "auto",
-        "messages": [{"role": "user", "content": text}],
-        "stream": stream,
-    })
 }

@@ -1,6 +1,6 @@
-//! `MockBackend`: a TEST DOUBLE (feature `mock`) for the router's and the harness's tests.
-//! It runs no model; its behaviour is chosen by name (the configured model), so a routing
-//! config or scenario can ask for a fault without a real upstream:
+//! `MockBackend`: the one backend TEST DOUBLE (feature `mock`) of the router's, the harness's
+//! and the dashboards' tests. It runs no model. Most mocks are chosen by name (the configured
+//! model), so a routing config or scenario can ask for a fault without a real upstream:
 //!
 //! | name                   | behaviour                                                       |
 //! |------------------------|-----------------------------------------------------------------|
@@ -17,6 +17,20 @@
 //!
 //! Echo tokens carry log-probability -0.05 (`unsure`: -2.0), so cascade thresholds can be
 //! tested; usage counts whitespace-separated words.
+//!
+//! Two more shapes, built in code rather than by name:
+//!
+//! | constructor                         | behaviour                                          |
+//! |-------------------------------------|----------------------------------------------------|
+//! | `MockBackend::scripted(Script)`     | answers `answer(request)` word by word, one request at a time, with a token delay, a service time, a stall at request N and a fixed log-probability ([`Script`]) |
+//! | `mock.with_local_compute(secs)`     | any mock, its stream followed by `ChatEvent::LocalCompute { busy_secs: secs }`, as the llama engine reports its busy share of the batched decode steps |
+//!
+//! Every event is stamped on tokio's clock (the system clock, or the paused test clock), so
+//! tests on paused time (`#[tokio::test(start_paused = true)]`) see exact schedules.
+
+mod scripted;
+
+pub use scripted::{AnswerFn, Script};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,6 +44,12 @@ use crate::{
 
 /// The log-probability of every `echo` token (a confident answer).
 const ECHO_LOGPROB: f32 = -0.05;
+
+/// Now on tokio's clock (the system clock, or the paused test clock), as the std instant that
+/// stream events carry.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// What the mock does, parsed from its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,11 +126,19 @@ impl MockBehaviour {
     }
 }
 
+/// What a mock answers with: a named behaviour or a script.
+#[derive(Debug)]
+enum Act {
+    Named(MockBehaviour),
+    Scripted(Script),
+}
+
 /// A test double standing in for any backend; see the module docs for the behaviours.
 #[derive(Debug)]
 pub struct MockBackend {
     name: String,
-    behaviour: MockBehaviour,
+    act: Act,
+    local_compute: Option<f64>,
     calls: AtomicU64,
 }
 
@@ -119,19 +147,40 @@ impl MockBackend {
     pub fn new(name: &str) -> Result<Self> {
         Ok(Self {
             name: name.to_string(),
-            behaviour: MockBehaviour::parse(name)?,
+            act: Act::Named(MockBehaviour::parse(name)?),
+            local_compute: None,
             calls: AtomicU64::new(0),
         })
     }
 
-    /// The behaviour name it was built with (the configured model).
+    /// A mock answering by `script` (named `scripted`).
+    pub fn scripted(script: Script) -> Self {
+        Self {
+            name: "scripted".to_string(),
+            act: Act::Scripted(script),
+            local_compute: None,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// End every stream with `ChatEvent::LocalCompute { busy_secs }`, as the llama engine does
+    /// with its busy share of the batched decode steps (what a local answer is billed by).
+    pub fn with_local_compute(mut self, busy_secs: f64) -> Self {
+        self.local_compute = Some(busy_secs);
+        self
+    }
+
+    /// The behaviour name it was built with (the configured model), `scripted` for a script.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// What it does, parsed from the name.
-    pub fn behaviour(&self) -> MockBehaviour {
-        self.behaviour
+    /// What it does, parsed from the name; `None` for a scripted mock.
+    pub fn behaviour(&self) -> Option<MockBehaviour> {
+        match &self.act {
+            Act::Named(b) => Some(*b),
+            Act::Scripted(_) => None,
+        }
     }
 
     /// How many requests this mock has received.
@@ -169,7 +218,31 @@ impl Backend for MockBackend {
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream> {
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
-        let (first, between, logprob, cut) = match self.behaviour {
+        let events = match &self.act {
+            Act::Named(behaviour) => self.named_stream(*behaviour, &request, call).await?,
+            Act::Scripted(script) => script.stream(&request, call),
+        };
+        Ok(match self.local_compute {
+            None => events,
+            Some(busy_secs) => Box::pin(events.chain(futures::stream::once(async move {
+                Ok(ChatEvent::LocalCompute {
+                    busy_secs,
+                    at: now(),
+                })
+            }))),
+        })
+    }
+}
+
+impl MockBackend {
+    /// The events of a named behaviour's call number `call` (0-based).
+    async fn named_stream(
+        &self,
+        behaviour: MockBehaviour,
+        request: &ChatRequest,
+        call: u64,
+    ) -> Result<EventStream> {
+        let (first, between, logprob, cut) = match behaviour {
             MockBehaviour::Echo { logprob_milli } => (
                 Duration::ZERO,
                 Duration::ZERO,
@@ -205,10 +278,10 @@ impl Backend for MockBackend {
                 return futures::future::pending::<Result<EventStream>>().await;
             }
         };
-        let tokens = echo_tokens(&request);
+        let tokens = echo_tokens(request);
         let prompt_words = request.all_text().split_whitespace().count() as u32;
         let completion = tokens.len() as u32;
-        let head = futures::stream::once(async { Ok(ChatEvent::FirstByte { at: Instant::now() }) });
+        let head = futures::stream::once(async { Ok(ChatEvent::FirstByte { at: now() }) });
         let count = tokens.len();
         let body = futures::stream::iter(tokens.into_iter().enumerate()).then(
             move |(i, text)| async move {
@@ -226,7 +299,7 @@ impl Backend for MockBackend {
                     choice: 0,
                     text,
                     logprobs: vec![logprob],
-                    at: Instant::now(),
+                    at: now(),
                 })
             },
         );
@@ -238,11 +311,11 @@ impl Backend for MockBackend {
             (0, None) => Ok(ChatEvent::Done {
                 choice: 0,
                 finish_reason: FinishReason::Stop,
-                at: Instant::now(),
+                at: now(),
             }),
             _ => Ok(ChatEvent::Usage {
                 usage: Usage::new(prompt_words, completion),
-                at: Instant::now(),
+                at: now(),
             }),
         });
         // A stream ends at its first error, as remote streams do.
@@ -335,5 +408,60 @@ mod tests {
         let response = mock.chat(ChatRequest::user("m", "a b c")).await.unwrap();
         assert_eq!(response.text(), "a b c");
         assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scripted_paces_its_answer_on_tokio_time_one_request_at_a_time() {
+        let script = Script::answering(|_| "one two three".into())
+            .service_time(Duration::from_millis(10))
+            .token_delay(Duration::from_millis(5))
+            .stall_at(1, Duration::from_millis(100))
+            .logprob(-0.5);
+        let mock = MockBackend::scripted(script);
+        let started = tokio::time::Instant::now();
+        let (a, b) = tokio::join!(
+            mock.chat(ChatRequest::user("m", "hi")),
+            mock.chat(ChatRequest::user("m", "hi"))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.text(), "one two three");
+        assert_eq!(a.token_logprobs, vec![-0.5; 3]);
+        assert_eq!(a.usage.as_ref().unwrap().completion_tokens, 3);
+        let ms = |at: Option<Instant>| at.unwrap().duration_since(started.into_std()).as_millis();
+        // The first: 10 ms service, tokens at 10, 15, 20 ms. The second waits for it, stalls
+        // 100 ms, serves 10 ms: tokens at 130, 135, 140 ms.
+        assert_eq!(ms(a.timings.first_token), 10);
+        assert_eq!(ms(a.timings.finished), 20);
+        assert_eq!(ms(b.timings.first_token), 130);
+        assert_eq!(ms(b.timings.finished), 140);
+        assert_eq!(mock.calls(), 2);
+        assert_eq!(mock.behaviour(), None);
+        let echo = MockBackend::scripted(Script::echo());
+        assert_eq!(
+            echo.chat(ChatRequest::user("m", "a  b"))
+                .await
+                .unwrap()
+                .text(),
+            "a  b"
+        );
+    }
+
+    #[tokio::test]
+    async fn local_compute_follows_the_answer() {
+        let mock = MockBackend::new("echo").unwrap().with_local_compute(7.5);
+        let events: Vec<ChatEvent> = mock
+            .chat_stream(ChatRequest::user("m", "a b"))
+            .await
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect()
+            .await;
+        assert!(matches!(
+            events.last(),
+            Some(ChatEvent::LocalCompute { busy_secs, .. }) if *busy_secs == 7.5
+        ));
+        let whole = mock.chat(ChatRequest::user("m", "a b")).await.unwrap();
+        assert_eq!(whole.text(), "a b");
+        assert_eq!(whole.timings.engine_busy_secs, 7.5);
     }
 }
