@@ -34,6 +34,7 @@
 
 mod exec;
 mod json;
+mod shape;
 mod stream;
 mod tracker;
 
@@ -213,6 +214,7 @@ fn validate(request: &ChatRequest) -> Result<(), ApiError> {
             Some("n".into()),
         ));
     }
+    shape::check(request)?;
     if let Some(task) = request
         .metadata
         .as_ref()
