@@ -556,6 +556,9 @@ proptest! {
                 .unwrap_or(serde_yaml::Value::String(with));
             replace_leaf(&mut value, &mut at, &with);
         }
-        parse_config(&serde_yaml::to_string(&value).unwrap());
+        // serde_yaml cannot write every value it reads (a mapping as a mapping key).
+        if let Ok(text) = serde_yaml::to_string(&value) {
+            parse_config(&text);
+        }
     }
 }
