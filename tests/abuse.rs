@@ -146,6 +146,10 @@ struct Case {
     name: String,
     bytes: Vec<u8>,
     expect: Vec<u16>,
+    /// Not parseable as an HTTP request (bytes no header may hold, not HTTP, a header block
+    /// beyond hyper's hard limits): the HTTP parser answers with a status and no body, since
+    /// no API request exists to answer in the API's shape.
+    protocol: bool,
 }
 
 fn case(name: impl Into<String>, bytes: Vec<u8>, expect: &[u16]) -> Case {
@@ -153,6 +157,14 @@ fn case(name: impl Into<String>, bytes: Vec<u8>, expect: &[u16]) -> Case {
         name: name.into(),
         bytes,
         expect: expect.to_vec(),
+        protocol: false,
+    }
+}
+
+fn protocol_case(name: impl Into<String>, bytes: Vec<u8>, expect: &[u16]) -> Case {
+    Case {
+        protocol: true,
+        ..case(name, bytes, expect)
     }
 }
 
@@ -249,10 +261,6 @@ fn wrong_types() -> Vec<Case> {
         (
             "content part without type",
             json!({"model": "auto", "messages": [{"role": "user", "content": [{"text": "x"}]}]}),
-        ),
-        (
-            "content part unknown type",
-            json!({"model": "auto", "messages": [{"role": "user", "content": [{"type": "hologram"}]}]}),
         ),
         (
             "temperature string",
@@ -463,9 +471,17 @@ fn headers_and_types() -> Vec<Case> {
         ),
         &[200],
     ));
+    out.push(protocol_case(
+        "header: control character in a header value",
+        request(
+            "/v1/chat/completions",
+            &[JSON, ("x-triage-task", "\u{1b}[31mred")],
+            &body,
+        ),
+        &[400],
+    ));
     for (n, task) in [
-        ("ANSI task", "\u{1b}[31mred"),
-        ("long task", &"t".repeat(300)),
+        ("long task", &"t".repeat(300) as &str),
         ("spaces task", "two words"),
         ("slash task", "../../etc"),
         ("unicode task", "задача"),
@@ -501,7 +517,7 @@ fn headers_and_types() -> Vec<Case> {
             &[200],
         ));
     }
-    out.push(case(
+    out.push(protocol_case(
         "header: 300 KB header",
         request(
             "/v1/chat/completions",
@@ -510,7 +526,7 @@ fn headers_and_types() -> Vec<Case> {
         ),
         &[431],
     ));
-    out.push(case(
+    out.push(protocol_case(
         "header: 2000 headers",
         {
             let many: Vec<(String, String)> =
@@ -534,12 +550,12 @@ fn headers_and_types() -> Vec<Case> {
         ),
         &[413],
     ));
-    out.push(case(
+    out.push(protocol_case(
         "content-length larger than the body sent, then close",
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{}".to_vec(),
         &[0, 400, 408],
     ));
-    out.push(case(
+    out.push(protocol_case(
         "bad chunked encoding",
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n".to_vec(),
         &[400],
@@ -555,7 +571,6 @@ fn paths_and_methods() -> Vec<Case> {
         "/v1/chat/completions/",
         "/v1/../etc/passwd",
         "/%00",
-        "/v1/chat/completions?x=%ff%fe",
         &format!("/{}", "a".repeat(8000)),
         "/v1/embeddings_not_here",
     ] {
@@ -565,6 +580,18 @@ fn paths_and_methods() -> Vec<Case> {
             &[404, 400, 414, 431],
         ));
     }
+    out.push(case(
+        "path: invalid percent-encoding in the query (ignored)",
+        request("/v1/chat/completions?x=%ff%fe", &[JSON], &body),
+        &[200],
+    ));
+    out.push(chat_case(
+        "unknown content part type (forwarded; a non-text part under the privacy rule)",
+        json!({"model": "auto", "max_tokens": 4, "messages": [{"role": "user", "content": [{"type": "hologram"}]}]})
+            .to_string()
+            .as_bytes(),
+        &[200],
+    ));
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
         out.push(case(
             format!("method: {method}"),
@@ -572,12 +599,12 @@ fn paths_and_methods() -> Vec<Case> {
             &[405],
         ));
     }
-    out.push(case(
+    out.push(protocol_case(
         "not HTTP at all",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n".to_vec(),
         &[0, 400],
     ));
-    out.push(case(
+    out.push(protocol_case(
         "HTTP/2 preface on HTTP/1",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
         &[0, 400, 505],
@@ -843,8 +870,9 @@ async fn hostile_inputs_never_panic_hang_or_leak() {
     for c in &cases {
         let reply = raw(&addr, &c.bytes, Duration::from_secs(120)).await;
         let ok_status = c.expect.contains(&reply.status);
-        let empty = reply.status != 0 && reply.body.trim().is_empty();
-        let shaped = reply.status < 400 || reply.status == 0 || openai_shaped(&reply.body);
+        let bare = c.protocol && reply.body.trim().is_empty();
+        let empty = reply.status != 0 && reply.body.trim().is_empty() && !bare;
+        let shaped = reply.status < 400 || reply.status == 0 || bare || openai_shaped(&reply.body);
         if !ok_status || empty || !shaped {
             failures.push(format!(
                 "{}: status {} (expected {:?}), body {:?}",
