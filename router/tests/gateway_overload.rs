@@ -7,19 +7,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::http::Request;
-use backends::AnyBackend;
-use common::{chat_body, mock, mock_calls, options, Reply, WithLoad};
-use http_body_util::BodyExt;
-use router::config::Config;
-use router::gateway::{app, AppState, BackendSlot, Backends, LocalLoad, Locality, PolicyCore};
+use common::options;
+use router::gateway::{LocalLoad, Locality};
 use router::ledger::LedgerRow;
-use router::store::{SqliteStore, Store};
-use tower::ServiceExt;
+use router::testing::{chat_body, Reply, TestGateway};
 
 /// One slot and a queue bound of 2, as `slm` is configured below.
 const BOUND: usize = 2;
@@ -39,68 +30,31 @@ routes:
     )
 }
 
-struct Gateway {
-    state: AppState,
-    core: Arc<PolicyCore>,
-    slm: Arc<AnyBackend>,
-    llm: Arc<AnyBackend>,
-}
-
 /// The gateway over `route`, its local engine answering as `slm_behaviour` with `queue_depth`
 /// requests waiting behind its one busy slot.
-fn gateway(route: &str, slm_behaviour: &str, queue_depth: usize) -> Gateway {
-    let config = Config::parse(&config(route), "test.yaml", Path::new(".")).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let core = Arc::new(PolicyCore::new(Arc::new(config), store));
-    let slm = mock(slm_behaviour);
-    let llm = mock("echo");
-    let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready(
-        "slm",
-        Locality::Local,
-        Arc::new(WithLoad {
-            inner: slm.clone(),
-            load: LocalLoad {
-                queue_depth,
-                busy_slots: 1,
-                slots: 1,
-                predicted_ttft_ms: None,
-            },
-        }),
-    ));
-    backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
-    let state = AppState::new(backends, core.clone(), options());
-    Gateway {
-        state,
-        core,
-        slm,
-        llm,
-    }
+fn gateway(route: &str, slm_behaviour: &str, queue_depth: usize) -> TestGateway {
+    let load = LocalLoad {
+        queue_depth,
+        busy_slots: 1,
+        slots: 1,
+        predicted_ttft_ms: None,
+    };
+    TestGateway::from_yaml(&config(route))
+        .options(options())
+        .mock_under_load("slm", slm_behaviour, load)
+        .mock("llm", Locality::Remote, "echo")
+        .build()
+        .unwrap()
 }
 
-impl Gateway {
-    async fn chat(&self, stream: bool) -> Reply {
-        let req = Request::post("/v1/chat/completions")
-            .header("content-type", "application/json")
-            .body(Body::from(chat_body("hello there", stream).to_string()))
-            .unwrap();
-        let response = app(self.state.clone()).oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
-    }
+async fn chat(gw: &TestGateway, stream: bool) -> Reply {
+    gw.chat(chat_body("hello there", stream), None)
+        .await
+        .unwrap()
+}
 
-    fn ledger(&self) -> Vec<LedgerRow> {
-        self.core.flush();
-        let mut rows = self.core.store().recent(100).unwrap();
-        rows.reverse();
-        rows
-    }
+fn ledger(gw: &TestGateway) -> Vec<LedgerRow> {
+    gw.ledger().unwrap()
 }
 
 #[tokio::test]
@@ -108,21 +62,25 @@ async fn a_queue_at_its_bound_spills_to_the_route_target() {
     let route =
         format!("{{ name: local-first, to: slm, spill: {{ to: llm, queue_depth: {BOUND} }} }}");
     let below = gateway(&route, "echo", BOUND - 1);
-    let reply = below.chat(false).await;
+    let reply = chat(&below, false).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.header("x-triage-backend"), Some("slm"));
-    assert_eq!(mock_calls(&below.llm), 0);
+    assert_eq!(below.calls("llm").unwrap(), 0);
 
     // At the bound the engine would refuse the request: the policy sends it away first.
     for stream in [false, true] {
         let full = gateway(&route, "echo", BOUND);
-        let reply = full.chat(stream).await;
+        let reply = chat(&full, stream).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.header("x-triage-backend"), Some("llm"));
         assert_eq!(reply.header("x-triage-route"), Some("local-first"));
-        assert_eq!(mock_calls(&full.slm), 0, "the full engine is not asked");
-        assert_eq!(mock_calls(&full.llm), 1);
-        assert_eq!(full.ledger()[0].backends, vec!["llm".to_string()]);
+        assert_eq!(
+            full.calls("slm").unwrap(),
+            0,
+            "the full engine is not asked"
+        );
+        assert_eq!(full.calls("llm").unwrap(), 1);
+        assert_eq!(ledger(&full)[0].backends, vec!["llm".to_string()]);
     }
 }
 
@@ -132,11 +90,11 @@ async fn an_overloaded_engine_falls_back_to_the_route_fallback() {
     let route = "{ name: local-first, to: slm, fallback: [llm] }";
     for stream in [false, true] {
         let gw = gateway(route, "overloaded", BOUND - 1);
-        let reply = gw.chat(stream).await;
+        let reply = chat(&gw, stream).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.header("x-triage-backend"), Some("llm"));
-        assert_eq!(mock_calls(&gw.llm), 1);
-        let rows = gw.ledger();
+        assert_eq!(gw.calls("llm").unwrap(), 1);
+        let rows = ledger(&gw);
         assert_eq!(rows[0].backends, vec!["slm".to_string(), "llm".to_string()]);
         assert_eq!(rows[0].status, 200);
     }
@@ -147,11 +105,11 @@ async fn an_overloaded_engine_without_fallback_is_429_with_retry_after() {
     let route = "{ name: local-only, to: slm }";
     for stream in [false, true] {
         let gw = gateway(route, "overloaded", BOUND);
-        let reply = gw.chat(stream).await;
+        let reply = chat(&gw, stream).await;
         assert_eq!(reply.status, 429, "{}", reply.body);
         assert_eq!(reply.header("retry-after"), Some("1"));
         assert_eq!(reply.header("content-type"), Some("application/json"));
-        let body = reply.json();
+        let body = reply.json().unwrap();
         assert_eq!(body["error"]["type"], "rate_limit_error");
         assert_eq!(body["error"]["code"], "overloaded");
         assert!(body["error"]["param"].is_null());
@@ -160,7 +118,7 @@ async fn an_overloaded_engine_without_fallback_is_429_with_retry_after() {
             message.contains("slm") && message.contains("queue"),
             "{message}"
         );
-        let rows = gw.ledger();
+        let rows = ledger(&gw);
         assert_eq!(rows[0].status, 429);
         assert_eq!(rows[0].error_code.as_deref(), Some("overloaded"));
     }

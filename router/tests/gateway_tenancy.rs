@@ -1,22 +1,19 @@
 //! Browser safety and tenancy at the gateway (issue 14 item 4): CORS only for listed origins,
 //! `/v1/triage/events` per tenant (admins see all), `/readyz` hides load errors from callers
 //! without a key, and 401s are counted in metrics without ledger rows. The real policy core
-//! over an in-memory ledger; the upstreams are `backends::mock` TEST DOUBLEs.
+//! over an in-memory ledger (`router::testing`); the upstreams are `backends::mock` TEST DOUBLEs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use backends::mock::MockBackend;
-use backends::AnyBackend;
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use router::config::Config;
-use router::gateway::{ApiKeys, BackendSlot, Backends, Gateway, GatewayOptions, Locality};
-use router::store::{SqliteStore, Store};
+use router::gateway::{ApiKeys, BackendSlot, Gateway, GatewayOptions, Locality};
+use router::testing::TestGateway;
 use tower::ServiceExt;
 
 const CONFIG: &str = r#"
@@ -31,24 +28,24 @@ routes:
   - { name: default, to: slm }
 "#;
 
-fn mock(name: &str) -> Arc<AnyBackend> {
-    Arc::new(AnyBackend::Mock(MockBackend::new(name).unwrap()))
-}
-
-fn gateway() -> (Gateway, Arc<dyn Store>) {
-    let config = Arc::new(Config::parse(CONFIG, "test.yaml", Path::new(".")).unwrap());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", Locality::Local, mock("echo")));
+fn gateway() -> TestGateway {
+    let config = Config::parse(CONFIG, "test.yaml", Path::new(".")).unwrap();
     let llm = BackendSlot::pending("llm", Locality::Remote);
     llm.fail("cannot read /secret/path/model.gguf".into());
-    backends.insert(llm);
-    let options = GatewayOptions {
-        keys: Some(ApiKeys::parse("a:sk-a,b:sk-b,ops:sk-ops").unwrap()),
-        ..Gateway::limits_for(&config)
-    };
-    let gw = Gateway::with_backends(config, store.clone(), backends, options);
-    (gw, store)
+    TestGateway::from_yaml(CONFIG)
+        .options(GatewayOptions {
+            keys: Some(ApiKeys::parse("a:sk-a,b:sk-b,ops:sk-ops").unwrap()),
+            ..Gateway::limits_for(&config)
+        })
+        .mock("slm", Locality::Local, "echo")
+        .slot(llm)
+        .build()
+        .unwrap()
+}
+
+/// The gateway's app, to drive with `oneshot` (the events stream never ends by itself).
+fn app(gw: &TestGateway) -> axum::Router {
+    router::gateway::app(gw.state().clone())
 }
 
 fn chat(key: Option<&str>) -> Request<Body> {
@@ -68,9 +65,9 @@ async fn body_text(response: axum::response::Response) -> String {
 
 #[tokio::test]
 async fn unauthenticated_requests_are_counted_not_written_to_the_ledger() {
-    let (gw, store) = gateway();
+    let gw = gateway();
     for key in [None, Some("sk-wrong"), Some("sk-a")] {
-        let response = gw.app().oneshot(chat(key)).await.unwrap();
+        let response = app(&gw).oneshot(chat(key)).await.unwrap();
         let expected = if key == Some("sk-a") { 200 } else { 401 };
         assert_eq!(response.status().as_u16(), expected);
         let body = body_text(response).await;
@@ -79,16 +76,14 @@ async fn unauthenticated_requests_are_counted_not_written_to_the_ledger() {
             assert_eq!(v["error"]["code"], "invalid_api_key", "{body}");
         }
     }
-    gw.core().flush();
-    let rows = store.recent(10).unwrap();
+    let rows = gw.ledger().unwrap();
     assert_eq!(
         rows.len(),
         1,
         "only the authenticated request is a ledger row"
     );
     assert_eq!(rows[0].key, "a");
-    let metrics = gw
-        .app()
+    let metrics = app(&gw)
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -101,7 +96,7 @@ async fn unauthenticated_requests_are_counted_not_written_to_the_ledger() {
 
 #[tokio::test]
 async fn cors_answers_only_listed_origins() {
-    let (gw, _) = gateway();
+    let gw = gateway();
     let preflight = |origin: &str| {
         Request::builder()
             .method("OPTIONS")
@@ -115,8 +110,7 @@ async fn cors_answers_only_listed_origins() {
             .body(Body::empty())
             .unwrap()
     };
-    let ok = gw
-        .app()
+    let ok = app(&gw)
         .oneshot(preflight("https://app.example.com"))
         .await
         .unwrap();
@@ -124,45 +118,32 @@ async fn cors_answers_only_listed_origins() {
         ok.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
-    let evil = gw
-        .app()
+    let evil = app(&gw)
         .oneshot(preflight("https://evil.example"))
         .await
         .unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 
     // Without a list, no CORS headers at all.
-    let config = Arc::new(
-        Config::parse(
-            "backends:\n  slm: { kind: llama, model: m.gguf }\nroutes:\n  - { name: d, to: slm }\n",
-            "t.yaml",
-            Path::new("."),
-        )
-        .unwrap(),
-    );
-    let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", Locality::Local, mock("echo")));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let open = Gateway::with_backends(
-        config.clone(),
-        store,
-        backends,
-        Gateway::limits_for(&config),
-    );
-    let r = open
-        .app()
+    let open = TestGateway::from_yaml(
+        "backends:\n  slm: { kind: llama, model: m.gguf }\nroutes:\n  - { name: d, to: slm }\n",
+    )
+    .mock("slm", Locality::Local, "echo")
+    .build()
+    .unwrap();
+    let r = app(&open)
         .oneshot(preflight("https://app.example.com"))
         .await
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
-    let r = open.app().oneshot(chat(None)).await.unwrap();
+    let r = app(&open).oneshot(chat(None)).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]
 async fn readyz_names_no_paths_without_a_key() {
-    let (gw, _) = gateway();
+    let gw = gateway();
     let get = |key: Option<&str>| {
         let mut r = Request::get("/readyz");
         if let Some(k) = key {
@@ -170,18 +151,17 @@ async fn readyz_names_no_paths_without_a_key() {
         }
         r.body(Body::empty()).unwrap()
     };
-    let anon = body_text(gw.app().oneshot(get(None)).await.unwrap()).await;
+    let anon = body_text(app(&gw).oneshot(get(None)).await.unwrap()).await;
     assert!(anon.contains("llm") && !anon.contains("/secret"), "{anon}");
-    let keyed = body_text(gw.app().oneshot(get(Some("sk-b"))).await.unwrap()).await;
+    let keyed = body_text(app(&gw).oneshot(get(Some("sk-b"))).await.unwrap()).await;
     assert!(keyed.contains("/secret/path"), "{keyed}");
 }
 
 /// The `data:` payloads a subscriber with `key` receives while tenants a, b and ops each make
 /// one request.
 async fn events_seen_by(key: &str) -> Vec<String> {
-    let (gw, _) = gateway();
-    let response = gw
-        .app()
+    let gw = gateway();
+    let response = app(&gw)
         .oneshot(
             Request::get("/v1/triage/events")
                 .header("authorization", format!("Bearer {key}"))
@@ -193,7 +173,7 @@ async fn events_seen_by(key: &str) -> Vec<String> {
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body().into_data_stream();
     for k in ["sk-a", "sk-b", "sk-ops"] {
-        let r = gw.app().oneshot(chat(Some(k))).await.unwrap();
+        let r = app(&gw).oneshot(chat(Some(k))).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         body_text(r).await;
     }

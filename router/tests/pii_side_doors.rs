@@ -3,23 +3,16 @@
 //! TEST DOUBLE (`MockBackend`) that counts the requests it receives. Each request hides PII
 //! where the old scan did not look; each must be answered by the local backend and the remote
 //! must see nothing. With `pii.non_text: refuse` an image is refused with a 400 instead.
-//! Self-contained (no `tests/common`), so it does not depend on the shared harness.
+//! Built with the shared harness (`router::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
-use backends::mock::MockBackend;
-use backends::AnyBackend;
-use http_body_util::BodyExt;
 use router::config::Config;
-use router::gateway::{app, AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
-use router::store::{SqliteStore, Store};
+use router::gateway::{GatewayOptions, Locality};
+use router::testing::TestGateway;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const CONFIG: &str = r#"
 backends:
@@ -33,60 +26,28 @@ routes:
   - { name: default, to: llm, fallback: [slm] }
 "#;
 
-/// A gateway over the config; the remote `llm` and local `slm` are mock TEST DOUBLEs.
-struct Gateway {
-    state: AppState,
-    slm: Arc<AnyBackend>,
-    llm: Arc<AnyBackend>,
+/// The gateway over `config`; the remote `llm` and local `slm` are mock TEST DOUBLEs ("echo").
+fn gateway(config: &str) -> TestGateway {
+    TestGateway::from_yaml(config)
+        .options(GatewayOptions {
+            request_deadline: Duration::from_secs(10),
+            ..GatewayOptions::default()
+        })
+        .mock("slm", Locality::Local, "echo")
+        .mock("llm", Locality::Remote, "echo")
+        .build()
+        .unwrap()
 }
 
-fn mock() -> Arc<AnyBackend> {
-    Arc::new(AnyBackend::Mock(MockBackend::new("echo").unwrap()))
+/// Status, `x-triage-backend` and body of one chat request.
+async fn chat(gw: &TestGateway, body: &Value) -> (u16, Option<String>, String) {
+    let reply = gw.chat(body.clone(), None).await.unwrap();
+    let backend = reply.header("x-triage-backend").map(str::to_string);
+    (reply.status.as_u16(), backend, reply.body)
 }
 
-fn calls(backend: &AnyBackend) -> u64 {
-    match backend {
-        AnyBackend::Mock(m) => m.calls(),
-        _ => panic!("not a mock"),
-    }
-}
-
-fn gateway(config: &str) -> Gateway {
-    let config = Arc::new(Config::parse(config, "test.yaml", Path::new(".")).unwrap());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let core = Arc::new(PolicyCore::new(config, store));
-    let (slm, llm) = (mock(), mock());
-    let mut backends = Backends::new();
-    backends.insert(BackendSlot::ready("slm", Locality::Local, slm.clone()));
-    backends.insert(BackendSlot::ready("llm", Locality::Remote, llm.clone()));
-    let options = GatewayOptions {
-        request_deadline: Duration::from_secs(10),
-        ..GatewayOptions::default()
-    };
-    Gateway {
-        state: AppState::new(backends, core, options),
-        slm,
-        llm,
-    }
-}
-
-impl Gateway {
-    /// Status, `x-triage-backend` and body of one chat request.
-    async fn chat(&self, body: &Value) -> (u16, Option<String>, String) {
-        let request = Request::post("/v1/chat/completions")
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = app(self.state.clone()).oneshot(request).await.unwrap();
-        let status = response.status().as_u16();
-        let backend = response
-            .headers()
-            .get("x-triage-backend")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, backend, String::from_utf8(body.to_vec()).unwrap())
-    }
+fn calls(gw: &TestGateway, name: &str) -> u64 {
+    gw.calls(name).unwrap()
 }
 
 fn user(text: &str) -> Value {
@@ -147,26 +108,30 @@ fn side_doors() -> Vec<(&'static str, Value)> {
 async fn every_side_door_is_routed_to_the_local_backend() {
     let gw = gateway(CONFIG);
     for (name, body) in side_doors() {
-        let (status, backend, text) = gw.chat(&body).await;
+        let (status, backend, text) = chat(&gw, &body).await;
         assert_eq!(status, 200, "{name}: {text}");
         assert_eq!(backend.as_deref(), Some("slm"), "{name}: {text}");
     }
-    assert_eq!(calls(&gw.llm), 0, "the remote backend received a request");
-    assert_eq!(calls(&gw.slm), 8);
+    assert_eq!(
+        calls(&gw, "llm"),
+        0,
+        "the remote backend received a request"
+    );
+    assert_eq!(calls(&gw, "slm"), 8);
     // The control: the same gateway sends a request without PII to the remote.
-    let (status, backend, _) = gw
-        .chat(&json!({"model": "auto", "messages": [user("hello there")]}))
-        .await;
+    let (status, backend, _) = chat(
+        &gw,
+        &json!({"model": "auto", "messages": [user("hello there")]}),
+    )
+    .await;
     assert_eq!((status, backend.as_deref()), (200, Some("llm")));
-    assert_eq!(calls(&gw.llm), 1);
+    assert_eq!(calls(&gw, "llm"), 1);
 }
 
 #[tokio::test]
 async fn refuse_mode_answers_400_for_an_image_under_the_privacy_rule() {
     let gw = gateway(&format!("{CONFIG}pii: {{ non_text: refuse }}\n"));
-    let (status, backend, text) = gw
-        .chat(&json!({"model": "auto", "messages": [image()]}))
-        .await;
+    let (status, backend, text) = chat(&gw, &json!({"model": "auto", "messages": [image()]})).await;
     assert_eq!(status, 400, "{text}");
     assert_eq!(backend, None);
     let body: Value = serde_json::from_str(&text).unwrap();
@@ -179,15 +144,15 @@ async fn refuse_mode_answers_400_for_an_image_under_the_privacy_rule() {
         "{text}"
     );
     // A model named directly is refused the same way.
-    let (status, _, _) = gw
-        .chat(&json!({"model": "llm", "messages": [image()]}))
-        .await;
+    let (status, _, _) = chat(&gw, &json!({"model": "llm", "messages": [image()]})).await;
     assert_eq!(status, 400);
-    assert_eq!(calls(&gw.llm) + calls(&gw.slm), 0);
+    assert_eq!(calls(&gw, "llm") + calls(&gw, "slm"), 0);
     // Text PII still goes local under refuse mode; text without PII still goes remote.
-    let (_, backend, _) = gw
-        .chat(&json!({"model": "auto", "messages": [user("SSN 123-45-6789")]}))
-        .await;
+    let (_, backend, _) = chat(
+        &gw,
+        &json!({"model": "auto", "messages": [user("SSN 123-45-6789")]}),
+    )
+    .await;
     assert_eq!(backend.as_deref(), Some("slm"));
 }
 

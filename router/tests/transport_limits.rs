@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backends::{ChatRequest, ChatResponse, EventStream};
-use common::{chat_body, options, ScriptedCore, TestGateway};
+use common::{options, ScriptedCore, TestGateway};
 use futures::future::BoxFuture;
 use router::events::RequestSummary;
 use router::gateway::{
     AppState, BackendSlot, Backends, DynBackend, GatewayOptions, Locality, TransportLimits,
 };
+use router::testing::chat_body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;

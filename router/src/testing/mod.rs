@@ -180,6 +180,12 @@ impl TestGatewayBuilder {
         self
     }
 
+    /// A slot as the caller built it (one still loading, or one whose load failed).
+    pub fn slot(mut self, slot: BackendSlot) -> Self {
+        self.backends.insert(slot);
+        self
+    }
+
     fn fail(mut self, error: HarnessError) -> Self {
         self.error.get_or_insert(error);
         self
