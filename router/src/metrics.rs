@@ -94,6 +94,7 @@ pub struct Metrics {
     host_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
     in_flight: Gauge,
     auth_rejections: Family<EndpointLabels, Counter>,
+    backend_up: Family<BackendLabels, Gauge>,
     handler_panics: Counter,
     transport_rejections: Family<ReasonLabels, Counter>,
     connections: Gauge,
@@ -227,9 +228,16 @@ impl Metrics {
             "Client connections being served right now",
             connections.clone(),
         );
+        let backend_up = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "backend_up",
+            "1 when the backend can take requests, 0 while it loads or when it is down (a missing key, a failed load)",
+            backend_up.clone(),
+        );
         Self {
             registry,
             auth_rejections,
+            backend_up,
             requests,
             ttft,
             inter_token,
@@ -250,6 +258,15 @@ impl Metrics {
             transport_rejections,
             connections,
         }
+    }
+
+    /// Whether `backend` can take requests now (set at each scrape).
+    pub fn set_backend_up(&self, backend: &str, up: bool) {
+        self.backend_up
+            .get_or_create(&BackendLabels {
+                backend: backend.to_string(),
+            })
+            .set(i64::from(up));
     }
 
     /// Count a request refused for its key (401) at `endpoint` (`chat`, `models`, `events`,

@@ -50,27 +50,36 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when every backend is loaded, else 503 naming the ones that are not.
-/// Why a backend failed (which may name files) is shown only to callers with a key, or on an
-/// open gateway; probes without a key see the backend names and the status.
+/// `GET /readyz`: 503 while a backend is still loading or when none can serve; otherwise 200,
+/// `ready`, or `degraded` with the backends that are down (a remote whose key is missing, a
+/// model that failed to load) — their routes fall back. Why a backend is down (which may name
+/// files) is shown only to callers with a key, or on an open gateway.
 pub(crate) async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let detailed = state.inner.auth.check(&headers).is_ok();
     let mut loading = Vec::new();
     let mut failed = Vec::new();
+    let mut ready = Vec::new();
     for b in state.inner.backends.iter() {
         if let Some(err) = b.load_error() {
             let error = if detailed {
                 err
             } else {
-                "failed to load (details need an API key)"
+                "down (details need an API key)"
             };
             failed.push(json!({"backend": b.name, "error": error}));
-        } else if !b.is_loaded() {
+        } else if b.is_loaded() {
+            ready.push(b.name.clone());
+        } else {
             loading.push(b.name.clone());
         }
     }
-    if loading.is_empty() && failed.is_empty() {
-        Json(json!({"status": "ready", "backends": state.inner.backends.names()})).into_response()
+    if loading.is_empty() && !ready.is_empty() {
+        let status = if failed.is_empty() {
+            "ready"
+        } else {
+            "degraded"
+        };
+        Json(json!({"status": status, "backends": ready, "down": failed})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +100,9 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     let m = &state.inner.metrics;
     for (name, load) in state.inner.backends.local_loads() {
         m.set_local_load(&name, load.queue_depth, load.busy_slots, load.slots);
+    }
+    for b in state.inner.backends.iter() {
+        m.set_backend_up(&b.name, b.is_loaded() && b.load_error().is_none());
     }
     for (name, time) in state.inner.backends.local_engine_times() {
         m.set_local_engine_time(&name, &time);

@@ -20,8 +20,8 @@ use backends::openai::OpenAiBackend;
 use backends::{AnyBackend, BackendError};
 use tokio::net::TcpListener;
 
-use super::ApiKeys;
 use super::{app, serve, AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
+use super::{ApiKeys, KeysError};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -215,6 +215,7 @@ struct LocalLoadJob {
 fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), ServeError> {
     let mut backends = Backends::new();
     let mut loads = Vec::new();
+    let mut down = Vec::new();
     for (name, spec) in &config.backends {
         match spec {
             BackendSpec::Remote(r) => {
@@ -224,15 +225,29 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
                     RemoteProvider::Anthropic => {
                         AnthropicBackend::new(cfg).map(AnyBackend::Anthropic)
                     }
+                };
+                match backend {
+                    Ok(backend) => {
+                        backends.insert(
+                            BackendSlot::ready(name.clone(), Locality::Remote, Arc::new(backend))
+                                .with_upstream_model(Some(r.config.model.clone())),
+                        );
+                    }
+                    // A remote backend that cannot be built (its key variable is unset, most
+                    // often) is marked down, loudly, instead of stopping the gateway: routes
+                    // to it fall back, `/readyz` and `/metrics` show it.
+                    Err(source) => {
+                        tracing::error!(backend = %name, error = %source, "backend is down");
+                        let slot = BackendSlot::pending(name.clone(), Locality::Remote)
+                            .with_upstream_model(Some(r.config.model.clone()));
+                        slot.fail(source.to_string());
+                        down.push(ServeError::Backend {
+                            name: name.clone(),
+                            source,
+                        });
+                        backends.insert(slot);
+                    }
                 }
-                .map_err(|source| ServeError::Backend {
-                    name: name.clone(),
-                    source,
-                })?;
-                backends.insert(
-                    BackendSlot::ready(name.clone(), Locality::Remote, Arc::new(backend))
-                        .with_upstream_model(Some(r.config.model.clone())),
-                );
             }
             BackendSpec::Local(l) => {
                 if !cfg!(feature = "llama") {
@@ -244,6 +259,12 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
                     spec: l.clone(),
                 });
             }
+        }
+    }
+    // Nothing left to serve: stop with the first reason.
+    if down.len() == config.backends.len() {
+        if let Some(first) = down.into_iter().next() {
+            return Err(first);
         }
     }
     Ok((backends, loads))
@@ -267,7 +288,19 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     }
     let mut gateway_options = Gateway::limits_for(&config);
     gateway_options.keys = match &config.server.api_keys_env {
-        Some(var) => Some(ApiKeys::from_env(var)?),
+        Some(var) => match ApiKeys::from_env(var) {
+            Ok(keys) => Some(keys),
+            // Unset: no authentication, as the shipped config's comment says — said loudly,
+            // and `check_exposure` still keeps such a gateway on loopback.
+            Err(KeysError::Unset(_)) => {
+                tracing::warn!(
+                    variable = %var,
+                    "server.api_keys_env names an unset variable: no API keys, every request is let in"
+                );
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let addr = options.listen.unwrap_or(config.server.listen);
