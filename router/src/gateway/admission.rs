@@ -152,16 +152,16 @@ pub(crate) fn admit(
     };
     let claims = claims(budgets, ask.tenant, ask.now_unix_ms);
     let keys: Vec<WindowKey> = claims.iter().map(|c| c.key.clone()).collect();
-    let max_out = u64::from(
-        ask.max_output_tokens
-            .unwrap_or(budgets.default_max_tokens),
-    );
+    let max_out = u64::from(ask.max_output_tokens.unwrap_or(budgets.default_max_tokens));
     let amount = worst_case(config, &decision, ask.prompt_tokens, max_out);
     if amount == 0 || claims.is_empty() {
         return (decision, Some(Hold::new(ledger.clone(), None, keys, 0)));
     }
     match ledger.reserve(&claims, amount, ask.expires) {
-        Ok(id) => (decision, Some(Hold::new(ledger.clone(), Some(id), keys, amount))),
+        Ok(id) => (
+            decision,
+            Some(Hold::new(ledger.clone(), Some(id), keys, amount)),
+        ),
         Err(refusal) => {
             let refused = budget_refused(&config.policy, decision, &refusal.to_string());
             // What runs instead (a local backend) reserves nothing but its cost still counts.

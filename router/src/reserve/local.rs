@@ -157,8 +157,14 @@ mod tests {
         let t = key("alice", "d:2026-01-31");
         l.load(&t, 80);
         let claims = [
-            Claim { key: g.clone(), limit: 1_000 },
-            Claim { key: t.clone(), limit: 100 },
+            Claim {
+                key: g.clone(),
+                limit: 1_000,
+            },
+            Claim {
+                key: t.clone(),
+                limit: 100,
+            },
         ];
         let id = l.reserve(&claims, 20, later()).unwrap();
         // The tenant window has 0 room left: refused, and the global window is untouched.
@@ -166,12 +172,32 @@ mod tests {
         assert_eq!(refused.key, t);
         assert_eq!((refused.settled, refused.reserved), (80, 20));
         assert!(refused.held_by_reservations());
-        assert!(refused.to_string().contains("held by outstanding reservations"));
-        assert_eq!(l.window(&g), WindowState { settled: 0, reserved: 20 });
+        assert!(refused
+            .to_string()
+            .contains("held by outstanding reservations"));
+        assert_eq!(
+            l.window(&g),
+            WindowState {
+                settled: 0,
+                reserved: 20
+            }
+        );
         // Settling moves the reservation to the real cost, in both windows at once.
         l.settle(Some(id), &[g.clone(), t.clone()], 15);
-        assert_eq!(l.window(&g), WindowState { settled: 15, reserved: 0 });
-        assert_eq!(l.window(&t), WindowState { settled: 95, reserved: 0 });
+        assert_eq!(
+            l.window(&g),
+            WindowState {
+                settled: 15,
+                reserved: 0
+            }
+        );
+        assert_eq!(
+            l.window(&t),
+            WindowState {
+                settled: 95,
+                reserved: 0
+            }
+        );
         l.reserve(&claims, 5, later()).unwrap();
         let spent = l.reserve(&claims, 1, later()).unwrap_err();
         assert_eq!(spent.key, t);
@@ -183,9 +209,26 @@ mod tests {
         let d1 = key("*", "d:2026-01-31");
         let d2 = key("*", "d:2026-02-01");
         l.load(&d1, 100);
-        assert!(l.reserve(&[Claim { key: d1.clone(), limit: 100 }], 1, later()).is_err());
+        assert!(l
+            .reserve(
+                &[Claim {
+                    key: d1.clone(),
+                    limit: 100
+                }],
+                1,
+                later()
+            )
+            .is_err());
         assert!(!l.is_loaded(&d2));
-        l.reserve(&[Claim { key: d2.clone(), limit: 100 }], 100, later()).unwrap();
+        l.reserve(
+            &[Claim {
+                key: d2.clone(),
+                limit: 100,
+            }],
+            100,
+            later(),
+        )
+        .unwrap();
         assert_eq!(l.window(&d1).settled, 100);
         assert_eq!(l.window(&d2).reserved, 100);
         // Loading a known window does not overwrite what this process counted.
@@ -197,9 +240,13 @@ mod tests {
     fn expired_reservations_stop_counting() {
         let l = LocalLedger::new();
         let d = key("*", "d:2026-01-31");
-        let claims = [Claim { key: d.clone(), limit: 10 }];
+        let claims = [Claim {
+            key: d.clone(),
+            limit: 10,
+        }];
         // Already past its deadline: holds nothing.
-        l.reserve(&claims, 10, Instant::now() - Duration::from_millis(1)).unwrap();
+        l.reserve(&claims, 10, Instant::now() - Duration::from_millis(1))
+            .unwrap();
         assert_eq!(l.window(&d).reserved, 0);
         l.reserve(&claims, 10, later()).unwrap();
         assert!(l.reserve(&claims, 1, later()).is_err());
@@ -209,12 +256,21 @@ mod tests {
     fn a_dropped_hold_releases_and_a_settled_one_counts_once() {
         let l: Arc<dyn ReservationLedger> = Arc::new(LocalLedger::new());
         let d = key("*", "m:2026-01");
-        let claims = [Claim { key: d.clone(), limit: 50 }];
+        let claims = [Claim {
+            key: d.clone(),
+            limit: 50,
+        }];
         let id = l.reserve(&claims, 50, later()).unwrap();
         drop(Hold::new(l.clone(), Some(id), vec![d.clone()], 50));
         assert_eq!(l.window(&d), WindowState::default());
         let id = l.reserve(&claims, 50, later()).unwrap();
         Hold::new(l.clone(), Some(id), vec![d.clone()], 50).settle(0.000_012);
-        assert_eq!(l.window(&d), WindowState { settled: 12, reserved: 0 });
+        assert_eq!(
+            l.window(&d),
+            WindowState {
+                settled: 12,
+                reserved: 0
+            }
+        );
     }
 }

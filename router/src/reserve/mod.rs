@@ -65,7 +65,11 @@ impl fmt::Display for WindowKey {
         } else {
             "monthly"
         };
-        write!(f, "{scope} {period} budget ({})", &self.period[2.min(self.period.len())..])
+        write!(
+            f,
+            "{scope} {period} budget ({})",
+            &self.period[2.min(self.period.len())..]
+        )
     }
 }
 
@@ -176,8 +180,7 @@ impl Hold {
     /// Replace the reservation by the real cost.
     pub fn settle(mut self, cost_usd: f64) {
         self.done = true;
-        self.ledger
-            .settle(self.id, &self.keys, micros_up(cost_usd));
+        self.ledger.settle(self.id, &self.keys, micros_up(cost_usd));
     }
 }
 

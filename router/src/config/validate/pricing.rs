@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{known, Ctx};
-use crate::policy::DEFAULT_MAX_TOKENS;
 use crate::config::raw::{RawBudgets, RawConfig, RawLimits};
 use crate::config::{BackendSpec, ConfigError, RemoteProvider};
+use crate::policy::DEFAULT_MAX_TOKENS;
 use crate::policy::{Budgets, Limits, Locality, OnExhausted};
 use crate::pricing::{BackendPrice, CostModel, PriceTable};
 
