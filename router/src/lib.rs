@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod pii;
 pub mod policy;
 pub mod pricing;
+pub mod reserve;
 pub mod store;
 pub mod task_name;
 pub mod terminal;

@@ -102,18 +102,16 @@ async fn requests_with_pii_never_reach_the_remote() {
 
 #[tokio::test]
 async fn spent_budget_routes_to_the_slm() {
-    let config = format!("{CONFIG}budgets: {{ daily_usd: 0.000001, on_exhausted: slm }}\n");
+    let config = format!("{CONFIG}budgets: {{ daily_usd: 0.00001, on_exhausted: slm }}\n");
     let gw = gateway(&config, "echo");
-    let first = gw
-        .chat(chat_body("tell me about the history of rome", false), None)
-        .await
-        .unwrap();
+    // $10 µ admits one request reserving ~$6 µ (its `max_tokens: 7` at $0.60/M and the prompt),
+    // which settles at $5.25 µ (rounded up to 6): the next reservation no longer fits.
+    let mut body = chat_body("tell me about the history of rome", false);
+    body["max_tokens"] = serde_json::json!(7);
+    let first = gw.chat(body.clone(), None).await.unwrap();
     assert_eq!(first.header("x-triage-backend"), Some("llm"));
     gw.policy_core().unwrap().flush();
-    let second = gw
-        .chat(chat_body("tell me about the history of rome", false), None)
-        .await
-        .unwrap();
+    let second = gw.chat(body, None).await.unwrap();
     assert_eq!(second.status, 200);
     assert_eq!(second.header("x-triage-backend"), Some("slm"));
     assert_eq!(second.header("x-triage-route"), Some("budget"));
@@ -121,11 +119,17 @@ async fn spent_budget_routes_to_the_slm() {
 
 #[tokio::test]
 async fn refusing_budget_answers_429() {
-    let config = format!("{CONFIG}budgets: {{ daily_usd: 0.000001, on_exhausted: refuse }}\n");
+    let config = format!("{CONFIG}budgets: {{ daily_usd: 0.00001, on_exhausted: refuse }}\n");
     let gw = gateway(&config, "echo");
-    gw.chat(chat_body("tell me about the history of rome", false), None)
-        .await
-        .unwrap();
+    let mut body = chat_body("tell me about the history of rome", false);
+    body["max_tokens"] = serde_json::json!(7);
+    let first = gw.chat(body, None).await.unwrap();
+    assert_eq!(
+        first.header("x-triage-backend"),
+        Some("llm"),
+        "{}",
+        first.body
+    );
     gw.policy_core().unwrap().flush();
     let reply = gw
         .chat(chat_body("and of carthage", false), None)

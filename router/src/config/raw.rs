@@ -235,6 +235,7 @@ pub(super) struct RawBudgets {
     pub(super) per_key: Option<RawLimits>,
     pub(super) tenants: Option<BTreeMap<String, RawLimits>>,
     pub(super) on_exhausted: Option<String>,
+    pub(super) default_max_tokens: Option<u32>,
 }
 
 #[derive(Deserialize)]

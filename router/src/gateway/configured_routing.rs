@@ -2,13 +2,14 @@
 //! [`Store`] for budgets and the ledger.
 //!
 //! Ledger rows are written by one background thread fed through a channel, so a request never
-//! waits for SQLite; budgets read the spend counters (one indexed read per request, only when
-//! budgets are configured). [`PolicyCore::flush`] waits until every row sent so far is written
+//! waits for SQLite; budgets are admitted against an in-memory reservation ledger
+//! (`admission.rs`, [`crate::reserve`]) seeded from the SQLite spend counters once per window. [`PolicyCore::flush`] waits until every row sent so far is written
 //! (tests, shutdown).
 
 use std::sync::mpsc;
 use std::sync::Arc;
 
+use super::admission;
 use super::routing::{RouteInfo, RouteInput, Routed, RoutingCore};
 use crate::config::Config;
 use crate::events::RequestSummary;
@@ -16,6 +17,7 @@ use crate::explain::{gather_facts, TaskSource};
 use crate::ledger::{now_unix_ms, LedgerRow};
 use crate::policy::{decide, decide_pinned, RuleAction, StateSnapshot};
 use crate::pricing::{CostBreakdown, Usage};
+use crate::reserve::{HoldSlot, LocalLedger, ReservationLedger};
 use crate::store::Store;
 
 enum Msg {
@@ -31,6 +33,8 @@ pub struct PolicyCore {
     policy_models: Vec<RouteInfo>,
     /// Whether a rule has a `prompt_tokens` condition (then prompts are tokenized locally).
     token_rules: bool,
+    /// Settled and reserved spend per budget window (the budgets' authority in this process).
+    reservations: Arc<dyn ReservationLedger>,
 }
 
 impl std::fmt::Debug for PolicyCore {
@@ -92,7 +96,13 @@ impl PolicyCore {
             writer: tx,
             policy_models,
             token_rules,
+            reservations: Arc::new(LocalLedger::new()),
         }
+    }
+
+    /// The reservation ledger budgets are admitted against.
+    pub fn reservations(&self) -> &Arc<dyn ReservationLedger> {
+        &self.reservations
     }
 
     /// The configuration routing runs on.
@@ -155,7 +165,8 @@ impl RoutingCore for PolicyCore {
     }
 
     fn decide(&self, input: &RouteInput<'_>) -> Routed {
-        let exact_tokens = if self.token_rules {
+        let budgets = self.config.policy.budgets().is_some();
+        let exact_tokens = if self.token_rules || budgets {
             input
                 .count_tokens
                 .and_then(|count| (count.0)(input.request))
@@ -169,13 +180,9 @@ impl RoutingCore for PolicyCore {
             input.tenant,
             exact_tokens,
         );
-        let spend = if self.config.policy.budgets().is_some() {
-            self.store
-                .spend(input.tenant, now_unix_ms())
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "could not read spend; budgets see nothing spent");
-                    Default::default()
-                })
+        let now_ms = now_unix_ms();
+        let spend = if budgets {
+            admission::spend(&*self.reservations, &*self.store, input.tenant, now_ms)
         } else {
             Default::default()
         };
@@ -187,7 +194,24 @@ impl RoutingCore for PolicyCore {
             Some(backend) => decide_pinned(&self.config.policy, &gathered.facts, &state, backend),
             None => decide(&self.config.policy, &gathered.facts, &state),
         };
+        let prompt_tokens = gathered.facts.prompt_tokens;
+        let (decision, hold) = admission::admit(
+            &self.config,
+            &self.reservations,
+            decision,
+            &admission::Ask {
+                tenant: input.tenant,
+                prompt_tokens: prompt_tokens as u64,
+                max_output_tokens: input.request.max_output_tokens(),
+                expires: input.expires.unwrap_or_else(|| {
+                    std::time::Instant::now() + std::time::Duration::from_secs(600)
+                }),
+                now_unix_ms: now_ms,
+            },
+        );
         Routed {
+            prompt_tokens: u32::try_from(prompt_tokens).unwrap_or(u32::MAX),
+            hold: hold.map(HoldSlot::new).unwrap_or_default(),
             decision,
             task: gathered.facts.task,
             task_source: match gathered.task_source {
@@ -253,6 +277,7 @@ mod tests {
             pinned: None,
             local: &local,
             count_tokens: Some(TokenCounter(&count)),
+            expires: None,
         };
         let c = core(
             "  - { name: long, when: { prompt_tokens: { min: 50 } }, to: llm }\n  - { name: d, to: slm }\n",

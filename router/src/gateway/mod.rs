@@ -14,6 +14,7 @@
 //!
 //! Every error, including unknown paths and bad bodies, is an OpenAI-shaped body ([`ApiError`]).
 
+mod admission;
 pub mod auth;
 pub mod backend;
 pub mod cascade;

@@ -32,6 +32,8 @@ pub struct RouteInput<'a> {
     /// Counts the prompt's tokens with a local tokenizer, when one is loaded. Called only when
     /// a rule has a `prompt_tokens` condition (tokenizing costs time on every request).
     pub count_tokens: Option<TokenCounter<'a>>,
+    /// When the request's deadline passes: its budget reservation expires then.
+    pub expires: Option<std::time::Instant>,
 }
 
 /// Counts a request's prompt tokens with a local tokenizer (`None`: it could not).
@@ -53,6 +55,11 @@ pub struct Routed {
     pub task: String,
     /// `header`, `metadata` or `classifier`.
     pub task_source: String,
+    /// The prompt's tokens as routing counted them (exact where the local tokenizer counted,
+    /// else estimated): billed when an answer ends without the provider's usage.
+    pub prompt_tokens: u32,
+    /// The request's budget reservation, settled when the answer ends (empty without budgets).
+    pub hold: crate::reserve::HoldSlot,
 }
 
 /// A model name clients may send besides backend names, or a route, for `/v1/models`.

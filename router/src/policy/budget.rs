@@ -54,9 +54,25 @@ pub struct Budgets {
     pub tenants: BTreeMap<String, Limits>,
     /// What a request goes to once a limit in its scope is spent.
     pub on_exhausted: OnExhausted,
+    /// Completion tokens reserved for a request that sets no `max_tokens`
+    /// (`budgets.default_max_tokens`, default [`DEFAULT_MAX_TOKENS`]).
+    pub default_max_tokens: u32,
 }
 
+/// `budgets.default_max_tokens` when not configured.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
 impl Budgets {
+    /// The limits that apply to `tenant`'s requests: `(scope, limits)` for the whole gateway
+    /// (`*`) and, with a tenant, the tenant's own or `per_key`.
+    pub fn scopes<'a>(&'a self, tenant: Option<&'a str>) -> Vec<(&'a str, &'a Limits)> {
+        let mut out = vec![("*", &self.global)];
+        if let Some(t) = tenant {
+            out.push((t, self.tenants.get(t).unwrap_or(&self.per_key)));
+        }
+        out
+    }
+
     pub(crate) fn exhausted(&self, tenant: Option<&str>, spend: &Spend) -> Option<String> {
         if let Some(why) =
             self.global

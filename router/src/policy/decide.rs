@@ -375,3 +375,36 @@ pub fn decide_pinned(
         trace,
     }
 }
+
+/// A decision whose reservation did not fit a budget: its remote-reaching action is replaced by
+/// the `on_exhausted` choice (a local backend, or 429 with `why`), remote fallbacks dropped —
+/// exactly what a spent budget does in [`decide`].
+pub fn budget_refused(policy: &Policy, decision: Decision, why: &str) -> Decision {
+    let Some(budgets) = &policy.budgets else {
+        return decision;
+    };
+    let mut trace = decision.trace;
+    trace.push(format!("budget: {why}"));
+    let (action, what) = match &budgets.on_exhausted {
+        OnExhausted::Backend(b) => (Action::Backend(b.clone()), format!("→ {b}")),
+        OnExhausted::Refuse => (
+            Action::Refuse {
+                status: 429,
+                message: format!("budget exhausted: {why}"),
+            },
+            "→ refuse 429".to_string(),
+        ),
+    };
+    let fallback = decision
+        .fallback
+        .into_iter()
+        .filter(|b| !policy.is_remote(b) && Some(b.as_str()) != action.first_backend())
+        .collect();
+    Decision {
+        route: "budget".into(),
+        reason: format!("{why} (route {:?}) {what}", decision.route),
+        action,
+        fallback,
+        trace,
+    }
+}

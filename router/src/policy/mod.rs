@@ -24,9 +24,11 @@ mod budget;
 mod cascade;
 mod decide;
 
-pub use budget::{Budgets, Limits, OnExhausted, Spend};
+pub use budget::{Budgets, Limits, OnExhausted, Spend, DEFAULT_MAX_TOKENS};
 pub use cascade::{CascadeSignal, CascadeSpec, CascadeVerdict, Evidence, ThresholdError};
-pub use decide::{decide, decide_pinned, Action, Decision, LocalLoad, RequestFacts, StateSnapshot};
+pub use decide::{
+    budget_refused, decide, decide_pinned, Action, Decision, LocalLoad, RequestFacts, StateSnapshot,
+};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -92,6 +92,8 @@ impl RoutingCore for ScriptedCore {
                 reason: format!("scripted: task {task}"),
                 trace: vec![],
             },
+            prompt_tokens: 0,
+            hold: Default::default(),
             task,
             task_source: source.into(),
         }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{known, Ctx};
 use crate::config::raw::{RawBudgets, RawConfig, RawLimits};
 use crate::config::{BackendSpec, ConfigError, RemoteProvider};
+use crate::policy::DEFAULT_MAX_TOKENS;
 use crate::policy::{Budgets, Limits, Locality, OnExhausted};
 use crate::pricing::{BackendPrice, CostModel, PriceTable};
 
@@ -189,10 +190,21 @@ pub(super) fn validate_budgets(
             }
         },
     };
+    let default_max_tokens = match b.default_max_tokens {
+        Some(0) => {
+            return Err(ctx.err(
+                "budgets.default_max_tokens",
+                "must be at least 1 (the completion tokens reserved for a request without `max_tokens`)",
+            ))
+        }
+        Some(n) => n,
+        None => DEFAULT_MAX_TOKENS,
+    };
     Ok(Budgets {
         global,
         per_key,
         tenants,
         on_exhausted,
+        default_max_tokens,
     })
 }

@@ -137,7 +137,14 @@ fn prepare(
     t.s.stream = request.is_stream();
     validate(&request)?;
     let task_header = task_header(headers)?;
-    let plan = resolve(state, &request, task_header.as_deref(), t.s.key.as_deref())?;
+    let expires = t.expires();
+    let plan = resolve(
+        state,
+        &request,
+        task_header.as_deref(),
+        t.s.key.as_deref(),
+        expires,
+    )?;
     Ok((request, plan))
 }
 
@@ -233,6 +240,7 @@ fn resolve(
     request: &ChatRequest,
     task_header: Option<&str>,
     tenant: Option<&str>,
+    expires: std::time::Instant,
 ) -> Result<Routed, ApiError> {
     let model = request.model.as_str();
     let policy_model = state.inner.policy_models.iter().any(|m| m == model);
@@ -252,5 +260,6 @@ fn resolve(
         pinned: if policy_model { None } else { pinned },
         local: &local,
         count_tokens: Some(TokenCounter(&count)),
+        expires: Some(expires),
     }))
 }

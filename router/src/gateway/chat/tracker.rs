@@ -6,7 +6,9 @@
 //! and records the summary once: when the response is complete, when it fails, or — if the
 //! client went away and the response was dropped — from its `Drop`, with status 499 (408
 //! `write_timeout` when the transport cut a client that stopped reading, 500 `internal_error`
-//! when the drop is a panic unwinding). Its clock starts when the request's headers arrived. It
+//! when the drop is a panic unwinding). The same cost settles the request's budget reservation
+//! ([`Hold`]) exactly once; an answer that ends without the provider's usage is billed the
+//! tokens counted on the stream and the prompt tokens routing counted. Its clock starts when the request's headers arrived. It
 //! also writes the `x-triage-*` headers known so far.
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::headers::{
 };
 use crate::policy::Locality;
 use crate::pricing::{self, CostBreakdown};
+use crate::reserve::Hold;
 
 /// Follows one request to its single summary.
 pub(crate) struct Tracker {
@@ -47,6 +50,12 @@ pub(crate) struct Tracker {
     done: bool,
     /// The connection the request came on, to tell a write timeout from a client leaving.
     connection: Option<Arc<ConnState>>,
+    /// The request's budget reservation, settled with the summary's cost.
+    hold: Option<Hold>,
+    /// Output events (tokens) that reached the client: billed when usage never arrived.
+    streamed: u32,
+    /// The prompt's tokens as routing counted them: billed when usage never arrived.
+    prompt_tokens: u32,
 }
 
 impl Tracker {
@@ -74,6 +83,9 @@ impl Tracker {
             trace: Vec::new(),
             done: false,
             connection: arrival.connection,
+            hold: None,
+            streamed: 0,
+            prompt_tokens: 0,
         }
     }
 
@@ -82,6 +94,15 @@ impl Tracker {
         self.s.reason = Some(routed.decision.reason.clone());
         self.s.task = Some(routed.task.clone());
         self.s.task_source = Some(routed.task_source.clone());
+        self.prompt_tokens = routed.prompt_tokens;
+        if let Some(hold) = routed.hold.take() {
+            self.hold = Some(hold);
+        }
+    }
+
+    /// When the request's deadline passes (its budget reservation expires then).
+    pub(super) fn expires(&self) -> Instant {
+        self.arrived + self.state.inner.options.request_deadline
     }
 
     pub(super) fn note(&mut self, what: String) {
@@ -91,6 +112,7 @@ impl Tracker {
     /// A content token born at `at` reached (or is about to reach) the client.
     pub(super) fn token(&mut self, at: Instant) {
         let at = at.max(self.arrived);
+        self.streamed = self.streamed.saturating_add(1);
         if self.s.ttft_ms.is_none() {
             self.s.ttft_ms = Some((at - self.arrived).as_secs_f64() * 1e3);
         }
@@ -155,6 +177,16 @@ impl Tracker {
             .iter()
             .map(|(b, u)| (b.as_str(), u.clone()))
             .collect();
+        if self.usage.is_none() && self.streamed > 0 {
+            // The answer ended without the provider's usage (a disconnect, an error mid-stream,
+            // an upstream that sends none): bill what was counted, never $0.
+            self.usage = Some(Usage {
+                prompt_tokens: self.prompt_tokens,
+                completion_tokens: self.streamed,
+                total_tokens: self.prompt_tokens.saturating_add(self.streamed),
+                ..Usage::default()
+            });
+        }
         if let (Some(usage), Some(backend)) = (&self.usage, &self.s.backend) {
             self.s.prompt_tokens = usage.prompt_tokens;
             self.s.completion_tokens = usage.completion_tokens;
@@ -182,6 +214,10 @@ impl Tracker {
         };
         self.s.cost_usd = cost.cost_usd;
         self.s.saved_usd = cost.saved_usd;
+        if let Some(hold) = self.hold.take() {
+            // The same cost as the ledger row, exactly once; nothing spent releases it.
+            hold.settle(cost.cost_usd);
+        }
         if !self.trace.is_empty() {
             let extra = self.trace.join("; ");
             self.s.reason = Some(match self.s.reason.take() {
