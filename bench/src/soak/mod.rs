@@ -330,6 +330,8 @@ pub fn generated_config(upstream: &str, ledger: &Path) -> String {
          server: {{ listen: 127.0.0.1:0, ledger: {ledger:?} }}\n\
          backends:\n\
          \x20 llm: {{ kind: openai, base_url: {upstream:?}, model: mock, timeouts: {{ first_byte: {FIRST_BYTE} }}, retry: {{ max_attempts: 1 }} }}\n\
+         pricing:\n\
+         \x20 llm: {{ input: 0.15, output: 0.60 }}\n\
          routes:\n\
          \x20 - {{ name: default, to: llm }}\n",
         ledger = ledger.display().to_string(),

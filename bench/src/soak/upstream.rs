@@ -5,7 +5,8 @@
 //! upstream does, so this server misbehaves the four ways real upstreams do: it drops the
 //! connection without answering (a reset: SO_LINGER 0, so the close is an RST), answers 500,
 //! stalls longer than the gateway's first-byte timeout, or cuts a body mid-way (an SSE stream
-//! after two chunks, a JSON body after half its bytes). Which request gets which fault is drawn
+//! after its role and first content chunk, a JSON body after half its bytes, then the
+//! connection closes). Which request gets which fault is drawn
 //! from a seeded generator, so a run is repeatable; every injection is counted by kind.
 //!
 //! Each connection is served by hyper directly: a service error makes hyper close the
@@ -13,6 +14,7 @@
 //! axum [`Router`].
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +25,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -188,12 +191,19 @@ impl Drop for FaultUpstream {
 }
 
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, app: Router) {
-    // An abortive close: a dropped connection reaches the gateway as a reset, not a clean EOF.
-    if let Err(e) = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)) {
-        tracing::debug!(error = %e, "fault upstream: SO_LINGER not set");
-    }
+    // A second handle on the socket, so a reset can set SO_LINGER 0 (an abortive close: the
+    // gateway sees an RST, not a clean EOF) on the connection it drops. Both handles close when
+    // this function returns.
+    let socket = match stream.as_fd().try_clone_to_owned() {
+        Ok(fd) => Some(Arc::new(socket2::Socket::from(fd))),
+        Err(e) => {
+            tracing::debug!(error = %e, "fault upstream: cannot duplicate the socket");
+            None
+        }
+    };
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         let app = app.clone();
+        let socket = socket.clone();
         let fault = if req.uri().path().ends_with("/chat/completions") {
             shared.next_fault()
         } else {
@@ -201,6 +211,9 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, app: Router) {
         };
         async move {
             if fault == Some(Fault::Reset) {
+                if let Some(s) = socket {
+                    let _ = s.set_linger(Some(Duration::ZERO));
+                }
                 return Err(InjectedReset);
             }
             req.extensions_mut().insert(Injected(fault));
@@ -210,7 +223,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, app: Router) {
             }
         }
     });
-    // Errors here are the injected resets and peers that went away: nothing to report.
+    // Errors here are the injected faults and peers that went away: nothing to report.
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
@@ -268,30 +281,48 @@ async fn chat(
         if cut {
             events.truncate(2);
         }
-        let mut parts: Vec<Result<Bytes, std::io::Error>> =
-            events.into_iter().map(|e| Ok(Bytes::from(e))).collect();
-        if cut {
-            parts.push(Err(cut_error()));
-        }
-        let body = Body::from_stream(futures::stream::iter(parts));
+        let parts: Vec<Bytes> = events.into_iter().map(Bytes::from).collect();
+        let body = if cut {
+            cut_body(parts)
+        } else {
+            Body::from_stream(futures::stream::iter(
+                parts.into_iter().map(Ok::<_, std::io::Error>),
+            ))
+        };
         ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
     } else {
         let whole = completion(&model);
         if cut {
             let half = Bytes::from(whole.into_bytes());
             let half = half.slice(..half.len() / 2);
-            let parts: Vec<Result<Bytes, std::io::Error>> = vec![Ok(half), Err(cut_error())];
-            let body = Body::from_stream(futures::stream::iter(parts));
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                cut_body(vec![half]),
+            )
+                .into_response()
         } else {
             ([(header::CONTENT_TYPE, "application/json")], whole).into_response()
         }
     }
 }
 
-fn cut_error() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "injected fault: cut")
+/// A body that sends `parts`, waits so they are flushed and read, then fails: hyper drops the
+/// connection mid-body (a clean close, so the gateway reads what was sent before it sees the
+/// cut; a reset would let the kernel discard it unread).
+fn cut_body(parts: Vec<Bytes>) -> Body {
+    let sent = futures::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
+    let cut = futures::stream::once(async {
+        tokio::time::sleep(CUT_PAUSE).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "injected fault: cut",
+        ))
+    });
+    Body::from_stream(sent.chain(cut))
 }
+
+/// The pause between a cut body's last bytes and the cut.
+const CUT_PAUSE: Duration = Duration::from_millis(50);
 
 const WORDS: [&str; 4] = ["The", " soak", " answer", " holds."];
 
