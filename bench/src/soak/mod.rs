@@ -115,6 +115,12 @@ impl SoakOptions {
                 self.max_rss_drift
             ));
         }
+        if self.config_template.is_none() && self.stall <= FIRST_BYTE {
+            return bad(format!(
+                "--stall ({:?}) must exceed the generated config's first-byte timeout ({FIRST_BYTE:?}), or a stall is no fault",
+                self.stall
+            ));
+        }
         if let Some(w) = self.warmup {
             if w >= self.duration {
                 return bad(format!(
@@ -137,7 +143,7 @@ const SAMPLE_MS: u64 = 500;
 /// Client-side bound on one request; a request without a response by then is broken.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The generated config's first-byte timeout (the default stall is twice as long).
-const FIRST_BYTE: &str = "2s";
+const FIRST_BYTE: Duration = Duration::from_secs(2);
 
 /// Run one soak; returns the report and the soak's private directory (config, ledger, gateway
 /// log), which is removed when every check passed and kept for inspection otherwise.
@@ -329,12 +335,13 @@ pub fn generated_config(upstream: &str, ledger: &Path) -> String {
         "# Written by `triage bench soak`.\n\
          server: {{ listen: 127.0.0.1:0, ledger: {ledger:?} }}\n\
          backends:\n\
-         \x20 llm: {{ kind: openai, base_url: {upstream:?}, model: mock, timeouts: {{ first_byte: {FIRST_BYTE} }}, retry: {{ max_attempts: 1 }} }}\n\
+         \x20 llm: {{ kind: openai, base_url: {upstream:?}, model: mock, timeouts: {{ first_byte: {first_byte}s }}, retry: {{ max_attempts: 1 }} }}\n\
          pricing:\n\
          \x20 llm: {{ input: 0.15, output: 0.60 }}\n\
          routes:\n\
          \x20 - {{ name: default, to: llm }}\n",
         ledger = ledger.display().to_string(),
+        first_byte = FIRST_BYTE.as_secs(),
     )
 }
 

@@ -115,6 +115,9 @@ pub struct RssReport {
     pub peak_kib: u64,
     /// `(end − start) / start`.
     pub drift: Option<f64>,
+    /// Mean VmRSS of each consecutive window over the whole load (`[start_secs, KiB]`), to tell
+    /// a plateau from steady growth.
+    pub series_kib: Vec<(f64, f64)>,
 }
 
 impl RssReport {
@@ -148,6 +151,15 @@ impl RssReport {
             drift: match (start, end) {
                 (Some(s), Some(e)) if s > 0.0 => Some((e - s) / s),
                 _ => None,
+            },
+            series_kib: if window_secs > 0.0 {
+                (0..)
+                    .map(|i| f64::from(i) * window_secs)
+                    .take_while(|lo| *lo < load_secs)
+                    .filter_map(|lo| mean(lo, lo + window_secs).map(|m| (lo, m)))
+                    .collect()
+            } else {
+                Vec::new()
             },
         }
     }
@@ -266,6 +278,15 @@ impl fmt::Display for SoakReport {
             self.rss.warmup_secs,
             self.rss.window_secs
         )?;
+        if self.rss.series_kib.len() > 2 {
+            let series: Vec<String> = self
+                .rss
+                .series_kib
+                .iter()
+                .map(|(t, k)| format!("{t:.0}s {:.1}", k / 1024.0))
+                .collect();
+            writeln!(f, "  RSS by window (MiB): {}", series.join(", "))?;
+        }
         writeln!(f, "gateway exit: {}", self.gateway_exit)?;
         for c in &self.checks {
             writeln!(
