@@ -74,7 +74,9 @@ pub struct SoakOptions {
     pub config_template: Option<PathBuf>,
     /// Largest allowed RSS drift after warm-up (0.05 = 5%).
     pub max_rss_drift: f64,
-    /// Seconds of load before the first RSS window; default: 20% of the duration, 5–60 s.
+    /// Load before the first RSS window; default: 40% of the duration (at least 5 s, at most
+    /// half). Bounded caches must be full before memory is compared: SQLite's page cache (2 MiB
+    /// by default) grows with the ledger until the file passes 2 MB — 4 minutes at 100 req/s.
     pub warmup: Option<Duration>,
     /// How long the gateway may take to exit after SIGTERM.
     pub grace: Duration,
@@ -193,11 +195,7 @@ pub async fn run(opts: &SoakOptions) -> Result<(SoakReport, PathBuf), SoakError>
     let load_secs = opts.duration.as_secs_f64();
     let warmup = opts
         .warmup
-        .unwrap_or_else(|| {
-            opts.duration
-                .mul_f64(0.2)
-                .clamp(Duration::from_secs(5), Duration::from_secs(60))
-        })
+        .unwrap_or_else(|| opts.duration.mul_f64(0.4).max(Duration::from_secs(5)))
         .as_secs_f64()
         .min(load_secs / 2.0);
     let window = (load_secs * 0.15)
