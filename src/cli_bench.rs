@@ -4,7 +4,8 @@
 //! - `bench compare RUN...`: a table per target and task (terminal, Markdown, CSV, JSON);
 //! - `bench calibrate RUN`: sweep the cascade threshold offline, optionally write it into a
 //!   triage.yaml and plot the frontier;
-//! - `bench routellm`: evaluate simple routers on RouteLLM's recorded GSM8K/MMLU answers.
+//! - `bench routellm`: evaluate simple routers on RouteLLM's recorded GSM8K/MMLU answers;
+//! - `bench soak`: a bounded soak of `triage serve` with faults (`cli_soak`).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -33,6 +34,9 @@ pub enum BenchCommand {
     Calibrate(CalibrateArgs),
     /// Evaluate simple routers on RouteLLM's recorded Mixtral vs GPT-4 answers (APGR, CPT).
     Routellm(RoutellmArgs),
+    /// Soak `triage serve` at a fixed rate against a fault-injecting mock upstream: one response
+    /// and one ledger row per request, flat memory.
+    Soak(crate::cli_soak::SoakArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -188,6 +192,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Calibrate(args) => calibrate_cmd(args),
         BenchCommand::Routellm(args) => routellm_cmd(args),
+        BenchCommand::Soak(args) => crate::cli_soak::run(args).await,
     }
 }
 

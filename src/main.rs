@@ -13,6 +13,7 @@ mod cli_hw;
 mod cli_models;
 mod cli_route;
 mod cli_serve;
+mod cli_soak;
 
 use clap::{Parser, Subcommand};
 

@@ -32,6 +32,10 @@
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
+//! - [`soak`]: `triage bench soak` — a real `triage serve` driven at a fixed rate against a
+//!   fault-injecting upstream (a TEST DOUBLE), checking one response and one ledger row per
+//!   request and a flat resident memory.
+//!
 //! - [`hw`] (feature `llama`): `triage hw` — prompt and generation speed of a local model
 //!   through triage's own engine, continuous-batching concurrency, the memory-bandwidth roofline.
 //!
@@ -62,6 +66,7 @@ pub mod router_target;
 pub mod runner;
 pub mod scenario;
 pub mod score;
+pub mod soak;
 pub mod spec;
 pub mod stats;
 pub mod suite;
