@@ -57,7 +57,7 @@ fn two_gateways_with_the_openai_sdk() {
              \x20 - {{ name: private, when: {{ pii: true }}, to: slm }}\n\
              \x20 - {{ name: small-tasks, when: {{ task: [sentiment] }}, to: slm }}\n\
              \x20 - {{ name: default, to: llm, fallback: [slm] }}\n\
-             budgets: {{ tenants: {{ bob: {{ daily_usd: 0.02 }} }}, on_exhausted: slm }}\n",
+             budgets: {{ tenants: {{ bob: {{ daily_usd: 0.04 }} }}, on_exhausted: slm }}\n",
             dir.join("gateway-a.sqlite").display(),
             models.join("SmolLM2-135M-Instruct.Q4_1.gguf").display(),
             b.url

@@ -109,7 +109,8 @@ def main_checks():
     except openai.BadRequestError as e:
         check("malformed body is 400 BadRequestError", e.status_code == 400, str(e.body))
 
-    # Bob's budget is tiny: once it is spent his LLM-bound requests go to the SLM.
+    # Bob's budget is tiny ($0.04: one request's worst case, 12 tokens out at $1,000/M, fits; two do
+    # not): once spent + reserved leaves no room his LLM-bound requests go to the SLM.
     bob = client(BOB)
     backends = []
     for _ in range(6):
