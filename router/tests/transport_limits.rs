@@ -237,7 +237,8 @@ async fn oversized_headers_get_431() {
     );
     assert_eq!(rejections(&gw.state, "header_too_large"), 1.0);
 
-    // 300 KB of headers: hyper stops buffering at twice the limit and answers 431.
+    // 300 KB of headers: hyper stops buffering at twice the limit and answers 431 itself; the
+    // socket wrapper gives that answer its OpenAI body.
     let mut stream = TcpStream::connect(running.addr).await.unwrap();
     let padding = "b".repeat(300_000);
     let request = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-padding: {padding}\r\n\r\n");
@@ -253,6 +254,12 @@ async fn oversized_headers_get_431() {
         }
     );
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["error"]["code"], "header_too_large", "{answer:.400}");
 }
 
 #[tokio::test]

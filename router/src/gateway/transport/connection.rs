@@ -207,6 +207,7 @@ async fn serve(
         write_timeout: limits.write_timeout,
         stall: None,
         conn: conn_state.clone(),
+        rewrite: None,
     });
     let service = ConnService {
         router,
@@ -331,6 +332,9 @@ struct TimedIo {
     /// Armed when a write could not proceed; disarmed by any progress.
     stall: Option<Pin<Box<Sleep>>>,
     conn: Arc<ConnState>,
+    /// hyper's bare parse-error answer being replaced by an OpenAI-shaped one
+    /// (`parse_error.rs`): the bytes to write and how many are written.
+    rewrite: Option<(Vec<u8>, usize)>,
 }
 
 impl TimedIo {
@@ -352,6 +356,42 @@ impl TimedIo {
             io::ErrorKind::TimedOut,
             format!("no write progress for {after:?}: the client stopped reading"),
         )))
+    }
+}
+
+impl TimedIo {
+    /// Write the replacement of hyper's parse-error answer (if one is under way, or `head` is
+    /// one); `Some(Ready(Ok(claimed)))` once it is all written, telling hyper its own `claimed`
+    /// bytes went out. `None`: `head` is an ordinary write.
+    fn poll_rewrite(
+        &mut self,
+        cx: &mut Context<'_>,
+        head: &[u8],
+        claimed: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        if self.rewrite.is_none() {
+            self.rewrite = Some((super::parse_error::replacement(head)?, 0));
+        }
+        loop {
+            let (out, written) = self.rewrite.as_mut()?;
+            if *written >= out.len() {
+                self.rewrite = None;
+                return Some(Poll::Ready(Ok(claimed)));
+            }
+            let r = Pin::new(&mut self.inner).poll_write(cx, &out[*written..]);
+            match self.progress(cx, r) {
+                Poll::Ready(Ok(n)) => {
+                    if let Some((_, w)) = self.rewrite.as_mut() {
+                        *w += n;
+                    }
+                    if n == 0 {
+                        return Some(Poll::Ready(Err(io::ErrorKind::WriteZero.into())));
+                    }
+                }
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => return Some(Poll::Pending),
+            }
+        }
     }
 }
 
@@ -378,6 +418,11 @@ impl AsyncWrite for TimedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.rewrite.is_some() || buf.starts_with(b"HTTP/1.") {
+            if let Some(r) = this.poll_rewrite(cx, buf, buf.len()) {
+                return r;
+            }
+        }
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.progress(cx, r)
     }
@@ -388,6 +433,18 @@ impl AsyncWrite for TimedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        // hyper's automatic answer is one short head; only such writes are looked at.
+        let head_like = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .is_some_and(|b| b.starts_with(b"HTTP/1."));
+        if this.rewrite.is_some() || (head_like && total <= 256) {
+            let head: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            if let Some(r) = this.poll_rewrite(cx, &head, total) {
+                return r;
+            }
+        }
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.progress(cx, r)
     }

@@ -31,6 +31,7 @@
 
 mod connection;
 mod layers;
+mod parse_error;
 
 use std::future::Future;
 use std::time::Duration;
