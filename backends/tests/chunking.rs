@@ -73,20 +73,6 @@ fn decode(protocol: Protocol, chunks: Vec<Bytes>) -> (Vec<Ev>, Option<String>) {
     })
 }
 
-fn split_at(body: &[u8], cuts: &[usize]) -> Vec<Bytes> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for cut in cuts {
-        chunks.push(Bytes::copy_from_slice(&body[start..cut]));
-        start = cut;
-    }
-    chunks.push(Bytes::copy_from_slice(&body[start..]));
-    chunks
-}
-
 fn with_line_endings(body: &[u8], ending: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() * 2);
     for &b in body {

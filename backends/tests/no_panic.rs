@@ -18,7 +18,7 @@ use backends::llama::text::{Assembled, TextAssembler};
 use backends::remote::retry_after;
 use backends::{anthropic, openai, BackendError};
 use bytes::Bytes;
-use common::{strip, Ev};
+use common::{split_at, strip, Ev};
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
@@ -57,21 +57,6 @@ fn hostile(max: usize) -> impl Strategy<Value = String> {
 
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![any::<String>(), hostile(24)]
-}
-
-/// Cut `body` at the given positions (taken modulo its length + 1).
-fn split_at(body: &[u8], cuts: &[usize]) -> Vec<Bytes> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for cut in cuts {
-        chunks.push(Bytes::copy_from_slice(&body[start..cut]));
-        start = cut;
-    }
-    chunks.push(Bytes::copy_from_slice(&body[start..]));
-    chunks
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -335,3 +335,18 @@ pub fn wire_sse(raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Cut `body` at the given positions (taken modulo its length + 1).
+pub fn split_at(body: &[u8], cuts: &[usize]) -> Vec<Bytes> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for cut in cuts {
+        chunks.push(Bytes::copy_from_slice(&body[start..cut]));
+        start = cut;
+    }
+    chunks.push(Bytes::copy_from_slice(&body[start..]));
+    chunks
+}
