@@ -213,12 +213,14 @@ impl EmbeddingEngine {
         }
         let texts = request.input.texts(&request.model)?;
         let embedded = self.embed(&texts).await?;
-        Ok(EmbeddingResponse::new(
+        let mut response = EmbeddingResponse::new(
             &request.model,
             embedded.vectors,
             embedded.prompt_tokens,
             request.encoding_format.unwrap_or_default(),
-        ))
+        );
+        response.engine_busy_secs = embedded.busy_secs;
+        Ok(response)
     }
 }
 

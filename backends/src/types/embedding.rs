@@ -103,6 +103,10 @@ pub struct EmbeddingResponse {
     /// Fields of an upstream answer that triage does not model, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Seconds a local engine spent on this answer (its share of the passes), for the machine
+    /// price; 0 from a remote upstream. Not part of the wire format.
+    #[serde(skip)]
+    pub engine_busy_secs: f64,
 }
 
 /// One input's vector.
@@ -195,6 +199,7 @@ impl EmbeddingResponse {
                 total_tokens: prompt_tokens,
             },
             extra: Map::new(),
+            engine_busy_secs: 0.0,
         }
     }
 }
