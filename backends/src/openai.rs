@@ -1,4 +1,5 @@
-//! The OpenAI-compatible backend: Chat Completions against `{base_url}/chat/completions`,
+//! The OpenAI-compatible backend: Chat Completions against `{base_url}/chat/completions`
+//! (and embeddings against `{base_url}/embeddings`, forwarded as sent),
 //! for OpenAI itself and every server that speaks its protocol (vLLM, llama-server, Ollama,
 //! Groq, OpenRouter, another triage).
 //!
@@ -29,8 +30,8 @@ use crate::remote::{
     RemoteConfig, SseDecoder,
 };
 use crate::{
-    choice_schema, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream,
-    FinishReason, Result, Usage,
+    choice_schema, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EmbeddingRequest,
+    EmbeddingResponse, EventStream, FinishReason, Result, Usage,
 };
 
 /// Key in [`Usage::extra`] holding a triage gateway's `triage` object (its routing decision and
@@ -153,6 +154,36 @@ impl OpenAiBackend {
             .post_json("/chat/completions", Bytes::from(bytes))
             .await
     }
+}
+
+impl OpenAiBackend {
+    /// Forward an embeddings request to `{base_url}/embeddings` with `model` set to the
+    /// configured upstream model; everything else (token-id inputs, `dimensions`,
+    /// `encoding_format`, unknown fields) goes as the client sent it. The answer's `model` is
+    /// the upstream's.
+    pub async fn embeddings(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let mut upstream = request.clone();
+        upstream.model = self.config().model.clone();
+        let bytes = serde_json::to_vec(&upstream)
+            .map_err(|e| BackendError::InvalidRequest(format!("cannot encode request: {e}")))?;
+        let body = self
+            .client
+            .post_json("/embeddings", Bytes::from(bytes))
+            .await?
+            .body()
+            .await?;
+        parse_embeddings(&body)
+    }
+}
+
+/// Parse an upstream `/embeddings` body.
+pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingResponse> {
+    serde_json::from_slice(body).map_err(|e| {
+        BackendError::Protocol(format!(
+            "malformed OpenAI embeddings body ({e}); body starts: {}",
+            snippet(&String::from_utf8_lossy(body), 200)
+        ))
+    })
 }
 
 /// Parse a non-streaming Chat Completions body; the first choice's token log-probabilities

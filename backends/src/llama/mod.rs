@@ -133,7 +133,7 @@ impl Drop for Shared {
     }
 }
 
-fn llama_backend() -> Result<&'static LlamaBackend> {
+pub(crate) fn llama_backend() -> Result<&'static LlamaBackend> {
     static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {

@@ -1,4 +1,4 @@
-//! OpenAI-shaped chat types shared by every backend, the router and the harness.
+//! OpenAI-shaped chat (and embeddings) types shared by every backend, the router and the harness.
 //!
 //! Requests mirror OpenAI Chat Completions. Fields triage does not model (tools, tool_choice,
 //! logit_bias, user, …) are kept in `extra` and forwarded to remote backends unchanged.
@@ -9,12 +9,17 @@
 //! and `backends::ChatRequest` name the same type.
 
 pub(crate) mod count;
+mod embedding;
 mod event;
 mod message;
 mod request;
 mod response;
 mod signals;
 
+pub use embedding::{
+    EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage,
+    EmbeddingVector, EncodingFormat,
+};
 pub use event::ChatEvent;
 pub use message::{ChatMessage, MessageContent, Role};
 pub use request::{ChatRequest, JsonSchemaFormat, ResponseFormat, StopSequences, StreamOptions};

@@ -67,6 +67,30 @@ pub(super) enum RawBackend {
     Llama(RawLlama),
     Openai(RawRemote),
     Anthropic(RawRemote),
+    Embedding(RawEmbedding),
+}
+
+/// The fields of a `kind: embedding` backend (besides `kind`), as [`RawEmbedding`] declares them.
+const EMBEDDING_FIELDS: &[&str] = &[
+    "model",
+    "threads",
+    "max_input_tokens",
+    "batch_tokens",
+    "max_sequences",
+    "queue",
+];
+
+/// A local sentence-embedding model (a BERT-family encoder in GGUF) for `/v1/embeddings`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEmbedding {
+    /// GGUF path, relative to the config file.
+    pub(super) model: Option<String>,
+    pub(super) threads: Option<i32>,
+    pub(super) max_input_tokens: Option<u32>,
+    pub(super) batch_tokens: Option<u32>,
+    pub(super) max_sequences: Option<u32>,
+    pub(super) queue: Option<usize>,
 }
 
 /// The fields of a `kind: llama` backend (besides `kind`), as [`RawLlama`] declares them.
@@ -378,6 +402,11 @@ pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlErr
             "llama",
             LLAMA_FIELDS,
         ),
+        "embedding" => (
+            serde_path_to_error::deserialize::<_, RawEmbedding>(body).map(drop),
+            "llama",
+            LLAMA_FIELDS,
+        ),
         _ => return error,
     };
     let Err(inner) = result else {
@@ -391,7 +420,14 @@ pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlErr
     };
     let mut refined = YamlError::locate(path, &inner.into_inner().to_string(), None, locator);
     if let Some(field) = super::locate::unknown_field(&refined.message) {
-        if other_fields.contains(&field) {
+        let belongs_to = if other_fields.contains(&field) {
+            Some(other_kind)
+        } else if kind != "embedding" && EMBEDDING_FIELDS.contains(&field) {
+            Some("embedding")
+        } else {
+            None
+        };
+        if let Some(other_kind) = belongs_to {
             refined.message = format!("`{field}` applies only to kind {other_kind}");
             // As validation errors are: at the value.
             let at = locator.nearest(&refined.path);
@@ -427,5 +463,6 @@ mod tests {
         assert_eq!(serde_fields("llama"), LLAMA_FIELDS);
         assert_eq!(serde_fields("openai"), REMOTE_FIELDS);
         assert_eq!(serde_fields("anthropic"), REMOTE_FIELDS);
+        assert_eq!(serde_fields("embedding"), EMBEDDING_FIELDS);
     }
 }

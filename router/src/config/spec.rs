@@ -83,13 +83,21 @@ pub enum BackendSpec {
     Local(LlamaEngineConfig),
     /// A remote API (`kind: openai` or `kind: anthropic`).
     Remote(RemoteBackendSpec),
+    /// A local sentence-embedding model (`kind: embedding`): it answers `/v1/embeddings` only,
+    /// so no route may send chat to it.
+    Embedding(backends::EmbeddingEngineConfig),
 }
 
 impl BackendSpec {
+    /// Whether chat requests can be sent to it (every kind but `embedding`).
+    pub fn is_chat(&self) -> bool {
+        !matches!(self, BackendSpec::Embedding(_))
+    }
+
     /// Whether the backend is local or remote (what the privacy and budget guards need).
     pub fn locality(&self) -> Locality {
         match self {
-            BackendSpec::Local(_) => Locality::Local,
+            BackendSpec::Local(_) | BackendSpec::Embedding(_) => Locality::Local,
             BackendSpec::Remote(_) => Locality::Remote,
         }
     }

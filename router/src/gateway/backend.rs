@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use backends::{
-    AnyBackend, Backend, BackendError, ChatRequest, ChatResponse, EngineTime, EventStream,
+    AnyBackend, Backend, BackendError, ChatRequest, ChatResponse, EmbeddingRequest,
+    EmbeddingResponse, EngineTime, EventStream,
 };
 use futures::future::BoxFuture;
 
@@ -37,6 +38,22 @@ pub trait DynBackend: Send + Sync {
     fn count_prompt_tokens(&self, request: &ChatRequest) -> Option<usize> {
         let _ = request;
         None
+    }
+    /// Whether it answers `/v1/embeddings` (a local embedding model, an OpenAI upstream).
+    fn serves_embeddings(&self) -> bool {
+        false
+    }
+    /// Answer an embeddings request; a chat-only backend refuses it.
+    fn embeddings(
+        &self,
+        request: EmbeddingRequest,
+    ) -> BoxFuture<'_, backends::Result<EmbeddingResponse>> {
+        Box::pin(async move {
+            Err(BackendError::InvalidRequest(format!(
+                "model `{}` does not answer embeddings",
+                request.model
+            )))
+        })
     }
 }
 
@@ -71,6 +88,22 @@ impl DynBackend for AnyBackend {
             return Some(engine.stats().time);
         }
         None
+    }
+
+    fn serves_embeddings(&self) -> bool {
+        match self {
+            #[cfg(feature = "llama")]
+            AnyBackend::Embedding(_) => true,
+            AnyBackend::OpenAi(_) => true,
+            _ => false,
+        }
+    }
+
+    fn embeddings(
+        &self,
+        request: EmbeddingRequest,
+    ) -> BoxFuture<'_, backends::Result<EmbeddingResponse>> {
+        Box::pin(async move { AnyBackend::embeddings(self, &request).await })
     }
 
     fn count_prompt_tokens(&self, request: &ChatRequest) -> Option<usize> {

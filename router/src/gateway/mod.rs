@@ -7,6 +7,7 @@
 //! Endpoints:
 //!
 //! - `POST /v1/chat/completions` — streaming (SSE) and non-streaming; see [`chat`];
+//! - `POST /v1/embeddings` — a local embedding model or an OpenAI upstream; see [`embeddings`];
 //! - `GET /v1/models` — `auto`, the routes and the backends;
 //! - `GET /healthz` (process up), `GET /readyz` (every backend loaded);
 //! - `GET /metrics` — Prometheus text ([`crate::metrics`]);
@@ -21,6 +22,7 @@ pub mod cascade;
 pub mod chat;
 pub mod configured_routing;
 mod cors;
+pub mod embeddings;
 pub mod error;
 mod info;
 pub mod routing;
@@ -185,8 +187,13 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         transport::limit_in_flight,
     ));
+    let embeddings = post(embeddings::embeddings).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        transport::limit_in_flight,
+    ));
     let router = Router::new()
         .route("/v1/chat/completions", chat)
+        .route("/v1/embeddings", embeddings)
         .route("/v1/models", get(info::models))
         .route("/v1/triage/events", get(info::events))
         .route("/healthz", get(info::healthz))

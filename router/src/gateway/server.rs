@@ -208,7 +208,14 @@ impl std::fmt::Debug for Server {
 struct LocalLoadJob {
     slot: Arc<BackendSlot>,
     #[cfg_attr(not(feature = "llama"), allow(dead_code))]
-    spec: backends::LlamaEngineConfig,
+    spec: LocalSpec,
+}
+
+/// What a local slot loads: a chat engine or an embedding engine.
+#[cfg_attr(not(feature = "llama"), allow(dead_code))]
+enum LocalSpec {
+    Chat(backends::LlamaEngineConfig),
+    Embedding(backends::EmbeddingEngineConfig),
 }
 
 /// Build every backend of the config (remote ones ready, local ones pending).
@@ -249,15 +256,17 @@ fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), Serv
                     }
                 }
             }
-            BackendSpec::Local(l) => {
+            BackendSpec::Local(_) | BackendSpec::Embedding(_) => {
                 if !cfg!(feature = "llama") {
                     return Err(ServeError::LlamaNotBuilt(name.clone()));
                 }
                 let slot = backends.insert(BackendSlot::pending(name.clone(), Locality::Local));
-                loads.push(LocalLoadJob {
-                    slot,
-                    spec: l.clone(),
-                });
+                let spec = match spec {
+                    BackendSpec::Embedding(e) => LocalSpec::Embedding(e.clone()),
+                    BackendSpec::Local(l) => LocalSpec::Chat(l.clone()),
+                    BackendSpec::Remote(_) => continue,
+                };
+                loads.push(LocalLoadJob { slot, spec });
             }
         }
     }
@@ -355,7 +364,12 @@ impl Server {
 
 #[cfg(feature = "llama")]
 fn load_engine(job: &LocalLoadJob) -> Result<AnyBackend, BackendError> {
-    backends::llama::LlamaEngine::load(job.spec.clone()).map(AnyBackend::Llama)
+    match &job.spec {
+        LocalSpec::Chat(c) => backends::llama::LlamaEngine::load(c.clone()).map(AnyBackend::Llama),
+        LocalSpec::Embedding(e) => {
+            backends::embed::EmbeddingEngine::load(e.clone()).map(AnyBackend::Embedding)
+        }
+    }
 }
 
 #[cfg(not(feature = "llama"))]

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use backends::remote::{Extensions, RemoteConfig, RetryPolicy, Timeouts};
-use backends::LlamaEngineConfig;
+use backends::{EmbeddingEngineConfig, LlamaEngineConfig};
 
 use super::{check_name, resolve, Ctx};
-use crate::config::raw::{RawBackend, RawDuration, RawLlama, RawRemote, RawSwitch};
+use crate::config::raw::{RawBackend, RawDuration, RawEmbedding, RawLlama, RawRemote, RawSwitch};
 use crate::config::{BackendSpec, ConfigError, RemoteBackendSpec, RemoteProvider};
 
 pub(super) fn validate_backends(
@@ -35,6 +35,9 @@ pub(super) fn validate_backends(
             RawBackend::Llama(l) => BackendSpec::Local(validate_llama(l, &path, ctx, dir)?),
             RawBackend::Openai(r) => validate_remote(r, RemoteProvider::OpenAi, &path, ctx)?,
             RawBackend::Anthropic(r) => validate_remote(r, RemoteProvider::Anthropic, &path, ctx)?,
+            RawBackend::Embedding(e) => {
+                BackendSpec::Embedding(validate_embedding(e, &path, ctx, dir)?)
+            }
         };
         backends.insert(name.clone(), spec);
     }
@@ -113,6 +116,64 @@ fn validate_llama(
         flash_attention,
         score_lanes: b.score_lanes.unwrap_or(0),
     })
+}
+
+/// A `kind: embedding` backend; limits the model itself bounds (its trained positions) are
+/// checked when it loads.
+fn validate_embedding(
+    b: &RawEmbedding,
+    path: &str,
+    ctx: &Ctx<'_>,
+    dir: &Path,
+) -> Result<EmbeddingEngineConfig, ConfigError> {
+    let model = model(
+        &b.model,
+        path,
+        ctx,
+        "an embedding backend needs `model: PATH/TO/MODEL.gguf` (e.g. models/all-MiniLM-L6-v2.gguf)",
+    )?;
+    let mut config = EmbeddingEngineConfig::new(resolve(dir, &model));
+    let positive = |v: Option<i64>, field: &str, default: i64| -> Result<i64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(n) if n >= 1 => Ok(n),
+            Some(n) => Err(ctx.err(
+                &format!("{path}.{field}"),
+                format!("must be >= 1 (got {n})"),
+            )),
+        }
+    };
+    config.threads = positive(b.threads.map(i64::from), "threads", config.threads.into())? as i32;
+    config.max_input_tokens = positive(
+        b.max_input_tokens.map(i64::from),
+        "max_input_tokens",
+        config.max_input_tokens.into(),
+    )? as u32;
+    config.batch_tokens = positive(
+        b.batch_tokens.map(i64::from),
+        "batch_tokens",
+        config.batch_tokens.into(),
+    )? as u32;
+    config.max_sequences = positive(
+        b.max_sequences.map(i64::from),
+        "max_sequences",
+        config.max_sequences.into(),
+    )? as u32;
+    config.queue_capacity = positive(
+        b.queue.map(|v| v as i64),
+        "queue",
+        config.queue_capacity as i64,
+    )? as usize;
+    if config.batch_tokens < config.max_input_tokens {
+        return Err(ctx.err(
+            &format!("{path}.batch_tokens"),
+            format!(
+                "must be at least max_input_tokens ({}): a pass must hold the longest input",
+                config.max_input_tokens
+            ),
+        ));
+    }
+    Ok(config)
 }
 
 fn validate_remote(

@@ -58,13 +58,19 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
         .iter()
         .filter_map(|(n, b)| match b {
             super::BackendSpec::Local(engine) => Some((n.clone(), engine.queue_capacity)),
-            super::BackendSpec::Remote(_) => None,
+            super::BackendSpec::Remote(_) | super::BackendSpec::Embedding(_) => None,
         })
         .collect();
-    let routes = routes::validate_routes(&raw.routes, &locality, &queue_bounds, &names, ctx)?;
+    // Routes and budgets send chat: an embedding backend is no place for it.
+    let chat_names: BTreeSet<String> = backends
+        .iter()
+        .filter(|(_, b)| b.is_chat())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let routes = routes::validate_routes(&raw.routes, &locality, &queue_bounds, &chat_names, ctx)?;
     let budgets = match &raw.budgets {
         None => None,
-        Some(b) => Some(pricing::validate_budgets(b, &locality, &names, ctx)?),
+        Some(b) => Some(pricing::validate_budgets(b, &locality, &chat_names, ctx)?),
     };
     let mut warnings = Vec::new();
     let classifier = detect::validate_classifier(raw.classifier.as_ref(), ctx, dir, &mut warnings)?;

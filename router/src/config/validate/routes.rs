@@ -29,6 +29,15 @@ pub(super) fn validate_routes(
     let backend_ref = |name: &str, path: &str| -> Result<String, ConfigError> {
         if names.contains(name) {
             Ok(name.to_string())
+        } else if locality.contains_key(name) {
+            Err(ctx.err(
+                path,
+                format!(
+                    "backend {name:?} is `kind: embedding`: it answers /v1/embeddings only, \
+                     so no route may send chat to it (chat backends: {})",
+                    known(names)
+                ),
+            ))
         } else {
             Err(ctx.err(
                 path,

@@ -197,7 +197,7 @@ fn missing_backend(name: &str) -> BackendError {
     ))
 }
 
-fn refusal(status: u16, message: &str) -> ApiError {
+pub(crate) fn refusal(status: u16, message: &str) -> ApiError {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     let (kind, code) = match status.as_u16() {
         429 => ("rate_limit_error", "budget_exhausted"),

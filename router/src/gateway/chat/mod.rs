@@ -32,11 +32,11 @@
 //! and the ledger's timings count from the headers' arrival (`transport::Arrival`), so a body
 //! that is slow to arrive (at most `server.body_read_timeout`, else 408) eats into the deadline.
 
-mod exec;
+pub(crate) mod exec;
 mod json;
 mod shape;
 mod stream;
-mod tracker;
+pub(crate) mod tracker;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -115,23 +115,7 @@ fn prepare(
     t: &mut Tracker,
 ) -> Result<(ChatRequest, Routed), ApiError> {
     check_content_type(headers)?;
-    let bytes = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large(state.inner.options.body_limit_bytes)
-        } else if body_timed_out(&r) {
-            let after = state.inner.options.transport.body_read_timeout;
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "invalid_request_error",
-                format!(
-                    "The request body did not arrive within {after:?} of its headers                      (server.body_read_timeout)"
-                ),
-            )
-            .with_code("body_read_timeout")
-        } else {
-            ApiError::bad_request(format!("Could not read the request body: {r}"), None)
-        }
-    })?;
+    let bytes = read_body(state, body)?;
     let request = parse_request(&bytes)?;
     t.s.model = request.model.clone();
     t.s.stream = request.is_stream();
@@ -148,9 +132,34 @@ fn prepare(
     Ok((request, plan))
 }
 
+/// The request body, or the error its failure to arrive calls for: 413 over the size limit,
+/// 408 past `server.body_read_timeout`, else 400.
+pub(crate) fn read_body(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(state.inner.options.body_limit_bytes)
+        } else if body_timed_out(&r) {
+            let after = state.inner.options.transport.body_read_timeout;
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                format!(
+                    "The request body did not arrive within {after:?} of its headers                      (server.body_read_timeout)"
+                ),
+            )
+            .with_code("body_read_timeout")
+        } else {
+            ApiError::bad_request(format!("Could not read the request body: {r}"), None)
+        }
+    })
+}
+
 /// Only JSON bodies are read: `Content-Type: application/json`, parameters (`; charset=utf-8`)
 /// allowed, case-insensitive; anything else, or none, is 415.
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
         return Err(ApiError::unsupported_media_type(None));
     };

@@ -1,4 +1,4 @@
-//! [`Tracker`]: follows one chat request to its single summary — ledger row, metrics, event —
+//! [`Tracker`]: follows one chat (or embeddings) request to its single summary — ledger row, metrics, event —
 //! whatever happens.
 //!
 //! It collects what the request's path learns (route, backends tried, notes for the reason,
@@ -60,7 +60,7 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     /// Follow a request whose headers arrived at `arrival`.
-    pub(super) fn new(state: AppState, arrival: Arrival) -> Self {
+    pub(crate) fn new(state: AppState, arrival: Arrival) -> Self {
         state.inner.metrics.in_flight(1);
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -89,7 +89,7 @@ impl Tracker {
         }
     }
 
-    pub(super) fn routed(&mut self, routed: &Routed) {
+    pub(crate) fn routed(&mut self, routed: &Routed) {
         self.s.route = Some(routed.decision.route.clone());
         self.s.reason = Some(routed.decision.reason.clone());
         self.s.task = Some(routed.task.clone());
@@ -101,7 +101,7 @@ impl Tracker {
     }
 
     /// When the request's deadline passes (its budget reservation expires then).
-    pub(super) fn expires(&self) -> Instant {
+    pub(crate) fn expires(&self) -> Instant {
         self.arrived + self.state.inner.options.request_deadline
     }
 
@@ -136,13 +136,28 @@ impl Tracker {
 
     /// The engine spent `secs` on the answer (a `LocalCompute` event, or a whole answer's
     /// timings).
-    pub(super) fn add_busy(&mut self, secs: f64) {
+    pub(crate) fn add_busy(&mut self, secs: f64) {
         *self.busy_secs.get_or_insert(0.0) += secs;
     }
 
     /// The request's deadline, counted from its arrival (named in timeout errors).
     pub(super) fn request_deadline(&self) -> Duration {
         self.state.inner.options.request_deadline
+    }
+
+    /// The embeddings answer came from `backend`: its prompt tokens are billed (nothing is
+    /// generated), with the engine's busy share for a local model.
+    pub(crate) fn embedded(&mut self, backend: &str, response: &backends::EmbeddingResponse) {
+        self.s.backend = Some(backend.to_string());
+        self.s.tried.push(backend.to_string());
+        let tokens = u32::try_from(response.usage.prompt_tokens).unwrap_or(u32::MAX);
+        self.usage = Some(Usage {
+            prompt_tokens: tokens,
+            completion_tokens: 0,
+            total_tokens: tokens,
+            ..Usage::default()
+        });
+        self.add_busy(response.engine_busy_secs);
     }
 
     /// A cascade's first answer was rejected: its cost still counts.
@@ -160,7 +175,7 @@ impl Tracker {
     }
 
     /// Record the summary once; returns the request's cost.
-    pub(super) fn finish(&mut self, status: u16, error: Option<String>) -> CostBreakdown {
+    pub(crate) fn finish(&mut self, status: u16, error: Option<String>) -> CostBreakdown {
         if self.done {
             return CostBreakdown {
                 cost_usd: self.s.cost_usd,
@@ -245,7 +260,7 @@ impl Tracker {
     }
 
     /// Answer with an error, recorded.
-    pub(super) fn fail(mut self, err: ApiError) -> Response {
+    pub(crate) fn fail(mut self, err: ApiError) -> Response {
         self.finish(err.status.as_u16(), Some(err.ledger_code()));
         let mut out = err.into_response();
         self.headers(out.headers_mut(), None);
@@ -253,7 +268,7 @@ impl Tracker {
     }
 
     /// The `x-triage-*` headers known now.
-    pub(super) fn headers(&self, headers: &mut HeaderMap, cost_usd: Option<f64>) {
+    pub(crate) fn headers(&self, headers: &mut HeaderMap, cost_usd: Option<f64>) {
         let mut put = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(HeaderName::from_static(name), v);
