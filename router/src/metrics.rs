@@ -403,7 +403,6 @@ impl Metrics {
     }
 
     /// The transport refused or cut a connection or request, for `reason`.
-
     pub fn transport_rejected(&self, reason: &'static str) {
         self.transport_rejections
             .get_or_create(&ReasonLabels { reason })

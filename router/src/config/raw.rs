@@ -444,34 +444,6 @@ pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlErr
     refined
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The field names serde lists for `{kind: KIND, zzz: 1}`: exactly the variant's fields.
-    fn serde_fields(kind: &str) -> Vec<String> {
-        let text = format!("kind: {kind}\nzzz: 1\n");
-        let Err(e) = serde_yaml::from_str::<RawBackend>(&text) else {
-            panic!("zzz accepted");
-        };
-        let msg = e.to_string();
-        let list = msg
-            .split_once("expected one of ")
-            .map(|(_, l)| l)
-            .unwrap_or_else(|| panic!("{msg}"));
-        list.split(", ")
-            .map(|f| f.split('`').nth(1).unwrap_or_default().to_string())
-            .collect()
-    }
-
-    #[test]
-    fn field_lists_match_the_variants() {
-        assert_eq!(serde_fields("llama"), LLAMA_FIELDS);
-        assert_eq!(serde_fields("openai"), REMOTE_FIELDS);
-        assert_eq!(serde_fields("anthropic"), REMOTE_FIELDS);
-    }
-}
-
 impl JsonSchema for StringList {
     fn schema_name() -> Cow<'static, str> {
         "StringList".into()
@@ -501,5 +473,33 @@ impl JsonSchema for RawDuration {
                 { "type": "string" }
             ]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field names serde lists for `{kind: KIND, zzz: 1}`: exactly the variant's fields.
+    fn serde_fields(kind: &str) -> Vec<String> {
+        let text = format!("kind: {kind}\nzzz: 1\n");
+        let Err(e) = serde_yaml::from_str::<RawBackend>(&text) else {
+            panic!("zzz accepted");
+        };
+        let msg = e.to_string();
+        let list = msg
+            .split_once("expected one of ")
+            .map(|(_, l)| l)
+            .unwrap_or_else(|| panic!("{msg}"));
+        list.split(", ")
+            .map(|f| f.split('`').nth(1).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn field_lists_match_the_variants() {
+        assert_eq!(serde_fields("llama"), LLAMA_FIELDS);
+        assert_eq!(serde_fields("openai"), REMOTE_FIELDS);
+        assert_eq!(serde_fields("anthropic"), REMOTE_FIELDS);
     }
 }
