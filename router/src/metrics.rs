@@ -8,7 +8,8 @@
 //! counted since the last one). The transport counts what it refuses or cuts
 //! (`triage_transport_rejections_total{reason}`: `connections`, `in_flight`, `header_too_large`,
 //! `header_timeout`, `write_timeout`), open connections, and handler panics
-//! (`triage_handler_panics_total`).
+//! (`triage_handler_panics_total`). Configuration reloads are counted by outcome
+//! (`triage_config_reloads_total{result}`: `ok`, `error`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -49,6 +50,11 @@ struct EndpointLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +104,7 @@ pub struct Metrics {
     handler_panics: Counter,
     transport_rejections: Family<ReasonLabels, Counter>,
     connections: Gauge,
+    config_reloads: Family<ResultLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -234,8 +241,15 @@ impl Metrics {
             "1 when the backend can take requests, 0 while it loads or when it is down (a missing key, a failed load)",
             backend_up.clone(),
         );
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP or a changed file), by result: ok, error (old config kept)",
+            config_reloads.clone(),
+        );
         Self {
             registry,
+            config_reloads,
             auth_rejections,
             backend_up,
             requests,
@@ -379,6 +393,13 @@ impl Metrics {
     /// A request handler panicked.
     pub fn handler_panic(&self) {
         self.handler_panics.inc();
+    }
+
+    /// Count a configuration reload: `ok` (applied) or `error` (the old one kept).
+    pub fn config_reload(&self, result: &'static str) {
+        self.config_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// The transport refused or cut a connection or request, for `reason`.

@@ -41,10 +41,16 @@ impl Drop for Gateway {
 }
 
 pub fn serve(config: &Path, env: &[(&str, &str)]) -> Gateway {
+    serve_with_args(config, env, &[])
+}
+
+/// [`serve`] with more `triage serve` arguments.
+pub fn serve_with_args(config: &Path, env: &[(&str, &str)], args: &[&str]) -> Gateway {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage"));
     cmd.args(["serve", "--config"])
         .arg(config)
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in env {

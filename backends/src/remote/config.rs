@@ -82,7 +82,7 @@ impl RetryPolicy {
 }
 
 /// Where a remote backend sends requests and how.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct RemoteConfig {
     /// The API root, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com/v1`.
     pub base_url: String,

@@ -25,6 +25,7 @@
 
 pub mod locate;
 mod raw;
+pub mod report;
 mod spec;
 mod validate;
 
@@ -80,6 +81,14 @@ impl ConfigError {
             message: e.message,
         }
     }
+}
+
+/// The JSON schema of `triage.yaml`, generated from the raw types the file is read into (published
+/// at `schema/triage.schema.json`; `triage config schema` prints it). It describes the file's
+/// shape; what only validation can check (a route naming an unknown backend, the last route
+/// matching every request) is left to [`Config::load`].
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or(serde_json::Value::Null)
 }
 
 impl Config {

@@ -10,44 +10,66 @@
 //! again, this time tracking paths, to name the field and its line, and says which kind an
 //! out-of-place field belongs to.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::locate::{Locator, YamlError};
 
-#[derive(Deserialize)]
+/// `triage.yaml`: the backends, the routes between them, prices and budgets of a triage gateway.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "triage.yaml")]
 pub(super) struct RawConfig {
+    /// The listener, API keys, ledger and transport limits.
     #[serde(default)]
     pub(super) server: RawServer,
+    /// The models requests can go to, by name (`kind: llama`, `openai` or `anthropic`).
     pub(super) backends: BTreeMap<String, RawBackend>,
+    /// Prices by backend name: USD per 1M tokens, or the machine's USD per hour for local ones.
     #[serde(default)]
     pub(super) pricing: BTreeMap<String, RawPrice>,
+    /// The backend savings are measured against (default: the priciest remote one).
     #[serde(default)]
     pub(super) reference_backend: Option<String>,
+    /// The routing rules, in order: the first whose `when` matches decides; the last must
+    /// match every request.
     pub(super) routes: Vec<RawRoute>,
+    /// Spending limits, global, per key and per tenant.
     #[serde(default)]
     pub(super) budgets: Option<RawBudgets>,
+    /// The task classifier (`when.task`).
     #[serde(default)]
     pub(super) classifier: Option<RawClassifier>,
+    /// The PII detector (`when.pii`).
     #[serde(default)]
     pub(super) pii: Option<RawPii>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
+    /// Address and port, e.g. `127.0.0.1:8080` (the default).
     pub(super) listen: Option<String>,
+    /// Environment variable holding the API keys (`key` or `tenant:key`, comma separated);
+    /// unset: no authentication (loopback only).
     pub(super) api_keys_env: Option<String>,
+    /// `/metrics` asks for an API key too.
     pub(super) metrics_require_key: Option<bool>,
+    /// Largest request body, bytes (default 4 MiB).
     pub(super) body_limit_bytes: Option<usize>,
+    /// Longest a chat request may take (default 300 s).
     pub(super) request_timeout: Option<RawDuration>,
+    /// The SQLite ledger file, relative to this file (default `triage-ledger.sqlite`).
     pub(super) ledger: Option<String>,
+    /// Tenants whose keys see every tenant's requests on `/v1/triage/events`.
     pub(super) admin_tenants: Option<Vec<String>>,
+    /// Browser origins allowed by CORS (`https://app.example.com`).
     pub(super) cors_allow_origins: Option<Vec<String>>,
     // Transport limits (validated in `validate/transport.rs`).
     pub(super) header_read_timeout: Option<RawDuration>,
@@ -61,7 +83,7 @@ pub(super) struct RawServer {
 }
 
 /// One backend, by `kind`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub(super) enum RawBackend {
     Llama(RawLlama),
@@ -81,7 +103,7 @@ const EMBEDDING_FIELDS: &[&str] = &[
 ];
 
 /// A local sentence-embedding model (a BERT-family encoder in GGUF) for `/v1/embeddings`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEmbedding {
     /// GGUF path, relative to the config file.
@@ -120,7 +142,7 @@ const REMOTE_FIELDS: &[&str] = &[
 ];
 
 /// A local llama.cpp engine.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLlama {
     /// GGUF path, relative to the config file.
@@ -139,7 +161,7 @@ pub(super) struct RawLlama {
 }
 
 /// A setting written as a word (`auto`, `on`, `off`) or as a YAML boolean.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub(super) enum RawSwitch {
     Bool(bool),
@@ -147,7 +169,7 @@ pub(super) enum RawSwitch {
 }
 
 /// A remote API (`kind: openai` or `kind: anthropic`).
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRemote {
     /// The upstream model id.
@@ -162,7 +184,7 @@ pub(super) struct RawRemote {
     pub(super) extensions: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTimeouts {
     pub(super) connect: Option<RawDuration>,
@@ -171,7 +193,7 @@ pub(super) struct RawTimeouts {
     pub(super) total: Option<RawDuration>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRetry {
     pub(super) max_attempts: Option<u32>,
@@ -179,7 +201,7 @@ pub(super) struct RawRetry {
     pub(super) max_backoff: Option<RawDuration>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPrice {
     pub(super) input: Option<f64>,
@@ -191,38 +213,52 @@ pub(super) struct RawPrice {
 /// A route. Its action is `to` or `cascade`; serde cannot express "exactly one of two fields"
 /// next to shared ones without losing `deny_unknown_fields` (flatten) or readable errors
 /// (untagged), so validation checks it, with the position of the offending field.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
+    /// The route's name (in responses' `x-triage-route` and the ledger).
     pub(super) name: String,
+    /// Conditions, all of which must hold; absent: every request matches.
     pub(super) when: Option<RawWhen>,
+    /// The backend that answers (exactly one of `to` and `cascade`).
     pub(super) to: Option<String>,
+    /// Try a local backend first and escalate when its answer is not confident enough.
     pub(super) cascade: Option<RawCascade>,
+    /// Backends tried in order when `to` fails.
     pub(super) fallback: Option<Vec<String>>,
+    /// Send to another backend when the local one is overloaded.
     pub(super) spill: Option<RawSpill>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWhen {
+    /// The request's task (header `x-triage-task`, metadata, or the classifier), one or a list.
     pub(super) task: Option<StringList>,
+    /// Whether the request holds personal data (the privacy rule: local backends only).
     pub(super) pii: Option<bool>,
+    /// Prompt size bounds, tokens.
     pub(super) prompt_tokens: Option<RawRange>,
+    /// A regular expression the request's text matches.
     pub(super) content: Option<String>,
+    /// The `model` the client sent, one or a list.
     pub(super) model: Option<StringList>,
+    /// The tenant of the API key, one or a list.
     pub(super) tenant: Option<StringList>,
+    /// Whether the request carries `tools`.
     pub(super) tools: Option<bool>,
+    /// Whether the request streams.
     pub(super) stream: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRange {
     pub(super) min: Option<usize>,
     pub(super) max: Option<usize>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCascade {
     pub(super) first: String,
@@ -236,7 +272,7 @@ pub(super) struct RawCascade {
     pub(super) accept_if_constrained: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSpill {
     pub(super) to: String,
@@ -244,25 +280,31 @@ pub(super) struct RawSpill {
     pub(super) predicted_ttft_ms: Option<f64>,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+#[derive(Deserialize, Default, Clone, Copy, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLimits {
     pub(super) daily_usd: Option<f64>,
     pub(super) monthly_usd: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBudgets {
+    /// Remote spend allowed per UTC day, USD (all tenants).
     pub(super) daily_usd: Option<f64>,
+    /// Remote spend allowed per UTC month, USD (all tenants).
     pub(super) monthly_usd: Option<f64>,
+    /// Limits each API key (tenant) gets unless `tenants` names it.
     pub(super) per_key: Option<RawLimits>,
+    /// Limits by tenant name.
     pub(super) tenants: Option<BTreeMap<String, RawLimits>>,
+    /// The local backend requests go to once a budget is spent (else they are refused).
     pub(super) on_exhausted: Option<String>,
+    /// Output tokens reserved for a request without `max_tokens`.
     pub(super) default_max_tokens: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClassifier {
     pub(super) model: Option<String>,
@@ -271,7 +313,7 @@ pub(super) struct RawClassifier {
     pub(super) rules: Vec<RawTaskRule>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTaskRule {
     pub(super) name: Option<String>,
@@ -281,7 +323,7 @@ pub(super) struct RawTaskRule {
     pub(super) regex: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPii {
     pub(super) detect: Option<Vec<String>>,
@@ -291,7 +333,7 @@ pub(super) struct RawPii {
     pub(super) patterns: Vec<RawPattern>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPattern {
     pub(super) name: String,
@@ -436,6 +478,38 @@ pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlErr
         }
     }
     refined
+}
+
+impl JsonSchema for StringList {
+    fn schema_name() -> Cow<'static, str> {
+        "StringList".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "One string or a list of strings.",
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" } }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for RawDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration: seconds as a number, or a string such as \"500ms\", \"30s\", \"2m\".",
+            "anyOf": [
+                { "type": "number", "minimum": 0 },
+                { "type": "string" }
+            ]
+        })
+    }
 }
 
 #[cfg(test)]

@@ -74,8 +74,9 @@ pub struct ServerConfig {
     pub transport: crate::gateway::TransportLimits,
 }
 
-/// One configured backend.
-#[derive(Clone, Debug)]
+/// One configured backend. Equality is what a reload compares: an unchanged spec keeps its
+/// running backend (a loaded model is not loaded again).
+#[derive(Clone, Debug, PartialEq)]
 pub enum BackendSpec {
     /// A local llama.cpp engine, exactly as it loads (the model path resolved against the
     /// config file's directory). The engine itself needs feature `llama`; its configuration
@@ -114,7 +115,7 @@ pub enum RemoteProvider {
 
 /// A remote API: its protocol and the client's configuration, unset timeouts and retry fields
 /// already at the client's defaults (`Timeouts::default()`, `RetryPolicy::default()`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RemoteBackendSpec {
     /// Which protocol it speaks.
     pub provider: RemoteProvider,

@@ -269,6 +269,11 @@ impl Backends {
         slot
     }
 
+    /// Add a slot another set holds too (a reload keeps an unchanged backend running).
+    pub fn insert_shared(&mut self, slot: Arc<BackendSlot>) {
+        self.slots.insert(slot.name.clone(), slot);
+    }
+
     /// The slot named `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<BackendSlot>> {
         self.slots.get(name)

@@ -68,6 +68,27 @@ impl PolicyCore {
             })
             .map_err(|e| tracing::error!(error = %e, "could not start the ledger writer"))
             .ok();
+        Self::with_parts(config, store, tx, Arc::new(LocalLedger::new()))
+    }
+
+    /// The core of a reloaded configuration: `config`'s policy, prices and budgets over this
+    /// core's store, ledger writer and budget reservations (money reserved by requests in
+    /// flight stays reserved; spend counted so far still counts against the new limits).
+    pub fn reconfigured(&self, config: Arc<Config>) -> Self {
+        Self::with_parts(
+            config,
+            self.store.clone(),
+            self.writer.clone(),
+            self.reservations.clone(),
+        )
+    }
+
+    fn with_parts(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        writer: mpsc::Sender<Msg>,
+        reservations: Arc<dyn ReservationLedger>,
+    ) -> Self {
         let mut policy_models = vec![RouteInfo {
             name: "auto".into(),
             description: "routed by the policy".into(),
@@ -93,10 +114,10 @@ impl PolicyCore {
         Self {
             config,
             store,
-            writer: tx,
+            writer,
             policy_models,
             token_rules,
-            reservations: Arc::new(LocalLedger::new()),
+            reservations,
         }
     }
 

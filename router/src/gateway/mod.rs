@@ -25,6 +25,7 @@ mod cors;
 pub mod embeddings;
 pub mod error;
 mod info;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod sse;
@@ -34,7 +35,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use arc_swap::ArcSwap;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::routing::{get, post};
@@ -48,6 +50,7 @@ pub use auth::{ApiKeys, Auth, KeysError};
 pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
 pub use configured_routing::PolicyCore;
 pub use error::ApiError;
+pub use reload::{ReloadReport, Reloader};
 pub use routing::{RouteInfo, RouteInput, Routed, RoutingCore};
 pub use server::{check_exposure, start, Gateway, ServeError, ServeOptions, Server};
 pub use transport::TransportLimits;
@@ -98,7 +101,8 @@ pub(crate) struct Inner {
     pub(crate) policy_models: Vec<String>,
     pub(crate) auth: Auth,
     pub(crate) options: GatewayOptions,
-    pub(crate) metrics: Metrics,
+    /// Shared by every configuration the gateway reloads to.
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) events: EventBus,
     pub(crate) shutdown: CancellationToken,
     /// Places for chat completions in flight (`transport.max_in_flight`).
@@ -133,8 +137,37 @@ impl AppState {
                 in_flight: Arc::new(Semaphore::new(options.transport.max_in_flight)),
                 events: EventBus::new(options.events_capacity),
                 options,
-                metrics: Metrics::new(),
+                metrics: Arc::new(Metrics::new()),
                 shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The state of a reloaded configuration: new backends, routing core and keys, and this
+    /// state's metrics, event bus, shutdown token, in-flight places and transport options
+    /// (which a reload does not change).
+    pub fn reconfigured(
+        &self,
+        backends: Backends,
+        core: Arc<dyn RoutingCore>,
+        keys: Option<ApiKeys>,
+        admin_tenants: Vec<String>,
+    ) -> AppState {
+        let old = &self.inner;
+        let mut options = old.options.clone();
+        options.keys = keys.clone();
+        options.admin_tenants = admin_tenants.clone();
+        AppState {
+            inner: Arc::new(Inner {
+                backends,
+                policy_models: core.policy_models().into_iter().map(|m| m.name).collect(),
+                core,
+                auth: Auth::new(keys).with_admins(admin_tenants),
+                options,
+                metrics: old.metrics.clone(),
+                events: old.events.clone(),
+                shutdown: old.shutdown.clone(),
+                in_flight: old.in_flight.clone(),
             }),
         }
     }
@@ -178,9 +211,60 @@ impl AppState {
     }
 }
 
-/// The gateway's routes, under the request-level limits of [`transport`]: header size, body
-/// read deadline, chat completions in flight, and a `500` for a panicking handler.
+/// The gateway's current state, replaced whole when the configuration is reloaded. Each request
+/// takes the state current when it arrives (axum extracts [`AppState`] from it through
+/// [`FromRef`]) and keeps it to its end, so a request or stream in flight finishes on the
+/// configuration it started with while new requests see the new one.
+#[derive(Clone)]
+pub struct LiveState(Arc<ArcSwap<Inner>>);
+
+impl std::fmt::Debug for LiveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LiveState").field(&self.current()).finish()
+    }
+}
+
+impl LiveState {
+    /// Start from `state`.
+    pub fn new(state: AppState) -> Self {
+        LiveState(Arc::new(ArcSwap::new(state.inner)))
+    }
+
+    /// The state new requests get.
+    pub fn current(&self) -> AppState {
+        AppState {
+            inner: self.0.load_full(),
+        }
+    }
+
+    /// Make `state` the one new requests get (atomically; requests already running keep theirs).
+    pub fn replace(&self, state: AppState) {
+        self.0.store(state.inner);
+    }
+}
+
+impl FromRef<LiveState> for AppState {
+    fn from_ref(live: &LiveState) -> AppState {
+        live.current()
+    }
+}
+
+impl From<AppState> for LiveState {
+    fn from(state: AppState) -> Self {
+        LiveState::new(state)
+    }
+}
+
+/// The gateway's routes over a fixed state (see [`app_live`]).
 pub fn app(state: AppState) -> Router {
+    app_live(LiveState::new(state))
+}
+
+/// The gateway's routes over a state that reloads may replace, under the request-level limits
+/// of [`transport`]: header size, body read deadline, chat completions in flight, and a `500`
+/// for a panicking handler. The limits are the first state's (a reload keeps them).
+pub fn app_live(live: LiveState) -> Router {
+    let state = live.current();
     let limit = state.inner.options.body_limit_bytes;
     let cors = cors::layer(&state.inner.options.cors_allow_origins);
     let chat = post(chat::chat_completions).route_layer(middleware::from_fn_with_state(
@@ -209,7 +293,7 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(transport::panic_response(
             state.clone(),
         )))
-        .with_state(state);
+        .with_state(live);
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -232,9 +316,19 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_live(listener, LiveState::new(state), shutdown).await
+}
+
+/// [`serve`] over a state that reloads may replace ([`Reloader`]).
+pub async fn serve_live(
+    listener: TcpListener,
+    live: LiveState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = live.current();
     let token = state.shutdown_token();
     let limits = state.inner.options.transport.clone();
-    let router = app(state.clone());
+    let router = app_live(live);
     transport::serve_listener(listener, router, limits, state, async move {
         shutdown.await;
         token.cancel();

@@ -20,8 +20,9 @@ use backends::openai::OpenAiBackend;
 use backends::{AnyBackend, BackendError};
 use tokio::net::TcpListener;
 
-use super::{app, serve, AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
-use super::{ApiKeys, KeysError};
+use super::reload::Reloader;
+use super::{app_live, serve_live, AppState, BackendSlot, Backends, GatewayOptions, LiveState};
+use super::{ApiKeys, KeysError, Locality, PolicyCore};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -94,12 +95,13 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     gateway: Gateway,
+    reloader: Arc<Reloader>,
 }
 
 /// A gateway built from a configuration, not listening: its state (for [`app`] or in-process
 /// `oneshot` calls), its routing core, and the local engines it has yet to load.
 pub struct Gateway {
-    state: AppState,
+    live: LiveState,
     core: Arc<PolicyCore>,
     loads: Vec<LocalLoadJob>,
 }
@@ -107,7 +109,7 @@ pub struct Gateway {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("state", &self.state)
+            .field("state", &self.live)
             .field("pending_local_loads", &self.loads.len())
             .finish_non_exhaustive()
     }
@@ -121,7 +123,7 @@ impl Gateway {
         store: Arc<dyn Store>,
         options: GatewayOptions,
     ) -> Result<Gateway, ServeError> {
-        let (backends, loads) = build_backends(&config)?;
+        let (backends, loads) = build_backends(&config, |_, _| None)?;
         let mut gateway = Gateway::with_backends(config, store, backends, options);
         gateway.loads = loads;
         Ok(gateway)
@@ -138,7 +140,7 @@ impl Gateway {
         let core = Arc::new(PolicyCore::new(config, store));
         let state = AppState::new(backends, core.clone(), options);
         Gateway {
-            state,
+            live: LiveState::new(state),
             core,
             loads: Vec::new(),
         }
@@ -160,9 +162,14 @@ impl Gateway {
         }
     }
 
-    /// The state the handlers share (backends, routing core, metrics, events).
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The state new requests get (backends, routing core, metrics, events).
+    pub fn state(&self) -> AppState {
+        self.live.current()
+    }
+
+    /// The state a configuration reload replaces ([`Reloader`]).
+    pub fn live(&self) -> &LiveState {
+        &self.live
     }
 
     /// The routing core: configuration, policy, pricing and the store it records to.
@@ -172,7 +179,7 @@ impl Gateway {
 
     /// The gateway's routes over its state (cheap: the state is shared).
     pub fn app(&self) -> axum::Router {
-        app(self.state.clone())
+        app_live(self.live.clone())
     }
 
     /// Load every pending local engine now and wait for all of them. A model that fails to
@@ -190,7 +197,7 @@ impl Gateway {
     /// Stop: end the live event streams and write out the ledger. The backends go with the
     /// last clone of the state (a local engine's thread ends when its last handle is dropped).
     pub async fn close(self) {
-        self.state.shutdown_token().cancel();
+        self.live.current().shutdown_token().cancel();
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.flush()).await;
     }
@@ -205,7 +212,7 @@ impl std::fmt::Debug for Server {
 }
 
 /// A local engine to load once the listener is up.
-struct LocalLoadJob {
+pub(super) struct LocalLoadJob {
     slot: Arc<BackendSlot>,
     #[cfg_attr(not(feature = "llama"), allow(dead_code))]
     spec: LocalSpec,
@@ -218,12 +225,20 @@ enum LocalSpec {
     Embedding(backends::EmbeddingEngineConfig),
 }
 
-/// Build every backend of the config (remote ones ready, local ones pending).
-fn build_backends(config: &Config) -> Result<(Backends, Vec<LocalLoadJob>), ServeError> {
+/// Build every backend of the config (remote ones ready, local ones pending), except those
+/// `reuse` hands back already running (a reload keeps a backend whose spec did not change).
+pub(super) fn build_backends(
+    config: &Config,
+    reuse: impl Fn(&str, &BackendSpec) -> Option<Arc<BackendSlot>>,
+) -> Result<(Backends, Vec<LocalLoadJob>), ServeError> {
     let mut backends = Backends::new();
     let mut loads = Vec::new();
     let mut down = Vec::new();
     for (name, spec) in &config.backends {
+        if let Some(slot) = reuse(name, spec) {
+            backends.insert_shared(slot);
+            continue;
+        }
         match spec {
             BackendSpec::Remote(r) => {
                 let cfg = r.config.clone();
@@ -296,22 +311,7 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
         tracing::warn!(config = %config.file, "{warning}");
     }
     let mut gateway_options = Gateway::limits_for(&config);
-    gateway_options.keys = match &config.server.api_keys_env {
-        Some(var) => match ApiKeys::from_env(var) {
-            Ok(keys) => Some(keys),
-            // Unset: no authentication, as the shipped config's comment says — said loudly,
-            // and `check_exposure` still keeps such a gateway on loopback.
-            Err(KeysError::Unset(_)) => {
-                tracing::warn!(
-                    variable = %var,
-                    "server.api_keys_env names an unset variable: no API keys, every request is let in"
-                );
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
+    gateway_options.keys = keys_for(&config)?;
     let addr = options.listen.unwrap_or(config.server.listen);
     check_exposure(
         addr,
@@ -319,16 +319,43 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
         options.allow_unauthenticated,
     )?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.server.ledger)?);
-    let gateway = Gateway::build(config, store, gateway_options)?;
+    let gateway = Gateway::build(config.clone(), store, gateway_options)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let addr = listener.local_addr()?;
+    let reloader = Arc::new(Reloader::new(
+        options.config.clone(),
+        gateway.live.clone(),
+        config,
+        gateway.core.clone(),
+        (addr, options.allow_unauthenticated),
+    ));
     Ok(Server {
         listener,
         addr,
         gateway,
+        reloader,
     })
+}
+
+/// The API keys `config` names, read from the environment: an unset variable means no keys
+/// (said loudly; [`check_exposure`] still keeps such a gateway on loopback).
+pub(super) fn keys_for(config: &Config) -> Result<Option<ApiKeys>, ServeError> {
+    match &config.server.api_keys_env {
+        Some(var) => match ApiKeys::from_env(var) {
+            Ok(keys) => Ok(Some(keys)),
+            Err(KeysError::Unset(_)) => {
+                tracing::warn!(
+                    variable = %var,
+                    "server.api_keys_env names an unset variable: no API keys, every request is let in"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        },
+        None => Ok(None),
+    }
 }
 
 impl Server {
@@ -337,9 +364,15 @@ impl Server {
         self.addr
     }
 
-    /// The state the handlers share (backends, routing core, metrics, events).
-    pub fn state(&self) -> &AppState {
+    /// The state new requests get (backends, routing core, metrics, events).
+    pub fn state(&self) -> AppState {
         self.gateway.state()
+    }
+
+    /// Reloads the configuration file the server was started from (on SIGHUP, or when
+    /// [`Reloader::watch`] sees the file change).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
     }
 
     /// Load local engines in the background, serve until `shutdown` resolves, let running
@@ -356,7 +389,7 @@ impl Server {
         for job in std::mem::take(&mut gateway.loads) {
             load_in_background(job);
         }
-        serve(listener, gateway.state.clone(), shutdown).await?;
+        serve_live(listener, gateway.live.clone(), shutdown).await?;
         gateway.close().await;
         Ok(())
     }
@@ -404,7 +437,7 @@ fn load_in_background(job: LocalLoadJob) {
     tokio::task::spawn_blocking(move || load_into_slot(job));
 }
 
-async fn load_now(job: LocalLoadJob) -> Result<(), ServeError> {
+pub(super) async fn load_now(job: LocalLoadJob) -> Result<(), ServeError> {
     let name = job.slot.name.clone();
     tokio::task::spawn_blocking(move || load_into_slot(job))
         .await

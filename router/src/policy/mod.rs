@@ -126,6 +126,41 @@ impl Conditions {
             && self.stream.is_none()
     }
 
+    /// The conditions as written, e.g. `task in [qa, summary], pii false`; `always` for none.
+    pub fn describe(&self) -> String {
+        let list = |v: &NonEmpty<String>| format!("[{}]", v.as_slice().join(", "));
+        let mut parts = Vec::new();
+        if let Some(t) = &self.task {
+            parts.push(format!("task in {}", list(t)));
+        }
+        if let Some(p) = self.pii {
+            parts.push(format!("pii {p}"));
+        }
+        if let Some(r) = &self.prompt_tokens {
+            parts.push(format!("prompt tokens in {}", describe_range(r)));
+        }
+        if let Some(re) = &self.content {
+            parts.push(format!("content matches /{}/", re.as_str()));
+        }
+        if let Some(m) = &self.model {
+            parts.push(format!("model in {}", list(m)));
+        }
+        if let Some(t) = &self.tenant {
+            parts.push(format!("tenant in {}", list(t)));
+        }
+        if let Some(t) = self.tools {
+            parts.push(format!("tools {t}"));
+        }
+        if let Some(s) = self.stream {
+            parts.push(format!("stream {s}"));
+        }
+        if parts.is_empty() {
+            "always".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// `Ok(why it matched)` or `Err(the first condition that failed)`.
     pub(crate) fn check(&self, f: &RequestFacts) -> Result<String, String> {
         let mut why = String::new();
