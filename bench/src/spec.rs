@@ -288,8 +288,8 @@ impl TargetSpec {
                 let ctx: u32 = self.option("ctx", 2048)?;
                 let lanes: usize = self.option("lanes", 0)?;
                 let prompt_cache = match self.options.get("cache").map(String::as_str) {
-                    None | Some("on") => true,
-                    Some("off") => false,
+                    Some("on") => true,
+                    None | Some("off") => false,
                     Some(other) => {
                         return Err(BenchError::Target {
                             name: self.name.clone(),

@@ -6,8 +6,10 @@
 //! request's KV cells are kept; the next prompt goes to the free slot whose cells share the
 //! longest token prefix with it, and only the tokens after that prefix are evaluated. At least
 //! the prompt's last token is always evaluated again, since its logits row is what the answer
-//! starts from. With no shared prefix anywhere, the least recently used slot is overwritten, so
-//! a popular prefix survives one stray request.
+//! starts from. A slot counts as sharing the prompt only when it holds at least half of it (as
+//! llama-server's `slot_prompt_similarity`); otherwise the least recently used slot is
+//! overwritten, so a popular prefix survives a stray request that shares only the chat
+//! template's first tokens with it.
 
 use llama_cpp_2::token::LlamaToken;
 
@@ -61,13 +63,22 @@ pub(super) fn place(
 ) -> Option<Placement> {
     let reusable =
         |m: &SlotMemory| common_prefix(&m.tokens, prompt).min(prompt.len().saturating_sub(1));
+    // A prefix shorter than half the prompt does not count as shared.
+    let shared = |m: &SlotMemory| {
+        let r = reusable(m);
+        if 2 * r >= prompt.len() {
+            r
+        } else {
+            0
+        }
+    };
     let slot = free
         .into_iter()
         .filter(|&i| i < memories.len())
         .max_by(|&a, &b| {
             let (ma, mb) = (&memories[a], &memories[b]);
-            reusable(ma)
-                .cmp(&reusable(mb))
+            shared(ma)
+                .cmp(&shared(mb))
                 .then(mb.last_used.cmp(&ma.last_used))
                 .then(b.cmp(&a))
         })?;
@@ -137,6 +148,19 @@ mod tests {
         let c = tokens(&[42, 1]);
         assert_eq!(place(&mut m, 0..3, &c, 3).map(|p| p.slot), Some(2));
         assert_eq!(place(&mut m, 0..3, &c, 4).map(|p| p.slot), Some(0));
+    }
+
+    #[test]
+    fn a_short_shared_prefix_does_not_evict_a_long_one() {
+        // Slot 0 holds a long system prompt; the new prompt shares only 2 of its 6 tokens with
+        // it, so it takes the never-used slot 1 and slot 0's cells survive.
+        let mut m = memories(&[&[1, 2, 3, 4, 5, 6, 7, 8], &[]]);
+        m[0].last_used = 1;
+        let stray = tokens(&[1, 2, 9, 9, 9, 9]);
+        assert_eq!(
+            place(&mut m, 0..2, &stray, 2),
+            Some(Placement { slot: 1, reuse: 0 })
+        );
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub(super) struct RawLlama {
     pub(super) completion_mode: Option<RawSwitch>,
     pub(super) flash_attention: Option<String>,
     pub(super) score_lanes: Option<usize>,
-    /// Reuse the KV cells of a prompt prefix shared with an earlier request (default true).
+    /// Reuse the KV cells of a prompt prefix shared with an earlier request (default false).
     pub(super) prompt_cache: Option<bool>,
 }
 
