@@ -1,7 +1,8 @@
 //! The engine's prompt cache on the real SmolLM2-135M-Instruct model (fetched by `make setup`):
 //! a request reuses the KV cells of the prefix it shares with an earlier one, reports how many
 //! prompt tokens that saved, and answers as a fresh engine does up to what evaluating a prompt in
-//! two chunks does to rounding (the same labels, choice probabilities within 0.1). After a
+//! two chunks does to rounding (choice probabilities within 0.1; a label may flip only where the
+//! fresh answer was nearly a tie). After a
 //! context filled to its end and after cancellations, answers equal exactly those of an engine
 //! whose slot holds the same cells from an uninterrupted request: what a request leaves behind
 //! is cut back to exactly the tokens its cells hold.
@@ -236,7 +237,19 @@ async fn scoring_is_unchanged_by_the_cache(score_lanes: usize) {
         let got = cached_engine.chat(intent_request(message)).await.unwrap();
         // The prompt evaluated in chunks of 16 without any cache shows the same rounding effect.
         let chunked = chunked.chat(intent_request(message)).await.unwrap();
-        assert_eq!(got.text(), want.text(), "{message}");
+        // A label may flip only where the fresh answer was nearly a tie.
+        let margin = want.signals.as_ref().and_then(|s| s.margin()).unwrap();
+        if got.text() != want.text() {
+            eprintln!(
+                "{message}: {} cached vs {} fresh (margin {margin:.3})",
+                got.text(),
+                want.text()
+            );
+            assert!(
+                margin < 0.1,
+                "{message}: a clear answer changed with the cache"
+            );
+        }
         // (Chunking alone moved p by up to 0.17 here and flipped one label: low-margin items are
         // that sensitive to rounding; so it is only printed.)
         let mut worst = (0.0f64, 0.0f64);
