@@ -40,7 +40,7 @@ pub struct LlamaEngineConfig {
     /// holding the longest common token prefix, evaluating only the tokens after it (llama.cpp's
     /// "prompt caching"). Off by default: a prompt evaluated in two chunks (the cached prefix
     /// earlier, the rest now) rounds differently from one evaluated at once, so answers would
-    /// depend on what a slot served before (choice probabilities moved by up to ~0.04, a greedy
+    /// depend on what a slot served before (choice probabilities moved by up to ~0.09, a greedy
     /// answer diverged after 15 tokens); off, every request evaluates its whole prompt.
     pub prompt_cache: bool,
 }
