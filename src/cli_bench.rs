@@ -45,7 +45,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub suite: PathBuf,
     /// A target as NAME=SPEC: openai:BASE_URL#MODEL[;key_env=VAR], anthropic:BASE_URL#MODEL[;key_env=VAR],
-    /// llama:PATH[;slots=N;threads=N;ctx=N;completion=auto|on|off;lanes=N], replay:FILE.jsonl,
+    /// llama:PATH[;slots=N;threads=N;ctx=N;completion=auto|on|off;lanes=N;cache=on|off], replay:FILE.jsonl,
     /// router:CONFIG[;model=NAME] (the gateway of a triage.yaml, in-process). Repeatable; overrides
     /// the suite's targets.
     #[arg(long = "target", value_name = "NAME=SPEC")]

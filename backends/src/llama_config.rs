@@ -36,11 +36,18 @@ pub struct LlamaEngineConfig {
     /// is batched; above 0 the KV cache is unified (llama.cpp's `kv_unified`), which the
     /// lanes need and which lets batch composition change low-order bits of attention.
     pub score_lanes: usize,
+    /// Keep each slot's KV cells when its request ends and start the next request in the slot
+    /// holding the longest common token prefix, evaluating only the tokens after it (llama.cpp's
+    /// "prompt caching"). Off by default: a prompt evaluated in two chunks (the cached prefix
+    /// earlier, the rest now) rounds differently from one evaluated at once, so answers would
+    /// depend on what a slot served before (choice probabilities moved by up to ~0.09, a greedy
+    /// answer diverged after 15 tokens); off, every request evaluates its whole prompt.
+    pub prompt_cache: bool,
 }
 
 impl LlamaEngineConfig {
     /// Defaults for `model_path`: 4 slots of 2048 tokens, one thread per available core, batches of
-    /// 512 tokens, a queue of 64, the model's own template, no score lanes.
+    /// 512 tokens, a queue of 64, the model's own template, no score lanes, no prompt cache.
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as i32)
@@ -57,6 +64,7 @@ impl LlamaEngineConfig {
             completion_mode: CompletionMode::default(),
             flash_attention: crate::FlashAttention::default(),
             score_lanes: 0,
+            prompt_cache: false,
         }
     }
 }

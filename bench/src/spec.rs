@@ -162,7 +162,15 @@ impl TargetSpec {
         let allowed: &[&str] = match kind {
             SpecKind::OpenAi { .. } => &["key_env", "metadata", "triage"],
             SpecKind::Anthropic { .. } => &["key_env"],
-            SpecKind::Llama { .. } => &["slots", "threads", "ctx", "fa", "completion", "lanes"],
+            SpecKind::Llama { .. } => &[
+                "slots",
+                "threads",
+                "ctx",
+                "fa",
+                "completion",
+                "lanes",
+                "cache",
+            ],
             SpecKind::Replay { .. } => &[],
             SpecKind::Router { .. } => &["model"],
         };
@@ -279,6 +287,16 @@ impl TargetSpec {
                 let threads: i32 = self.option("threads", 2)?;
                 let ctx: u32 = self.option("ctx", 2048)?;
                 let lanes: usize = self.option("lanes", 0)?;
+                let prompt_cache = match self.options.get("cache").map(String::as_str) {
+                    Some("on") => true,
+                    None | Some("off") => false,
+                    Some(other) => {
+                        return Err(BenchError::Target {
+                            name: self.name.clone(),
+                            message: format!("cache must be on or off (got `{other}`)"),
+                        })
+                    }
+                };
                 let flash_attention: backends::FlashAttention = match self.options.get("fa") {
                     None => backends::FlashAttention::default(),
                     Some(v) => v.parse().map_err(|message| BenchError::Target {
@@ -304,6 +322,7 @@ impl TargetSpec {
                         flash_attention,
                         completion_mode,
                         lanes,
+                        prompt_cache,
                     },
                 )
                 .await?;
@@ -326,6 +345,8 @@ struct LlamaOptions {
     completion_mode: backends::CompletionMode,
     /// Scoring lanes (`lanes=N`; see `LlamaEngineConfig::score_lanes`).
     lanes: usize,
+    /// The engine's prompt cache (`cache=on|off`; see `LlamaEngineConfig::prompt_cache`).
+    prompt_cache: bool,
 }
 
 #[cfg(feature = "llama")]
@@ -342,6 +363,7 @@ async fn load_llama(
     config.flash_attention = options.flash_attention;
     config.completion_mode = options.completion_mode;
     config.score_lanes = options.lanes;
+    config.prompt_cache = options.prompt_cache;
     let engine = tokio::task::spawn_blocking(move || backends::llama::LlamaEngine::load(config))
         .await
         .map_err(|e| BenchError::Target {

@@ -59,10 +59,7 @@ impl AnthropicUsage {
             self.output_tokens.unwrap_or(0),
         );
         if cache_read > 0 {
-            usage.extra.insert(
-                "prompt_tokens_details".into(),
-                json!({ "cached_tokens": cache_read }),
-            );
+            usage = usage.with_cached_tokens(cache_read);
         }
         if cache_creation > 0 {
             usage

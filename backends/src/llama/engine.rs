@@ -6,6 +6,11 @@
 //! `slots + s·lanes .. slots + (s+1)·lanes` ([`Lanes`]), which share the prompt's cells by
 //! `llama_memory_seq_cp`. That needs one unified KV cache for all sequences (`kv_unified`), whose
 //! size is still `context_per_slot × slots`; the per-slot budget is enforced here.
+//!
+//! With the prompt cache on, a slot's own sequence keeps its cells when its request ends (only
+//! its lanes are cleared), and a new request starts after the prefix it shares with them
+//! ([`super::prefix`]). A slot never holds more than `context_per_slot` cells, request or not,
+//! so the unified cache cannot run out either.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
@@ -23,6 +28,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::admission::Admission;
 use super::choices::Outcome;
 use super::logits::{argmax, logprob_of_max, token_logprob};
+use super::prefix::{place, SlotMemory};
 use super::signals::{one_forced_text, FreeTokenStats};
 use super::text::{Assembled, TextAssembler};
 use super::{llama_backend, Job, LlamaEngineConfig, StatCounters, Work};
@@ -66,8 +72,13 @@ impl Lanes {
 struct Sequence {
     job: Job,
     seq_id: i32,
-    /// Prompt tokens already put in a batch.
+    /// Prompt tokens already put in a batch (the reused prefix counts as done).
     prompt_done: usize,
+    /// Prompt tokens whose KV cells the slot held from an earlier request.
+    cached: usize,
+    /// The tokens in this slot's own KV sequence, in position order (the reused prefix, then
+    /// every token fed to it; scored variants are removed again and not listed).
+    held: Vec<LlamaToken>,
     /// Next position in this sequence's KV cache.
     n_past: i32,
     /// The token to feed in the next step (sampled last step), when generating.
@@ -141,6 +152,11 @@ pub(super) fn run(
     let _ = ready.send(Ok(()));
     let mut batch = LlamaBatch::new(config.batch_size as usize, config.slots as i32);
     let mut slots: Vec<Option<Sequence>> = (0..config.slots).map(|_| None).collect();
+    // Recurrent and hybrid models cannot drop cells past a position, so they cannot resume
+    // from a prefix.
+    let prompt_cache = config.prompt_cache && !model.is_recurrent() && !model.is_hybrid();
+    let mut memories = vec![SlotMemory::default(); config.slots];
+    let mut admissions = 0u64;
     // When the last decode returned, while sequences keep running (host-overhead accounting).
     let mut last_decode_end: Option<Instant> = None;
 
@@ -150,7 +166,7 @@ pub(super) fn run(
         for slot in slots.iter_mut() {
             if slot.as_ref().is_some_and(|s| s.job.events.is_closed()) {
                 if let Some(seq) = slot.take() {
-                    free_sequence(&mut ctx, lanes, seq.seq_id);
+                    release(&mut ctx, lanes, &mut memories, seq, prompt_cache);
                 }
             }
         }
@@ -165,19 +181,30 @@ pub(super) fn run(
         }
         // Admission: only as many jobs as there are free slots leave the queue; the rest keep
         // counting against its bound. Cancelled waiting jobs never take a slot.
-        let mut admitted = jobs.admit(busy, config.slots - busy).into_iter();
-        for (index, slot) in slots.iter_mut().enumerate() {
-            if slot.is_some() {
-                continue;
-            }
-            let Some(job) = admitted.next() else { break };
+        // Each goes to the free slot that already holds the longest prefix of its prompt.
+        for job in jobs.admit(busy, config.slots - busy) {
+            let free = (0..slots.len()).filter(|&i| slots[i].is_none());
+            admissions += 1;
+            let Some(placement) = place(&mut memories, free, &job.tokens, admissions) else {
+                break;
+            };
+            let index = placement.slot;
+            let seq_id = index as i32;
+            let reuse = if prompt_cache {
+                resume(&mut ctx, &mut memories[index], seq_id, placement.reuse)
+            } else {
+                0
+            };
             let text = TextAssembler::new(job.params.stop.clone())
                 .skipping_leading_whitespace(job.params.skip_leading_whitespace);
+            let held = job.tokens[..reuse].to_vec();
             let seq = Sequence {
                 job,
-                seq_id: index as i32,
-                prompt_done: 0,
-                n_past: 0,
+                seq_id,
+                prompt_done: reuse,
+                cached: reuse,
+                held,
+                n_past: reuse as i32,
                 next_input: None,
                 logits_index: None,
                 generated: 0,
@@ -189,7 +216,7 @@ pub(super) fn run(
                 feeds: Vec::new(),
             };
             seq.send(ChatEvent::FirstByte { at: Instant::now() });
-            *slot = Some(seq);
+            slots[index] = Some(seq);
         }
 
         // Build the batch: one token per generating sequence, the current variant of every
@@ -204,6 +231,7 @@ pub(super) fn run(
             if let Some(token) = seq.next_input {
                 if batch.add(token, seq.n_past, &[seq.seq_id], true).is_ok() {
                     seq.logits_index = Some(used as i32);
+                    seq.held.push(token);
                     seq.n_past += 1;
                     seq.tokens_in_batch = 1;
                     used += 1;
@@ -268,6 +296,7 @@ pub(super) fn run(
                 if last_of_prompt {
                     seq.logits_index = Some(used as i32);
                 }
+                seq.held.push(token);
                 seq.n_past += 1;
                 added += 1;
                 used += 1;
@@ -301,7 +330,8 @@ pub(super) fn run(
                             .job
                             .events
                             .send(Err(BackendError::Engine(message.clone())));
-                        free_sequence(&mut ctx, lanes, seq.seq_id);
+                        // What the failed decode left in its cells is unknown: forget them.
+                        release(&mut ctx, lanes, &mut memories, seq, false);
                     }
                 }
             }
@@ -344,15 +374,15 @@ pub(super) fn run(
                         }
                         None => (seq.generated, seq.free.signals()),
                     };
-                    finish(seq, completion_tokens, signals, reason, at);
+                    finish(seq, completion_tokens, signals, reason, prompt_cache, at);
                     if let Some(done) = slot.take() {
-                        free_sequence(&mut ctx, lanes, done.seq_id);
+                        release(&mut ctx, lanes, &mut memories, done, prompt_cache);
                     }
                 }
                 Err(message) => {
                     let _ = seq.job.events.send(Err(BackendError::Engine(message)));
                     if let Some(failed) = slot.take() {
-                        free_sequence(&mut ctx, lanes, failed.seq_id);
+                        release(&mut ctx, lanes, &mut memories, failed, false);
                     }
                 }
             }
@@ -504,19 +534,22 @@ fn advance_scoring(
         .ok_or_else(|| "scoring the choices produced no answer".to_string())
 }
 
-/// The end of a request: usage, engine time, signals, then `Done`.
+/// The end of a request: usage (with OpenAI's `prompt_tokens_details.cached_tokens` when the
+/// prompt cache is on), engine time, signals, then `Done`.
 fn finish(
     seq: &Sequence,
     completion_tokens: u32,
     signals: Signals,
     reason: FinishReason,
+    prompt_cache: bool,
     at: Instant,
 ) {
     let prompt_tokens = seq.job.tokens.len() as u32;
-    seq.send(ChatEvent::Usage {
-        usage: Usage::new(prompt_tokens, completion_tokens),
-        at,
-    });
+    let mut usage = Usage::new(prompt_tokens, completion_tokens);
+    if prompt_cache {
+        usage = usage.with_cached_tokens(u32::try_from(seq.cached).unwrap_or(u32::MAX));
+    }
+    seq.send(ChatEvent::Usage { usage, at });
     seq.send(ChatEvent::LocalCompute {
         busy_secs: seq.busy_secs,
         at,
@@ -548,12 +581,62 @@ fn emit_text(seq: &mut Sequence, text: String, at: Instant) {
     });
 }
 
-/// Free a finished slot's KV cells: its own sequence and its scoring lanes.
-fn free_sequence(ctx: &mut LlamaContext<'_>, lanes: Lanes, seq_id: i32) {
-    let lane_seqs = (0..lanes.per_slot).map(|lane| lanes.seq(seq_id, lane));
-    for id in std::iter::once(seq_id).chain(lane_seqs) {
-        if let Err(e) = ctx.clear_kv_cache_seq(Some(id as u32), None, None) {
-            tracing::warn!(seq_id = id, error = %e, "could not free KV cells of a finished sequence");
+/// Make a slot's cells hold exactly the first `reuse` tokens it remembers, for a request that
+/// starts after them; the number of tokens it may skip (0 when the cells could not be cut).
+fn resume(ctx: &mut LlamaContext<'_>, memory: &mut SlotMemory, seq_id: i32, reuse: usize) -> usize {
+    if reuse >= memory.len() {
+        return reuse;
+    }
+    let cut = u32::try_from(reuse)
+        .ok()
+        .and_then(|from| ctx.kv_cache_seq_rm(seq_id, Some(from), None).ok());
+    if cut.is_some() {
+        return reuse;
+    }
+    tracing::warn!(seq_id, "could not cut a cached prompt; evaluating it whole");
+    clear_sequence(ctx, seq_id);
+    memory.forget();
+    0
+}
+
+/// A request left its slot (finished, failed or cancelled): clear its scoring lanes, and either
+/// keep the cells of its own sequence for the next request (`keep`: what a scored variant in
+/// that sequence added is cut off first) or clear them too.
+fn release(
+    ctx: &mut LlamaContext<'_>,
+    lanes: Lanes,
+    memories: &mut [SlotMemory],
+    seq: Sequence,
+    keep: bool,
+) {
+    let seq_id = seq.seq_id;
+    for lane in 0..lanes.per_slot {
+        let lane_seq = lanes.seq(seq_id, lane);
+        if lane_seq != seq_id {
+            clear_sequence(ctx, lane_seq);
         }
+    }
+    let Some(memory) = memories.get_mut(seq_id as usize) else {
+        clear_sequence(ctx, seq_id);
+        return;
+    };
+    let kept = keep
+        && u32::try_from(seq.held.len())
+            .ok()
+            .is_some_and(|end| ctx.kv_cache_seq_rm(seq_id, Some(end), None).is_ok());
+    if kept {
+        memory.remember(seq.held);
+    } else {
+        clear_sequence(ctx, seq_id);
+        memory.forget();
+    }
+}
+
+fn clear_sequence(ctx: &mut LlamaContext<'_>, seq_id: i32) {
+    let Ok(id) = u32::try_from(seq_id) else {
+        return;
+    };
+    if let Err(e) = ctx.clear_kv_cache_seq(Some(id), None, None) {
+        tracing::warn!(seq_id, error = %e, "could not free KV cells of a finished sequence");
     }
 }

@@ -26,6 +26,7 @@ mod engine;
 pub mod grammar;
 mod info;
 mod logits;
+mod prefix;
 pub mod prompt;
 mod sampling;
 mod signals;

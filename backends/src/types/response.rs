@@ -69,6 +69,32 @@ impl Usage {
             extra: Map::new(),
         }
     }
+
+    /// These counts with OpenAI's `prompt_tokens_details.cached_tokens`: how many prompt tokens
+    /// were served from a cache (an upstream's, or the local engine's prompt cache). Other
+    /// prompt details already present are kept.
+    pub fn with_cached_tokens(mut self, cached: u32) -> Self {
+        let details = self
+            .extra
+            .entry("prompt_tokens_details")
+            .or_insert_with(|| Value::Object(Map::new()));
+        match details {
+            Value::Object(map) => {
+                map.insert("cached_tokens".into(), Value::from(cached));
+            }
+            other => *other = serde_json::json!({ "cached_tokens": cached }),
+        }
+        self
+    }
+
+    /// `prompt_tokens_details.cached_tokens`, when reported.
+    pub fn cached_tokens(&self) -> Option<u32> {
+        self.extra
+            .get("prompt_tokens_details")?
+            .get("cached_tokens")?
+            .as_u64()
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    }
 }
 
 /// A non-streaming chat completion, OpenAI-shaped.
@@ -214,4 +240,29 @@ pub struct Timings {
     pub finished: Option<Instant>,
     /// Seconds the local engine spent on this request (its share of batched decode steps).
     pub engine_busy_secs: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_tokens_are_openai_prompt_details_and_keep_other_details() {
+        let plain = Usage::new(10, 2);
+        assert_eq!(plain.cached_tokens(), None);
+        let cached = plain.clone().with_cached_tokens(7);
+        assert_eq!(cached.cached_tokens(), Some(7));
+        let wire = serde_json::to_value(&cached).unwrap_or_default();
+        assert_eq!(wire["prompt_tokens_details"]["cached_tokens"], 7);
+        assert_eq!(wire["prompt_tokens"], 10);
+
+        let mut with_audio = plain;
+        with_audio.extra.insert(
+            "prompt_tokens_details".into(),
+            serde_json::json!({ "audio_tokens": 3 }),
+        );
+        let both = with_audio.with_cached_tokens(4);
+        assert_eq!(both.extra["prompt_tokens_details"]["audio_tokens"], 3);
+        assert_eq!(both.cached_tokens(), Some(4));
+    }
 }

@@ -110,6 +110,8 @@ fn load_engine(
     engine_config.context_per_slot = context;
     engine_config.queue_capacity = slots * 2;
     engine_config.flash_attention = config.flash_attention;
+    // Prompt processing is what is measured: every prompt is evaluated whole.
+    engine_config.prompt_cache = false;
     Ok(LlamaEngine::load(engine_config)?)
 }
 

@@ -128,6 +128,7 @@ const LLAMA_FIELDS: &[&str] = &[
     "completion_mode",
     "flash_attention",
     "score_lanes",
+    "prompt_cache",
 ];
 
 /// The fields of a remote backend (besides `kind`), as [`RawRemote`] declares them.
@@ -158,6 +159,8 @@ pub(super) struct RawLlama {
     pub(super) completion_mode: Option<RawSwitch>,
     pub(super) flash_attention: Option<String>,
     pub(super) score_lanes: Option<usize>,
+    /// Reuse the KV cells of a prompt prefix shared with an earlier request (default false).
+    pub(super) prompt_cache: Option<bool>,
 }
 
 /// A setting written as a word (`auto`, `on`, `off`) or as a YAML boolean.

@@ -115,6 +115,7 @@ fn validate_llama(
         completion_mode,
         flash_attention,
         score_lanes: b.score_lanes.unwrap_or(0),
+        prompt_cache: b.prompt_cache.unwrap_or(false),
     })
 }
 
