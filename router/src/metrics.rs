@@ -8,7 +8,9 @@
 //! counted since the last one). The transport counts what it refuses or cuts
 //! (`triage_transport_rejections_total{reason}`: `connections`, `in_flight`, `header_too_large`,
 //! `header_timeout`, `write_timeout`), open connections, and handler panics
-//! (`triage_handler_panics_total`).
+//! (`triage_handler_panics_total`). With a shared store (`store: redis://…`),
+//! `triage_store_up{store}` and `triage_store_errors_total{store}` are read from its health at
+//! each scrape.
 
 use std::sync::atomic::AtomicU64;
 
@@ -44,6 +46,11 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
     endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    store: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +105,8 @@ pub struct Metrics {
     handler_panics: Counter,
     transport_rejections: Family<ReasonLabels, Counter>,
     connections: Gauge,
+    store_up: Family<StoreLabels, Gauge>,
+    store_errors: Family<StoreLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -234,8 +243,22 @@ impl Metrics {
             "1 when the backend can take requests, 0 while it loads or when it is down (a missing key, a failed load)",
             backend_up.clone(),
         );
+        let store_up = Family::<StoreLabels, Gauge>::default();
+        registry.register(
+            "store_up",
+            "1 while the shared budget store answers, 0 while admission follows store_failure",
+            store_up.clone(),
+        );
+        let store_errors = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Calls to the shared budget store that failed (unreachable, timed out, error reply)",
+            store_errors.clone(),
+        );
         Self {
             registry,
+            store_up,
+            store_errors,
             auth_rejections,
             backend_up,
             requests,
@@ -369,6 +392,14 @@ impl Metrics {
                 counter.inc_by(behind);
             }
         }
+    }
+
+    /// The shared store's state now (`store`: its kind, `redis`) and its failed calls so far.
+    pub fn set_store(&self, store: &'static str, up: bool, errors: u64) {
+        let l = StoreLabels { store };
+        self.store_up.get_or_create(&l).set(i64::from(up));
+        let counter = self.store_errors.get_or_create(&l);
+        counter.inc_by(errors.saturating_sub(counter.get()));
     }
 
     /// One more (or one fewer) request being answered.

@@ -46,7 +46,7 @@ pub use auth::{ApiKeys, Auth, KeysError};
 pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
 pub use configured_routing::PolicyCore;
 pub use error::ApiError;
-pub use routing::{RouteInfo, RouteInput, Routed, RoutingCore};
+pub use routing::{AdmitInput, RouteInfo, RouteInput, Routed, RoutingCore};
 pub use server::{check_exposure, start, Gateway, ServeError, ServeOptions, Server};
 pub use transport::TransportLimits;
 
