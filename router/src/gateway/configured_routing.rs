@@ -133,7 +133,10 @@ fn ledger_for(config: &Config) -> Arc<dyn ReservationLedger> {
         return Arc::new(LocalLedger::new());
     };
     match RedisLedger::new(url) {
-        Ok(ledger) => Arc::new(ledger),
+        Ok(ledger) => {
+            tracing::info!(store = %url, failure = ?config.shared.on_failure, "budgets and rate limits are shared through Redis");
+            Arc::new(ledger)
+        }
         Err(e) => {
             // Validation opened the same URL, so this is not expected; budgets then hold for
             // this process only, which the log says.

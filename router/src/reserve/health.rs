@@ -58,8 +58,7 @@ impl StoreHealth {
         }
     }
 
-    /// A call succeeded; returns whether the store just came back (then windows must be
-    /// seeded again: a restarted store may have lost them).
+    /// A call succeeded; returns whether the store just came back (logged once).
     pub fn succeeded(&self, what: &str) -> bool {
         let came_back = !self.up.swap(true, Ordering::Relaxed);
         if came_back {

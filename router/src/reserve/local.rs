@@ -137,9 +137,11 @@ impl LocalLedger {
         }
         inner.next_id += 1;
         let id = ReservationId(inner.next_id);
-        for claim in &ask.claims {
-            if let Some(w) = inner.windows.get_mut(&claim.key) {
-                w.held.insert(id, (ask.amount, ask.expires));
+        if ask.amount > 0 {
+            for claim in &ask.claims {
+                if let Some(w) = inner.windows.get_mut(&claim.key) {
+                    w.held.insert(id, (ask.amount, ask.expires));
+                }
             }
         }
         Ok(id)
