@@ -345,3 +345,34 @@ async fn fail_open_admits_while_redis_is_down() {
     }
     assert_eq!(gw.ledger().unwrap().len(), 3);
 }
+
+/// A reservation whose request died with its replica (never settled, never released) frees
+/// itself at its deadline: the next admission touching the window sweeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_replicas_reservation_expires_at_its_deadline() {
+    use router::reserve::{Ask, Claim, Denied, ReservationLedger, StoreUrl};
+    let server = RedisServer::start().unwrap();
+    let ledger = RedisLedger::new(&StoreUrl::parse(&server.url()).unwrap()).unwrap();
+    let claims = vec![Claim {
+        key: WindowKey {
+            scope: "*".into(),
+            period: budget_periods(now_unix_ms()).0,
+        },
+        limit: 100,
+    }];
+    let ask = |ms: u64| Ask {
+        claims: claims.clone(),
+        amount: 100,
+        expires: Instant::now() + Duration::from_millis(ms),
+        rate: None,
+    };
+    // The "crashed" request: reserved the whole budget for 200 ms, then nothing.
+    ledger.reserve(ask(200)).await.unwrap();
+    match ledger.reserve(ask(60_000)).await {
+        Err(Denied::Budget(r)) => assert!(r.held_by_reservations(), "{r}"),
+        other => panic!("admitted over a live reservation: {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ledger.reserve(ask(60_000)).await.unwrap();
+    assert_eq!(redis_window(&server).await, (0, 100));
+}
