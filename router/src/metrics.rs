@@ -9,7 +9,9 @@
 //! (`triage_transport_rejections_total{reason}`: `connections`, `in_flight`, `header_too_large`,
 //! `header_timeout`, `write_timeout`), open connections, and handler panics
 //! (`triage_handler_panics_total`). Configuration reloads are counted by outcome
-//! (`triage_config_reloads_total{result}`: `ok`, `error`).
+//! (`triage_config_reloads_total{result}`: `ok`, `error`). With a shared store (`store: redis://…`),
+//! `triage_store_up{store}` and `triage_store_errors_total{store}` are read from its health at
+//! each scrape.
 
 use std::sync::atomic::AtomicU64;
 
@@ -45,6 +47,11 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
     endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    store: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,6 +112,8 @@ pub struct Metrics {
     transport_rejections: Family<ReasonLabels, Counter>,
     connections: Gauge,
     config_reloads: Family<ResultLabels, Counter>,
+    store_up: Family<StoreLabels, Gauge>,
+    store_errors: Family<StoreLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -247,9 +256,23 @@ impl Metrics {
             "Configuration reloads (SIGHUP or a changed file), by result: ok, error (old config kept)",
             config_reloads.clone(),
         );
+        let store_up = Family::<StoreLabels, Gauge>::default();
+        registry.register(
+            "store_up",
+            "1 while the shared budget store answers, 0 while admission follows store_failure",
+            store_up.clone(),
+        );
+        let store_errors = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Calls to the shared budget store that failed (unreachable, timed out, error reply)",
+            store_errors.clone(),
+        );
         Self {
             registry,
             config_reloads,
+            store_up,
+            store_errors,
             auth_rejections,
             backend_up,
             requests,
@@ -383,6 +406,14 @@ impl Metrics {
                 counter.inc_by(behind);
             }
         }
+    }
+
+    /// The shared store's state now (`store`: its kind, `redis`) and its failed calls so far.
+    pub fn set_store(&self, store: &'static str, up: bool, errors: u64) {
+        let l = StoreLabels { store };
+        self.store_up.get_or_create(&l).set(i64::from(up));
+        let counter = self.store_errors.get_or_create(&l);
+        counter.inc_by(errors.saturating_sub(counter.get()));
     }
 
     /// One more (or one fewer) request being answered.

@@ -166,3 +166,50 @@ async fn a_stream_cut_mid_way_settles_the_streamed_tokens() {
         }
     );
 }
+
+/// `rate_limits:` without a shared store hold in process: a burst of 12 from one key against 4
+/// requests per minute admits 4; the rest get 429 with `Retry-After`.
+#[tokio::test]
+async fn rate_limits_hold_in_process_without_a_store() {
+    let yaml =
+        format!("{CONFIG}\nrate_limits:\n  tenants: {{ alice: {{ requests_per_minute: 4 }} }}\n");
+    let gw = TestGateway::from_yaml(&yaml)
+        .options(router::gateway::GatewayOptions {
+            keys: Some(router::gateway::ApiKeys::parse("alice:sk-alice").unwrap()),
+            ..options()
+        })
+        .mock("slm", Locality::Local, "echo")
+        .mock("llm", Locality::Remote, "echo")
+        .build()
+        .unwrap();
+    let send = || {
+        let request = axum::http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-alice")
+            .body(axum::body::Body::from(
+                json!({"model": "auto", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]})
+                    .to_string(),
+            ))
+            .unwrap();
+        gw.send(request)
+    };
+    let replies = futures::future::join_all((0..12).map(|_| send())).await;
+    let statuses: Vec<u16> = replies
+        .iter()
+        .map(|r| r.as_ref().unwrap().status.as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    for r in replies
+        .iter()
+        .map(|r| r.as_ref().unwrap())
+        .filter(|r| r.status != 200)
+    {
+        assert_eq!(r.status, 429);
+        assert!(r.header("retry-after").is_some());
+        assert!(r.body.contains("rate_limit_exceeded"), "{}", r.body);
+    }
+}

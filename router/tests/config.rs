@@ -253,6 +253,35 @@ fn partly_given_timeouts_and_retry_keep_the_other_defaults() {
     );
 }
 
+/// `store:`, `store_failure:` and `rate_limits:` as the gateway reads them; the URL's password
+/// never prints.
+#[test]
+fn shared_store_and_rate_limits() {
+    let c = parse(&format!(
+        "store: redis://:pw@10.0.0.5:6380/2\nstore_failure: fail_open\nrate_limits:\n  per_key: {{ requests_per_minute: 60 }}\n  tenants: {{ batch: {{ tokens_per_minute: 1000 }} }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"
+    ))
+    .unwrap();
+    let url = c.shared.store.as_ref().unwrap();
+    assert_eq!(url.to_string(), "redis://***@10.0.0.5:6380/2");
+    assert!(!format!("{c:?}").contains(":pw@"));
+    assert_eq!(c.shared.on_failure, router::reserve::StoreFailure::FailOpen);
+    let limits = &c.shared.rate_limits;
+    assert_eq!(
+        limits
+            .for_tenant(Some("alice"))
+            .unwrap()
+            .requests_per_minute,
+        Some(60)
+    );
+    let batch = limits.for_tenant(Some("batch")).unwrap();
+    assert_eq!(
+        (batch.requests_per_minute, batch.tokens_per_minute),
+        (None, Some(1000))
+    );
+    let none = parse(&format!("{BASE}routes:\n  - {{ name: d, to: llm }}\n")).unwrap();
+    assert_eq!(none.shared, router::reserve::SharedConfig::default());
+}
+
 /// (name, config text, expected error text)
 fn error_cases() -> Vec<(&'static str, String, &'static str)> {
     vec![
@@ -457,6 +486,36 @@ fn error_cases() -> Vec<(&'static str, String, &'static str)> {
             "unknown extensions",
             "backends:\n  llm: { kind: openai, model: m, extensions: vllm }\nroutes:\n  - { name: d, to: llm }\n".to_string(),
             "backends.llm.extensions: unknown extensions \"vllm\"",
+        ),
+        (
+            "store not a Redis URL (the password never printed)",
+            format!("store: \"postgres://u:hunter2@db/x\"\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "triage.yaml:1:8: store: postgres://***@db/x is not a Redis URL",
+        ),
+        (
+            "store_failure without a store",
+            format!("store_failure: fail_open\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "store_failure: needs `store: redis://host:port/db`",
+        ),
+        (
+            "unknown store_failure",
+            format!("store: redis://127.0.0.1:6379/0\nstore_failure: maybe\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "store_failure: \"maybe\" is not `fail_closed` or `fail_open`",
+        ),
+        (
+            "a zero rate limit",
+            format!("rate_limits:\n  per_key: {{ requests_per_minute: 0 }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "rate_limits.per_key.requests_per_minute: must be at least 1",
+        ),
+        (
+            "an empty tenant rate limit",
+            format!("rate_limits:\n  tenants: {{ alice: {{}} }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "rate_limits.tenants.alice: give `requests_per_minute` and/or `tokens_per_minute`",
+        ),
+        (
+            "a misspelt rate limit",
+            format!("rate_limits:\n  per_key: {{ requests_per_min: 5 }}\n{BASE}routes:\n  - {{ name: d, to: llm }}\n"),
+            "unknown field `requests_per_min`",
         ),
         (
             "triage extensions on anthropic",

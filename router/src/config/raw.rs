@@ -49,6 +49,29 @@ pub(super) struct RawConfig {
     /// The PII detector (`when.pii`).
     #[serde(default)]
     pub(super) pii: Option<RawPii>,
+    /// `redis://host:port/db`: budgets and rate limits shared by replicas.
+    #[serde(default)]
+    pub(super) store: Option<String>,
+    /// `fail_closed` (default) or `fail_open`: what admission does while `store` is unreachable.
+    #[serde(default)]
+    pub(super) store_failure: Option<String>,
+    #[serde(default)]
+    pub(super) rate_limits: Option<RawRateLimits>,
+}
+
+/// `rate_limits:` — per API key, requests and tokens per minute.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimits {
+    pub(super) per_key: Option<RawRate>,
+    pub(super) tenants: Option<BTreeMap<String, RawRate>>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRate {
+    pub(super) requests_per_minute: Option<u64>,
+    pub(super) tokens_per_minute: Option<u64>,
 }
 
 #[derive(Deserialize, Default, JsonSchema)]

@@ -36,6 +36,8 @@ pub struct Config {
     pub classifier: Classifier,
     /// The PII detector (`pii:`).
     pub pii: PiiDetector,
+    /// Where budgets and rate limits live (`store:`, `store_failure:`, `rate_limits:`).
+    pub shared: crate::reserve::SharedConfig,
     /// What loaded but deserves attention (e.g. a classifier model file not trained yet); the
     /// gateway logs each at start.
     pub warnings: Vec<String>,

@@ -9,15 +9,27 @@
 //! prompt tokens × input price + completion tokens (`max_tokens`, else
 //! `budgets.default_max_tokens`) × output price; machine-priced (local) backends reserve
 //! nothing, their busy seconds are settled when the answer ends.
+//!
+//! The same ledger call takes the request's share of its key's rate limits (`rate_limits:`,
+//! one request and prompt + `max_tokens` tokens), so with a shared store admission is one
+//! round trip. A rate limit without room is a 429 with `Retry-After`. When the shared store
+//! does not answer, `store_failure` decides: `fail_open` admits unchecked (and logs it),
+//! `fail_closed` keeps the request only if it can run on a local backend, else 503.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::error::ApiError;
 use crate::config::Config;
 use crate::ledger::budget_periods;
-use crate::policy::{budget_refused, Action, Budgets, Decision, Spend};
+use crate::policy::{
+    budget_refused, Action, Budgets, Decision, OnExhausted, Spend, DEFAULT_MAX_TOKENS,
+};
 use crate::pricing::BackendPrice;
-use crate::reserve::{micros_down, micros_up, Claim, Hold, Micros, ReservationLedger, WindowKey};
+use crate::reserve::{
+    micros_down, micros_up, Ask as Reservation, Claim, Denied, Hold, Micros, RateAsk,
+    ReservationLedger, StoreFailure, WindowKey,
+};
 use crate::store::Store;
 
 /// The windows that apply to a tenant now, each with its limit (unlimited ones left out).
@@ -138,34 +150,151 @@ pub(crate) struct Ask<'a> {
     pub(crate) now_unix_ms: i64,
 }
 
-/// Reserve `decision`'s worst case in every window that applies, or replace it by the
-/// `on_exhausted` choice when it does not fit. Returns the decision to execute and the hold
-/// its cost is settled through.
-pub(crate) fn admit(
+/// Reserve `decision`'s worst case in every window that applies and take its share of the
+/// key's rate limits, in one ledger call. A budget without room replaces the decision by the
+/// `on_exhausted` choice; a rate limit without room is a 429 with `Retry-After`; a shared
+/// store that does not answer follows `store_failure`. Returns the decision to execute and the
+/// hold its cost is settled through.
+pub(crate) async fn admit(
     config: &Config,
     ledger: &Arc<dyn ReservationLedger>,
     decision: Decision,
     ask: &Ask<'_>,
-) -> (Decision, Option<Hold>) {
-    let Some(budgets) = config.policy.budgets() else {
-        return (decision, None);
-    };
-    let claims = claims(budgets, ask.tenant, ask.now_unix_ms);
-    let keys: Vec<WindowKey> = claims.iter().map(|c| c.key.clone()).collect();
-    let max_out = u64::from(ask.max_output_tokens.unwrap_or(budgets.default_max_tokens));
-    let amount = worst_case(config, &decision, ask.prompt_tokens, max_out);
-    if amount == 0 || claims.is_empty() {
-        return (decision, Some(Hold::new(ledger.clone(), None, keys, 0)));
+) -> Result<(Decision, Option<Hold>), ApiError> {
+    if matches!(decision.action, Action::Refuse { .. }) {
+        return Ok((decision, None));
     }
-    match ledger.reserve(&claims, amount, ask.expires) {
-        Ok(id) => (
-            decision,
-            Some(Hold::new(ledger.clone(), Some(id), keys, amount)),
-        ),
-        Err(refusal) => {
+    let budgets = config.policy.budgets();
+    let limit = config.shared.rate_limits.for_tenant(ask.tenant);
+    if budgets.is_none() && limit.is_none() {
+        return Ok((decision, None));
+    }
+    let claims = budgets.map_or_else(Vec::new, |b| claims(b, ask.tenant, ask.now_unix_ms));
+    let keys: Vec<WindowKey> = claims.iter().map(|c| c.key.clone()).collect();
+    let max_out = u64::from(
+        ask.max_output_tokens
+            .unwrap_or(budgets.map_or(DEFAULT_MAX_TOKENS, |b| b.default_max_tokens)),
+    );
+    let amount = if claims.is_empty() {
+        0
+    } else {
+        worst_case(config, &decision, ask.prompt_tokens, max_out)
+    };
+    let rate = limit.zip(ask.tenant).map(|(limit, t)| RateAsk {
+        scope: t.to_string(),
+        limit,
+        tokens: ask.prompt_tokens.saturating_add(max_out),
+    });
+    // Nothing to reserve and no limit to charge: the cost still counts when it is known.
+    let unreserved = |rate: Option<RateAsk>| {
+        let hold = Hold::new(ledger.clone(), None, keys.clone(), 0);
+        Some(match rate {
+            Some(r) => hold.with_tokens(r),
+            None => hold,
+        })
+    };
+    if amount == 0 && rate.is_none() {
+        return Ok((decision, unreserved(None)));
+    }
+    let result = ledger
+        .reserve(Reservation {
+            claims,
+            amount,
+            expires: ask.expires,
+            rate: rate.clone(),
+        })
+        .await;
+    match result {
+        Ok(id) => {
+            let hold = Hold::new(
+                ledger.clone(),
+                (amount > 0).then_some(id),
+                keys.clone(),
+                amount,
+            );
+            Ok((
+                decision,
+                Some(match rate {
+                    Some(r) => hold.with_tokens(r),
+                    None => hold,
+                }),
+            ))
+        }
+        Err(Denied::Budget(refusal)) => {
             let refused = budget_refused(&config.policy, decision, &refusal.to_string());
-            // What runs instead (a local backend) reserves nothing but its cost still counts.
-            (refused, Some(Hold::new(ledger.clone(), None, keys, 0)))
+            // What runs instead (a local backend) reserves nothing but its cost still counts,
+            // and the rate limits were charged for it.
+            Ok((refused, unreserved(rate)))
+        }
+        Err(Denied::Rate(limited)) => Err(ApiError::too_many_requests(
+            limited.to_string(),
+            "rate_limit_exceeded",
+        )
+        .with_retry_after(limited.retry_after.unwrap_or(Duration::from_secs(60)))),
+        Err(denied) => store_failed(config, decision, &denied, ask.tenant)
+            .map(|decision| (decision, unreserved(None))),
+    }
+}
+
+/// The shared store did not answer: `fail_open` runs the decision unchecked, `fail_closed`
+/// runs it only on a local backend (its own, a local fallback, or `budgets.on_exhausted`),
+/// else 503.
+fn store_failed(
+    config: &Config,
+    decision: Decision,
+    denied: &Denied,
+    tenant: Option<&str>,
+) -> Result<Decision, ApiError> {
+    match config.shared.on_failure {
+        StoreFailure::FailOpen => {
+            tracing::warn!(
+                error = %denied,
+                tenant = tenant.unwrap_or("-"),
+                route = %decision.route,
+                "admitted without budget or rate-limit checks (store_failure: fail_open)"
+            );
+            Ok(decision)
+        }
+        StoreFailure::FailClosed => {
+            let policy = &config.policy;
+            let local = |b: &&String| !policy.is_remote(b);
+            let on_exhausted = policy.budgets().and_then(|b| match &b.on_exhausted {
+                OnExhausted::Backend(b) => Some(b),
+                OnExhausted::Refuse => None,
+            });
+            let target = match &decision.action {
+                Action::Backend(b) if local(&b) => return Ok(decision),
+                Action::Cascade(c) if local(&&c.first) => Some(c.first.clone()),
+                _ => decision
+                    .fallback
+                    .iter()
+                    .find(local)
+                    .or(on_exhausted.filter(local))
+                    .cloned(),
+            };
+            let Some(backend) = target else {
+                return Err(ApiError::unavailable(format!(
+                    "The shared budget store cannot be reached and this request's route {:?} has no local backend (store_failure: fail_closed): {denied}",
+                    decision.route
+                ))
+                .with_code("store_unavailable"));
+            };
+            let mut trace = decision.trace;
+            trace.push(format!("store: {denied}"));
+            Ok(Decision {
+                route: "store".into(),
+                reason: format!(
+                    "shared store unreachable (route {:?}) → {backend} (store_failure: fail_closed)",
+                    decision.route
+                ),
+                action: Action::Backend(backend.clone()),
+                fallback: decision
+                    .fallback
+                    .into_iter()
+                    .filter(|b| local(&b) && *b != backend)
+                    .collect(),
+                trace,
+            })
         }
     }
 }

@@ -9,15 +9,18 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+
 use super::admission;
-use super::routing::{RouteInfo, RouteInput, Routed, RoutingCore};
+use super::error::ApiError;
+use super::routing::{AdmitInput, RouteInfo, RouteInput, Routed, RoutingCore};
 use crate::config::Config;
 use crate::events::RequestSummary;
 use crate::explain::{gather_facts, TaskSource};
 use crate::ledger::{now_unix_ms, LedgerRow};
 use crate::policy::{decide, decide_pinned, RuleAction, StateSnapshot};
 use crate::pricing::{CostBreakdown, Usage};
-use crate::reserve::{HoldSlot, LocalLedger, ReservationLedger};
+use crate::reserve::{HoldSlot, LocalLedger, RedisLedger, ReservationLedger};
 use crate::store::Store;
 
 enum Msg {
@@ -68,7 +71,8 @@ impl PolicyCore {
             })
             .map_err(|e| tracing::error!(error = %e, "could not start the ledger writer"))
             .ok();
-        Self::with_parts(config, store, tx, Arc::new(LocalLedger::new()))
+        let reservations = ledger_for(&config);
+        Self::with_parts(config, store, tx, reservations)
     }
 
     /// The core of a reloaded configuration: `config`'s policy, prices and budgets over this
@@ -112,12 +116,12 @@ impl PolicyCore {
             .iter()
             .any(|r| r.when.prompt_tokens.is_some());
         Self {
-            config,
             store,
             writer,
             policy_models,
             token_rules,
             reservations,
+            config,
         }
     }
 
@@ -141,6 +145,25 @@ impl PolicyCore {
         let (tx, rx) = mpsc::channel();
         if self.writer.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.recv();
+        }
+    }
+}
+
+/// The reservation ledger `config` asks for: Redis with `store: redis://…`, else in process.
+fn ledger_for(config: &Config) -> Arc<dyn ReservationLedger> {
+    let Some(url) = &config.shared.store else {
+        return Arc::new(LocalLedger::new());
+    };
+    match RedisLedger::new(url) {
+        Ok(ledger) => {
+            tracing::info!(store = %url, failure = ?config.shared.on_failure, "budgets and rate limits are shared through Redis");
+            Arc::new(ledger)
+        }
+        Err(e) => {
+            // Validation opened the same URL, so this is not expected; budgets then hold for
+            // this process only, which the log says.
+            tracing::error!(error = %e, "shared store unusable; budgets and rate limits are kept in this process only");
+            Arc::new(LocalLedger::new())
         }
     }
 }
@@ -216,23 +239,9 @@ impl RoutingCore for PolicyCore {
             None => decide(&self.config.policy, &gathered.facts, &state),
         };
         let prompt_tokens = gathered.facts.prompt_tokens;
-        let (decision, hold) = admission::admit(
-            &self.config,
-            &self.reservations,
-            decision,
-            &admission::Ask {
-                tenant: input.tenant,
-                prompt_tokens: prompt_tokens as u64,
-                max_output_tokens: input.request.max_output_tokens(),
-                expires: input.expires.unwrap_or_else(|| {
-                    std::time::Instant::now() + std::time::Duration::from_secs(600)
-                }),
-                now_unix_ms: now_ms,
-            },
-        );
         Routed {
             prompt_tokens: u32::try_from(prompt_tokens).unwrap_or(u32::MAX),
-            hold: hold.map(HoldSlot::new).unwrap_or_default(),
+            hold: HoldSlot::default(),
             decision,
             task: gathered.facts.task,
             task_source: match gathered.task_source {
@@ -242,6 +251,33 @@ impl RoutingCore for PolicyCore {
             }
             .into(),
         }
+    }
+
+    fn admit<'a>(
+        &'a self,
+        routed: Routed,
+        input: AdmitInput<'a>,
+    ) -> BoxFuture<'a, Result<Routed, ApiError>> {
+        Box::pin(async move {
+            let ask = admission::Ask {
+                tenant: input.tenant,
+                prompt_tokens: u64::from(routed.prompt_tokens),
+                max_output_tokens: input.request.max_output_tokens(),
+                expires: input.expires,
+                now_unix_ms: now_unix_ms(),
+            };
+            let (decision, hold) =
+                admission::admit(&self.config, &self.reservations, routed.decision, &ask).await?;
+            Ok(Routed {
+                decision,
+                hold: hold.map(HoldSlot::new).unwrap_or_default(),
+                ..routed
+            })
+        })
+    }
+
+    fn store_health(&self) -> Option<&crate::reserve::StoreHealth> {
+        self.reservations.health()
     }
 
     fn cost(&self, calls: &[(&str, Usage)]) -> CostBreakdown {
@@ -298,7 +334,6 @@ mod tests {
             pinned: None,
             local: &local,
             count_tokens: Some(TokenCounter(&count)),
-            expires: None,
         };
         let c = core(
             "  - { name: long, when: { prompt_tokens: { min: 50 } }, to: llm }\n  - { name: d, to: slm }\n",

@@ -24,7 +24,7 @@ use super::chat::exec::refusal;
 use super::chat::tracker::Tracker;
 use super::chat::{check_content_type, read_body};
 use super::error::ApiError;
-use super::routing::{RouteInput, Routed};
+use super::routing::{AdmitInput, RouteInput, Routed};
 use super::transport::Arrival;
 use super::AppState;
 use crate::policy::Action;
@@ -47,7 +47,7 @@ pub(crate) async fn embeddings(
     let deadline = arrival.at + state.inner.options.request_deadline;
     let mut t = Tracker::new(state.clone(), arrival);
     t.s.key = key;
-    let (request, backend) = match prepare(&state, &headers, body, &mut t) {
+    let (request, backend) = match prepare(&state, &headers, body, &mut t).await {
         Ok(x) => x,
         Err(e) => return t.fail(e),
     };
@@ -77,7 +77,7 @@ pub(crate) async fn embeddings(
 }
 
 /// Key, body, parse, checks and the policy's verdict; the backend to call.
-fn prepare(
+async fn prepare(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -95,15 +95,25 @@ fn prepare(
     }
     check_input(&request.input)?;
     let backend = embedding_backend(state, &request.model)?;
-    let routed = state.inner.core.decide(&RouteInput {
-        request: &policy_view(&request),
+    let view = policy_view(&request);
+    let decided = state.inner.core.decide(&RouteInput {
+        request: &view,
         tenant: t.s.key.as_deref(),
         task_header: Some(EMBEDDING_TASK),
         pinned: Some(&backend),
         local: &state.inner.backends.local_loads(),
         count_tokens: None,
-        expires: Some(t.expires()),
     });
+    t.routed(&decided);
+    let admitted = state.inner.core.admit(
+        decided,
+        AdmitInput {
+            request: &view,
+            tenant: t.s.key.as_deref(),
+            expires: t.expires(),
+        },
+    );
+    let routed = admitted.await?;
     t.routed(&routed);
     check_decision(&routed, &backend)?;
     Ok((request, backend))

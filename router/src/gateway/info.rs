@@ -53,7 +53,9 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 /// `GET /readyz`: 503 while a backend is still loading or when none can serve; otherwise 200,
 /// `ready`, or `degraded` with the backends that are down (a remote whose key is missing, a
 /// model that failed to load) — their routes fall back. Why a backend is down (which may name
-/// files) is shown only to callers with a key, or on an open gateway.
+/// files) is shown only to callers with a key, or on an open gateway. With a shared store,
+/// `store` says whether it answers (`up` or `down`; down is `degraded`: admission follows
+/// `store_failure`).
 pub(crate) async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let detailed = state.inner.auth.check(&headers).is_ok();
     let mut loading = Vec::new();
@@ -73,13 +75,18 @@ pub(crate) async fn readyz(State(state): State<AppState>, headers: HeaderMap) ->
             loading.push(b.name.clone());
         }
     }
+    let store = state.inner.core.store_health().map(|h| h.is_up());
     if loading.is_empty() && !ready.is_empty() {
-        let status = if failed.is_empty() {
+        let status = if failed.is_empty() && store != Some(false) {
             "ready"
         } else {
             "degraded"
         };
-        Json(json!({"status": status, "backends": ready, "down": failed})).into_response()
+        let mut body = json!({"status": status, "backends": ready, "down": failed});
+        if let Some(up) = store {
+            body["store"] = json!(if up { "up" } else { "down" });
+        }
+        Json(body).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -106,6 +113,9 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     }
     for (name, time) in state.inner.backends.local_engine_times() {
         m.set_local_engine_time(&name, &time);
+    }
+    if let Some(h) = state.inner.core.store_health() {
+        m.set_store("redis", h.is_up(), h.errors());
     }
     match m.encode() {
         Ok(text) => (

@@ -51,7 +51,7 @@ pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
 pub use configured_routing::PolicyCore;
 pub use error::ApiError;
 pub use reload::{ReloadReport, Reloader};
-pub use routing::{RouteInfo, RouteInput, Routed, RoutingCore};
+pub use routing::{AdmitInput, RouteInfo, RouteInput, Routed, RoutingCore};
 pub use server::{check_exposure, start, Gateway, ServeError, ServeOptions, Server};
 pub use transport::TransportLimits;
 

@@ -9,8 +9,10 @@
 use std::collections::BTreeMap;
 
 use backends::ChatRequest;
+use futures::future::BoxFuture;
 use serde::Serialize;
 
+use super::error::ApiError;
 use crate::events::RequestSummary;
 use crate::policy::{Decision, LocalLoad};
 use crate::pricing::{CostBreakdown, Usage};
@@ -32,8 +34,17 @@ pub struct RouteInput<'a> {
     /// Counts the prompt's tokens with a local tokenizer, when one is loaded. Called only when
     /// a rule has a `prompt_tokens` condition (tokenizing costs time on every request).
     pub count_tokens: Option<TokenCounter<'a>>,
+}
+
+/// What admission sees of a decided request.
+#[derive(Clone, Copy, Debug)]
+pub struct AdmitInput<'a> {
+    /// The client's request (its `max_tokens` bounds the reservation).
+    pub request: &'a ChatRequest,
+    /// Tenant (or hashed key label) of the API key used: its budgets and rate limits apply.
+    pub tenant: Option<&'a str>,
     /// When the request's deadline passes: its budget reservation expires then.
-    pub expires: Option<std::time::Instant>,
+    pub expires: std::time::Instant,
 }
 
 /// Counts a request's prompt tokens with a local tokenizer (`None`: it could not).
@@ -79,6 +90,23 @@ pub trait RoutingCore: Send + Sync {
     fn routes(&self) -> Vec<RouteInfo>;
     /// Gather the request's facts (task, PII, tokens) and decide.
     fn decide(&self, input: &RouteInput<'_>) -> Routed;
+    /// Admit a decided request before anything runs: reserve its budget and take its rate-limit
+    /// share (with a shared store, the request's one round trip to it). The decision may change
+    /// (a spent budget's `on_exhausted`); an error is the answer (429 rate limit, 503 store
+    /// down). By default everything is admitted as decided (a core without budgets).
+    fn admit<'a>(
+        &'a self,
+        routed: Routed,
+        input: AdmitInput<'a>,
+    ) -> BoxFuture<'a, Result<Routed, ApiError>> {
+        let _ = input;
+        Box::pin(std::future::ready(Ok(routed)))
+    }
+    /// The shared store's health, when budgets and rate limits live in one (`/metrics`,
+    /// `/readyz`).
+    fn store_health(&self) -> Option<&crate::reserve::StoreHealth> {
+        None
+    }
     /// Cost of a finished request from every backend call that used tokens, in order (the
     /// last produced the answer).
     fn cost(&self, calls: &[(&str, Usage)]) -> CostBreakdown;

@@ -1,11 +1,18 @@
-//! [`LocalLedger`]: the reservation ledger of one process — every window's settled amount and
-//! live reservations behind one mutex, so checking and reserving across windows is atomic.
+//! [`LocalLedger`]: the reservation ledger of one process — every window's settled amount,
+//! live reservations and every key's rate-limit buckets behind one mutex, so checking and
+//! reserving across windows is atomic.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::{Claim, Micros, Refusal, ReservationId, ReservationLedger, WindowKey, WindowState};
+use futures::future::BoxFuture;
+
+use super::rate::{Bucket, RateKind, RateLimited};
+use super::{
+    Ask, Denied, Micros, Refusal, ReservationId, ReservationLedger, Settlement, WindowKey,
+    WindowState,
+};
 
 #[derive(Debug, Default)]
 struct Window {
@@ -28,16 +35,35 @@ impl Window {
     }
 }
 
+/// A key's two buckets: requests and tokens.
+#[derive(Debug, Default)]
+struct Buckets {
+    requests: Option<Bucket>,
+    tokens: Option<Bucket>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     windows: HashMap<WindowKey, Window>,
+    buckets: HashMap<String, Buckets>,
     next_id: u64,
 }
 
-/// Reservations and settled spend of one process.
-#[derive(Debug, Default)]
+/// Reservations, settled spend and rate-limit buckets of one process.
+#[derive(Debug)]
 pub struct LocalLedger {
     inner: Mutex<Inner>,
+    /// The buckets' clock.
+    epoch: Instant,
+}
+
+impl Default for LocalLedger {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl LocalLedger {
@@ -49,6 +75,76 @@ impl LocalLedger {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent integers: keep going.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_ms(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64() * 1e3
+    }
+
+    /// Rate limits first (nothing charged when one refuses), then every budget window.
+    fn reserve_now(&self, ask: &Ask) -> Result<ReservationId, Denied> {
+        let now = Instant::now();
+        let now_ms = self.now_ms();
+        let mut inner = self.lock();
+        if let Some(rate) = &ask.rate {
+            let b = inner.buckets.entry(rate.scope.clone()).or_default();
+            let dims = [
+                (
+                    RateKind::Requests,
+                    rate.limit.requests_per_minute,
+                    1,
+                    &mut b.requests,
+                ),
+                (
+                    RateKind::Tokens,
+                    rate.limit.tokens_per_minute,
+                    rate.tokens,
+                    &mut b.tokens,
+                ),
+            ];
+            let mut take = Vec::new();
+            for (kind, limit, need, bucket) in dims {
+                let Some(cap) = limit else { continue };
+                let bucket = bucket.get_or_insert_with(|| Bucket::full(cap, now_ms));
+                if let Err(retry_after) = bucket.check(cap, need, now_ms) {
+                    return Err(Denied::Rate(RateLimited {
+                        scope: rate.scope.clone(),
+                        kind,
+                        limit: cap,
+                        asked: need,
+                        retry_after,
+                    }));
+                }
+                take.push((bucket, cap, need));
+            }
+            for (bucket, cap, need) in take {
+                bucket.take(cap, need, now_ms);
+            }
+        }
+        for claim in &ask.claims {
+            let w = inner.windows.entry(claim.key.clone()).or_default();
+            w.purge(now);
+            let reserved = w.reserved(now);
+            if w.settled + reserved + ask.amount > claim.limit {
+                return Err(Denied::Budget(Refusal {
+                    key: claim.key.clone(),
+                    limit: claim.limit,
+                    settled: w.settled,
+                    reserved,
+                    amount: ask.amount,
+                }));
+            }
+        }
+        inner.next_id += 1;
+        let id = ReservationId(inner.next_id);
+        if ask.amount > 0 {
+            for claim in &ask.claims {
+                if let Some(w) = inner.windows.get_mut(&claim.key) {
+                    w.held.insert(id, (ask.amount, ask.expires));
+                }
+            }
+        }
+        Ok(id)
     }
 }
 
@@ -67,53 +163,28 @@ impl ReservationLedger for LocalLedger {
             });
     }
 
-    fn reserve(
-        &self,
-        claims: &[Claim],
-        amount: Micros,
-        expires: Instant,
-    ) -> Result<ReservationId, Refusal> {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        for claim in claims {
-            let w = inner.windows.entry(claim.key.clone()).or_default();
-            w.purge(now);
-            let reserved = w.reserved(now);
-            if w.settled + reserved + amount > claim.limit {
-                return Err(Refusal {
-                    key: claim.key.clone(),
-                    limit: claim.limit,
-                    settled: w.settled,
-                    reserved,
-                    amount,
-                });
-            }
-        }
-        inner.next_id += 1;
-        let id = ReservationId(inner.next_id);
-        for claim in claims {
-            if let Some(w) = inner.windows.get_mut(&claim.key) {
-                w.held.insert(id, (amount, expires));
-            }
-        }
-        Ok(id)
+    fn reserve(&self, ask: Ask) -> BoxFuture<'_, Result<ReservationId, Denied>> {
+        Box::pin(std::future::ready(self.reserve_now(&ask)))
     }
 
-    fn settle(&self, id: Option<ReservationId>, keys: &[WindowKey], cost: Micros) {
+    fn settle(&self, s: Settlement) {
+        let now_ms = self.now_ms();
         let mut inner = self.lock();
-        for key in keys {
+        for key in &s.keys {
             let w = inner.windows.entry(key.clone()).or_default();
-            if let Some(id) = id {
+            if let Some(id) = s.id {
                 w.held.remove(&id);
             }
-            w.settled += cost;
+            w.settled += s.cost;
         }
-    }
-
-    fn release(&self, id: ReservationId) {
-        let mut inner = self.lock();
-        for w in inner.windows.values_mut() {
-            w.held.remove(&id);
+        if let Some(r) = s.refund {
+            let bucket = inner
+                .buckets
+                .get_mut(&r.scope)
+                .and_then(|b| b.tokens.as_mut());
+            if let (Some(bucket), Some(cap)) = (bucket, r.limit.tokens_per_minute) {
+                bucket.refund(cap, r.tokens, now_ms);
+            }
         }
     }
 
@@ -136,8 +207,44 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use futures::FutureExt;
+
     use super::*;
-    use crate::reserve::Hold;
+    use crate::reserve::{Claim, Hold, RateAsk, RateLimit};
+
+    /// Reserve without a rate limit (the local ledger answers at once).
+    fn reserve(
+        l: &dyn ReservationLedger,
+        claims: &[Claim],
+        amount: Micros,
+        expires: Instant,
+    ) -> Result<ReservationId, Denied> {
+        l.reserve(Ask {
+            claims: claims.to_vec(),
+            amount,
+            expires,
+            rate: None,
+        })
+        .now_or_never()
+        .unwrap()
+    }
+
+    fn settle(l: &LocalLedger, id: Option<ReservationId>, keys: &[WindowKey], cost: Micros) {
+        l.settle(Settlement {
+            id,
+            reserved: 0,
+            keys: keys.to_vec(),
+            cost,
+            refund: None,
+        });
+    }
+
+    fn budget(d: Denied) -> Refusal {
+        match d {
+            Denied::Budget(r) => r,
+            other => panic!("not a budget refusal: {other}"),
+        }
+    }
 
     fn key(scope: &str, period: &str) -> WindowKey {
         WindowKey {
@@ -166,9 +273,10 @@ mod tests {
                 limit: 100,
             },
         ];
-        let id = l.reserve(&claims, 20, later()).unwrap();
+        let id = reserve(&l, &claims, 20, later()).unwrap();
         // The tenant window has 0 room left: refused, and the global window is untouched.
-        let refused = l.reserve(&claims, 1, later()).unwrap_err();
+        let refused = reserve(&l, &claims, 1, later()).unwrap_err();
+        let refused = budget(refused);
         assert_eq!(refused.key, t);
         assert_eq!((refused.settled, refused.reserved), (80, 20));
         assert!(refused.held_by_reservations());
@@ -183,7 +291,7 @@ mod tests {
             }
         );
         // Settling moves the reservation to the real cost, in both windows at once.
-        l.settle(Some(id), &[g.clone(), t.clone()], 15);
+        settle(&l, Some(id), &[g.clone(), t.clone()], 15);
         assert_eq!(
             l.window(&g),
             WindowState {
@@ -198,8 +306,8 @@ mod tests {
                 reserved: 0
             }
         );
-        l.reserve(&claims, 5, later()).unwrap();
-        let spent = l.reserve(&claims, 1, later()).unwrap_err();
+        reserve(&l, &claims, 5, later()).unwrap();
+        let spent = budget(reserve(&l, &claims, 1, later()).unwrap_err());
         assert_eq!(spent.key, t);
     }
 
@@ -209,18 +317,19 @@ mod tests {
         let d1 = key("*", "d:2026-01-31");
         let d2 = key("*", "d:2026-02-01");
         l.load(&d1, 100);
-        assert!(l
-            .reserve(
-                &[Claim {
-                    key: d1.clone(),
-                    limit: 100
-                }],
-                1,
-                later()
-            )
-            .is_err());
+        assert!(reserve(
+            &l,
+            &[Claim {
+                key: d1.clone(),
+                limit: 100
+            }],
+            1,
+            later()
+        )
+        .is_err());
         assert!(!l.is_loaded(&d2));
-        l.reserve(
+        reserve(
+            &l,
             &[Claim {
                 key: d2.clone(),
                 limit: 100,
@@ -245,11 +354,10 @@ mod tests {
             limit: 10,
         }];
         // Already past its deadline: holds nothing.
-        l.reserve(&claims, 10, Instant::now() - Duration::from_millis(1))
-            .unwrap();
+        reserve(&l, &claims, 10, Instant::now() - Duration::from_millis(1)).unwrap();
         assert_eq!(l.window(&d).reserved, 0);
-        l.reserve(&claims, 10, later()).unwrap();
-        assert!(l.reserve(&claims, 1, later()).is_err());
+        reserve(&l, &claims, 10, later()).unwrap();
+        assert!(reserve(&l, &claims, 1, later()).is_err());
     }
 
     #[test]
@@ -260,11 +368,11 @@ mod tests {
             key: d.clone(),
             limit: 50,
         }];
-        let id = l.reserve(&claims, 50, later()).unwrap();
+        let id = reserve(&*l, &claims, 50, later()).unwrap();
         drop(Hold::new(l.clone(), Some(id), vec![d.clone()], 50));
         assert_eq!(l.window(&d), WindowState::default());
-        let id = l.reserve(&claims, 50, later()).unwrap();
-        Hold::new(l.clone(), Some(id), vec![d.clone()], 50).settle(0.000_012);
+        let id = reserve(&*l, &claims, 50, later()).unwrap();
+        Hold::new(l.clone(), Some(id), vec![d.clone()], 50).settle(0.000_012, 0);
         assert_eq!(
             l.window(&d),
             WindowState {
@@ -272,5 +380,57 @@ mod tests {
                 reserved: 0
             }
         );
+    }
+
+    #[test]
+    fn rate_limits_refuse_without_charging_and_refund_unused_tokens() {
+        let l = LocalLedger::new();
+        let share = |tokens| RateAsk {
+            scope: "alice".into(),
+            limit: RateLimit {
+                requests_per_minute: Some(3),
+                tokens_per_minute: Some(1_000),
+            },
+            tokens,
+        };
+        let ask = |tokens| Ask {
+            claims: Vec::new(),
+            amount: 0,
+            expires: later(),
+            rate: Some(share(tokens)),
+        };
+        let take = |tokens| l.reserve(ask(tokens)).now_or_never().unwrap();
+        take(600).unwrap();
+        match take(2_000).unwrap_err() {
+            Denied::Rate(r) => {
+                assert_eq!(r.retry_after, None, "never fits");
+                assert!(r
+                    .to_string()
+                    .contains("more than the 1000 tokens per minute"));
+            }
+            other => panic!("{other}"),
+        }
+        // 400 tokens left: a 600-token request is refused and takes no request token.
+        match take(600).unwrap_err() {
+            Denied::Rate(r) => {
+                assert_eq!((r.kind, r.limit, r.asked), (RateKind::Tokens, 1_000, 600));
+                assert!(r.retry_after.is_some());
+            }
+            other => panic!("{other}"),
+        }
+        // The first request used 100 of its 600: 500 come back.
+        l.settle(Settlement {
+            id: None,
+            reserved: 0,
+            keys: Vec::new(),
+            cost: 0,
+            refund: Some(share(500)),
+        });
+        take(600).unwrap();
+        take(1).unwrap();
+        match take(1).unwrap_err() {
+            Denied::Rate(r) => assert_eq!(r.kind, RateKind::Requests),
+            other => panic!("{other}"),
+        }
     }
 }

@@ -9,10 +9,13 @@
 //! ([`TestGateway::send`], [`TestGateway::chat`]: a [`Reply`]) or on a real listener
 //! ([`TestGateway::serve`]: a [`Served`] with its address and a stop handle).
 //!
+//! [`RedisServer`] starts a private `redis-server` for tests of the shared store.
+//!
 //! Nothing here panics: setup and requests return [`HarnessError`], which names what went
 //! wrong (a bad config, an unknown mock behaviour, a body that is not JSON, quoted).
 
 mod doubles;
+mod redis;
 mod reply;
 
 use std::collections::BTreeMap;
@@ -30,6 +33,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 pub use doubles::WithLoad;
+pub use redis::RedisServer;
 pub use reply::{chat_body, sse_data, streamed_text, Reply};
 
 use crate::config::{Config, ConfigError};
@@ -88,6 +92,9 @@ pub enum HarnessError {
     /// The server task panicked or was cancelled.
     #[error("server task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A private `redis-server` could not be started.
+    #[error("redis-server: {0}")]
+    RedisServer(String),
 }
 
 /// Where the routing decisions come from.

@@ -4,13 +4,15 @@
 //!
 //! This file holds the order of the checks, the `server` section and the helpers every section
 //! uses; each other section has its own file: [`backends`], [`pricing`] (prices and budgets),
-//! [`routes`], [`detect`] (classifier and PII detector) and [`transport`] (the listener's
+//! [`routes`], [`detect`] (classifier and PII detector), [`shared`] (the shared store and rate
+//! limits) and [`transport`] (the listener's
 //! limits, part of `server`).
 
 mod backends;
 mod detect;
 mod pricing;
 mod routes;
+mod shared;
 mod transport;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +77,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
     let mut warnings = Vec::new();
     let classifier = detect::validate_classifier(raw.classifier.as_ref(), ctx, dir, &mut warnings)?;
     let (pii, non_text) = detect::validate_pii(raw.pii.as_ref(), ctx)?;
+    let shared = shared::validate_shared(&raw, ctx)?;
 
     Ok(Config {
         file: ctx.file.to_string(),
@@ -91,6 +94,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
         },
         classifier,
         pii,
+        shared,
         warnings,
     })
 }

@@ -8,7 +8,8 @@
 //!    field ([`parse_request`], → 400), `validate` it (task names from `x-triage-task` and
 //!    `metadata.task`: at most 64 of `[a-z0-9_.-]`, uppercase folded, else 400).
 //! 2. `resolve`: a policy model (`auto`, names rules match on) asks the
-//!    [`RoutingCore`](super::RoutingCore) to decide ([`Routed`]); a backend name pins that
+//!    [`RoutingCore`](super::RoutingCore) to decide ([`Routed`]), then to admit the decision
+//!    (budget reservation and rate limits: the one await before execution; 429/503 here); a backend name pins that
 //!    backend (the policy still applies its privacy and budget guards); anything else is 404
 //!    `model_not_found`. The task hint comes from header `x-triage-task`, else `metadata.task`;
 //!    without one the core classifies.
@@ -47,7 +48,7 @@ use backends::ChatRequest;
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::routing::{RouteInput, Routed, TokenCounter};
+use super::routing::{AdmitInput, RouteInput, Routed, TokenCounter};
 use super::transport::{body_timed_out, Arrival};
 use super::AppState;
 use crate::headers::TASK as HEADER_TASK;
@@ -69,9 +70,24 @@ pub(crate) async fn chat_completions(
     let deadline = arrival.at + state.inner.options.request_deadline;
     let mut t = Tracker::new(state.clone(), arrival);
     t.s.key = key;
-    let (request, routed) = match prepare(&state, &headers, body, &mut t) {
+    let (request, decided) = match prepare(&state, &headers, body, &mut t) {
         Ok(x) => x,
         Err(e) => return t.fail(e),
+    };
+    let admitted = state.inner.core.admit(
+        decided.clone(),
+        AdmitInput {
+            request: &request,
+            tenant: t.s.key.as_deref(),
+            expires: t.expires(),
+        },
+    );
+    let routed = match admitted.await {
+        Ok(routed) => routed,
+        Err(e) => {
+            t.routed(&decided);
+            return t.fail(e);
+        }
     };
     t.routed(&routed);
     if request.is_stream() {
@@ -121,14 +137,7 @@ fn prepare(
     t.s.stream = request.is_stream();
     validate(&request)?;
     let task_header = task_header(headers)?;
-    let expires = t.expires();
-    let plan = resolve(
-        state,
-        &request,
-        task_header.as_deref(),
-        t.s.key.as_deref(),
-        expires,
-    )?;
+    let plan = resolve(state, &request, task_header.as_deref(), t.s.key.as_deref())?;
     Ok((request, plan))
 }
 
@@ -249,7 +258,6 @@ fn resolve(
     request: &ChatRequest,
     task_header: Option<&str>,
     tenant: Option<&str>,
-    expires: std::time::Instant,
 ) -> Result<Routed, ApiError> {
     let model = request.model.as_str();
     let policy_model = state.inner.policy_models.iter().any(|m| m == model);
@@ -269,6 +277,5 @@ fn resolve(
         pinned: if policy_model { None } else { pinned },
         local: &local,
         count_tokens: Some(TokenCounter(&count)),
-        expires: Some(expires),
     }))
 }

@@ -231,7 +231,8 @@ impl Tracker {
         self.s.saved_usd = cost.saved_usd;
         if let Some(hold) = self.hold.take() {
             // The same cost as the ledger row, exactly once; nothing spent releases it.
-            hold.settle(cost.cost_usd);
+            let tokens: u64 = calls.iter().map(|(_, u)| u.tokens_in + u.tokens_out).sum();
+            hold.settle(cost.cost_usd, tokens);
         }
         if !self.trace.is_empty() {
             let extra = self.trace.join("; ");
