@@ -8,7 +8,9 @@
 //! counted since the last one). The transport counts what it refuses or cuts
 //! (`triage_transport_rejections_total{reason}`: `connections`, `in_flight`, `header_too_large`,
 //! `header_timeout`, `write_timeout`), open connections, and handler panics
-//! (`triage_handler_panics_total`).
+//! (`triage_handler_panics_total`). With a Postgres ledger, its writer's pending rows, whether
+//! it is connected, and its written rows, failed batch writes and dropped rows (counters brought
+//! up to the writer's totals at each scrape).
 
 use std::sync::atomic::AtomicU64;
 
@@ -98,6 +100,11 @@ pub struct Metrics {
     handler_panics: Counter,
     transport_rejections: Family<ReasonLabels, Counter>,
     connections: Gauge,
+    ledger_pending: Gauge,
+    ledger_connected: Gauge,
+    ledger_written: Counter,
+    ledger_failures: Counter,
+    ledger_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -234,8 +241,43 @@ impl Metrics {
             "1 when the backend can take requests, 0 while it loads or when it is down (a missing key, a failed load)",
             backend_up.clone(),
         );
+        let ledger_pending = Gauge::default();
+        registry.register(
+            "ledger_pending_rows",
+            "Ledger rows buffered for the database (Postgres) and not yet committed",
+            ledger_pending.clone(),
+        );
+        let ledger_connected = Gauge::default();
+        registry.register(
+            "ledger_connected",
+            "1 when the ledger writer's last attempt reached the database (Postgres)",
+            ledger_connected.clone(),
+        );
+        let ledger_written = Counter::default();
+        registry.register(
+            "ledger_rows_written",
+            "Ledger rows committed to the database (Postgres)",
+            ledger_written.clone(),
+        );
+        let ledger_failures = Counter::default();
+        registry.register(
+            "ledger_write_failures",
+            "Ledger batch writes that failed and were retried (Postgres)",
+            ledger_failures.clone(),
+        );
+        let ledger_dropped = Counter::default();
+        registry.register(
+            "ledger_rows_dropped",
+            "Ledger rows dropped because the buffer was full while the database was unreachable",
+            ledger_dropped.clone(),
+        );
         Self {
             registry,
+            ledger_pending,
+            ledger_connected,
+            ledger_written,
+            ledger_failures,
+            ledger_dropped,
             auth_rejections,
             backend_up,
             requests,
@@ -368,6 +410,20 @@ impl Metrics {
             if behind > 0.0 {
                 counter.inc_by(behind);
             }
+        }
+    }
+
+    /// Refresh the ledger writer's gauges and bring its counters up to the writer's totals.
+    pub fn set_ledger_writer(&self, stats: &crate::store::WriterStats) {
+        self.ledger_pending
+            .set(i64::try_from(stats.pending_rows).unwrap_or(i64::MAX));
+        self.ledger_connected.set(i64::from(stats.connected));
+        for (counter, total) in [
+            (&self.ledger_written, stats.written_rows),
+            (&self.ledger_failures, stats.write_failures),
+            (&self.ledger_dropped, stats.dropped_rows),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

@@ -107,6 +107,9 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     for (name, time) in state.inner.backends.local_engine_times() {
         m.set_local_engine_time(&name, &time);
     }
+    if let Some(stats) = state.inner.core.ledger_writer() {
+        m.set_ledger_writer(&stats);
+    }
     match m.encode() {
         Ok(text) => (
             [(

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use super::{app, serve, AppState, BackendSlot, Backends, GatewayOptions, Locality, PolicyCore};
 use super::{ApiKeys, KeysError};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// What `triage serve` needs to start.
 #[derive(Clone, Debug)]
@@ -309,7 +309,7 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
         gateway_options.keys.is_some(),
         options.allow_unauthenticated,
     )?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.server.ledger)?);
+    let store = crate::store::open(&config.server.ledger)?;
     let gateway = Gateway::build(config, store, gateway_options)?;
     let listener = TcpListener::bind(addr)
         .await

@@ -13,6 +13,7 @@
 //! wrong (a bad config, an unknown mock behaviour, a body that is not JSON, quoted).
 
 mod doubles;
+pub mod postgres;
 mod reply;
 
 use std::collections::BTreeMap;
@@ -104,6 +105,7 @@ pub struct TestGatewayBuilder {
     backends: Backends,
     mocks: BTreeMap<String, Arc<AnyBackend>>,
     options: GatewayOptions,
+    store: Option<Arc<dyn Store>>,
     error: Option<HarnessError>,
 }
 
@@ -123,6 +125,7 @@ impl TestGatewayBuilder {
             backends: Backends::new(),
             mocks: BTreeMap::new(),
             options: GatewayOptions::default(),
+            store: None,
             error: None,
         }
     }
@@ -130,6 +133,13 @@ impl TestGatewayBuilder {
     /// Keys and limits (default: [`GatewayOptions::default`]).
     pub fn options(mut self, options: GatewayOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// The ledger store of the policy core (default: a private in-memory SQLite database), e.g.
+    /// a `PgStore` on a [`postgres::PgServer`].
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -199,7 +209,10 @@ impl TestGatewayBuilder {
         let (state, policy) = match self.core {
             CoreSource::Yaml(yaml) => {
                 let config = Arc::new(Config::parse(&yaml, "test.yaml", Path::new("."))?);
-                let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory()?);
+                let store: Arc<dyn Store> = match self.store {
+                    Some(store) => store,
+                    None => Arc::new(SqliteStore::in_memory()?),
+                };
                 let gateway = Gateway::with_backends(config, store, self.backends, self.options);
                 (gateway.state().clone(), Some(gateway))
             }
