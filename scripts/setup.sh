@@ -45,6 +45,9 @@ command -v clang >/dev/null || need_apt+=(clang)
 [ -n "$(ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* 2>/dev/null | head -n1)" ] || need_apt+=(libclang-dev)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+# `ledger: postgres://…` and its tests (router::testing::postgres starts private servers);
+# Debian keeps initdb/postgres in /usr/lib/postgresql/<version>/bin, off PATH.
+[ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n1)" ] || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing system packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
