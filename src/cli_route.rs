@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use router::store::Store as _;
 
 /// `triage route`: inspect and train the router without running the gateway.
 #[derive(clap::Subcommand, Debug)]

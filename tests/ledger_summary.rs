@@ -126,7 +126,10 @@ fn two_sqlite_ledgers_sum_to_the_ledger_of_all_their_rows() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("extraction") && text.contains("TOTAL"), "{text}");
+    assert!(
+        text.contains("extraction") && text.contains("TOTAL"),
+        "{text}"
+    );
     // A missing file is named.
     let out = Command::new(env!("CARGO_BIN_EXE_triage"))
         .args(["ledger", "summary", "--ledger", a, "/nonexistent/x.sqlite"])

@@ -140,7 +140,11 @@ impl LedgerSummary {
         }
         fn sorted(groups: BTreeMap<String, GroupTotals>) -> Vec<GroupTotals> {
             let mut v: Vec<GroupTotals> = groups.into_values().collect();
-            v.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.name.cmp(&b.name)));
+            v.sort_by(|a, b| {
+                b.requests
+                    .cmp(&a.requests)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
             v
         }
         let mut total = GroupTotals {

@@ -122,8 +122,22 @@ fn assert_summaries_match(a: &LedgerSummary, b: &LedgerSummary, timings: bool) {
     assert_eq!(ga.len(), gb.len(), "{a:#?}\n{b:#?}");
     for (x, y) in ga.iter().zip(&gb) {
         assert_eq!(
-            (&x.name, x.requests, x.errors, x.escalated, x.tokens_in, x.tokens_out),
-            (&y.name, y.requests, y.errors, y.escalated, y.tokens_in, y.tokens_out)
+            (
+                &x.name,
+                x.requests,
+                x.errors,
+                x.escalated,
+                x.tokens_in,
+                x.tokens_out
+            ),
+            (
+                &y.name,
+                y.requests,
+                y.errors,
+                y.escalated,
+                y.tokens_in,
+                y.tokens_out
+            )
         );
         assert_eq!(x.ttft_requests, y.ttft_requests, "{}", x.name);
         assert!(close(x.cost_usd, y.cost_usd), "{x:?} {y:?}");
@@ -143,7 +157,8 @@ fn assert_summaries_match(a: &LedgerSummary, b: &LedgerSummary, timings: bool) {
 fn table_is_created_and_rows_totals_and_spend_match_sqlite() {
     let pg = PgServer::start().unwrap();
     assert_eq!(
-        pg.psql("SELECT to_regclass('triage_ledger') IS NULL").unwrap(),
+        pg.psql("SELECT to_regclass('triage_ledger') IS NULL")
+            .unwrap(),
         "t"
     );
     let store = PgStore::connect(&pg.url().unwrap(), PgOptions::default()).unwrap();
@@ -178,7 +193,10 @@ fn table_is_created_and_rows_totals_and_spend_match_sqlite() {
     let pending_spend = store.spend(Some("alice"), now).unwrap();
     store.flush().unwrap();
     assert_eq!(store.writer_stats().unwrap().pending_rows, 0);
-    assert_eq!(store.writer_stats().unwrap().written_rows, rows.len() as u64);
+    assert_eq!(
+        store.writer_stats().unwrap().written_rows,
+        rows.len() as u64
+    );
 
     assert_eq!(store.recent(1000).unwrap(), sqlite.recent(1000).unwrap());
     assert_summaries_match(&store.summary().unwrap(), &sqlite.summary().unwrap(), true);
@@ -235,7 +253,9 @@ async fn a_burst_of_500_leaves_one_row_per_request_with_sqlites_values() {
     let on_pg = gateway(pg_store.clone());
     let on_sqlite = gateway(Arc::new(SqliteStore::in_memory().unwrap()));
 
-    async fn burst(gw: &TestGateway) -> Vec<Result<router::testing::Reply, router::testing::HarnessError>> {
+    async fn burst(
+        gw: &TestGateway,
+    ) -> Vec<Result<router::testing::Reply, router::testing::HarnessError>> {
         let requests: Vec<_> = (0..N).map(request).collect();
         futures::future::join_all(
             requests
@@ -264,10 +284,14 @@ async fn a_burst_of_500_leaves_one_row_per_request_with_sqlites_values() {
     a.sort();
     b.sort();
     assert_eq!(a, b);
-    assert_summaries_match(&pg_store.summary().unwrap(), &{
-        let core = on_sqlite.policy_core().unwrap();
-        core.store().summary().unwrap()
-    }, false);
+    assert_summaries_match(
+        &pg_store.summary().unwrap(),
+        &{
+            let core = on_sqlite.policy_core().unwrap();
+            core.store().summary().unwrap()
+        },
+        false,
+    );
     // Few statements for many rows: batches, not one insert per row.
     let batches: usize = pg
         .psql("SELECT COUNT(*) FROM triage_ledger_batches")
@@ -334,6 +358,10 @@ async fn a_postgres_restart_mid_run_loses_no_row() {
     assert_eq!(tasks.len(), 400);
     assert!((0..400).all(|i| tasks.contains(&format!("r-{i}"))));
     let after = store.writer_stats().unwrap();
-    assert_eq!((after.pending_rows, after.dropped_rows), (0, 0), "{after:?}");
+    assert_eq!(
+        (after.pending_rows, after.dropped_rows),
+        (0, 0),
+        "{after:?}"
+    );
     assert!(after.connected);
 }

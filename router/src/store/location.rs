@@ -124,9 +124,7 @@ fn redact(text: &str) -> String {
     let mut out = text.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest = scheme_end + 3;
-        let authority_end = out[rest..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest + i);
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
         if let Some(at) = out[rest..authority_end].rfind('@') {
             let userinfo = &out[rest..rest + at];
             if let Some(colon) = userinfo.find(':') {
@@ -171,7 +169,10 @@ mod tests {
     fn passwords_never_show() {
         let url = PostgresUrl::parse("postgres://u:s3cret@h:5432/d?password=other&x=1").unwrap();
         for shown in [url.to_string(), format!("{url:?}")] {
-            assert!(!shown.contains("s3cret") && !shown.contains("other"), "{shown}");
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("other"),
+                "{shown}"
+            );
             assert!(shown.contains("u:***@h:5432/d"), "{shown}");
         }
         let bad = PostgresUrl::parse("postgres://u:s3cret@h:notaport/d").unwrap_err();

@@ -154,7 +154,15 @@ impl PgServer {
             .command("initdb")
             .arg("-D")
             .arg(&data)
-            .args(["-U", "triage", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "triage",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .output()
             .map_err(io("run initdb"))?;
         if !out.status.success() {
@@ -310,7 +318,16 @@ impl PgServer {
     /// one line per row).
     pub fn psql(&self, sql: &str) -> Result<String, PgServerError> {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+            ])
             .args(["-U", "triage", "-d", "postgres", "-p"])
             .arg(self.port.to_string())
             .arg("-c")

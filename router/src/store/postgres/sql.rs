@@ -170,8 +170,10 @@ impl Columns {
             c.backends.push(row.backends.join(","));
             c.answered_by.push(row.answered_by().to_string());
             c.escalated.push(row.escalated);
-            c.tokens_in.push(i64::try_from(row.tokens_in).unwrap_or(i64::MAX));
-            c.tokens_out.push(i64::try_from(row.tokens_out).unwrap_or(i64::MAX));
+            c.tokens_in
+                .push(i64::try_from(row.tokens_in).unwrap_or(i64::MAX));
+            c.tokens_out
+                .push(i64::try_from(row.tokens_out).unwrap_or(i64::MAX));
             c.cost_usd.push(row.cost_usd);
             c.saved_usd.push(row.saved_usd);
             c.ttft_ms.push(row.ttft_ms);

@@ -25,7 +25,10 @@ pub(super) struct Conn {
 }
 
 /// Connect to `url` (its connection task spawned on the current runtime).
-pub(super) async fn connect(url: &PostgresUrl, opts: &PgOptions) -> Result<Client, tokio_postgres::Error> {
+pub(super) async fn connect(
+    url: &PostgresUrl,
+    opts: &PgOptions,
+) -> Result<Client, tokio_postgres::Error> {
     let mut config = url.config().clone();
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(opts.connect_timeout);
@@ -42,7 +45,10 @@ pub(super) async fn connect(url: &PostgresUrl, opts: &PgOptions) -> Result<Clien
 }
 
 /// Connect, create the schema when missing, and prepare the insert.
-pub(super) async fn open(url: &PostgresUrl, opts: &PgOptions) -> Result<Conn, tokio_postgres::Error> {
+pub(super) async fn open(
+    url: &PostgresUrl,
+    opts: &PgOptions,
+) -> Result<Conn, tokio_postgres::Error> {
     let client = connect(url, opts).await?;
     client.batch_execute(sql::SCHEMA).await?;
     let insert = client.prepare(sql::INSERT_BATCH).await?;
@@ -71,12 +77,21 @@ impl BatchIds {
     }
 
     fn next(&self) -> String {
-        format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 
 /// Write one batch on `conn` under `id`.
-async fn write(conn: &Conn, id: &str, columns: &Columns, rows: usize) -> Result<(), tokio_postgres::Error> {
+async fn write(
+    conn: &Conn,
+    id: &str,
+    columns: &Columns,
+    rows: usize,
+) -> Result<(), tokio_postgres::Error> {
     let rows = i32::try_from(rows).unwrap_or(i32::MAX);
     let now = now_unix_ms();
     let head: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&id, &rows, &now];
