@@ -18,9 +18,9 @@ fn row(i: u64) -> LedgerRow {
         key: ["-", "alice"][i as usize % 2].into(),
         task: ["qa", "sentiment", "extraction"][i as usize % 3].into(),
         route: ["default", "small"][i as usize % 2].into(),
-        backends: if i % 5 == 0 {
+        backends: if i.is_multiple_of(5) {
             vec![]
-        } else if i % 2 == 0 {
+        } else if i.is_multiple_of(2) {
             vec!["slm".into()]
         } else {
             vec!["slm".into(), "llm".into()]
@@ -30,10 +30,10 @@ fn row(i: u64) -> LedgerRow {
         tokens_out: i * 2,
         cost_usd: i as f64 * 3.5e-6,
         saved_usd: 2e-6,
-        ttft_ms: (i % 3 != 0).then_some(5.0 + i as f64),
+        ttft_ms: (!i.is_multiple_of(3)).then_some(5.0 + i as f64),
         e2e_ms: 20.0 + i as f64 * 0.5,
-        status: if i % 5 == 0 { 429 } else { 200 },
-        error_code: (i % 5 == 0).then(|| "budget_exhausted".into()),
+        status: if i.is_multiple_of(5) { 429 } else { 200 },
+        error_code: (i.is_multiple_of(5)).then(|| "budget_exhausted".into()),
     }
 }
 

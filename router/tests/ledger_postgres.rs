@@ -49,14 +49,14 @@ fn gateway(store: Arc<dyn Store>) -> TestGateway {
 /// Request `i`: its own task name (so rows can be matched one by one), small or big, streamed
 /// or not, of a varying length.
 fn request(i: usize) -> (serde_json::Value, String) {
-    let task = if i % 3 == 0 {
+    let task = if i.is_multiple_of(3) {
         "small".to_string()
     } else {
         format!("big-{i}")
     };
     let body = json!({
         "model": "auto",
-        "stream": i % 2 == 0,
+        "stream": i.is_multiple_of(2),
         "messages": [{ "role": "user", "content": "word ".repeat(1 + i % 7) }],
     });
     (body, task)
@@ -99,7 +99,7 @@ fn rows_for_both_stores() -> Vec<LedgerRow> {
             tokens_out: 3 * i,
             cost_usd: i as f64 * 1.25e-5,
             saved_usd: 1e-6 - i as f64 * 2e-7,
-            ttft_ms: (i % 5 != 0).then_some(i as f64 * 1.5),
+            ttft_ms: (!i.is_multiple_of(5)).then_some(i as f64 * 1.5),
             e2e_ms: 10.0 + i as f64,
             status: if i % 6 == 5 { 502 } else { 200 },
             error_code: (i % 6 == 5).then(|| "upstream_error".into()),

@@ -15,8 +15,8 @@ use super::StoreError;
 pub enum LedgerLocation {
     /// A SQLite file (resolved against the config's directory).
     Sqlite(PathBuf),
-    /// A Postgres database.
-    Postgres(PostgresUrl),
+    /// A Postgres database (boxed: its parsed settings are large).
+    Postgres(Box<PostgresUrl>),
 }
 
 impl LedgerLocation {
@@ -24,7 +24,7 @@ impl LedgerLocation {
     /// against `dir` when relative.
     pub fn parse(text: &str, dir: &Path) -> Result<LedgerLocation, StoreError> {
         if PostgresUrl::looks_like(text) {
-            return PostgresUrl::parse(text).map(LedgerLocation::Postgres);
+            return PostgresUrl::parse(text).map(|u| LedgerLocation::Postgres(Box::new(u)));
         }
         let path = Path::new(text);
         Ok(LedgerLocation::Sqlite(if path.is_absolute() {

@@ -311,7 +311,7 @@ impl PgServer {
 
     /// The server as a ledger location.
     pub fn location(&self) -> Result<LedgerLocation, PgServerError> {
-        Ok(LedgerLocation::Postgres(self.url()?))
+        Ok(LedgerLocation::Postgres(Box::new(self.url()?)))
     }
 
     /// Run `sql` with `psql` and return its unaligned, tuples-only output (`|` between fields,
