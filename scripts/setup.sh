@@ -49,6 +49,9 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v redis-server >/dev/null || need_apt+=(redis-server)   # router/tests/redis_store.rs: a private instance per test
+# `ledger: postgres://…` and its tests (router::testing::postgres starts private servers);
+# Debian keeps initdb/postgres in /usr/lib/postgresql/<version>/bin, off PATH.
+[ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n1)" ] || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing system packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -2,10 +2,9 @@
 //! `router` crate (`router::explain`, `router::classifier`, `router::store`) and, for training
 //! on scenarios and datasets, `bench::classifier_train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use router::store::Store as _;
 
 /// `triage route`: inspect and train the router without running the gateway.
 #[derive(clap::Subcommand, Debug)]
@@ -81,9 +80,10 @@ pub enum LedgerCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct LedgerSummaryArgs {
-    /// The ledger database (server.ledger in triage.yaml).
-    #[arg(long, default_value = "triage-ledger.sqlite")]
-    pub ledger: PathBuf,
+    /// The ledger (server.ledger in triage.yaml): a SQLite file or a postgres://user@host:port/db
+    /// URL. Repeat it, or give several after one flag, to sum several ledgers (one per replica).
+    #[arg(long, num_args = 1.., default_value = "triage-ledger.sqlite")]
+    pub ledger: Vec<String>,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
@@ -99,11 +99,25 @@ pub async fn run(cmd: RouteCommand) -> anyhow::Result<()> {
 pub async fn run_ledger(cmd: LedgerCommand) -> anyhow::Result<()> {
     match cmd {
         LedgerCommand::Summary(args) => {
-            if !args.ledger.exists() {
-                anyhow::bail!("{}: no such ledger file", args.ledger.display());
+            let mut parts = Vec::new();
+            for text in &args.ledger {
+                let location = router::store::LedgerLocation::parse(text, Path::new("."))?;
+                if let router::store::LedgerLocation::Sqlite(path) = &location {
+                    if !path.exists() {
+                        anyhow::bail!("{}: no such ledger file", path.display());
+                    }
+                }
+                let store = router::store::open(&location)?;
+                parts.push(
+                    store
+                        .summary()
+                        .with_context(|| format!("ledger {location}"))?,
+                );
             }
-            let store = router::store::SqliteStore::open(&args.ledger)?;
-            let summary = store.summary()?;
+            let summary = match parts.len() {
+                1 => parts.remove(0),
+                _ => router::ledger::LedgerSummary::merge(parts),
+            };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {

@@ -73,6 +73,39 @@ pub struct GroupTotals {
     pub mean_e2e_ms: f64,
     /// Mean time to first token over the rows that have one, milliseconds.
     pub mean_ttft_ms: Option<f64>,
+    /// Rows that have a time to first token (the weight of `mean_ttft_ms` when merging).
+    pub ttft_requests: u64,
+}
+
+impl GroupTotals {
+    /// Add `other` (the same group, from another ledger): counts and sums add, means are
+    /// weighted by the rows they were taken over.
+    pub fn absorb(&mut self, other: &GroupTotals) {
+        let requests = self.requests + other.requests;
+        if requests > 0 {
+            self.mean_e2e_ms = (self.mean_e2e_ms * self.requests as f64
+                + other.mean_e2e_ms * other.requests as f64)
+                / requests as f64;
+        }
+        let ttft_requests = self.ttft_requests + other.ttft_requests;
+        self.mean_ttft_ms = if ttft_requests > 0 {
+            Some(
+                (self.mean_ttft_ms.unwrap_or(0.0) * self.ttft_requests as f64
+                    + other.mean_ttft_ms.unwrap_or(0.0) * other.ttft_requests as f64)
+                    / ttft_requests as f64,
+            )
+        } else {
+            None
+        };
+        self.requests = requests;
+        self.ttft_requests = ttft_requests;
+        self.errors += other.errors;
+        self.escalated += other.escalated;
+        self.tokens_in += other.tokens_in;
+        self.tokens_out += other.tokens_out;
+        self.cost_usd += other.cost_usd;
+        self.saved_usd += other.saved_usd;
+    }
 }
 
 /// What `triage ledger summary` prints: totals overall and grouped three ways, busiest first.
@@ -87,6 +120,52 @@ pub struct LedgerSummary {
     pub by_route: Vec<GroupTotals>,
     /// Grouped by task.
     pub by_task: Vec<GroupTotals>,
+}
+
+impl LedgerSummary {
+    /// The summary of several ledgers read as one (`triage ledger summary --ledger A --ledger
+    /// B`): groups with the same name are added ([`GroupTotals::absorb`]) and re-sorted busiest
+    /// first, then by name, as a single ledger's summary is.
+    pub fn merge(parts: impl IntoIterator<Item = LedgerSummary>) -> LedgerSummary {
+        use std::collections::BTreeMap;
+        fn add(into: &mut BTreeMap<String, GroupTotals>, groups: Vec<GroupTotals>) {
+            for g in groups {
+                match into.get_mut(&g.name) {
+                    Some(have) => have.absorb(&g),
+                    None => {
+                        into.insert(g.name.clone(), g);
+                    }
+                }
+            }
+        }
+        fn sorted(groups: BTreeMap<String, GroupTotals>) -> Vec<GroupTotals> {
+            let mut v: Vec<GroupTotals> = groups.into_values().collect();
+            v.sort_by(|a, b| {
+                b.requests
+                    .cmp(&a.requests)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+            v
+        }
+        let mut total = GroupTotals {
+            name: "TOTAL".into(),
+            ..GroupTotals::default()
+        };
+        let (mut backend, mut route, mut task) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        for part in parts {
+            total.absorb(&part.total);
+            add(&mut backend, part.by_backend);
+            add(&mut route, part.by_route);
+            add(&mut task, part.by_task);
+        }
+        LedgerSummary {
+            total,
+            by_backend: sorted(backend),
+            by_route: sorted(route),
+            by_task: sorted(task),
+        }
+    }
 }
 
 impl fmt::Display for LedgerSummary {
@@ -160,6 +239,33 @@ pub fn budget_periods(unix_ms: i64) -> (String, String) {
     )
 }
 
+/// Unix milliseconds of 00:00 UTC on a calendar date (`month` 1–12; `day` may run past the
+/// month's end, which counts on into the next). The inverse of [`utc_date`].
+fn unix_ms_of_date(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400_000
+}
+
+/// The budget windows containing a Unix time in milliseconds, as half-open ranges of Unix
+/// milliseconds: (day start, day end, month start, month end). Stores that keep no spend
+/// counters (Postgres) sum the ledger's costs over these, matching [`budget_periods`].
+pub fn budget_window_bounds(unix_ms: i64) -> (i64, i64, i64, i64) {
+    let day_start = unix_ms.div_euclid(86_400_000) * 86_400_000;
+    let (y, m, _) = utc_date(unix_ms);
+    let month_start = unix_ms_of_date(y, m, 1);
+    let month_end = if m == 12 {
+        unix_ms_of_date(y + 1, 1, 1)
+    } else {
+        unix_ms_of_date(y, m + 1, 1)
+    };
+    (day_start, day_start + 86_400_000, month_start, month_end)
+}
+
 /// Unix milliseconds now.
 pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
@@ -184,5 +290,24 @@ mod tests {
             budget_periods(1_767_225_600_000),
             ("d:2026-01-01".to_string(), "m:2026-01".to_string())
         );
+    }
+
+    #[test]
+    fn window_bounds_agree_with_periods() {
+        // Every 7 hours across 2023-2025 (a leap day, year ends) and around 1970.
+        let mut t = 1_672_531_200_000 - 86_400_000 * 3;
+        while t < 1_767_225_600_000 + 86_400_000 * 3 {
+            let (ds, de, ms, me) = budget_window_bounds(t);
+            assert!(ds <= t && t < de && ms <= ds && de <= me, "{t}");
+            assert_eq!(budget_periods(ds), budget_periods(t));
+            assert_eq!(budget_periods(ms).1, budget_periods(t).1);
+            assert_eq!(budget_periods(me - 1).1, budget_periods(t).1);
+            assert_ne!(budget_periods(me).1, budget_periods(t).1);
+            assert_ne!(budget_periods(ms - 1).1, budget_periods(t).1);
+            t += 7 * 3_600_000;
+        }
+        assert_eq!(budget_window_bounds(0), (0, 86_400_000, 0, 31 * 86_400_000));
+        let (_, _, ms, me) = budget_window_bounds(951_782_400_000); // 2000-02-29
+        assert_eq!((me - ms) / 86_400_000, 29);
     }
 }

@@ -11,7 +11,9 @@
 //! (`triage_handler_panics_total`). Configuration reloads are counted by outcome
 //! (`triage_config_reloads_total{result}`: `ok`, `error`). With a shared store (`store: redis://…`),
 //! `triage_store_up{store}` and `triage_store_errors_total{store}` are read from its health at
-//! each scrape.
+//! each scrape. With a Postgres ledger, its writer's pending rows, whether
+//! it is connected, and its written rows, failed batch writes and dropped rows (counters brought
+//! up to the writer's totals at each scrape).
 
 use std::sync::atomic::AtomicU64;
 
@@ -114,6 +116,11 @@ pub struct Metrics {
     config_reloads: Family<ResultLabels, Counter>,
     store_up: Family<StoreLabels, Gauge>,
     store_errors: Family<StoreLabels, Counter>,
+    ledger_pending: Gauge,
+    ledger_connected: Gauge,
+    ledger_written: Counter,
+    ledger_failures: Counter,
+    ledger_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -268,11 +275,46 @@ impl Metrics {
             "Calls to the shared budget store that failed (unreachable, timed out, error reply)",
             store_errors.clone(),
         );
+        let ledger_pending = Gauge::default();
+        registry.register(
+            "ledger_pending_rows",
+            "Ledger rows buffered for the database (Postgres) and not yet committed",
+            ledger_pending.clone(),
+        );
+        let ledger_connected = Gauge::default();
+        registry.register(
+            "ledger_connected",
+            "1 when the ledger writer's last attempt reached the database (Postgres)",
+            ledger_connected.clone(),
+        );
+        let ledger_written = Counter::default();
+        registry.register(
+            "ledger_rows_written",
+            "Ledger rows committed to the database (Postgres)",
+            ledger_written.clone(),
+        );
+        let ledger_failures = Counter::default();
+        registry.register(
+            "ledger_write_failures",
+            "Ledger batch writes that failed and were retried (Postgres)",
+            ledger_failures.clone(),
+        );
+        let ledger_dropped = Counter::default();
+        registry.register(
+            "ledger_rows_dropped",
+            "Ledger rows dropped because the buffer was full while the database was unreachable",
+            ledger_dropped.clone(),
+        );
         Self {
             registry,
             config_reloads,
             store_up,
             store_errors,
+            ledger_pending,
+            ledger_connected,
+            ledger_written,
+            ledger_failures,
+            ledger_dropped,
             auth_rejections,
             backend_up,
             requests,
@@ -414,6 +456,20 @@ impl Metrics {
         self.store_up.get_or_create(&l).set(i64::from(up));
         let counter = self.store_errors.get_or_create(&l);
         counter.inc_by(errors.saturating_sub(counter.get()));
+    }
+
+    /// Refresh the ledger writer's gauges and bring its counters up to the writer's totals.
+    pub fn set_ledger_writer(&self, stats: &crate::store::WriterStats) {
+        self.ledger_pending
+            .set(i64::try_from(stats.pending_rows).unwrap_or(i64::MAX));
+        self.ledger_connected.set(i64::from(stats.connected));
+        for (counter, total) in [
+            (&self.ledger_written, stats.written_rows),
+            (&self.ledger_failures, stats.write_failures),
+            (&self.ledger_dropped, stats.dropped_rows),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// One more (or one fewer) request being answered.

@@ -54,7 +54,7 @@ pub fn render(config: &Config, keys: &KeysStatus) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: valid", config.file);
     let _ = writeln!(out, "\nserver: listen {}", config.server.listen);
-    let _ = writeln!(out, "  ledger {}", config.server.ledger.display());
+    let _ = writeln!(out, "  ledger {}", config.server.ledger);
 
     let _ = writeln!(out, "\nbackends:");
     for (name, spec) in &config.backends {

@@ -64,8 +64,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Longest a chat request may take, first byte to last (default 300 s).
     pub request_timeout: Duration,
-    /// The SQLite ledger file (resolved against the config's directory).
-    pub ledger: PathBuf,
+    /// The ledger: a SQLite file (resolved against the config's directory; the default
+    /// `triage-ledger.sqlite`) or a `postgres://` database shared by replicas.
+    pub ledger: crate::store::LedgerLocation,
     /// Tenants whose keys see every tenant's requests on `/v1/triage/events` (others see only
     /// their own); needs `api_keys_env`.
     pub admin_tenants: Vec<String>,

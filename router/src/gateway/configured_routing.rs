@@ -28,6 +28,31 @@ enum Msg {
     Flush(mpsc::Sender<()>),
 }
 
+/// Logs ledger write errors at most once a second (a database that is down for a while fails
+/// every row the same way), with how many were not shown.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn log(&mut self, e: &crate::store::StoreError) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::error!(error = %e, similar_errors_not_shown = self.suppressed,
+            "could not append a ledger row");
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
 /// Policy, pricing, budgets and ledger from one configuration.
 pub struct PolicyCore {
     config: Arc<Config>,
@@ -56,14 +81,18 @@ impl PolicyCore {
         std::thread::Builder::new()
             .name("triage-ledger".into())
             .spawn(move || {
+                let mut errors = ErrorLog::default();
                 for msg in rx {
                     match msg {
                         Msg::Row(row) => {
                             if let Err(e) = writer_store.record(&row) {
-                                tracing::error!(error = %e, "could not append a ledger row");
+                                errors.log(&e);
                             }
                         }
                         Msg::Flush(done) => {
+                            if let Err(e) = writer_store.flush() {
+                                tracing::error!(error = %e, "could not write out the ledger");
+                            }
                             let _ = done.send(());
                         }
                     }
@@ -140,7 +169,8 @@ impl PolicyCore {
         &self.store
     }
 
-    /// Block until every ledger row recorded so far is written.
+    /// Block until every ledger row recorded so far is written (and, for a buffered store such
+    /// as Postgres, committed).
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
         if self.writer.send(Msg::Flush(tx)).is_ok() {
@@ -282,6 +312,10 @@ impl RoutingCore for PolicyCore {
 
     fn cost(&self, calls: &[(&str, Usage)]) -> CostBreakdown {
         self.config.costs.breakdown(calls)
+    }
+
+    fn ledger_writer(&self) -> Option<crate::store::WriterStats> {
+        self.store.writer_stats()
     }
 
     fn record(&self, summary: &RequestSummary) {

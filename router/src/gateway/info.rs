@@ -117,6 +117,9 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     if let Some(h) = state.inner.core.store_health() {
         m.set_store("redis", h.is_up(), h.errors());
     }
+    if let Some(stats) = state.inner.core.ledger_writer() {
+        m.set_ledger_writer(&stats);
+    }
     match m.encode() {
         Ok(text) => (
             [(

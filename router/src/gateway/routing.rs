@@ -112,4 +112,8 @@ pub trait RoutingCore: Send + Sync {
     fn cost(&self, calls: &[(&str, Usage)]) -> CostBreakdown;
     /// Record a finished request: ledger row and spend counters for budgets.
     fn record(&self, summary: &RequestSummary);
+    /// The buffered ledger writer's counters (Postgres), for `/metrics`; `None` otherwise.
+    fn ledger_writer(&self) -> Option<crate::store::WriterStats> {
+        None
+    }
 }

@@ -24,7 +24,7 @@ use super::reload::Reloader;
 use super::{app_live, serve_live, AppState, BackendSlot, Backends, GatewayOptions, LiveState};
 use super::{ApiKeys, KeysError, Locality, PolicyCore};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// What `triage serve` needs to start.
 #[derive(Clone, Debug)]
@@ -318,7 +318,7 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
         gateway_options.keys.is_some(),
         options.allow_unauthenticated,
     )?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.server.ledger)?);
+    let store = crate::store::open(&config.server.ledger)?;
     let gateway = Gateway::build(config.clone(), store, gateway_options)?;
     let listener = TcpListener::bind(addr)
         .await

@@ -16,6 +16,7 @@
 
 mod doubles;
 mod redis;
+pub mod postgres;
 mod reply;
 
 use std::collections::BTreeMap;
@@ -111,6 +112,7 @@ pub struct TestGatewayBuilder {
     backends: Backends,
     mocks: BTreeMap<String, Arc<AnyBackend>>,
     options: GatewayOptions,
+    store: Option<Arc<dyn Store>>,
     error: Option<HarnessError>,
 }
 
@@ -130,6 +132,7 @@ impl TestGatewayBuilder {
             backends: Backends::new(),
             mocks: BTreeMap::new(),
             options: GatewayOptions::default(),
+            store: None,
             error: None,
         }
     }
@@ -137,6 +140,13 @@ impl TestGatewayBuilder {
     /// Keys and limits (default: [`GatewayOptions::default`]).
     pub fn options(mut self, options: GatewayOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// The ledger store of the policy core (default: a private in-memory SQLite database), e.g.
+    /// a `PgStore` on a [`postgres::PgServer`].
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -206,7 +216,10 @@ impl TestGatewayBuilder {
         let (state, policy) = match self.core {
             CoreSource::Yaml(yaml) => {
                 let config = Arc::new(Config::parse(&yaml, "test.yaml", Path::new("."))?);
-                let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory()?);
+                let store: Arc<dyn Store> = match self.store {
+                    Some(store) => store,
+                    None => Arc::new(SqliteStore::in_memory()?),
+                };
                 let gateway = Gateway::with_backends(config, store, self.backends, self.options);
                 (gateway.state().clone(), Some(gateway))
             }

@@ -24,6 +24,7 @@ use super::locate::Locator;
 use super::raw::{RawConfig, RawServer};
 use super::{Config, ConfigError, ServerConfig};
 use crate::policy::{Locality, Policy};
+use crate::store::LedgerLocation;
 
 /// Builds located errors during validation.
 pub(super) struct Ctx<'a> {
@@ -189,7 +190,8 @@ fn validate_server(s: &RawServer, ctx: &Ctx<'_>, dir: &Path) -> Result<ServerCon
         metrics_require_key,
         body_limit_bytes,
         request_timeout,
-        ledger: resolve(dir, s.ledger.as_deref().unwrap_or("triage-ledger.sqlite")),
+        ledger: LedgerLocation::parse(s.ledger.as_deref().unwrap_or("triage-ledger.sqlite"), dir)
+            .map_err(|e| ctx.err("server.ledger", e.to_string()))?,
         admin_tenants,
         cors_allow_origins,
         transport: transport::validate_transport(s, ctx)?,

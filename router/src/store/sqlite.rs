@@ -1,50 +1,14 @@
-//! The store interface for everything the gateway must not keep only in memory: budget spend
-//! counters and the ledger. The gateway stays stateless (a replica can rebuild from the store);
-//! the policy never touches the store — the gateway reads a [`Spend`] snapshot and passes it in.
-//!
-//! [`SqliteStore`] is the embedded default: one SQLite file in WAL mode (readers such as
-//! `triage ledger summary` or the dashboard never block the gateway's writes). Several
-//! replicas would implement [`Store`] over Redis (atomic counters plus a stream for the
-//! ledger); nothing outside this module knows which one is in use.
+//! The embedded ledger: one SQLite file in WAL mode, written in place by the gateway's ledger
+//! thread, with per-period spend counters updated in the same transaction as each row.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::{Store, StoreError};
 use crate::ledger::{budget_periods, GroupTotals, LedgerRow, LedgerSummary};
 use crate::policy::Spend;
-
-/// Why the ledger database could not be opened, read or written.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// SQLite failed.
-    #[error("ledger database {path}: {source}")]
-    Sqlite {
-        /// The database file.
-        path: String,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// A thread panicked while writing, so the connection's state is unknown (the path).
-    #[error("ledger database {0}: a previous writer panicked while holding the connection")]
-    Poisoned(String),
-}
-
-/// Budgets, spend counters and the ledger.
-pub trait Store: Send + Sync {
-    /// Append a finished request and add its cost to the day/month spend counters (global and
-    /// the row's key), atomically.
-    fn record(&self, row: &LedgerRow) -> Result<(), StoreError>;
-    /// Spend in the UTC day and month containing `at_unix_ms`: global and for `tenant`.
-    fn spend(&self, tenant: Option<&str>, at_unix_ms: i64) -> Result<Spend, StoreError>;
-    /// The most recent rows, newest first (`limit` rows at most).
-    fn recent(&self, limit: usize) -> Result<Vec<LedgerRow>, StoreError>;
-    /// Totals by backend, route and task.
-    fn summary(&self) -> Result<LedgerSummary, StoreError>;
-}
 
 /// The SQLite (WAL) store.
 pub struct SqliteStore {
@@ -142,7 +106,8 @@ impl SqliteStore {
         // `column` is one of three constants below, never user input.
         let sql = format!(
             "SELECT {column}, COUNT(*), SUM(status >= 400), SUM(escalated), SUM(tokens_in),
-                    SUM(tokens_out), SUM(cost_usd), SUM(saved_usd), AVG(e2e_ms), AVG(ttft_ms)
+                    SUM(tokens_out), SUM(cost_usd), SUM(saved_usd), AVG(e2e_ms), AVG(ttft_ms),
+                    COUNT(ttft_ms)
              FROM ledger GROUP BY {column} ORDER BY COUNT(*) DESC, {column}"
         );
         self.with(|c| {
@@ -165,6 +130,7 @@ fn group_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupTotals> {
         saved_usd: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
         mean_e2e_ms: r.get::<_, Option<f64>>(8)?.unwrap_or(0.0),
         mean_ttft_ms: r.get(9)?,
+        ttft_requests: r.get::<_, i64>(10)? as u64,
     })
 }
 
@@ -273,7 +239,8 @@ impl Store for SqliteStore {
             .with(|c| {
                 c.query_row(
                     "SELECT 'total', COUNT(*), SUM(status >= 400), SUM(escalated), SUM(tokens_in),
-                            SUM(tokens_out), SUM(cost_usd), SUM(saved_usd), AVG(e2e_ms), AVG(ttft_ms)
+                            SUM(tokens_out), SUM(cost_usd), SUM(saved_usd), AVG(e2e_ms), AVG(ttft_ms),
+                            COUNT(ttft_ms)
                      FROM ledger",
                     [],
                     group_from_row,
