@@ -32,11 +32,11 @@
 //! and the ledger's timings count from the headers' arrival (`transport::Arrival`), so a body
 //! that is slow to arrive (at most `server.body_read_timeout`, else 408) eats into the deadline.
 
-mod exec;
-mod json;
+pub(super) mod exec;
+pub(super) mod json;
 mod shape;
-mod stream;
-mod tracker;
+pub(super) mod stream;
+pub(super) mod tracker;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -82,7 +82,7 @@ pub(crate) async fn chat_completions(
 }
 
 /// Execute the plan within the deadline and deliver the answer (or the error).
-async fn answer<D: Delivery>(
+pub(super) async fn answer<D: Delivery>(
     state: AppState,
     mut t: Tracker,
     routed: Routed,
@@ -114,8 +114,21 @@ fn prepare(
     body: Result<Bytes, BytesRejection>,
     t: &mut Tracker,
 ) -> Result<(ChatRequest, Routed), ApiError> {
+    let bytes = read_body(state, headers, body)?;
+    let request = parse_request(&bytes)?;
+    let routed = plan(state, headers, &request, t)?;
+    Ok((request, routed))
+}
+
+/// The request body, if it is declared JSON and arrived whole, in time and within the size
+/// limit.
+pub(super) fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
     check_content_type(headers)?;
-    let bytes = body.map_err(|r| {
+    body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(state.inner.options.body_limit_bytes)
         } else if body_timed_out(&r) {
@@ -124,28 +137,37 @@ fn prepare(
                 StatusCode::REQUEST_TIMEOUT,
                 "invalid_request_error",
                 format!(
-                    "The request body did not arrive within {after:?} of its headers                      (server.body_read_timeout)"
+                    "The request body did not arrive within {after:?} of its headers \
+                     (server.body_read_timeout)"
                 ),
             )
             .with_code("body_read_timeout")
         } else {
             ApiError::bad_request(format!("Could not read the request body: {r}"), None)
         }
-    })?;
-    let request = parse_request(&bytes)?;
+    })
+}
+
+/// Validate a parsed request and ask the routing core for its plan (noting model and stream
+/// in the summary first, so a refusal's ledger row names them).
+pub(super) fn plan(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &ChatRequest,
+    t: &mut Tracker,
+) -> Result<Routed, ApiError> {
     t.s.model = request.model.clone();
     t.s.stream = request.is_stream();
-    validate(&request)?;
+    validate(request)?;
     let task_header = task_header(headers)?;
     let expires = t.expires();
-    let plan = resolve(
+    resolve(
         state,
-        &request,
+        request,
         task_header.as_deref(),
         t.s.key.as_deref(),
         expires,
-    )?;
-    Ok((request, plan))
+    )
 }
 
 /// Only JSON bodies are read: `Content-Type: application/json`, parameters (`; charset=utf-8`)

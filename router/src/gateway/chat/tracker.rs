@@ -60,7 +60,7 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     /// Follow a request whose headers arrived at `arrival`.
-    pub(super) fn new(state: AppState, arrival: Arrival) -> Self {
+    pub(crate) fn new(state: AppState, arrival: Arrival) -> Self {
         state.inner.metrics.in_flight(1);
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -89,7 +89,7 @@ impl Tracker {
         }
     }
 
-    pub(super) fn routed(&mut self, routed: &Routed) {
+    pub(crate) fn routed(&mut self, routed: &Routed) {
         self.s.route = Some(routed.decision.route.clone());
         self.s.reason = Some(routed.decision.reason.clone());
         self.s.task = Some(routed.task.clone());
@@ -100,17 +100,22 @@ impl Tracker {
         }
     }
 
+    /// The prompt's tokens as routing counted them (before any usage arrived).
+    pub(crate) fn routed_prompt_tokens(&self) -> u32 {
+        self.prompt_tokens
+    }
+
     /// When the request's deadline passes (its budget reservation expires then).
-    pub(super) fn expires(&self) -> Instant {
+    pub(crate) fn expires(&self) -> Instant {
         self.arrived + self.state.inner.options.request_deadline
     }
 
-    pub(super) fn note(&mut self, what: String) {
+    pub(crate) fn note(&mut self, what: String) {
         self.trace.push(what);
     }
 
     /// A content token born at `at` reached (or is about to reach) the client.
-    pub(super) fn token(&mut self, at: Instant) {
+    pub(crate) fn token(&mut self, at: Instant) {
         let at = at.max(self.arrived);
         self.streamed = self.streamed.saturating_add(1);
         if self.s.ttft_ms.is_none() {
@@ -124,7 +129,7 @@ impl Tracker {
     }
 
     /// The whole answer came from `backend` (non-streaming).
-    pub(super) fn answered(&mut self, backend: &str, response: &ChatResponse) {
+    pub(crate) fn answered(&mut self, backend: &str, response: &ChatResponse) {
         self.s.backend = Some(backend.to_string());
         self.usage = response.usage.clone();
         self.add_busy(response.timings.engine_busy_secs);
@@ -136,17 +141,17 @@ impl Tracker {
 
     /// The engine spent `secs` on the answer (a `LocalCompute` event, or a whole answer's
     /// timings).
-    pub(super) fn add_busy(&mut self, secs: f64) {
+    pub(crate) fn add_busy(&mut self, secs: f64) {
         *self.busy_secs.get_or_insert(0.0) += secs;
     }
 
     /// The request's deadline, counted from its arrival (named in timeout errors).
-    pub(super) fn request_deadline(&self) -> Duration {
+    pub(crate) fn request_deadline(&self) -> Duration {
         self.state.inner.options.request_deadline
     }
 
     /// A cascade's first answer was rejected: its cost still counts.
-    pub(super) fn wasted(&mut self, backend: &str, response: &ChatResponse) {
+    pub(crate) fn wasted(&mut self, backend: &str, response: &ChatResponse) {
         if let Some(usage) = &response.usage {
             self.wasted.push((
                 backend.to_string(),
@@ -160,7 +165,7 @@ impl Tracker {
     }
 
     /// Record the summary once; returns the request's cost.
-    pub(super) fn finish(&mut self, status: u16, error: Option<String>) -> CostBreakdown {
+    pub(crate) fn finish(&mut self, status: u16, error: Option<String>) -> CostBreakdown {
         if self.done {
             return CostBreakdown {
                 cost_usd: self.s.cost_usd,
@@ -245,7 +250,7 @@ impl Tracker {
     }
 
     /// Answer with an error, recorded.
-    pub(super) fn fail(mut self, err: ApiError) -> Response {
+    pub(crate) fn fail(mut self, err: ApiError) -> Response {
         self.finish(err.status.as_u16(), Some(err.ledger_code()));
         let mut out = err.into_response();
         self.headers(out.headers_mut(), None);
@@ -253,7 +258,7 @@ impl Tracker {
     }
 
     /// The `x-triage-*` headers known now.
-    pub(super) fn headers(&self, headers: &mut HeaderMap, cost_usd: Option<f64>) {
+    pub(crate) fn headers(&self, headers: &mut HeaderMap, cost_usd: Option<f64>) {
         let mut put = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(HeaderName::from_static(name), v);
