@@ -3,8 +3,8 @@
 //! events:
 //!
 //! `message_start` (input tokens as routing counted them) → per content block
-//! `content_block_start`, `content_block_delta` (`text_delta`, or `input_json_delta` for a
-//! `tool_use` block), `content_block_stop` → a `ping` after the first block opens →
+//! `content_block_start` (the first one followed by a `ping`), `content_block_delta`
+//! (`text_delta`, or `input_json_delta` for a `tool_use` block), `content_block_stop` →
 //! `message_delta` (stop reason, final usage) → a `: triage backend=… cost_usd=…` comment →
 //! `message_stop`. A failure after the first output is an `error` event
 //! (`{"type":"error","error":{…}}`) and the stream ends there, as Anthropic's do.
@@ -98,6 +98,10 @@ impl Blocks {
             "content_block_start",
             json!({"type": "content_block_start", "index": index, "content_block": block}),
         ));
+        if index == 0 {
+            // Anthropic sends its keep-alive `ping` right after the first block opens.
+            out.push(event("ping", json!({"type": "ping"})));
+        }
         self.open = Some((index, kind));
         index
     }
@@ -157,7 +161,6 @@ fn events(
             "usage": {"input_tokens": t.routed_prompt_tokens(), "output_tokens": 0},
         }})));
         let mut blocks = Blocks::default();
-        let mut pinged = false;
         let mut finish = None;
         let mut out = Vec::new();
         while let Some(next) = answer.next().await {
@@ -188,10 +191,6 @@ fn events(
             }
             for e in out.drain(..) {
                 yield Ok(e);
-            }
-            if !pinged && blocks.next > 0 {
-                pinged = true;
-                yield Ok(event("ping", json!({"type": "ping"})));
             }
         }
         blocks.close(&mut out);
