@@ -32,7 +32,8 @@ fn python(mode: &str, a: &str, b_ledger: &Path) {
 }
 
 /// TEST DOUBLE of Anthropic's Messages API for tool calls: a request without `tools` is a 400;
-/// with them, a recorded `get_weather` tool-use answer (streamed: the recorded SSE transcript).
+/// one carrying `tool_result` blocks is answered with those results quoted; otherwise a
+/// recorded `get_weather` tool-use answer (streamed: the recorded SSE transcript).
 async fn mock_messages(body: Bytes) -> Response {
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     if request["tools"].as_array().is_none_or(Vec::is_empty) {
@@ -40,11 +41,43 @@ async fn mock_messages(body: Bytes) -> Response {
             "message": "mock upstream: this double only answers requests with tools"}});
         return (StatusCode::BAD_REQUEST, error.to_string()).into_response();
     }
+    // A turn carrying a tool result (as triage's Anthropic backend translated it back) is
+    // answered with the result, so the client can see it arrived.
+    let results: Vec<String> = request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            format!(
+                "{}={}",
+                b["tool_use_id"].as_str().unwrap_or(""),
+                b["content"]
+            )
+        })
+        .collect();
+    if !results.is_empty() {
+        let message = serde_json::json!({
+            "id": "msg_mock_result", "type": "message", "role": "assistant", "model": "claude-mock",
+            "content": [{"type": "text", "text": format!("results: {}", results.join(", "))}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 400, "output_tokens": 10}
+        });
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            message.to_string(),
+        )
+            .into_response();
+    }
     if request["stream"] == true {
         let sse = std::fs::read_to_string(
             root().join("tests/fixtures/anthropic/stream_sse/tool_use_response.sse"),
         )
         .unwrap();
+        // The recorded file ends without the blank line that ends its last event.
+        let sse = format!("{}\n\n", sse.trim_end());
         return ([(header::CONTENT_TYPE, "text/event-stream")], sse).into_response();
     }
     let message = serde_json::json!({
@@ -112,6 +145,7 @@ fn messages_api_with_the_anthropic_sdk() {
              \x20 slm: {{ kind: llama, model: {}, slots: 2, threads: 1, context: 1024 }}\n\
              \x20 llm: {{ kind: anthropic, base_url: \"{}/v1\", model: gemma, retry: {{ max_attempts: 1 }} }}\n\
              \x20 claude: {{ kind: anthropic, base_url: \"http://{mock}/v1\", model: claude-mock, retry: {{ max_attempts: 1 }} }}\n\
+             reference_backend: llm\n\
              pricing:\n  llm: {{ input: 1000.0, output: 1000.0 }}\n  claude: {{ input: 1.0, output: 5.0 }}\n\
              \x20 slm: {{ machine_usd_per_hour: 0.05 }}\n\
              routes:\n\
