@@ -185,11 +185,7 @@ fn count(
         object.entry("max_tokens").or_insert(json!(1));
     }
     let request = convert::to_chat_request(parse(value.to_string().as_bytes())?)?;
-    let known = state
-        .inner
-        .policy_models
-        .iter()
-        .any(|m| *m == request.model)
+    let known = state.inner.policy_models.contains(&request.model)
         || state.inner.backends.get(&request.model).is_some();
     if !known {
         let mut names = state.inner.policy_models.clone();
