@@ -119,5 +119,10 @@ if ! python3 -c 'import openai' 2>/dev/null; then
   log "installing the openai Python SDK"
   python3 -m pip install -q openai
 fi
+# The official Anthropic Python SDK is the end-to-end client of `/v1/messages`.
+if ! python3 -c 'import anthropic' 2>/dev/null; then
+  log "installing the anthropic Python SDK"
+  python3 -m pip install -q anthropic==2.10.0
+fi
 train_classifier
 log "ready: $(ls "$MODELS"/*.gguf | tr '\n' ' ')"

@@ -1,5 +1,6 @@
 //! Optional bearer keys. With no keys configured the gateway is open; with keys, every `/v1/*`
-//! request needs `Authorization: Bearer <key>`. Keys are read from the environment variable
+//! request needs `Authorization: Bearer <key>` (OpenAI's SDKs) or `x-api-key: <key>`
+//! (Anthropic's; `Authorization` wins when both are sent). Keys are read from the environment variable
 //! `triage.yaml` names (`server.api_keys_env`), parsed and compared (in constant time, against
 //! every key) by [`ApiKeys`]; only the tenant name or hashed key label ever reaches logs, the
 //! ledger or events.
@@ -124,6 +125,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// The header Anthropic's SDKs carry the key in (accepted wherever `Authorization` is).
+pub const X_API_KEY: &str = "x-api-key";
+
 /// The configured keys, if any, and the tenants whose keys see every tenant's requests.
 #[derive(Clone, Debug, Default)]
 pub struct Auth {
@@ -184,9 +188,17 @@ impl Auth {
             return Ok(None);
         };
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized(
-                "Missing API key: send `Authorization: Bearer <key>`",
-            ));
+            // Anthropic's SDKs send the key as `x-api-key`.
+            let Some(value) = headers.get(X_API_KEY) else {
+                return Err(ApiError::unauthorized(
+                    "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+                ));
+            };
+            let presented = value.to_str().map(str::trim).unwrap_or_default();
+            return keys
+                .tenant_for(presented)
+                .map(|t| Some(t.to_string()))
+                .ok_or_else(|| ApiError::unauthorized("Incorrect API key provided"));
         };
         let presented = value
             .to_str()
@@ -226,6 +238,11 @@ mod tests {
         assert_eq!(auth.check(&headers("Bearer nope")).unwrap_err().status, 401);
         assert_eq!(auth.check(&headers("sk-aaa")).unwrap_err().status, 401);
         assert_eq!(auth.check(&HeaderMap::new()).unwrap_err().status, 401);
+        let mut anthropic = HeaderMap::new();
+        anthropic.insert(X_API_KEY, "sk-aaa".parse().unwrap());
+        assert_eq!(auth.check(&anthropic).unwrap(), Some("team-a".into()));
+        anthropic.insert(X_API_KEY, "sk-nope".parse().unwrap());
+        assert_eq!(auth.check(&anthropic).unwrap_err().status, 401);
         assert!(Auth::default().check(&HeaderMap::new()).unwrap().is_none());
     }
 

@@ -22,9 +22,9 @@ use serde_json::json;
 
 use super::chat::exec::refusal;
 use super::chat::tracker::Tracker;
-use super::chat::{check_content_type, read_body};
+use super::chat::{admit, read_body};
 use super::error::ApiError;
-use super::routing::{AdmitInput, RouteInput, Routed};
+use super::routing::{RouteInput, Routed};
 use super::transport::Arrival;
 use super::AppState;
 use crate::policy::Action;
@@ -83,8 +83,7 @@ async fn prepare(
     body: Result<Bytes, BytesRejection>,
     t: &mut Tracker,
 ) -> Result<(EmbeddingRequest, String), ApiError> {
-    check_content_type(headers)?;
-    let bytes = read_body(state, body)?;
+    let bytes = read_body(state, headers, body)?;
     let request = parse_request(&bytes)?;
     t.s.model = request.model.clone();
     if request.model.trim().is_empty() {
@@ -104,17 +103,7 @@ async fn prepare(
         local: &state.inner.backends.local_loads(),
         count_tokens: None,
     });
-    t.routed(&decided);
-    let admitted = state.inner.core.admit(
-        decided,
-        AdmitInput {
-            request: &view,
-            tenant: t.s.key.as_deref(),
-            expires: t.expires(),
-        },
-    );
-    let routed = admitted.await?;
-    t.routed(&routed);
+    let routed = admit(state, t, &view, decided).await?;
     check_decision(&routed, &backend)?;
     Ok((request, backend))
 }

@@ -1,6 +1,9 @@
 //! OpenAI-shaped errors: every failure the gateway answers with is `{"error": {"message", "type",
 //! "param", "code"}}` with the matching HTTP status, so OpenAI SDKs raise their own exception
 //! types (`BadRequestError`, `AuthenticationError`, `NotFoundError`, `RateLimitError`, …).
+//! The response also carries the [`ApiError`] as an extension: on the Anthropic paths
+//! (`/v1/messages…`) an outer layer re-renders it in Anthropic's shape
+//! (`super::messages::errors`), whichever layer produced it.
 //!
 //! A 429 for load — a full local admission queue ([`BackendError::Overloaded`]) or an upstream
 //! rate limit — carries `Retry-After` in whole seconds: the upstream's own wait when it gave one,
@@ -271,6 +274,9 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from(secs),
             );
         }
+        // The error itself rides along, so a path that speaks another API's dialect
+        // (`/v1/messages`) can answer the same error in its own shape.
+        out.extensions_mut().insert(self);
         out
     }
 }

@@ -8,12 +8,15 @@
 //!
 //! - `POST /v1/chat/completions` — streaming (SSE) and non-streaming; see [`chat`];
 //! - `POST /v1/embeddings` — a local embedding model or an OpenAI upstream; see [`embeddings`];
+//! - `POST /v1/messages`, `POST /v1/messages/count_tokens` — Anthropic's Messages API over the
+//!   same routing and execution (`messages`), with Anthropic-shaped answers and errors;
 //! - `GET /v1/models` — `auto`, the routes and the backends;
 //! - `GET /healthz` (process up), `GET /readyz` (every backend loaded);
 //! - `GET /metrics` — Prometheus text ([`crate::metrics`]);
 //! - `GET /v1/triage/events` — SSE, one JSON [`RequestSummary`] per finished request.
 //!
-//! Every error, including unknown paths and bad bodies, is an OpenAI-shaped body ([`ApiError`]).
+//! Every error, including unknown paths and bad bodies, is an OpenAI-shaped body ([`ApiError`]),
+//! and Anthropic-shaped on `/v1/messages…` (the outermost layer re-renders it there).
 
 mod admission;
 pub mod auth;
@@ -25,6 +28,7 @@ mod cors;
 pub mod embeddings;
 pub mod error;
 mod info;
+mod messages;
 pub mod reload;
 pub mod routing;
 pub mod server;
@@ -275,9 +279,15 @@ pub fn app_live(live: LiveState) -> Router {
         state.clone(),
         transport::limit_in_flight,
     ));
+    let messages = post(messages::messages).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        transport::limit_in_flight,
+    ));
     let router = Router::new()
         .route("/v1/chat/completions", chat)
         .route("/v1/embeddings", embeddings)
+        .route("/v1/messages", messages)
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(info::models))
         .route("/v1/triage/events", get(info::events))
         .route("/healthz", get(info::healthz))
@@ -293,6 +303,7 @@ pub fn app_live(live: LiveState) -> Router {
         .layer(CatchPanicLayer::custom(transport::panic_response(
             state.clone(),
         )))
+        .layer(middleware::from_fn(messages::errors::anthropic_errors))
         .with_state(live);
     match cors {
         Some(cors) => router.layer(cors),

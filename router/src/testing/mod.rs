@@ -324,6 +324,19 @@ impl TestGateway {
         self.send(request.body(Body::from(body.to_string()))?).await
     }
 
+    /// `POST /v1/messages` (Anthropic's Messages API) with `body` and the extra `headers`.
+    pub async fn messages(
+        &self,
+        body: serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, HarnessError> {
+        let mut request = Request::post("/v1/messages").header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::from(body.to_string()))?).await
+    }
+
     /// Serve on a real listener at `addr` (port 0: any free port) until [`Served::stop`] or
     /// until the handle is dropped.
     pub async fn serve(&self, addr: SocketAddr) -> Result<Served, HarnessError> {

@@ -34,9 +34,9 @@
 //! that is slow to arrive (at most `server.body_read_timeout`, else 408) eats into the deadline.
 
 pub(crate) mod exec;
-mod json;
+pub(crate) mod json;
 mod shape;
-mod stream;
+pub(crate) mod stream;
 pub(crate) mod tracker;
 
 use axum::body::Bytes;
@@ -74,22 +74,10 @@ pub(crate) async fn chat_completions(
         Ok(x) => x,
         Err(e) => return t.fail(e),
     };
-    let admitted = state.inner.core.admit(
-        decided.clone(),
-        AdmitInput {
-            request: &request,
-            tenant: t.s.key.as_deref(),
-            expires: t.expires(),
-        },
-    );
-    let routed = match admitted.await {
+    let routed = match admit(&state, &mut t, &request, decided).await {
         Ok(routed) => routed,
-        Err(e) => {
-            t.routed(&decided);
-            return t.fail(e);
-        }
+        Err(e) => return t.fail(e),
     };
-    t.routed(&routed);
     if request.is_stream() {
         answer::<stream::Streamed>(state, t, routed, request, deadline).await
     } else {
@@ -98,7 +86,7 @@ pub(crate) async fn chat_completions(
 }
 
 /// Execute the plan within the deadline and deliver the answer (or the error).
-async fn answer<D: Delivery>(
+pub(crate) async fn answer<D: Delivery>(
     state: AppState,
     mut t: Tracker,
     routed: Routed,
@@ -130,23 +118,20 @@ fn prepare(
     body: Result<Bytes, BytesRejection>,
     t: &mut Tracker,
 ) -> Result<(ChatRequest, Routed), ApiError> {
-    check_content_type(headers)?;
-    let bytes = read_body(state, body)?;
+    let bytes = read_body(state, headers, body)?;
     let request = parse_request(&bytes)?;
-    t.s.model = request.model.clone();
-    t.s.stream = request.is_stream();
-    validate(&request)?;
-    let task_header = task_header(headers)?;
-    let plan = resolve(state, &request, task_header.as_deref(), t.s.key.as_deref())?;
-    Ok((request, plan))
+    let routed = plan(state, headers, &request, t)?;
+    Ok((request, routed))
 }
 
-/// The request body, or the error its failure to arrive calls for: 413 over the size limit,
-/// 408 past `server.body_read_timeout`, else 400.
+/// The request body, if it is declared JSON and arrived whole, in time and within the size
+/// limit.
 pub(crate) fn read_body(
     state: &AppState,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Bytes, ApiError> {
+    check_content_type(headers)?;
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(state.inner.options.body_limit_bytes)
@@ -156,7 +141,8 @@ pub(crate) fn read_body(
                 StatusCode::REQUEST_TIMEOUT,
                 "invalid_request_error",
                 format!(
-                    "The request body did not arrive within {after:?} of its headers                      (server.body_read_timeout)"
+                    "The request body did not arrive within {after:?} of its headers \
+                     (server.body_read_timeout)"
                 ),
             )
             .with_code("body_read_timeout")
@@ -164,6 +150,49 @@ pub(crate) fn read_body(
             ApiError::bad_request(format!("Could not read the request body: {r}"), None)
         }
     })
+}
+
+/// Validate a parsed request and ask the routing core for its plan (noting model and stream
+/// in the summary first, so a refusal's ledger row names them).
+pub(crate) fn plan(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &ChatRequest,
+    t: &mut Tracker,
+) -> Result<Routed, ApiError> {
+    t.s.model = request.model.clone();
+    t.s.stream = request.is_stream();
+    validate(request)?;
+    let task_header = task_header(headers)?;
+    resolve(state, request, task_header.as_deref(), t.s.key.as_deref())
+}
+
+/// Admit a decided plan (budget reservation, rate limits: the one await before execution;
+/// 429/503 here). A refusal still records the decision, so its ledger row names the route.
+pub(crate) async fn admit(
+    state: &AppState,
+    t: &mut Tracker,
+    request: &ChatRequest,
+    decided: Routed,
+) -> Result<Routed, ApiError> {
+    let admitted = state.inner.core.admit(
+        decided.clone(),
+        AdmitInput {
+            request,
+            tenant: t.s.key.as_deref(),
+            expires: t.expires(),
+        },
+    );
+    match admitted.await {
+        Ok(routed) => {
+            t.routed(&routed);
+            Ok(routed)
+        }
+        Err(e) => {
+            t.routed(&decided);
+            Err(e)
+        }
+    }
 }
 
 /// Only JSON bodies are read: `Content-Type: application/json`, parameters (`; charset=utf-8`)

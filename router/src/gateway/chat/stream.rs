@@ -171,33 +171,18 @@ fn sse_body(
     deadline: Instant,
     deadline_after: Duration,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let Opened {
-        mut pending,
-        mut rest,
-    } = opened;
     let backend = header.model.clone();
+    let events = answer_events(opened, backend.clone(), deadline, deadline_after);
     async_stream::stream! {
+        let mut events = std::pin::pin!(events);
         let mut roles = BTreeSet::new();
         let mut finished = BTreeSet::new();
         roles.insert(0u32);
         yield Ok(Event::default().data(header.role(0)));
-        loop {
-            let next = if let Some(event) = pending.pop_front() {
-                Some(Ok(event))
-            } else if let Some(stream) = rest.as_mut() {
-                match tokio::time::timeout_at(deadline, stream.next()).await {
-                    Err(_) => Some(Err(ApiError::deadline(deadline_after))),
-                    Ok(None) => None,
-                    Ok(Some(Ok(event))) => Some(Ok(event)),
-                    Ok(Some(Err(e))) => Some(Err(ApiError::from_backend(&backend, &e))),
-                }
-            } else {
-                None
-            };
+        while let Some(next) = events.next().await {
             let event = match next {
-                None => break,
-                Some(Ok(event)) => event,
-                Some(Err(err)) => {
+                Ok(event) => event,
+                Err(err) => {
                     tracing::warn!(backend = %backend, error = %err, "stream failed after its first token");
                     t.finish(err.status.as_u16(), Some(err.ledger_code()));
                     yield Ok(Event::default().data(err.to_json()));
@@ -261,4 +246,31 @@ fn sse_body(
         )));
         yield Ok(Event::default().data("[DONE]"));
     }
+}
+
+/// The answer's events in order: those read while opening it, then the rest of the backend's
+/// stream until it ends, fails (an error naming the backend) or outlives the request's
+/// deadline. Shared by every streamed dialect (OpenAI chunks here, Anthropic events in
+/// `messages`).
+pub(crate) fn answer_events(
+    opened: Opened,
+    backend: String,
+    deadline: Instant,
+    deadline_after: Duration,
+) -> impl Stream<Item = Result<ChatEvent, ApiError>> {
+    let Opened { pending, rest } = opened;
+    let replayed = futures::stream::iter(pending.into_iter().map(Ok));
+    let live = futures::stream::unfold(rest, move |rest| {
+        let backend = backend.clone();
+        async move {
+            let mut stream = rest?;
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => Some((Err(ApiError::deadline(deadline_after)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(event))) => Some((Ok(event), Some(stream))),
+                Ok(Some(Err(e))) => Some((Err(ApiError::from_backend(&backend, &e)), None)),
+            }
+        }
+    });
+    replayed.chain(live)
 }

@@ -100,17 +100,22 @@ impl Tracker {
         }
     }
 
+    /// The prompt's tokens as routing counted them (before any usage arrived).
+    pub(crate) fn routed_prompt_tokens(&self) -> u32 {
+        self.prompt_tokens
+    }
+
     /// When the request's deadline passes (its budget reservation expires then).
     pub(crate) fn expires(&self) -> Instant {
         self.arrived + self.state.inner.options.request_deadline
     }
 
-    pub(super) fn note(&mut self, what: String) {
+    pub(crate) fn note(&mut self, what: String) {
         self.trace.push(what);
     }
 
     /// A content token born at `at` reached (or is about to reach) the client.
-    pub(super) fn token(&mut self, at: Instant) {
+    pub(crate) fn token(&mut self, at: Instant) {
         let at = at.max(self.arrived);
         self.streamed = self.streamed.saturating_add(1);
         if self.s.ttft_ms.is_none() {
@@ -124,7 +129,7 @@ impl Tracker {
     }
 
     /// The whole answer came from `backend` (non-streaming).
-    pub(super) fn answered(&mut self, backend: &str, response: &ChatResponse) {
+    pub(crate) fn answered(&mut self, backend: &str, response: &ChatResponse) {
         self.s.backend = Some(backend.to_string());
         self.usage = response.usage.clone();
         self.add_busy(response.timings.engine_busy_secs);
@@ -141,7 +146,7 @@ impl Tracker {
     }
 
     /// The request's deadline, counted from its arrival (named in timeout errors).
-    pub(super) fn request_deadline(&self) -> Duration {
+    pub(crate) fn request_deadline(&self) -> Duration {
         self.state.inner.options.request_deadline
     }
 
@@ -161,7 +166,7 @@ impl Tracker {
     }
 
     /// A cascade's first answer was rejected: its cost still counts.
-    pub(super) fn wasted(&mut self, backend: &str, response: &ChatResponse) {
+    pub(crate) fn wasted(&mut self, backend: &str, response: &ChatResponse) {
         if let Some(usage) = &response.usage {
             self.wasted.push((
                 backend.to_string(),

@@ -208,6 +208,8 @@ async fn serve(
         stall: None,
         conn: conn_state.clone(),
         rewrite: None,
+        request_start: Vec::new(),
+        answered: true,
     });
     let service = ConnService {
         router,
@@ -335,7 +337,16 @@ struct TimedIo {
     /// hyper's bare parse-error answer being replaced by an OpenAI-shaped one
     /// (`parse_error.rs`): the bytes to write and how many are written.
     rewrite: Option<(Vec<u8>, usize)>,
+    /// The first bytes of the request being read (its request line, so far), to tell which
+    /// API's error shape a parse-error answer takes.
+    request_start: Vec<u8>,
+    /// A response head was written since `request_start` was last reset: the next bytes read
+    /// begin a new request.
+    answered: bool,
 }
+
+/// How many bytes of a request's start are kept: enough for `POST /v1/messages`.
+const REQUEST_START_BYTES: usize = 64;
 
 impl TimedIo {
     fn progress<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -370,7 +381,8 @@ impl TimedIo {
         claimed: usize,
     ) -> Option<Poll<io::Result<usize>>> {
         if self.rewrite.is_none() {
-            self.rewrite = Some((super::parse_error::replacement(head)?, 0));
+            let dialect = super::parse_error::Dialect::of_request_start(&self.request_start);
+            self.rewrite = Some((super::parse_error::replacement(head, dialect)?, 0));
         }
         loop {
             let (out, written) = self.rewrite.as_mut()?;
@@ -406,6 +418,14 @@ impl AsyncRead for TimedIo {
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.conn.bytes_read();
+            if this.answered {
+                this.answered = false;
+                this.request_start.clear();
+            }
+            let room = REQUEST_START_BYTES.saturating_sub(this.request_start.len());
+            let new = &buf.filled()[before..];
+            this.request_start
+                .extend_from_slice(&new[..new.len().min(room)]);
         }
         r
     }
@@ -419,6 +439,7 @@ impl AsyncWrite for TimedIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.rewrite.is_some() || buf.starts_with(b"HTTP/1.") {
+            this.answered = true;
             if let Some(r) = this.poll_rewrite(cx, buf, buf.len()) {
                 return r;
             }
@@ -439,6 +460,9 @@ impl AsyncWrite for TimedIo {
             .iter()
             .find(|b| !b.is_empty())
             .is_some_and(|b| b.starts_with(b"HTTP/1."));
+        if head_like {
+            this.answered = true;
+        }
         if this.rewrite.is_some() || (head_like && total <= 256) {
             let head: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
             if let Some(r) = this.poll_rewrite(cx, &head, total) {
