@@ -117,8 +117,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .iter()
             .map(|item| request(&set, item, choice))
             .collect::<Result<Vec<_>, _>>()?;
-        let answers =
-            futures::future::join_all(requests.into_iter().map(|r| engine.chat(r))).await;
+        let answers = futures::future::join_all(requests.into_iter().map(|r| engine.chat(r))).await;
         let mut tally = Tally::default();
         for (item, answer) in set.items.iter().zip(answers) {
             score(&set, item, &answer?, &mut tally, verbose);
