@@ -164,6 +164,7 @@ async fn cascade_on_real_models_escalates_by_signal_and_bills_both_calls() {
              \x20 - {{ name: strict, when: {{ task: [strict] }}, cascade: {} }}\n\
              \x20 - {{ name: half, when: {{ task: [half] }}, cascade: {} }}\n\
              \x20 - {{ name: free, when: {{ task: [free] }}, cascade: {} }}\n\
+             \x20 - {{ name: remote-first, when: {{ task: [remote-first] }}, cascade: {{ first: llm, escalate_to: slm, signal: mean_logprob, threshold: -50.0 }} }}\n\
              \x20 - {{ name: default, to: slm }}\n",
             a_ledger.display(),
             models.join("SmolLM2-135M-Instruct.Q4_1.gguf").display(),
@@ -239,11 +240,65 @@ async fn cascade_on_real_models_escalates_by_signal_and_bills_both_calls() {
         "the stream is B's answer only"
     );
 
+    // B answers with its local model, so its answers carry OpenAI `logprobs` when asked: whole
+    // and streamed, each token's log-probability with its alternatives, most likely first.
+    let mut asked = free_text(false);
+    asked["logprobs"] = json!(true);
+    asked["top_logprobs"] = json!(3);
+    let direct = post(&b.url, "free", asked.clone()).await;
+    let v: Value = serde_json::from_str(&direct.body).unwrap();
+    let tokens = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert!(!tokens.is_empty(), "{}", direct.body);
+    for t in tokens {
+        let lp = t["logprob"].as_f64().unwrap();
+        assert!(lp <= 0.0, "{t}");
+        let top: Vec<f64> = t["top_logprobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["logprob"].as_f64().unwrap())
+            .collect();
+        assert_eq!(top.len(), 3, "{t}");
+        assert!(top.windows(2).all(|w| w[0] >= w[1]), "{t}");
+        assert!(t["bytes"].is_array(), "{t}");
+    }
+    asked["stream"] = json!(true);
+    let streamed = post(&b.url, "free", asked).await;
+    let streamed_tokens: usize = streamed
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["logprobs"]["content"]
+                .as_array()
+                .map(Vec::len)
+        })
+        .sum();
+    assert_eq!(streamed_tokens, tokens.len(), "{}", streamed.body);
+    // So B can be a cascade's first step: A reads its confidence from those log-probabilities.
+    let remote_first = post(&a.url, "remote-first", free_text(false)).await;
+    assert_eq!(
+        remote_first.header("x-triage-backend").as_deref(),
+        Some("llm")
+    );
+    assert!(!escalated(&remote_first), "{}", remote_first.body);
+    let (name, lp) = signal(&remote_first);
+    assert_eq!(name, "mean_logprob");
+    let lp = lp.expect("B's logprobs give a mean_logprob");
+    assert!(lp < 0.0 && lp > -50.0, "{lp}");
+    let v: Value = serde_json::from_str(&remote_first.body).unwrap();
+    assert!(
+        v["choices"][0]["logprobs"].is_null(),
+        "logprobs the client did not ask for are not sent: {}",
+        remote_first.body
+    );
+
     // The ledger: one row per request; escalations list both backends and bill both calls.
     // Stopped, not killed: its last ledger rows are written before it exits.
     a.stop();
     let rows: Vec<LedgerRow> = SqliteStore::open(&a_ledger).unwrap().recent(100).unwrap();
-    assert_eq!(rows.len(), 5, "{rows:#?}");
+    assert_eq!(rows.len(), 6, "{rows:#?}");
     let by_route =
         |route: &str| -> Vec<&LedgerRow> { rows.iter().filter(|r| r.route == route).collect() };
     let keep_row = by_route("keep")[0];

@@ -318,7 +318,7 @@ mod tests {
         ChatEvent::Token {
             choice: 0,
             text: text.into(),
-            logprobs: vec![-0.5],
+            logprobs: vec![crate::TokenLogprob::of_text(text, -0.5)],
             at: Instant::now(),
         }
     }

@@ -36,6 +36,10 @@ pub enum BackendError {
     /// The request is invalid for this backend (bad sampling parameter, bad schema, …).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The request asks for tool calls from a local model that cannot make them (a base model
+    /// prompted with completion text); another backend of the chain may answer it.
+    #[error("tools unsupported: {0}")]
+    ToolsUnsupported(String),
     /// The prompt does not fit in the context window of one sequence.
     #[error("prompt is {prompt_tokens} tokens but the context window holds {context_tokens} tokens per sequence")]
     PromptTooLong {
@@ -105,7 +109,9 @@ impl BackendError {
     /// The HTTP status a gateway should answer with for this error.
     pub fn http_status(&self) -> u16 {
         match self {
-            BackendError::InvalidRequest(_) | BackendError::PromptTooLong { .. } => 400,
+            BackendError::InvalidRequest(_)
+            | BackendError::ToolsUnsupported(_)
+            | BackendError::PromptTooLong { .. } => 400,
             BackendError::Overloaded { .. } | BackendError::RateLimited { .. } => 429,
             BackendError::UpstreamStatus { status, .. } if (400..500).contains(status) => *status,
             BackendError::Timeout { .. } => 504,
@@ -134,6 +140,7 @@ impl BackendError {
     pub fn code(&self) -> &'static str {
         match self {
             BackendError::InvalidRequest(_) => "invalid_request",
+            BackendError::ToolsUnsupported(_) => "tools_unsupported",
             BackendError::PromptTooLong { .. } => "context_length_exceeded",
             BackendError::Overloaded { .. } => "overloaded",
             BackendError::ModelLoad { .. } => "model_load_failed",
@@ -148,7 +155,8 @@ impl BackendError {
         }
     }
 
-    /// Whether another backend might answer: the router falls back on these.
+    /// Whether another backend might answer: the router falls back on these (a local model
+    /// without tool calls included: a remote one may make them).
     pub fn is_upstream_failure(&self) -> bool {
         !matches!(
             self,

@@ -138,8 +138,9 @@ fn not_a_chat_model() -> BackendError {
 }
 
 /// Collect a stream into one OpenAI-shaped response: text, refusals and tool calls assembled
-/// per choice, the last usage seen, finish reasons, token log-probabilities of choice 0, the
-/// answer's confidence signals, and timings.
+/// per choice, the last usage seen, finish reasons, each choice's token log-probabilities (its
+/// `logprobs` object, and the bare numbers of choice 0 for the cascade), the answer's confidence
+/// signals, and timings.
 pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<ChatResponse> {
     let started = Instant::now();
     let mut response = ChatResponse {
@@ -150,6 +151,8 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
         ..ChatResponse::default()
     };
     response.timings.started = Some(started);
+    // Each choice's token log-probabilities, its `logprobs.content` once the stream ends.
+    let mut token_details: Vec<Vec<TokenLogprob>> = Vec::new();
     while let Some(event) = stream.next().await {
         let event = event?;
         let at = event.at();
@@ -166,13 +169,24 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
             } => {
                 response.timings.first_token.get_or_insert(at);
                 if choice == 0 {
-                    response.token_logprobs.extend(logprobs);
+                    response
+                        .token_logprobs
+                        .extend(logprobs.iter().map(|t| t.logprob));
                 }
                 let c = choice_mut(&mut response.choices, choice)?;
                 c.message
                     .content
                     .get_or_insert_with(String::new)
                     .push_str(&text);
+                if !logprobs.is_empty() {
+                    let position = c.index as usize;
+                    if token_details.len() <= position {
+                        token_details.resize_with(position + 1, Vec::new);
+                    }
+                    if let Some(details) = token_details.get_mut(position) {
+                        details.extend(logprobs);
+                    }
+                }
             }
             ChatEvent::Refusal { choice, text, .. } => {
                 let c = choice_mut(&mut response.choices, choice)?;
@@ -227,6 +241,11 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
         return Err(BackendError::Protocol(
             "stream ended without any choice".into(),
         ));
+    }
+    for (choice, details) in response.choices.iter_mut().zip(token_details) {
+        if !details.is_empty() {
+            choice.logprobs = Some(types::content_object(&details));
+        }
     }
     Ok(response)
 }

@@ -10,7 +10,7 @@
 //! whose answer is unwrapped back to the bare choice ([`crate::choice_schema`]); the llama.cpp
 //! samplers `top_k`/`min_p` are dropped when the upstream is api.openai.com, which rejects them;
 //! and streaming requests ask for the final usage chunk (`stream_options.include_usage`). Stream chunks become [`ChatEvent`]s: content tokens with
-//! their log-probabilities, refusal deltas, tool-call deltas, per-choice finish reasons and the
+//! their log-probability entries (token, bytes, `top_logprobs`, as sent), refusal deltas, tool-call deltas, per-choice finish reasons and the
 //! usage chunk; the stream must end with `data: [DONE]`. A triage gateway upstream settles a
 //! streamed answer's cost only at its end and sends it in the usage chunk's extra `triage`
 //! object (backend, route, escalated, cost); that object is kept in the usage event's
@@ -31,7 +31,7 @@ use crate::remote::{
 };
 use crate::{
     choice_schema, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EmbeddingRequest,
-    EmbeddingResponse, EventStream, FinishReason, Result, Usage,
+    EmbeddingResponse, EventStream, FinishReason, Result, TokenLogprob, Usage,
 };
 
 /// Key in [`Usage::extra`] holding a triage gateway's `triage` object (its routing decision and
@@ -308,11 +308,6 @@ struct ChunkLogprobs {
     content: Option<Vec<TokenLogprob>>,
 }
 
-#[derive(Deserialize)]
-struct TokenLogprob {
-    logprob: f32,
-}
-
 impl SseDecoder for OpenAiDecoder {
     fn decode(&mut self, event: Sse, at: Instant, out: &mut Vec<ChatEvent>) -> Result<bool> {
         let Some(data) = event.data else {
@@ -340,11 +335,8 @@ impl SseDecoder for OpenAiDecoder {
         for choice in chunk.choices {
             let index = choice.index;
             if let Some(delta) = choice.delta {
-                let logprobs: Vec<f32> = choice
-                    .logprobs
-                    .and_then(|l| l.content)
-                    .map(|tokens| tokens.iter().map(|t| t.logprob).collect())
-                    .unwrap_or_default();
+                let logprobs: Vec<TokenLogprob> =
+                    choice.logprobs.and_then(|l| l.content).unwrap_or_default();
                 match delta.content {
                     Some(text) if !text.is_empty() || !logprobs.is_empty() => {
                         out.push(ChatEvent::Token {

@@ -156,8 +156,11 @@ fn async_stream(
             }
             Ok(ChatEvent::Token {
                 choice: 0,
+                logprobs: lp
+                    .map(|lp| backends::TokenLogprob::of_text(&text, lp))
+                    .into_iter()
+                    .collect(),
                 text,
-                logprobs: lp.into_iter().collect(),
                 at: Instant::now(),
             })
         }

@@ -276,7 +276,7 @@ async fn observe(
                     seen.first_token.get_or_insert(at);
                     seen.last_token = Some(at);
                     seen.text.push_str(&text);
-                    seen.logprobs.extend(logprobs);
+                    seen.logprobs.extend(logprobs.iter().map(|t| t.logprob));
                     seen.token_events += 1;
                 }
                 Ok(ChatEvent::Usage { usage, .. }) => {

@@ -700,3 +700,54 @@ async fn overloaded_local_engine_without_fallback_is_429() {
     }
     assert_eq!(gw.ledger().len(), 2);
 }
+
+#[tokio::test]
+async fn logprobs_reach_the_client_only_when_asked_whole_and_streamed() {
+    let gw = TestGateway::new(options());
+    // Not asked: no `logprobs` object, though the backend knows the numbers.
+    let plain = gw.chat(chat_body("one two", false), Some("big")).await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.body);
+    assert!(plain.json().unwrap()["choices"][0]
+        .get("logprobs")
+        .is_none());
+    let mut asked = chat_body("one two", false);
+    asked["logprobs"] = json!(true);
+    let whole = gw.chat(asked.clone(), Some("big")).await;
+    let v = whole.json().unwrap();
+    let tokens = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    let text: String = tokens
+        .iter()
+        .map(|t| t["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "one two");
+    assert!(tokens.iter().all(|t| t["logprob"].as_f64().unwrap() <= 0.0));
+    // Streamed: each content chunk carries its own tokens' entries.
+    asked["stream"] = json!(true);
+    let streamed = gw.chat(asked, Some("big")).await;
+    let mut seen = String::new();
+    for data in streamed.sse_data() {
+        let Ok(chunk) = serde_json::from_str::<serde_json::Value>(&data) else {
+            continue;
+        };
+        let Some(c) = chunk["choices"].get(0) else {
+            continue;
+        };
+        if let Some(content) = c["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
+            let entries = c["logprobs"]["content"].as_array().unwrap();
+            let covered: String = entries
+                .iter()
+                .map(|t| t["token"].as_str().unwrap())
+                .collect();
+            assert_eq!(covered, content);
+            seen.push_str(content);
+        }
+    }
+    assert_eq!(seen, "one two");
+    // `top_logprobs` beyond OpenAI's 20 is a 400 naming the field.
+    let mut too_many = chat_body("x", false);
+    too_many["logprobs"] = json!(true);
+    too_many["top_logprobs"] = json!(21);
+    let reply = gw.chat(too_many, Some("big")).await;
+    assert_openai_error(&reply, 400, "invalid_request");
+    assert_eq!(reply.json().unwrap()["error"]["param"], "top_logprobs");
+}

@@ -31,8 +31,8 @@ use super::logits::{argmax, logprob_of_max, token_logprob};
 use super::prefix::{place, SlotMemory};
 use super::signals::{one_forced_text, FreeTokenStats};
 use super::text::{Assembled, TextAssembler};
-use super::{llama_backend, Job, LlamaEngineConfig, StatCounters, Work};
-use crate::types::{ChatEvent, FinishReason, Signals, Usage};
+use super::{llama_backend, token_report, Job, LlamaEngineConfig, StatCounters, Work};
+use crate::types::{ChatEvent, FinishReason, Signals, TokenLogprob, Usage};
 use crate::{BackendError, Result};
 
 /// llama.cpp's `LLAMA_MAX_SEQ` with a unified KV cache.
@@ -87,8 +87,9 @@ struct Sequence {
     logits_index: Option<i32>,
     generated: u32,
     text: TextAssembler,
-    /// Log-probabilities of tokens whose text is held back (stop-string prefix, partial UTF-8).
-    pending_logprobs: Vec<f32>,
+    /// Log-probability entries of tokens whose text is held back (stop-string prefix, partial
+    /// UTF-8); they leave with the text that releases them.
+    pending_logprobs: Vec<TokenLogprob>,
     /// Confidence over the tokens generated so far.
     free: FreeTokenStats,
     busy_secs: f64,
@@ -367,7 +368,11 @@ pub(super) fn run(
                             seq.send(ChatEvent::Token {
                                 choice: 0,
                                 text: outcome.text,
-                                logprobs: outcome.token_logprobs,
+                                logprobs: token_report::entries(
+                                    &model,
+                                    &outcome.tokens,
+                                    &outcome.token_logprobs,
+                                ),
                                 at,
                             });
                             (outcome.completion_tokens, outcome.signals)
@@ -449,9 +454,12 @@ fn advance_generation(
         return Ok(Some(FinishReason::Stop));
     }
     seq.generated += 1;
-    seq.pending_logprobs.push(logprob);
     seq.free.push(logprob, forced);
     let bytes = vocab.token_to_piece(token, false, None);
+    let logits = ctx.get_logits_ith(index);
+    let top = seq.job.params.top_logprobs;
+    let entry = token_report::entry(model, &bytes, logprob, logits, top);
+    seq.pending_logprobs.push(entry);
     Ok(match seq.text.push(&bytes) {
         Assembled::Stopped(before) => {
             emit_text(seq, before, at);

@@ -35,6 +35,29 @@ impl LogSoftmax {
     }
 }
 
+/// The `n` most likely tokens of a row with their log-probabilities, most likely first (ties:
+/// lower token id first, as the arg-max). One pass over the vocabulary keeping a sorted list of
+/// at most `n` (n ≤ 20), so asking for alternatives costs about one more log-softmax.
+pub(super) fn top_logprobs(logits: &[f32], n: usize) -> Vec<(LlamaToken, f32)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let softmax = LogSoftmax::of(logits);
+    let mut best: Vec<(usize, f32)> = Vec::with_capacity(n + 1);
+    for (i, &l) in logits.iter().enumerate() {
+        let full_and_worse = best.len() == n && best.last().is_some_and(|&(_, w)| l <= w);
+        if l.is_nan() || full_and_worse {
+            continue;
+        }
+        let at = best.partition_point(|&(_, b)| b >= l);
+        best.insert(at, (i, l));
+        best.truncate(n);
+    }
+    best.into_iter()
+        .map(|(i, l)| (LlamaToken(i as i32), l - softmax.max - softmax.ln_sum))
+        .collect()
+}
+
 /// log p of the most likely token: −ln Σ exp(l − max).
 pub(super) fn logprob_of_max(logits: &[f32], max: f32) -> f32 {
     -sum_exp_below(logits, max).ln()
@@ -165,6 +188,19 @@ mod tests {
         let (best, max) = argmax(&[f32::NAN; 20]);
         assert_eq!(best, 0);
         assert_eq!(max, f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn top_logprobs_are_the_most_likely_in_order() {
+        let logits = [0.5f32, 3.0, -2.0, 3.0, -1.0, 2.0];
+        let top = top_logprobs(&logits, 3);
+        let ids: Vec<i32> = top.iter().map(|(t, _)| t.0).collect();
+        assert_eq!(ids, vec![1, 3, 5]);
+        for (token, lp) in &top {
+            assert!((lp - token_logprob(&logits, *token)).abs() < 1e-6);
+        }
+        assert!(top_logprobs(&logits, 0).is_empty());
+        assert_eq!(top_logprobs(&logits[..2], 5).len(), 2);
     }
 
     #[test]

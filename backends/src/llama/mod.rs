@@ -14,6 +14,11 @@
 //! dropping the stream closes that channel and the engine cancels the sequence (or drops the
 //! waiting request) on its next step, releasing its slot and gauges at once.
 //!
+//! Requests with `tools` get the generic tool prompt, a grammar that keeps a call valid, and
+//! their call streamed as tool-call deltas ([`tools`]). Every token carries its log-probability
+//! entry (with `top_logprobs` alternatives when asked for), released with the text it belongs
+//! to.
+//!
 //! `choices` requests are answered by scoring every choice as a continuation of the prompt
 //! ([`choices`]), not by generating under a grammar; every answer ends with its
 //! [`crate::Signals`] (choice probabilities, or log-probability statistics of the freely chosen
@@ -32,6 +37,8 @@ mod sampling;
 mod signals;
 mod special;
 pub mod text;
+mod token_report;
+pub mod tools;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -48,6 +55,7 @@ pub use info::{read_model_info, ModelInfo};
 pub use llama_cpp_2::token::LlamaToken;
 pub use prompt::PromptFormat;
 pub use sampling::SamplingParams;
+pub use tools::{Tool, ToolChoice, ToolSet};
 
 /// Re-exported here, where the engine that loads it lives; defined outside the feature gate.
 pub use crate::LlamaEngineConfig;
@@ -272,14 +280,41 @@ impl LlamaEngine {
 
     /// The request's prompt exactly as the engine will see it.
     pub fn render_prompt(&self, request: &ChatRequest) -> Result<String> {
+        let messages = self.conversation(request)?;
+        self.shared.format.render(&self.shared.model, &messages)
+    }
+
+    /// The request's tools that may be called, checked against this model and the request's
+    /// other output constraints (see [`tools`]).
+    pub fn tool_set(&self, request: &ChatRequest) -> Result<Option<ToolSet>> {
+        let Some(tools) = ToolSet::of(request)? else {
+            return Ok(None);
+        };
+        if matches!(self.shared.format, PromptFormat::Completion) {
+            return Err(BackendError::ToolsUnsupported(format!(
+                "`{}` is prompted with completion text (a base model), which has no turns for                  tools",
+                self.model_name()
+            )));
+        }
+        if request.choices.is_some() || request.response_format.is_some() {
+            return Err(BackendError::InvalidRequest(
+                "the local engine cannot combine `tools` (unless `tool_choice` is `none`) with                  `choices` or `response_format`"
+                    .into(),
+            ));
+        }
+        Ok(Some(tools))
+    }
+
+    /// The messages the prompt is rendered from: the request's, with the tool prompt and tool
+    /// turns written out ([`tools::conversation`]).
+    fn conversation(&self, request: &ChatRequest) -> Result<Vec<crate::ChatMessage>> {
         if request.messages.is_empty() {
             return Err(BackendError::InvalidRequest(
                 "`messages` must contain at least one message".into(),
             ));
         }
-        self.shared
-            .format
-            .render(&self.shared.model, &request.messages)
+        let tools = self.tool_set(request)?;
+        Ok(tools::conversation(request, tools.as_ref()))
     }
 
     /// Tokenize trusted text with special-token parsing (a control token's text becomes that
@@ -297,23 +332,20 @@ impl LlamaEngine {
     /// that text, never the end-of-turn token (see `special.rs`). A prompt whose messages hold no
     /// control-token text is tokenized exactly as [`Self::tokenize`] would.
     pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>> {
-        let prompt = self.render_prompt(request)?;
+        let messages = self.conversation(request)?;
         let shared = &self.shared;
+        let prompt = shared.format.render(&shared.model, &messages)?;
         let vocab = shared.model.vocab();
         if matches!(shared.format, PromptFormat::Completion) {
             // Completion text has no turn markers: none of it is a control token.
             return Ok(vocab.tokenize(prompt.as_bytes(), true, false));
         }
-        if !request
-            .messages
-            .iter()
-            .any(|m| shared.control.occur_in(&m.text()))
-        {
+        if !messages.iter().any(|m| shared.control.occur_in(&m.text())) {
             return Ok(self.tokenize(&prompt));
         }
         let pieces = shared
             .format
-            .render_pieces(&shared.model, &request.messages, &prompt)?
+            .render_pieces(&shared.model, &messages, &prompt)?
             .ok_or_else(|| {
                 BackendError::InvalidRequest(
                     "a message holds the text of one of the model's control tokens, and this \
@@ -369,7 +401,10 @@ impl LlamaEngine {
                 "`min_p` must be in [0, 1], got {min_p}"
             )));
         }
-        let grammar = grammar::grammar_for(request, self.answer_end().is_none())?;
+        let grammar = match self.tool_set(request)? {
+            Some(tools) => Some(tools::grammar::grammar(&tools)?),
+            None => grammar::grammar_for(request, self.answer_end().is_none())?,
+        };
         let format = &self.shared.format;
         let mut stop = request.stop_sequences();
         // A grammar ends its output itself; a blank line may be whitespace inside its JSON.
@@ -393,6 +428,7 @@ impl LlamaEngine {
             grammar,
             ignore_eos: false,
             skip_leading_whitespace: self.shared.format.skips_leading_whitespace(),
+            top_logprobs: top_logprobs(request)?,
         })
     }
 
@@ -465,7 +501,13 @@ impl LlamaEngine {
                 let lanes = engine::score_lanes(config.slots, config.score_lanes).min(fits);
                 self.enqueue(tokens, params, Work::Score(ChoiceScoring::new(set, lanes)))
             }
-            _ => self.submit_tokens(tokens, params),
+            _ => {
+                let events = self.submit_tokens(tokens, params)?;
+                Ok(match self.tool_set(request)? {
+                    Some(tools) => tools::stream::tool_call_events(events, &tools.choice),
+                    None => events,
+                })
+            }
         }
     }
 
@@ -557,6 +599,26 @@ pub fn system_info() -> String {
 /// Which llama.cpp this engine runs: the pinned binding crates that vendor it.
 pub fn build_id() -> String {
     "llama-cpp-2 0.1.160 (llama-cpp-sys-2 0.1.161, vendored llama.cpp)".to_string()
+}
+
+/// The request's `top_logprobs`, checked: at most [`crate::MAX_TOP_LOGPROBS`], and only with
+/// `logprobs: true` (as OpenAI requires).
+fn top_logprobs(request: &ChatRequest) -> Result<u32> {
+    let Some(n) = request.top_logprobs else {
+        return Ok(0);
+    };
+    if n > crate::MAX_TOP_LOGPROBS {
+        return Err(BackendError::InvalidRequest(format!(
+            "`top_logprobs` must be between 0 and {}, got {n}",
+            crate::MAX_TOP_LOGPROBS
+        )));
+    }
+    if n > 0 && request.logprobs != Some(true) {
+        return Err(BackendError::InvalidRequest(
+            "`top_logprobs` needs `logprobs: true`".into(),
+        ));
+    }
+    Ok(n)
 }
 
 fn random_seed() -> u32 {

@@ -28,6 +28,9 @@ pub struct SamplingParams {
     /// and cannot match a stop string (completion text, where the model writes ` positive` after
     /// `Answer:` and a blank line before the answer must not end it).
     pub skip_leading_whitespace: bool,
+    /// Alternatives per token position to report with each token's log-probability (the
+    /// request's `top_logprobs`, at most [`crate::MAX_TOP_LOGPROBS`]); 0 reports none.
+    pub top_logprobs: u32,
 }
 
 impl SamplingParams {
@@ -45,6 +48,7 @@ impl SamplingParams {
             grammar: None,
             ignore_eos: true,
             skip_leading_whitespace: false,
+            top_logprobs: 0,
         }
     }
 }

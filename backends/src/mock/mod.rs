@@ -39,7 +39,7 @@ use futures::StreamExt;
 
 use crate::{
     collect_stream, Backend, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream,
-    FinishReason, Result, Role, Usage,
+    FinishReason, Result, Role, TokenLogprob, Usage,
 };
 
 /// The log-probability of every `echo` token (a confident answer).
@@ -297,8 +297,8 @@ impl MockBackend {
                 }
                 Ok(ChatEvent::Token {
                     choice: 0,
+                    logprobs: vec![TokenLogprob::of_text(&text, logprob)],
                     text,
-                    logprobs: vec![logprob],
                     at: now(),
                 })
             },

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::channel::mpsc;
 
 use super::now;
-use crate::{ChatEvent, ChatRequest, EventStream, FinishReason, Usage};
+use crate::{ChatEvent, ChatRequest, EventStream, FinishReason, TokenLogprob, Usage};
 
 /// Computes a scripted mock's answer from the request.
 pub type AnswerFn = dyn Fn(&ChatRequest) -> String + Send + Sync;
@@ -113,8 +113,8 @@ impl Script {
                 }
                 let _ = tx.unbounded_send(Ok(ChatEvent::Token {
                     choice: 0,
+                    logprobs: vec![TokenLogprob::of_text(&text, logprob)],
                     text,
-                    logprobs: vec![logprob],
                     at: now(),
                 }));
             }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{FinishReason, Signals, Usage};
+use super::{FinishReason, Signals, TokenLogprob, Usage};
 
 /// What a backend's stream yields. Every event carries the `Instant` it was born at, so TTFT and
 /// inter-token latency are measured at the source, not where they are printed.
@@ -15,15 +15,16 @@ pub enum ChatEvent {
         /// When it happened.
         at: Instant,
     },
-    /// Content text for one choice. `logprobs` holds the log-probability of each token in `text`
-    /// when known (the local engine always knows; remotes when `logprobs` was asked for).
+    /// Content text for one choice. `logprobs` holds an entry for each token in `text` when
+    /// known (the local engine always knows; remotes when `logprobs` was asked for).
     Token {
         /// Which choice the text belongs to.
         choice: u32,
         /// The text delta (may be several tokens from a remote).
         text: String,
-        /// Log-probability of each token in `text`; empty when unknown.
-        logprobs: Vec<f32>,
+        /// Log-probability of each token in `text` (with its alternatives when asked for);
+        /// empty when unknown.
+        logprobs: Vec<TokenLogprob>,
         /// When the text was produced.
         at: Instant,
     },

@@ -4,13 +4,14 @@
 //! logit_bias, user, …) are kept in `extra` and forwarded to remote backends unchanged.
 //!
 //! Split by concern: `request` (what a client sends), `message` (conversation messages and
-//! roles), `response` (a whole answer), `event` (what a stream yields) and `signals` (a
+//! roles), `response` (a whole answer), `event` (what a stream yields), `logprobs` (token log-probabilities) and `signals` (a
 //! model's confidence in its answer). Everything is re-exported here, so `types::ChatRequest`
 //! and `backends::ChatRequest` name the same type.
 
 pub(crate) mod count;
 mod embedding;
 mod event;
+mod logprobs;
 mod message;
 mod request;
 mod response;
@@ -21,6 +22,7 @@ pub use embedding::{
     EmbeddingVector, EncodingFormat,
 };
 pub use event::ChatEvent;
+pub use logprobs::{content_object, content_of, TokenLogprob, TopLogprob, MAX_TOP_LOGPROBS};
 pub use message::{ChatMessage, MessageContent, Role};
 pub use request::{ChatRequest, JsonSchemaFormat, ResponseFormat, StopSequences, StreamOptions};
 pub use response::{

@@ -271,7 +271,11 @@ pub fn strip(event: &ChatEvent) -> Ev {
             text,
             logprobs,
             ..
-        } => Ev::Token(*choice, text.clone(), logprobs.clone()),
+        } => Ev::Token(
+            *choice,
+            text.clone(),
+            logprobs.iter().map(|t| t.logprob).collect(),
+        ),
         ChatEvent::Refusal { choice, text, .. } => Ev::Refusal(*choice, text.clone()),
         ChatEvent::ToolCallDelta {
             choice,

@@ -4,9 +4,10 @@
 //! tool-call) deltas, one chunk per finished choice with its `finish_reason`, then — when the
 //! request set `stream_options.include_usage` — a chunk with empty `choices` and `usage`, and
 //! finally `data: [DONE]`. With `include_usage`, every other chunk carries `"usage": null`, as
-//! OpenAI's do.
+//! OpenAI's do. Content chunks carry their tokens' `logprobs` object when the client asked for
+//! it.
 
-use backends::{FinishReason, Usage};
+use backends::{content_object, FinishReason, TokenLogprob, Usage};
 use serde_json::{json, Value};
 
 /// The fixed part of every chunk of one response.
@@ -20,6 +21,8 @@ pub struct ChunkHeader {
     pub model: String,
     /// Whether the client asked for a usage chunk (then every chunk carries `"usage": null`).
     pub include_usage: bool,
+    /// Whether the client asked for `logprobs` (then content chunks carry their tokens').
+    pub logprobs: bool,
 }
 
 impl ChunkHeader {
@@ -39,10 +42,20 @@ impl ChunkHeader {
     }
 
     fn delta(&self, choice: u32, delta: Value, finish: Option<&FinishReason>) -> String {
+        self.delta_with(choice, delta, Value::Null, finish)
+    }
+
+    fn delta_with(
+        &self,
+        choice: u32,
+        delta: Value,
+        logprobs: Value,
+        finish: Option<&FinishReason>,
+    ) -> String {
         self.chunk(json!([{
             "index": choice,
             "delta": delta,
-            "logprobs": null,
+            "logprobs": logprobs,
             "finish_reason": finish.map(FinishReason::as_str),
         }]))
     }
@@ -52,9 +65,15 @@ impl ChunkHeader {
         self.delta(choice, json!({"role": "assistant", "content": ""}), None)
     }
 
-    /// A content delta of `choice`.
-    pub fn content(&self, choice: u32, text: &str) -> String {
-        self.delta(choice, json!({"content": text}), None)
+    /// A content delta of `choice`, with the log-probabilities of the tokens it holds when the
+    /// client asked for them (`null` otherwise, or when the backend sent none).
+    pub fn content(&self, choice: u32, text: &str, logprobs: &[TokenLogprob]) -> String {
+        let logprobs = if self.logprobs && !logprobs.is_empty() {
+            content_object(logprobs)
+        } else {
+            Value::Null
+        };
+        self.delta_with(choice, json!({"content": text}), logprobs, None)
     }
 
     /// A refusal delta of `choice`.
@@ -118,11 +137,24 @@ mod tests {
             created: 1,
             model: "slm".into(),
             include_usage: true,
+            logprobs: true,
         };
         let role: Value = serde_json::from_str(&h.role(0)).unwrap();
         assert_eq!(role["object"], "chat.completion.chunk");
         assert_eq!(role["choices"][0]["delta"]["role"], "assistant");
         assert!(role["usage"].is_null());
+        let tokens = [TokenLogprob::of_text("Hi", -0.5)];
+        let content: Value = serde_json::from_str(&h.content(0, "Hi", &tokens)).unwrap();
+        let entry = &content["choices"][0]["logprobs"]["content"][0];
+        assert_eq!(entry["token"], "Hi");
+        assert_eq!(entry["logprob"], -0.5);
+        assert_eq!(entry["bytes"], json!([72, 105]));
+        let quiet = ChunkHeader {
+            logprobs: false,
+            ..h.clone()
+        };
+        let content: Value = serde_json::from_str(&quiet.content(0, "Hi", &tokens)).unwrap();
+        assert!(content["choices"][0]["logprobs"].is_null());
         let fin: Value = serde_json::from_str(&h.finish(0, &FinishReason::Length)).unwrap();
         assert_eq!(fin["choices"][0]["finish_reason"], "length");
         let u: Value =

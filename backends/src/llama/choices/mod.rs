@@ -204,7 +204,9 @@ impl ChoiceSet {
 pub(super) struct Outcome {
     /// The chosen choice exactly as the request listed it.
     pub text: String,
-    /// Log-probabilities of the answer tokens of the chosen choice's most probable variant.
+    /// The answer tokens of the chosen choice's most probable variant.
+    pub tokens: Vec<LlamaToken>,
+    /// Their log-probabilities.
     pub token_logprobs: Vec<f32>,
     pub completion_tokens: u32,
     pub signals: Signals,
@@ -380,15 +382,21 @@ impl ChoiceScoring {
         let best = (0..self.set.variants.len())
             .filter(|&i| self.set.variants[i].choice == chosen)
             .max_by(|&a, &b| totals[a].total_cmp(&totals[b]).then(b.cmp(&a)));
-        let (token_logprobs, completion_tokens) = match best {
+        let (tokens, token_logprobs, completion_tokens) = match best {
             Some(i) => {
-                let n = self.set.variants[i].answer_len;
-                (self.logprobs[i].iter().take(n).copied().collect(), n)
+                let variant = &self.set.variants[i];
+                let n = variant.answer_len;
+                (
+                    variant.tokens.iter().take(n).copied().collect(),
+                    self.logprobs[i].iter().take(n).copied().collect(),
+                    n,
+                )
             }
-            None => (Vec::new(), 0),
+            None => (Vec::new(), Vec::new(), 0),
         };
         Some(Outcome {
             text: self.set.choices.get(chosen)?.clone(),
+            tokens,
             token_logprobs,
             completion_tokens: completion_tokens as u32,
             signals: choice_signals(&self.set.choices, &log_scores, chosen),

@@ -4,7 +4,8 @@
 //! `chat`, not a collected `chat_stream`: a remote's non-streaming body carries what its events
 //! do not (per-choice `logprobs` objects, `system_fingerprint`, `service_tier`, message extras),
 //! and those pass through to the client unchanged. For the local engine (and the test double)
-//! `chat` is the stream collected by `backends::collect_stream`, so nothing differs there.
+//! `chat` is the stream collected by `backends::collect_stream`, so nothing differs there. A
+//! choice's `logprobs` object is sent only when the client asked for `logprobs`.
 
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ impl Delivery for Whole {
     fn respond(
         mut t: Tracker,
         answered: Answered<ChatResponse>,
-        _request: &ChatRequest,
+        request: &ChatRequest,
         _deadline: Instant,
     ) -> Response {
         let Answered {
@@ -50,6 +51,13 @@ impl Delivery for Whole {
         response.object = "chat.completion".into();
         response.created = backends::unix_now();
         response.model = backend;
+        // Log-probabilities only when asked for: a cascade's first step asks for them itself, and
+        // the local engine always knows them.
+        if request.logprobs != Some(true) {
+            for choice in &mut response.choices {
+                choice.logprobs = None;
+            }
+        }
         // An upstream triage's accounting is its own, not this gateway's (headers carry ours).
         if let Some(usage) = response.usage.as_mut() {
             usage.extra.remove(backends::openai::TRIAGE_USAGE_KEY);

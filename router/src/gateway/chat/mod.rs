@@ -268,6 +268,18 @@ fn validate(request: &ChatRequest) -> Result<(), ApiError> {
             Some("n".into()),
         ));
     }
+    if let Some(n) = request
+        .top_logprobs
+        .filter(|&n| n > backends::MAX_TOP_LOGPROBS)
+    {
+        return Err(ApiError::bad_request(
+            format!(
+                "`top_logprobs` must be between 0 and {}, got {n}",
+                backends::MAX_TOP_LOGPROBS
+            ),
+            Some("top_logprobs".into()),
+        ));
+    }
     shape::check(request)?;
     if let Some(task) = request
         .metadata

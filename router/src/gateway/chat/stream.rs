@@ -2,7 +2,9 @@
 //! first output (so a failure before it can still fall back), and the events are forwarded as
 //! OpenAI `chat.completion.chunk`s over SSE.
 //!
-//! The SSE body: the assistant role chunk, content (refusal, tool-call) chunks, one finish chunk
+//! The SSE body: the assistant role chunk, content (refusal, tool-call) chunks — content chunks
+//! with their tokens' `logprobs` when the client asked (an accepted cascade answer replays its
+//! whole `logprobs` object with its text) — one finish chunk
 //! per choice (`stop` for a choice that ended without one), then — with
 //! `stream_options.include_usage` — the usage chunk with its `triage` object (backend, route,
 //! escalated, cost, saved), a `: triage backend=… cost_usd=… saved_usd=…` comment and
@@ -20,7 +22,9 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use backends::{BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream, FinishReason};
+use backends::{
+    content_of, BackendError, ChatEvent, ChatRequest, ChatResponse, EventStream, FinishReason,
+};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use tokio::time::Instant;
@@ -92,6 +96,7 @@ impl Delivery for Streamed {
             created: backends::unix_now(),
             model: backend,
             include_usage,
+            logprobs: request.logprobs == Some(true),
         };
         let mut headers = HeaderMap::new();
         t.headers(&mut headers, None);
@@ -122,7 +127,7 @@ fn events_of(response: &ChatResponse) -> VecDeque<ChatEvent> {
             out.push_back(ChatEvent::Token {
                 choice: c.index,
                 text: text.clone(),
-                logprobs: Vec::new(),
+                logprobs: c.logprobs.as_ref().map(content_of).unwrap_or_default(),
                 at,
             });
         }
@@ -202,9 +207,9 @@ fn sse_body(
                 }
             }
             match event {
-                ChatEvent::Token { choice, text, at, .. } => {
+                ChatEvent::Token { choice, text, logprobs, at } => {
                     t.token(at);
-                    yield Ok(Event::default().data(header.content(choice, &text)));
+                    yield Ok(Event::default().data(header.content(choice, &text, &logprobs)));
                 }
                 ChatEvent::Refusal { choice, text, at } => {
                     t.token(at);
