@@ -36,6 +36,16 @@ pub(super) struct RawConfig {
     pub(super) classifier: Option<RawClassifier>,
     #[serde(default)]
     pub(super) pii: Option<RawPii>,
+    #[serde(default)]
+    pub(super) telemetry: Option<RawTelemetry>,
+}
+
+/// `telemetry:` — where request spans are exported (validated in `validate/mod.rs`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTelemetry {
+    pub(super) otlp_endpoint: Option<String>,
+    pub(super) service_name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -47,7 +47,7 @@ pub use backend::{BackendSlot, Backends, DynBackend, LocalLoad, Locality};
 pub use configured_routing::PolicyCore;
 pub use error::ApiError;
 pub use routing::{RouteInfo, RouteInput, Routed, RoutingCore};
-pub use server::{check_exposure, start, Gateway, ServeError, ServeOptions, Server};
+pub use server::{check_exposure, start, start_with, Gateway, ServeError, ServeOptions, Server};
 pub use transport::TransportLimits;
 
 use crate::events::{EventBus, RequestSummary};

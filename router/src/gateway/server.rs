@@ -9,11 +9,15 @@
 //! `/readyz` turns 200 once every model is loaded (a request routed to a model still loading
 //! gets a 503 naming it, and falls back when its rule has a fallback). In-process users wait for
 //! the models with [`Gateway::load_local`] instead.
+//!
+//! With `telemetry.otlp_endpoint` set, [`Gateway::build`] also starts the span exporter
+//! ([`crate::telemetry`]); [`Gateway::close`] sends its last batch.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backends::anthropic::AnthropicBackend;
 use backends::openai::OpenAiBackend;
@@ -24,6 +28,7 @@ use super::{app, serve, AppState, BackendSlot, Backends, GatewayOptions, Localit
 use super::{ApiKeys, KeysError};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::telemetry::{self, OtlpExporter};
 
 /// What `triage serve` needs to start.
 #[derive(Clone, Debug)]
@@ -102,6 +107,8 @@ pub struct Gateway {
     state: AppState,
     core: Arc<PolicyCore>,
     loads: Vec<LocalLoadJob>,
+    /// The span exporter, when `telemetry.otlp_endpoint` is set.
+    telemetry: Option<OtlpExporter>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -122,8 +129,22 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, ServeError> {
         let (backends, loads) = build_backends(&config)?;
-        let mut gateway = Gateway::with_backends(config, store, backends, options);
+        let mut gateway = Gateway::with_backends(config.clone(), store, backends, options);
         gateway.loads = loads;
+        if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+            match OtlpExporter::spawn(
+                endpoint,
+                &config.telemetry.service_name,
+                telemetry::backend_info(&config),
+                gateway.state.events(),
+            ) {
+                Ok(exporter) => {
+                    tracing::info!(endpoint = %endpoint, "exporting request spans over OTLP/HTTP");
+                    gateway.telemetry = Some(exporter);
+                }
+                Err(e) => tracing::error!(error = %e, "request spans will not be exported"),
+            }
+        }
         Ok(gateway)
     }
 
@@ -141,6 +162,7 @@ impl Gateway {
             state,
             core,
             loads: Vec::new(),
+            telemetry: None,
         }
     }
 
@@ -191,6 +213,9 @@ impl Gateway {
     /// last clone of the state (a local engine's thread ends when its last handle is dropped).
     pub async fn close(self) {
         self.state.shutdown_token().cancel();
+        if let Some(exporter) = self.telemetry {
+            exporter.finish(Duration::from_secs(5)).await;
+        }
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.flush()).await;
     }
@@ -282,7 +307,13 @@ pub fn check_exposure(addr: SocketAddr, has_keys: bool, allowed: bool) -> Result
 
 /// Load the config, build the backends and the core, and bind the listener.
 pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
-    let config = Arc::new(Config::load(&options.config)?);
+    start_with(options, Config::load(&options.config)?).await
+}
+
+/// [`start`] with a configuration already loaded (`triage serve` without a file: the one
+/// [`crate::config::discover`] made from `models/`); `options.config` is not read.
+pub async fn start_with(options: &ServeOptions, config: Config) -> Result<Server, ServeError> {
+    let config = Arc::new(config);
     for warning in &config.warnings {
         tracing::warn!(config = %config.file, "{warning}");
     }
