@@ -198,7 +198,6 @@ mod tests {
         touch(dir.path(), "gemma-3-270m-q4_k_m.gguf", 30);
         touch(dir.path(), "SmolLM2-135M-Instruct.Q4_1.gguf", 20);
         touch(dir.path(), "other.gguf", 10);
-        touch(dir.path(), "task-classifier.json", 2);
         let d = from_models_dir(dir.path()).unwrap();
         let slm = d.config.backends.get("slm").unwrap();
         let llm = d.config.backends.get("llm").unwrap();
@@ -208,7 +207,7 @@ mod tests {
         };
         assert!(path_of(slm).ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
         assert!(path_of(llm).ends_with("gemma-3-270m-q4_k_m.gguf"));
-        assert!(d.yaml.contains("task-classifier.json"), "{}", d.yaml);
+        assert!(!d.yaml.contains("classifier"), "{}", d.yaml);
         assert_eq!(d.config.policy.rules.len(), 2);
         assert!(d.summary.iter().any(|l| l.starts_with("routes:")));
     }
