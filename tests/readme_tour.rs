@@ -183,7 +183,9 @@ fn every_tour_command_runs_offline_without_keys() {
         );
         if command.trim_start().starts_with("curl") {
             assert!(
-                stdout.contains(" 200") || stdout.contains("\"ready\"") || stdout.contains("\"degraded\""),
+                stdout.contains(" 200")
+                    || stdout.contains("\"ready\"")
+                    || stdout.contains("\"degraded\""),
                 "`{command}` got no answer: {stdout}"
             );
         }
