@@ -1,5 +1,9 @@
 //! `triage serve`: run the OpenAI-compatible gateway described by a `triage.yaml`.
 //!
+//! Without `--config` it reads `./triage.yaml`; when there is none it serves what `models/`
+//! holds (`router::config::discover`: the SLM as `slm`, the Gemma stand-in as `llm`) and prints
+//! what it chose, so the first command on a fresh clone works offline and without keys.
+//!
 //! Thin on purpose: argument parsing and signals here, everything else in
 //! `router::gateway::server` (the same entry point the tests and examples use). On startup it
 //! prints `listening on http://ADDR` (the real port when `--listen 127.0.0.1:0`) on stdout;
@@ -13,16 +17,17 @@
 //! request content (a string slicing panic prints the string).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use router::gateway::{start, ServeOptions};
+use router::config::discover;
+use router::gateway::{start, start_with, ServeOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// The routing configuration.
-    #[arg(long, default_value = "triage.yaml")]
-    pub config: PathBuf,
+    /// The routing configuration [default: ./triage.yaml; without it, the models in models/].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Address to listen on, overriding `server.listen` (`127.0.0.1:0` picks a free port).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
@@ -37,13 +42,32 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let server = start(&ServeOptions {
-        config: args.config.clone(),
+    let default = PathBuf::from("triage.yaml");
+    let config = args
+        .config
+        .clone()
+        .or_else(|| default.is_file().then_some(default));
+    let mut options = ServeOptions {
+        config: config.clone().unwrap_or_default(),
         listen: args.listen,
         allow_unauthenticated: args.allow_unauthenticated,
-    })
-    .await
-    .with_context(|| format!("cannot start the gateway from {}", args.config.display()))?;
+    };
+    let server = match config {
+        Some(file) => start(&options)
+            .await
+            .with_context(|| format!("cannot start the gateway from {}", file.display()))?,
+        None => {
+            let found = discover::from_models_dir(Path::new("models"))?;
+            println!("no --config and no ./triage.yaml: serving the models in models/");
+            for line in &found.summary {
+                println!("  {line}");
+            }
+            options.config = PathBuf::from("models");
+            start_with(&options, found.config)
+                .await
+                .context("cannot start the gateway on the models in models/")?
+        }
+    };
     install_panic_hook();
     let reloader = server.reloader();
     if args.watch_interval_ms > 0 {

@@ -34,6 +34,7 @@ fn row(i: u64) -> LedgerRow {
         e2e_ms: 20.0 + i as f64 * 0.5,
         status: if i.is_multiple_of(5) { 429 } else { 200 },
         error_code: (i.is_multiple_of(5)).then(|| "budget_exhausted".into()),
+        answered_by: None,
     }
 }
 

@@ -38,6 +38,10 @@ pub struct RequestSummary {
     pub tried: Vec<String>,
     /// Whether a cascade escalated to its second backend.
     pub escalated: bool,
+    /// A cascade's escalation failed upstream (its backends down or failing) and the client got
+    /// the first step's answer instead: the error code of the escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_failed: Option<String>,
     /// Cascade confidence of the first answer, when a cascade ran.
     pub confidence: Option<f64>,
     /// Whether the client asked for a stream.

@@ -9,6 +9,9 @@ pub const ROUTE: &str = "x-triage-route";
 pub const COST: &str = "x-triage-cost-usd";
 /// `true` when a cascade escalated past its first backend.
 pub const ESCALATED: &str = "x-triage-escalated";
+/// Set when a cascade's escalation failed upstream (its backends down, refusing connections or
+/// answering 5xx) and the first step's answer was delivered instead: the escalation's error code.
+pub const ESCALATION_FAILED: &str = "x-triage-escalation-failed";
 /// The cascade signal judged on the first answer and its value, `NAME=VALUE` (`p_chosen=0.8123`;
 /// `NAME=none` when the answer lacked it).
 pub const SIGNAL: &str = "x-triage-signal";

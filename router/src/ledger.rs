@@ -20,8 +20,13 @@ pub struct LedgerRow {
     pub task: String,
     /// The rule that decided (`pinned`, `budget`, … for the special cases).
     pub route: String,
-    /// Backends called, in order; the last one produced the answer (empty when refused).
+    /// Backends called, in order; the last one produced the answer (empty when refused) unless
+    /// [`LedgerRow::answered_by`] says otherwise.
     pub backends: Vec<String>,
+    /// The backend whose answer the client got, when it is not the last one called (a cascade
+    /// whose escalation failed keeps its first answer); `None`: the last one called.
+    #[serde(default)]
+    pub answered_by: Option<String>,
     /// Whether a cascade escalated (or a fallback was used).
     pub escalated: bool,
     /// Prompt tokens of the answer, as its backend counted them.
@@ -39,14 +44,19 @@ pub struct LedgerRow {
     pub e2e_ms: f64,
     /// The HTTP status the client got.
     pub status: u16,
-    /// `BackendError::code()` or a gateway code when the request failed.
+    /// `BackendError::code()` or a gateway code when the request failed; with status 200,
+    /// `escalation_failed:CODE` when a cascade's escalation failed upstream and the client got
+    /// the first step's answer.
     pub error_code: Option<String>,
 }
 
 impl LedgerRow {
-    /// The backend that answered (the last one tried), or `-`.
+    /// The backend that answered (by default the last one tried), or `-`.
     pub fn answered_by(&self) -> &str {
-        self.backends.last().map(String::as_str).unwrap_or("-")
+        self.answered_by
+            .as_deref()
+            .or_else(|| self.backends.last().map(String::as_str))
+            .unwrap_or("-")
     }
 }
 

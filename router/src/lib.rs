@@ -31,6 +31,7 @@ pub mod pricing;
 pub mod reserve;
 pub mod store;
 pub mod task_name;
+pub mod telemetry;
 pub mod terminal;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -401,3 +401,98 @@ async fn a_missing_model_file_starts_the_gateway_on_rules() {
     assert_eq!(unknown.header("x-triage-task"), Some("unknown"));
     assert_eq!(unknown.header("x-triage-route"), Some("default"));
 }
+
+/// The cascade's escalation target cannot answer — its key is missing (the slot is down), it
+/// refuses connections, it answers 500 — so the unsure first answer is delivered after all,
+/// whole and streamed, marked `escalation_failed` in the headers and the ledger, billed once.
+#[tokio::test]
+async fn cascade_keeps_the_first_answer_when_the_escalation_is_down() {
+    let down = router::gateway::BackendSlot::pending("llm", Locality::Remote);
+    down.fail("environment variable OPENAI_API_KEY is not set".into());
+    let cases: Vec<(&str, TestGateway, &str)> = vec![
+        (
+            "down",
+            TestGateway::from_yaml(CONFIG)
+                .options(options())
+                .mock("slm", Locality::Local, "unsure")
+                .slot(down)
+                .build()
+                .unwrap(),
+            "engine_error",
+        ),
+        (
+            "500",
+            TestGateway::from_yaml(CONFIG)
+                .options(options())
+                .mock("slm", Locality::Local, "unsure")
+                .mock("llm", Locality::Remote, "error_500")
+                .build()
+                .unwrap(),
+            "upstream_error",
+        ),
+        (
+            "refused",
+            TestGateway::from_yaml(CONFIG)
+                .options(options())
+                .mock("slm", Locality::Local, "unsure")
+                // A real OpenAI client against a closed port: connection refused.
+                .backend(
+                    "llm",
+                    Locality::Remote,
+                    std::sync::Arc::new(backends::AnyBackend::OpenAi(
+                        backends::openai::OpenAiBackend::new(backends::remote::RemoteConfig {
+                            retry: backends::remote::RetryPolicy::never(),
+                            ..backends::remote::RemoteConfig::new(
+                                "http://127.0.0.1:9/v1",
+                                "gpt-4o-mini",
+                            )
+                        })
+                        .unwrap(),
+                    )),
+                )
+                .build()
+                .unwrap(),
+            "connection_error",
+        ),
+    ];
+    for (case, gw, code) in cases {
+        for stream in [false, true] {
+            let reply = gw
+                .chat(chat_body("maybe it is Paris", stream), Some("qa"))
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 200, "{case}: {}", reply.body);
+            assert_eq!(reply.header("x-triage-backend"), Some("slm"), "{case}");
+            assert_eq!(reply.header("x-triage-escalated"), Some("false"), "{case}");
+            assert_eq!(
+                reply.header("x-triage-escalation-failed"),
+                Some(code),
+                "{case}"
+            );
+            let text = if stream {
+                streamed_text(&reply.sse_data())
+            } else {
+                reply.json().unwrap()["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            assert_eq!(text, "maybe it is Paris", "{case}: the first answer, once");
+        }
+        let rows = gw.ledger().unwrap();
+        assert_eq!(rows.len(), 2, "{case}");
+        for row in rows {
+            assert_eq!(row.status, 200, "{case}");
+            assert_eq!(row.backends, ["slm", "llm"], "{case}");
+            assert_eq!(row.answered_by(), "slm", "{case}");
+            assert!(!row.escalated, "{case}");
+            assert_eq!(
+                row.error_code.as_deref(),
+                Some(format!("escalation_failed:{code}").as_str()),
+                "{case}"
+            );
+            // The first answer is billed once (as the answer, not also as a wasted call).
+            assert_eq!(row.tokens_out, 4, "{case}");
+        }
+    }
+}

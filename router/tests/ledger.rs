@@ -15,6 +15,7 @@ fn row(key: &str, task: &str, route: &str, backends: &[&str], cost: f64, status:
         task: task.into(),
         route: route.into(),
         backends: backends.iter().map(|s| s.to_string()).collect(),
+        answered_by: None,
         escalated: backends.len() > 1,
         tokens_in: 100,
         tokens_out: 20,

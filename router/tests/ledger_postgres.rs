@@ -103,6 +103,7 @@ fn rows_for_both_stores() -> Vec<LedgerRow> {
             e2e_ms: 10.0 + i as f64,
             status: if i % 6 == 5 { 502 } else { 200 },
             error_code: (i % 6 == 5).then(|| "upstream_error".into()),
+            answered_by: None,
         })
         .collect()
 }

@@ -13,6 +13,7 @@
 //! - [`locate`]: field paths to line and column (a second, event-level parse with `yaml-rust2`,
 //!   since serde_yaml keeps no spans), and located deserialization errors; public, because the
 //!   harness locates its scenario errors with it too;
+//! - [`discover`]: the configuration `triage serve` makes from `models/` when it has none;
 //! - `validate`: raw into runtime types, one file per section (private);
 //! - `spec`: the runtime types, [`Config`] and the backends as their own crate's configs.
 //!
@@ -23,6 +24,7 @@
 //! design card names it and its read path is stable. Swapping it for a maintained fork only
 //! touches [`locate::from_str`] and the backend error refinement in `raw`.
 
+pub mod discover;
 pub mod locate;
 mod raw;
 pub mod report;
@@ -32,7 +34,7 @@ mod validate;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use spec::{BackendSpec, Config, RemoteBackendSpec, RemoteProvider, ServerConfig};
+pub use spec::{BackendSpec, Config, RemoteBackendSpec, RemoteProvider, ServerConfig, Telemetry};
 
 pub(crate) use validate::is_name_char;
 

@@ -57,6 +57,17 @@ pub(super) struct RawConfig {
     pub(super) store_failure: Option<String>,
     #[serde(default)]
     pub(super) rate_limits: Option<RawRateLimits>,
+    /// Where request spans are exported (OTLP/HTTP).
+    #[serde(default)]
+    pub(super) telemetry: Option<RawTelemetry>,
+}
+
+/// `telemetry:` — where request spans are exported (validated in `validate/mod.rs`).
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTelemetry {
+    pub(super) otlp_endpoint: Option<String>,
+    pub(super) service_name: Option<String>,
 }
 
 /// `rate_limits:` — per API key, requests and tokens per minute.

@@ -38,6 +38,8 @@ pub struct Config {
     pub pii: PiiDetector,
     /// Where budgets and rate limits live (`store:`, `store_failure:`, `rate_limits:`).
     pub shared: crate::reserve::SharedConfig,
+    /// Where request spans are exported (`telemetry:`).
+    pub telemetry: Telemetry,
     /// What loaded but deserves attention (e.g. a classifier model file not trained yet); the
     /// gateway logs each at start.
     pub warnings: Vec<String>,
@@ -124,4 +126,14 @@ pub struct RemoteBackendSpec {
     pub provider: RemoteProvider,
     /// URL, model, key variable, timeouts, retries and extensions, as the client uses them.
     pub config: RemoteConfig,
+}
+
+/// The `telemetry:` section: OpenTelemetry export of one span per request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Telemetry {
+    /// OTLP/HTTP collector URL (`http://127.0.0.1:4318`, or the full `…/v1/traces`); `None`: no
+    /// export.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute (default `triage`).
+    pub service_name: String,
 }

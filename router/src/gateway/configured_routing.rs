@@ -206,6 +206,7 @@ pub fn ledger_row(s: &RequestSummary) -> LedgerRow {
         task: s.task.clone().unwrap_or_else(|| "-".into()),
         route: s.route.clone().unwrap_or_else(|| "-".into()),
         backends: s.tried.clone(),
+        answered_by: s.backend.clone().filter(|b| s.tried.last() != Some(b)),
         escalated: s.escalated,
         tokens_in: u64::from(s.prompt_tokens),
         tokens_out: u64::from(s.completion_tokens),
@@ -214,7 +215,13 @@ pub fn ledger_row(s: &RequestSummary) -> LedgerRow {
         ttft_ms: s.ttft_ms,
         e2e_ms: s.e2e_ms,
         status: s.status,
-        error_code: s.error.clone(),
+        // A cascade that kept its first answer because the escalation failed is a success
+        // (status 200) with a code saying so.
+        error_code: s.error.clone().or_else(|| {
+            s.escalation_failed
+                .as_ref()
+                .map(|code| format!("escalation_failed:{code}"))
+        }),
     }
 }
 

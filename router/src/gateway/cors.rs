@@ -25,6 +25,7 @@ pub(super) fn layer(origins: &[String]) -> Option<CorsLayer> {
         headers::ROUTE,
         headers::COST,
         headers::ESCALATED,
+        headers::ESCALATION_FAILED,
         headers::REQUEST_ID,
         headers::SIGNAL,
     ]

@@ -56,7 +56,7 @@ pub use configured_routing::PolicyCore;
 pub use error::ApiError;
 pub use reload::{ReloadReport, Reloader};
 pub use routing::{AdmitInput, RouteInfo, RouteInput, Routed, RoutingCore};
-pub use server::{check_exposure, start, Gateway, ServeError, ServeOptions, Server};
+pub use server::{check_exposure, start, start_with, Gateway, ServeError, ServeOptions, Server};
 pub use transport::TransportLimits;
 
 use crate::events::{EventBus, RequestSummary};

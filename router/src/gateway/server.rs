@@ -9,11 +9,15 @@
 //! `/readyz` turns 200 once every model is loaded (a request routed to a model still loading
 //! gets a 503 naming it, and falls back when its rule has a fallback). In-process users wait for
 //! the models with [`Gateway::load_local`] instead.
+//!
+//! With `telemetry.otlp_endpoint` set, [`Gateway::build`] also starts the span exporter
+//! ([`crate::telemetry`]); [`Gateway::close`] sends its last batch.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backends::anthropic::AnthropicBackend;
 use backends::openai::OpenAiBackend;
@@ -25,6 +29,7 @@ use super::{app_live, serve_live, AppState, BackendSlot, Backends, GatewayOption
 use super::{ApiKeys, KeysError, Locality, PolicyCore};
 use crate::config::{BackendSpec, Config, ConfigError, RemoteProvider};
 use crate::store::{Store, StoreError};
+use crate::telemetry::{self, OtlpExporter};
 
 /// What `triage serve` needs to start.
 #[derive(Clone, Debug)]
@@ -104,6 +109,8 @@ pub struct Gateway {
     live: LiveState,
     core: Arc<PolicyCore>,
     loads: Vec<LocalLoadJob>,
+    /// The span exporter, when `telemetry.otlp_endpoint` is set.
+    telemetry: Option<OtlpExporter>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -124,8 +131,22 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, ServeError> {
         let (backends, loads) = build_backends(&config, |_, _| None)?;
-        let mut gateway = Gateway::with_backends(config, store, backends, options);
+        let mut gateway = Gateway::with_backends(config.clone(), store, backends, options);
         gateway.loads = loads;
+        if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+            match OtlpExporter::spawn(
+                endpoint,
+                &config.telemetry.service_name,
+                telemetry::backend_info(&config),
+                gateway.live.current().events(),
+            ) {
+                Ok(exporter) => {
+                    tracing::info!(endpoint = %endpoint, "exporting request spans over OTLP/HTTP");
+                    gateway.telemetry = Some(exporter);
+                }
+                Err(e) => tracing::error!(error = %e, "request spans will not be exported"),
+            }
+        }
         Ok(gateway)
     }
 
@@ -143,6 +164,7 @@ impl Gateway {
             live: LiveState::new(state),
             core,
             loads: Vec::new(),
+            telemetry: None,
         }
     }
 
@@ -198,6 +220,9 @@ impl Gateway {
     /// last clone of the state (a local engine's thread ends when its last handle is dropped).
     pub async fn close(self) {
         self.live.current().shutdown_token().cancel();
+        if let Some(exporter) = self.telemetry {
+            exporter.finish(Duration::from_secs(5)).await;
+        }
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.flush()).await;
     }
@@ -306,7 +331,13 @@ pub fn check_exposure(addr: SocketAddr, has_keys: bool, allowed: bool) -> Result
 
 /// Load the config, build the backends and the core, and bind the listener.
 pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
-    let config = Arc::new(Config::load(&options.config)?);
+    start_with(options, Config::load(&options.config)?).await
+}
+
+/// [`start`] with a configuration already loaded (`triage serve` without a file: the one
+/// [`crate::config::discover`] made from `models/`); `options.config` is not read.
+pub async fn start_with(options: &ServeOptions, config: Config) -> Result<Server, ServeError> {
+    let config = Arc::new(config);
     for warning in &config.warnings {
         tracing::warn!(config = %config.file, "{warning}");
     }

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     task        TEXT NOT NULL,
     route       TEXT NOT NULL,
     backends    TEXT NOT NULL,   -- comma separated, in the order tried
-    answered_by TEXT NOT NULL,   -- the last backend tried, '-' when none
+    answered_by TEXT NOT NULL,   -- whose answer the client got (the last backend tried unless
+                                 -- a cascade's escalation failed), '-' when none
     escalated   INTEGER NOT NULL,
     tokens_in   INTEGER NOT NULL,
     tokens_out  INTEGER NOT NULL,
@@ -204,11 +205,15 @@ impl Store for SqliteStore {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT time_ms, key, task, route, backends, escalated, tokens_in, tokens_out,
-                        cost_usd, saved_usd, ttft_ms, e2e_ms, status, error_code
+                        cost_usd, saved_usd, ttft_ms, e2e_ms, status, error_code, answered_by
                  FROM ledger ORDER BY id DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map(params![limit as i64], |r| {
                 let backends: String = r.get(4)?;
+                let answered_by: Option<String> = r.get(14)?;
+                // Kept only when it is not the last backend called (the default).
+                let answered_by = answered_by
+                    .filter(|a| a != "-" && backends.rsplit(',').next() != Some(a.as_str()));
                 Ok(LedgerRow {
                     time_unix_ms: r.get(0)?,
                     key: r.get(1)?,
@@ -228,6 +233,7 @@ impl Store for SqliteStore {
                     e2e_ms: r.get(11)?,
                     status: r.get(12)?,
                     error_code: r.get(13)?,
+                    answered_by,
                 })
             })?;
             rows.collect()

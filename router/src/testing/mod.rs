@@ -15,8 +15,8 @@
 //! wrong (a bad config, an unknown mock behaviour, a body that is not JSON, quoted).
 
 mod doubles;
-mod redis;
 pub mod postgres;
+mod redis;
 mod reply;
 
 use std::collections::BTreeMap;

@@ -79,6 +79,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
     let classifier = detect::validate_classifier(raw.classifier.as_ref(), ctx, dir, &mut warnings)?;
     let (pii, non_text) = detect::validate_pii(raw.pii.as_ref(), ctx)?;
     let shared = shared::validate_shared(&raw, ctx)?;
+    let telemetry = validate_telemetry(raw.telemetry.as_ref(), ctx)?;
 
     Ok(Config {
         file: ctx.file.to_string(),
@@ -96,7 +97,40 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
         classifier,
         pii,
         shared,
+        telemetry,
         warnings,
+    })
+}
+
+/// `telemetry.otlp_endpoint` must be an `http://` or `https://` URL.
+fn validate_telemetry(
+    raw: Option<&super::raw::RawTelemetry>,
+    ctx: &Ctx<'_>,
+) -> Result<super::Telemetry, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(super::Telemetry {
+            otlp_endpoint: None,
+            service_name: "triage".into(),
+        });
+    };
+    if let Some(url) = &raw.otlp_endpoint {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+            return Err(ctx.err(
+                "telemetry.otlp_endpoint",
+                format!("{url:?} is not an http:// or https:// URL such as http://127.0.0.1:4318"),
+            ));
+        }
+    }
+    let service_name = raw.service_name.clone().unwrap_or_else(|| "triage".into());
+    if service_name.trim().is_empty() {
+        return Err(ctx.err("telemetry.service_name", "must not be empty"));
+    }
+    Ok(super::Telemetry {
+        otlp_endpoint: raw.otlp_endpoint.clone(),
+        service_name,
     })
 }
 

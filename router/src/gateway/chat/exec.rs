@@ -12,7 +12,10 @@
 //! - [`cascade_step`] asks the cascade's first backend for the whole answer (held back, with
 //!   token log-probabilities), judges it with [`cascade::judge`], and either hands the accepted
 //!   answer over in the delivery's form ([`Delivery::accepted`]) or escalates through
-//!   [`run_chain`]; a rejected answer's cost is kept as wasted.
+//!   [`run_chain`]; a rejected answer's cost is kept as wasted. When the escalation cannot
+//!   answer because its backends are down or failing (not because the request is bad), the
+//!   rejected first answer is delivered after all: a degraded answer beats an error, and the
+//!   summary's `escalation_failed` says so.
 //!
 //! Every attempt is listed in the summary's `tried`; every fallback and cascade verdict is a note
 //! in its reason.
@@ -84,6 +87,25 @@ async fn run_chain<D: Delivery>(
     names: &[String],
     request: &ChatRequest,
 ) -> Result<Answered<D::Answer>, ApiError> {
+    try_chain::<D>(state, t, names, request)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// Why a chain gave no answer: the error for the client, and whether it was the backends'
+/// fault (an upstream failure, a backend down) rather than the request's.
+struct ChainFailure {
+    error: ApiError,
+    upstream: bool,
+}
+
+/// [`run_chain`], telling an upstream failure from a bad request.
+async fn try_chain<D: Delivery>(
+    state: &AppState,
+    t: &mut Tracker,
+    names: &[String],
+    request: &ChatRequest,
+) -> Result<Answered<D::Answer>, ChainFailure> {
     let mut last = None;
     for (i, name) in names.iter().enumerate() {
         match attempt::<D>(state, t, name, request.clone()).await {
@@ -98,14 +120,24 @@ async fn run_chain<D: Delivery>(
                 t.note(format!("`{name}` failed ({}); fell back", e.code()));
                 last = Some(ApiError::from_backend(name, &e));
             }
-            Err(e) => return Err(ApiError::from_backend(name, &e)),
+            Err(e) => {
+                return Err(ChainFailure {
+                    error: ApiError::from_backend(name, &e),
+                    upstream: e.is_upstream_failure(),
+                })
+            }
         }
     }
-    Err(last.unwrap_or_else(|| ApiError::unavailable("no backend to answer this request")))
+    Err(ChainFailure {
+        error: last.unwrap_or_else(|| ApiError::unavailable("no backend to answer this request")),
+        upstream: true,
+    })
 }
 
 /// The cascade step: the first backend's whole answer if the judge accepts it, else the
-/// escalation chain's answer.
+/// escalation chain's answer — or, when every backend of that chain is down or fails upstream
+/// (missing key, connection refused, 5xx), the first answer after all, marked
+/// `escalation_failed` (header, ledger) instead of an error.
 async fn cascade_step<D: Delivery>(
     state: &AppState,
     t: &mut Tracker,
@@ -113,7 +145,8 @@ async fn cascade_step<D: Delivery>(
     fallback: &[String],
     request: &ChatRequest,
 ) -> Result<Answered<D::Answer>, ApiError> {
-    match attempt::<Whole>(state, t, &spec.first, first_step_request(request)).await {
+    let rejected = match attempt::<Whole>(state, t, &spec.first, first_step_request(request)).await
+    {
         Ok(response) => {
             let verdict = cascade::judge(spec, request, &response);
             t.s.confidence = verdict.confidence;
@@ -128,16 +161,47 @@ async fn cascade_step<D: Delivery>(
                     answer: D::accepted(response),
                 });
             }
-            t.wasted(&spec.first, &response);
+            Some(response)
         }
-        Err(e) => t.note(format!(
-            "cascade: `{}` failed ({}); escalating",
-            spec.first,
-            e.code()
-        )),
-    }
+        Err(e) => {
+            t.note(format!(
+                "cascade: `{}` failed ({}); escalating",
+                spec.first,
+                e.code()
+            ));
+            None
+        }
+    };
     t.s.escalated = true;
-    run_chain::<D>(state, t, &chain(&spec.escalate_to, fallback), request).await
+    match try_chain::<D>(state, t, &chain(&spec.escalate_to, fallback), request).await {
+        Ok(answered) => {
+            if let Some(response) = &rejected {
+                t.wasted(&spec.first, response);
+            }
+            Ok(answered)
+        }
+        Err(failure) => match rejected {
+            Some(response) if failure.upstream => {
+                let code = failure.error.ledger_code();
+                tracing::warn!(
+                    escalate_to = %spec.escalate_to,
+                    error = %failure.error,
+                    "cascade escalation failed; answering with the first step's answer"
+                );
+                t.note(format!(
+                    "cascade: escalation to `{}` failed ({code}); kept `{}`'s answer",
+                    spec.escalate_to, spec.first
+                ));
+                t.s.escalated = false;
+                t.s.escalation_failed = Some(code);
+                Ok(Answered {
+                    backend: spec.first.clone(),
+                    answer: D::accepted(response),
+                })
+            }
+            _ => Err(failure.error),
+        },
+    }
 }
 
 /// Ask backend `name`, listing it in the summary's `tried`.

@@ -241,6 +241,7 @@ fn sse_body(
                 "backend": backend,
                 "route": t.s.route,
                 "escalated": t.s.escalated,
+                "escalation_failed": t.s.escalation_failed,
                 "cost_usd": cost.cost_usd,
                 "saved_usd": cost.saved_usd,
             }))));

@@ -25,8 +25,8 @@ use crate::gateway::transport::{Arrival, ConnState};
 use crate::gateway::AppState;
 use crate::headers::{
     BACKEND as HEADER_BACKEND, COST as HEADER_COST, ESCALATED as HEADER_ESCALATED,
-    REQUEST_ID as HEADER_REQUEST_ID, ROUTE as HEADER_ROUTE, SIGNAL as HEADER_SIGNAL,
-    TASK as HEADER_TASK,
+    ESCALATION_FAILED as HEADER_ESCALATION_FAILED, REQUEST_ID as HEADER_REQUEST_ID,
+    ROUTE as HEADER_ROUTE, SIGNAL as HEADER_SIGNAL, TASK as HEADER_TASK,
 };
 use crate::policy::Locality;
 use crate::pricing::{self, CostBreakdown};
@@ -290,6 +290,9 @@ impl Tracker {
                 HEADER_ESCALATED,
                 if self.s.escalated { "true" } else { "false" },
             );
+        }
+        if let Some(code) = &self.s.escalation_failed {
+            put(HEADER_ESCALATION_FAILED, code);
         }
         if let Some(task) = &self.s.task {
             put(HEADER_TASK, task);

@@ -72,7 +72,7 @@ FROM triage_ledger WHERE time_ms >= $3 AND time_ms < $4
 
 pub(super) const RECENT: &str = "
 SELECT time_ms, key, task, route, backends, escalated, tokens_in, tokens_out, cost_usd,
-       saved_usd, ttft_ms, e2e_ms, status, error_code
+       saved_usd, ttft_ms, e2e_ms, status, error_code, answered_by
 FROM triage_ledger ORDER BY id DESC LIMIT $1
 ";
 
@@ -116,6 +116,10 @@ pub(super) fn group_from_row(r: &Row) -> Result<GroupTotals, tokio_postgres::Err
 /// A [`RECENT`] row.
 pub(super) fn ledger_row_from(r: &Row) -> Result<LedgerRow, tokio_postgres::Error> {
     let backends: String = r.try_get(4)?;
+    let answered_by: Option<String> = r.try_get(14)?;
+    // Kept only when it is not the last backend called (the default), as SQLite reads it.
+    let answered_by =
+        answered_by.filter(|a| a != "-" && backends.rsplit(',').next() != Some(a.as_str()));
     Ok(LedgerRow {
         time_unix_ms: r.try_get(0)?,
         key: r.try_get(1)?,
@@ -135,6 +139,7 @@ pub(super) fn ledger_row_from(r: &Row) -> Result<LedgerRow, tokio_postgres::Erro
         e2e_ms: r.try_get(11)?,
         status: u16::try_from(r.try_get::<_, i32>(12)?).unwrap_or(u16::MAX),
         error_code: r.try_get(13)?,
+        answered_by,
     })
 }
 
