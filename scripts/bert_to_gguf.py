@@ -77,7 +77,8 @@ def main() -> None:
     n_layers = config["num_hidden_layers"]
     arch = gguf.MODEL_ARCH.BERT
     writer = gguf.GGUFWriter(str(out), gguf.MODEL_ARCH_NAMES[arch])
-    writer.add_name(model_dir.name)
+    # Named after the output file, not the input folder (a temp dir's name would change the bytes).
+    writer.add_name(out.name.split(".gguf")[0])
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(config["hidden_size"])
     writer.add_feed_forward_length(config["intermediate_size"])

