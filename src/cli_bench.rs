@@ -123,9 +123,12 @@ pub struct CompareArgs {
 pub struct CalibrateArgs {
     /// A run directory holding both the SLM's and the LLM's answers to every item.
     pub run: PathBuf,
-    /// Target name of the small model (its answers must carry token log-probabilities).
-    #[arg(long, default_value = "slm")]
-    pub slm: String,
+    /// Target name of a small model, a first step. Repeatable with --per-task: each task may go
+    /// to any of them, alone or as a cascade's first step (e.g. `--small slm --small enc`, an
+    /// encoder classifier). The global sweep uses the first (its answers must carry token
+    /// log-probabilities).
+    #[arg(long = "small", visible_alias = "slm", default_values_t = ["slm".to_string()])]
+    pub small: Vec<String>,
     /// Target name of the large model.
     #[arg(long, default_value = "llm")]
     pub llm: String,
@@ -322,7 +325,8 @@ fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
     if args.per_task || args.max_cost.is_some() {
         return fit_cmd(&args, &records);
     }
-    let cal = bench::calibrate::calibrate(&records, &args.slm, &args.llm, args.target_share)?;
+    let slm = args.small.first().map_or("slm", String::as_str);
+    let cal = bench::calibrate::calibrate(&records, slm, &args.llm, args.target_share)?;
     let plot = args
         .plot
         .clone()
@@ -374,7 +378,7 @@ fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
 /// `bench calibrate --per-task`: the per-task fit, reported on each task's evaluation half.
 fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> anyhow::Result<()> {
     let options = bench::fit::FitOptions {
-        slm: args.slm.clone(),
+        small: args.small.clone(),
         llm: args.llm.clone(),
         target_share: args.target_share,
         max_cost: args.max_cost,
@@ -392,24 +396,36 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
     let q = |e: &bench::stats::Estimate| {
         format!("{:.3} [{:.3}–{:.3}]", e.value, e.ci95_low, e.ci95_high)
     };
+    // One quality column per single target, then the router.
+    let singles: Vec<String> = options
+        .small
+        .iter()
+        .cloned()
+        .chain(["LLM".into()])
+        .collect();
+    let single_quality = |h: &bench::fit::HalfReport, name: &str| {
+        if name == "LLM" {
+            q(&h.llm.quality)
+        } else {
+            h.small.get(name).map_or("—".into(), |o| q(&o.quality))
+        }
+    };
+    let mut header = format!("{:<22} {:>4}", "task (evaluation half)", "n");
+    for name in &singles {
+        header.push_str(&format!("  {:<24}", format!("{name} quality")));
+    }
     println!(
-        "{:<22} {:>4}  {:<24} {:<24} {:<24} {:>10} {:>6}  policy (chosen on the calibration half)",
-        "task (evaluation half)",
-        "n",
-        "SLM quality",
-        "LLM quality",
-        "router quality",
-        "$/req",
-        "LLM %"
+        "{header}  {:<24} {:>10} {:>6}  policy (chosen on the calibration half)",
+        "router quality", "$/req", "LLM %"
     );
     for t in &fit.tasks {
         let e = &t.evaluation;
+        let mut row = format!("{:<22} {:>4}", t.task, e.n);
+        for name in &singles {
+            row.push_str(&format!("  {:<24}", single_quality(e, name)));
+        }
         println!(
-            "{:<22} {:>4}  {:<24} {:<24} {:<24} {:>10.6} {:>5.0}%  {}",
-            t.task,
-            e.n,
-            q(&e.slm.quality),
-            q(&e.llm.quality),
+            "{row}  {:<24} {:>10.6} {:>5.0}%  {}",
             q(&e.chosen.quality),
             e.chosen.cost_per_request,
             e.chosen.llm_share * 100.0,
@@ -417,12 +433,12 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
         );
     }
     if let Some(o) = &fit.overall {
+        let mut row = format!("{:<22} {:>4}", "all tasks", o.n);
+        for name in &singles {
+            row.push_str(&format!("  {:<24}", single_quality(o, name)));
+        }
         println!(
-            "{:<22} {:>4}  {:<24} {:<24} {:<24} {:>10.6} {:>5.0}%  (LLM only: ${:.6}/req)",
-            "all tasks",
-            o.n,
-            q(&o.slm.quality),
-            q(&o.llm.quality),
+            "{row}  {:<24} {:>10.6} {:>5.0}%  (LLM only: ${:.6}/req)",
             q(&o.chosen.quality),
             o.chosen.cost_per_request,
             o.chosen.llm_share * 100.0,
@@ -430,17 +446,21 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
         );
     }
     println!();
-    println!("signal AUROC for the SLM's pass/fail (evaluation half, 95% bootstrap interval):");
+    println!(
+        "signal AUROC for each small target's pass/fail (evaluation half, 95% bootstrap interval):"
+    );
     for t in &fit.tasks {
-        for s in &t.signals {
+        for ts in &t.signals {
+            let s = &ts.quality;
             let verdict = if s.uninformative() {
                 "  no evidence it carries information"
             } else {
                 ""
             };
             println!(
-                "  {:<22} {:<14} n={:<4} {}{}",
+                "  {:<22} {:<8} {:<14} n={:<4} {}{}",
                 t.task,
+                ts.target,
                 s.signal,
                 s.n,
                 match (s.auroc, s.ci95) {

@@ -2,7 +2,7 @@
 //! `few_shot_from_items`: examples come from the calibration half of the fit's split only, are
 //! removed before the limit applies, are never sent or scored, and are listed in metadata.json.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -50,12 +50,7 @@ fn fit_halves(items: &[(String, String, String)]) -> (BTreeSet<String>, BTreeSet
             scenario: scenario.clone(),
             item_id: id.clone(),
             label: Some(label.clone()),
-            slm_quality: 0.0,
-            llm_quality: 0.0,
-            slm_passed: false,
-            slm_cost: 0.0,
-            llm_cost: 0.0,
-            signals: BTreeMap::new(),
+            ..TaskItem::default()
         })
         .collect();
     let (cal, eval) = split(&task_items, "sentiment", FitOptions::default().seed);

@@ -7,14 +7,23 @@ pub(super) fn item(id: usize, label: &str, slm: f64, llm: f64, signal: Option<f6
         scenario: "s".into(),
         item_id: id.to_string(),
         label: Some(label.into()),
-        slm_quality: slm,
-        llm_quality: llm,
-        slm_passed: slm >= 0.5,
-        slm_cost: 0.0001,
-        llm_cost: 0.01,
-        signals: signal
-            .map(|v| BTreeMap::from([("margin".to_string(), v)]))
-            .unwrap_or_default(),
+        small: BTreeMap::from([(
+            "slm".to_string(),
+            Answer {
+                quality: slm,
+                passed: slm >= 0.5,
+                cost: 0.0001,
+                signals: signal
+                    .map(|v| BTreeMap::from([("margin".to_string(), v)]))
+                    .unwrap_or_default(),
+            },
+        )]),
+        llm: Answer {
+            quality: llm,
+            passed: llm >= 0.5,
+            cost: 0.01,
+            signals: BTreeMap::new(),
+        },
     }
 }
 
@@ -32,7 +41,12 @@ fn finds_the_known_cascade() {
     let opts = FitOptions::default();
     let (policy, _, _) = choose(&items, &opts).unwrap();
     match policy {
-        Policy::Cascade { signal, threshold } => {
+        Policy::Cascade {
+            first,
+            signal,
+            threshold,
+        } => {
+            assert_eq!(first, "slm");
             assert_eq!(signal, "margin");
             assert!((0.49..=0.52).contains(&threshold), "{threshold}");
         }
@@ -43,10 +57,7 @@ fn finds_the_known_cascade() {
 #[test]
 fn picks_the_cheap_model_when_it_is_good_enough_and_the_llm_when_it_is_not() {
     let good_slm: Vec<TaskItem> = (0..20).map(|i| item(i, "x", 1.0, 1.0, Some(0.1))).collect();
-    assert_eq!(
-        choose(&good_slm, &FitOptions::default()).unwrap().0,
-        Policy::Slm
-    );
+    assert_eq!(choose(&good_slm, &FitOptions::default()).unwrap().0, slm());
     // The SLM fails everything and the signal says nothing: always the LLM.
     let bad_slm: Vec<TaskItem> = (0..20).map(|i| item(i, "x", 0.0, 1.0, Some(0.3))).collect();
     assert_eq!(
@@ -55,10 +66,7 @@ fn picks_the_cheap_model_when_it_is_good_enough_and_the_llm_when_it_is_not() {
     );
     // The LLM is worse than the SLM: always the SLM, even though it costs less anyway.
     let bad_llm: Vec<TaskItem> = (0..20).map(|i| item(i, "x", 0.8, 0.2, None)).collect();
-    assert_eq!(
-        choose(&bad_llm, &FitOptions::default()).unwrap().0,
-        Policy::Slm
-    );
+    assert_eq!(choose(&bad_llm, &FitOptions::default()).unwrap().0, slm());
 }
 
 #[test]
@@ -80,12 +88,19 @@ fn a_cascade_saving_too_little_is_not_chosen() {
 #[test]
 fn missing_signal_escalates() {
     let p = Policy::Cascade {
+        first: "slm".into(),
         signal: "margin".into(),
         threshold: 0.2,
     };
     assert!(p.uses_llm(&item(0, "x", 1.0, 1.0, None)));
     assert!(!p.uses_llm(&item(0, "x", 1.0, 1.0, Some(0.3))));
     assert!(p.uses_llm(&item(0, "x", 1.0, 1.0, Some(0.1))));
+}
+
+fn slm() -> Policy {
+    Policy::Small {
+        target: "slm".into(),
+    }
 }
 
 fn record(target: &str, task: &str, id: usize, quality: f64, margin: Option<f64>) -> RequestRecord {
@@ -96,7 +111,11 @@ fn record(target: &str, task: &str, id: usize, quality: f64, margin: Option<f64>
         item_id: id.to_string(),
         quality,
         passed: quality >= 0.5,
-        cost_usd: Some(if target == "slm" { 0.0001 } else { 0.01 }),
+        cost_usd: Some(match target {
+            "slm" => 0.0001,
+            "enc" => 0.000001,
+            _ => 0.01,
+        }),
         signals: margin
             .map(|m| BTreeMap::from([("margin".to_string(), m)]))
             .unwrap_or_default(),
@@ -135,13 +154,79 @@ fn per_task_fit_beats_both_single_models_overall() {
     let f = fit(&records, &FitOptions::default()).unwrap();
     assert_eq!(f.tasks.len(), 3);
     let by: BTreeMap<&str, &TaskFit> = f.tasks.iter().map(|t| (t.task.as_str(), t)).collect();
-    assert_eq!(by["easy"].chosen, Policy::Slm);
+    assert_eq!(by["easy"].chosen, slm());
     assert_eq!(by["hard"].chosen, Policy::Llm);
     let o = f.overall.unwrap();
     assert_eq!(o.n, 45);
-    assert!(o.chosen.quality.value > o.slm.quality.value);
+    assert!(o.chosen.quality.value > o.small["slm"].quality.value);
     assert!(o.chosen.quality.value > o.llm.quality.value);
     assert!(o.chosen.cost_per_request <= 0.5 * o.llm.cost_per_request + 1e-12);
     // The margin signal is constant within each task: no information, and it says so.
-    assert!(by["easy"].signals.iter().all(SignalQuality::uninformative));
+    assert!(by["easy"].signals.iter().all(|s| s.quality.uninformative()));
+}
+
+/// Two first steps: an encoder that is right on one task's items (and answers only that task),
+/// the SLM that is right on another's. Each task goes to the target that is right there, the
+/// encoder's task to the encoder (cheapest), a task only the LLM gets right to the LLM; the
+/// written routes name those targets.
+#[test]
+fn several_first_steps_each_task_to_its_own_target() {
+    let mut records = Vec::new();
+    for i in 0..30 {
+        // "labels": the encoder right always, the SLM never, the LLM half the time.
+        records.push(record("enc", "labels", i, 1.0, Some(0.9)));
+        records.push(record("slm", "labels", i, 0.0, Some(0.5)));
+        records.push(record(
+            "llm",
+            "labels",
+            i,
+            if i % 2 == 0 { 1.0 } else { 0.0 },
+            None,
+        ));
+        // "prose": no encoder answer at all, the SLM always right.
+        records.push(record("slm", "prose", i, 1.0, Some(0.9)));
+        records.push(record("llm", "prose", i, 1.0, None));
+        // "hard": the encoder is right only when its margin is high; the LLM always.
+        let m = (i as f64 + 0.5) / 30.0;
+        records.push(record(
+            "enc",
+            "hard",
+            i,
+            if m >= 0.5 { 1.0 } else { 0.0 },
+            Some(m),
+        ));
+        records.push(record("slm", "hard", i, 0.0, Some(0.5)));
+        records.push(record("llm", "hard", i, 1.0, None));
+    }
+    let opts = FitOptions {
+        small: vec!["slm".into(), "enc".into()],
+        ..FitOptions::default()
+    };
+    let f = fit(&records, &opts).unwrap();
+    assert_eq!(f.skipped_items, 0);
+    let by: BTreeMap<&str, &TaskFit> = f.tasks.iter().map(|t| (t.task.as_str(), t)).collect();
+    assert_eq!(
+        by["labels"].chosen,
+        Policy::Small {
+            target: "enc".into()
+        }
+    );
+    assert_eq!(by["prose"].chosen, slm());
+    assert!(!by["prose"].evaluation.small.contains_key("enc"));
+    match &by["hard"].chosen {
+        Policy::Cascade { first, signal, .. } => {
+            assert_eq!((first.as_str(), signal.as_str()), ("enc", "margin"))
+        }
+        p => panic!("expected a cascade from enc, got {p:?}"),
+    }
+    // Signals are reported per target.
+    assert!(by["hard"]
+        .signals
+        .iter()
+        .any(|s| s.target == "enc" && s.quality.auroc == Some(1.0)));
+    let o = f.overall.unwrap();
+    assert!(o.chosen.quality.value > o.small["slm"].quality.value);
+    assert!(o.chosen.quality.value >= o.llm.quality.value - 1e-12);
+    // Items the encoder did not answer (prose) keep it out of the overall single-target rows.
+    assert!(!o.small.contains_key("enc"));
 }

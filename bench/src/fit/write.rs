@@ -49,9 +49,15 @@ fn quoted(s: &str) -> String {
 fn evidence(t: &TaskFit) -> String {
     let e = &t.evaluation;
     let c = &t.calibration;
+    let singles: Vec<String> = e
+        .small
+        .iter()
+        .map(|(name, o)| format!("{name} {:.3}", o.quality.value))
+        .chain([format!("LLM {:.3}", e.llm.quality.value)])
+        .collect();
     format!(
         "{}: n={} (calibration {} / evaluation {}); {}. Evaluation half: quality {:.3} [{:.3}–{:.3}] \
-         vs SLM {:.3}, LLM {:.3}; ${:.6}/request vs LLM ${:.6}; LLM share {:.0}%",
+         vs {}; ${:.6}/request vs LLM ${:.6}; LLM share {:.0}%",
         t.task,
         c.n + e.n,
         c.n,
@@ -60,23 +66,42 @@ fn evidence(t: &TaskFit) -> String {
         e.chosen.quality.value,
         e.chosen.quality.ci95_low,
         e.chosen.quality.ci95_high,
-        e.slm.quality.value,
-        e.llm.quality.value,
+        singles.join(", "),
         e.chosen.cost_per_request,
         e.llm.cost_per_request,
         e.chosen.llm_share * 100.0
     )
 }
 
+/// The local target a task's LLM route falls back to: the small target of best quality on the
+/// calibration half (it answered every item there), else the first one configured.
+fn best_small<'a>(t: &'a TaskFit, small: &'a [String]) -> Option<&'a str> {
+    t.calibration
+        .small
+        .iter()
+        .max_by(|a, b| a.1.quality.value.total_cmp(&b.1.quality.value))
+        .map(|(name, _)| name.as_str())
+        .or_else(|| small.first().map(String::as_str))
+}
+
 /// The route of one task, in flow style.
-pub fn route_line(t: &TaskFit, slm: &str, llm: &str) -> String {
+pub fn route_line(t: &TaskFit, small: &[String], llm: &str) -> String {
     let when = format!("when: {{ task: [{}] }}", quoted(&t.task));
     let name = route_name(&t.task);
     match &t.chosen {
-        Policy::Slm => format!("- {{ name: {name}, {when}, to: {slm}, fallback: [{llm}] }}"),
-        Policy::Llm => format!("- {{ name: {name}, {when}, to: {llm}, fallback: [{slm}] }}"),
-        Policy::Cascade { signal, threshold } => format!(
-            "- {{ name: {name}, {when}, cascade: {{ first: {slm}, escalate_to: {llm}, signal: {signal}, threshold: {threshold} }} }}"
+        Policy::Small { target } => {
+            format!("- {{ name: {name}, {when}, to: {target}, fallback: [{llm}] }}")
+        }
+        Policy::Llm => match best_small(t, small) {
+            Some(local) => format!("- {{ name: {name}, {when}, to: {llm}, fallback: [{local}] }}"),
+            None => format!("- {{ name: {name}, {when}, to: {llm} }}"),
+        },
+        Policy::Cascade {
+            first,
+            signal,
+            threshold,
+        } => format!(
+            "- {{ name: {name}, {when}, cascade: {{ first: {first}, escalate_to: {llm}, signal: {signal}, threshold: {threshold} }} }}"
         ),
     }
 }
@@ -94,7 +119,7 @@ pub fn block(fit: &Fit, source: &str, indent: &str) -> String {
     );
     for t in &fit.tasks {
         out.push_str(&format!("{indent}# {}\n", evidence(t)));
-        out.push_str(&format!("{indent}{}\n", route_line(t, &o.slm, &o.llm)));
+        out.push_str(&format!("{indent}{}\n", route_line(t, &o.small, &o.llm)));
     }
     out.push_str(&format!("{indent}{END}\n"));
     out
@@ -277,14 +302,28 @@ budgets: { daily_usd: 1.0 }
             let d = decide(&config.policy, &facts, &StateSnapshot::default());
             assert_eq!(d.route, route_name(&t.task), "{d:?}");
             match (&t.chosen, &d.action) {
-                (Policy::Slm, Action::Backend(b)) => assert_eq!(b, "slm"),
+                (Policy::Small { target }, Action::Backend(b)) => assert_eq!(b, target),
                 (Policy::Llm, Action::Backend(b)) => assert_eq!(b, "llm"),
-                (Policy::Cascade { signal, threshold }, Action::Cascade(spec)) => {
+                (
+                    Policy::Cascade {
+                        first,
+                        signal,
+                        threshold,
+                    },
+                    Action::Cascade(spec),
+                ) => {
+                    assert_eq!(first, "slm");
                     assert_eq!(spec.signal.name(), signal);
                     assert_eq!(spec.threshold, *threshold);
                     for (v, escalates) in [(*threshold, false), (threshold - 1e-9, true)] {
                         let item = super::super::TaskItem {
-                            signals: BTreeMap::from([(signal.clone(), v)]),
+                            small: BTreeMap::from([(
+                                "slm".to_string(),
+                                super::super::Answer {
+                                    signals: BTreeMap::from([(signal.clone(), v)]),
+                                    ..super::super::Answer::default()
+                                },
+                            )]),
                             ..super::super::TaskItem::default()
                         };
                         assert_eq!(t.chosen.uses_llm(&item), escalates);
