@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// calibrated on a full run is measured on its held-out items.
     #[arg(long, value_name = "HALF")]
     pub half: Option<bench::half::Half>,
+    /// With --half: run only fold k of K of the half's items (seeded, stratified by gold answer):
+    /// cross-fitting, for a target trained on that half with this fold left out
+    /// (`route train --leave-out-fold k/K`), so no item is answered by a head that saw it.
+    #[arg(long, value_name = "k/K", requires = "half")]
+    pub fold: Option<bench::half::Fold>,
     /// Seed of the calibration/evaluation split that --half and --few-shot-from-items use: the
     /// `--seed` given to `bench calibrate --per-task` (7 by default for both).
     #[arg(long, value_name = "N", default_value_t = bench::fewshot::split_seed())]
@@ -208,6 +213,9 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
     )?;
     if let Some(half) = args.half {
         suite.keep_half_seeded(half, args.split_seed);
+    }
+    if let Some(fold) = args.fold {
+        suite.keep_fold(fold, args.split_seed, true);
     }
     let load = &mut suite.file.load;
     if let Some(mode) = &args.mode {

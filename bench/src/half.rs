@@ -7,11 +7,21 @@
 //! items a measuring run with the same suite and limits answers; the halves agree with the fit's
 //! as long as that run answered every item (the fit leaves out items either model failed).
 
+//!
+//! **Folds** (`--fold k/K`): a component *trained* on the calibration half (an encoder
+//! classifier's head) would answer its own training items in the measuring run, and the fit
+//! would choose among policies on training-set accuracy. Cross-fitting avoids that: the half's
+//! items are dealt into K folds (seeded, stratified by gold answer, pooled by task as the halves
+//! are); head k is trained on the half without fold k (`route train --leave-out-fold k/K`) and
+//! answers only fold k (`bench run --half calibration --fold k/K`), so every calibration answer
+//! comes from a head that never saw the item — while the evaluation half is answered by the head
+//! trained on the whole calibration half.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fit::halves;
+use crate::fit::{halves, stable_hash};
 use crate::scenario::Scenario;
 
 /// Which half of each task's items to keep.
@@ -34,6 +44,78 @@ impl std::str::FromStr for Half {
                 "unknown half `{other}` (calibration or evaluation)"
             )),
         }
+    }
+}
+
+/// Fold k of K (`k/K`, 1 ≤ k ≤ K, K ≥ 2) of a half's items; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Fold {
+    /// Which fold, from 1.
+    pub index: usize,
+    /// How many folds.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Fold {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fold, String> {
+        let bad = || format!("fold `{s}`: expected k/K with 1 ≤ k ≤ K and K ≥ 2 (e.g. 1/5)");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count < 2 || index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Fold { index, count })
+    }
+}
+
+impl std::fmt::Display for Fold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// An item by (scenario index, item id).
+type ItemKey = (usize, String);
+
+/// Keep fold `fold` of the items left (`keep_in: true`, what `bench run --fold` answers), or
+/// every item but that fold (`false`, what `route train --leave-out-fold` trains on). Folds are
+/// dealt per task (pooled over its scenarios), stratified by gold answer, under `seed`.
+pub fn keep_fold(scenarios: &mut [Scenario], fold: Fold, seed: u64, keep_in: bool) {
+    let tasks: BTreeSet<String> = scenarios.iter().map(task_of).collect();
+    let mut in_fold: BTreeSet<ItemKey> = BTreeSet::new();
+    for task in &tasks {
+        let mut strata: BTreeMap<Option<String>, Vec<(ItemKey, [u64; 4])>> = BTreeMap::new();
+        for (i, s) in scenarios.iter().enumerate() {
+            if &task_of(s) != task {
+                continue;
+            }
+            for item in &s.items {
+                let label = item.expected.as_deref().map(|l| l.trim().to_lowercase());
+                let key = stable_hash(seed, &["fold", task, &s.name, &item.id]);
+                strata
+                    .entry(label)
+                    .or_default()
+                    .push(((i, item.id.clone()), key));
+            }
+        }
+        // Dealt round robin, the turn carrying over between labels, as the halves are.
+        let mut turn = 0usize;
+        for (_, mut members) in strata {
+            members.sort_by_key(|m| m.1);
+            for (id, _) in members {
+                if turn % fold.count == fold.index - 1 {
+                    in_fold.insert(id);
+                }
+                turn += 1;
+            }
+        }
+    }
+    for (i, scenario) in scenarios.iter_mut().enumerate() {
+        scenario
+            .items
+            .retain(|item| in_fold.contains(&(i, item.id.clone())) == keep_in);
     }
 }
 
@@ -102,6 +184,34 @@ mod tests {
             .iter()
             .flat_map(|s| s.items.iter().map(|i| (s.name.clone(), i.id.clone())))
             .collect()
+    }
+
+    /// The K folds of a half partition it, each label spread over the folds; leaving a fold
+    /// out keeps exactly the others.
+    #[test]
+    fn folds_partition_a_half() {
+        assert!("0/5".parse::<Fold>().is_err());
+        assert!("6/5".parse::<Fold>().is_err());
+        assert!("1/1".parse::<Fold>().is_err());
+        assert!("x".parse::<Fold>().is_err());
+        let mut cal = quickstart();
+        cal.keep_half(Half::Calibration);
+        let all = ids(&cal);
+        let mut union = BTreeSet::new();
+        for k in 1..=3 {
+            let fold: Fold = format!("{k}/3").parse().unwrap();
+            assert_eq!(fold.to_string(), format!("{k}/3"));
+            let (mut inside, mut outside) = (quickstart(), quickstart());
+            inside.keep_half(Half::Calibration);
+            outside.keep_half(Half::Calibration);
+            keep_fold(&mut inside.scenarios, fold, 7, true);
+            keep_fold(&mut outside.scenarios, fold, 7, false);
+            let (i, o) = (ids(&inside), ids(&outside));
+            assert!(!i.is_empty() && i.is_disjoint(&o) && i.is_disjoint(&union));
+            assert_eq!(i.union(&o).cloned().collect::<BTreeSet<_>>(), all);
+            union.extend(i);
+        }
+        assert_eq!(union, all);
     }
 
     /// The halves are disjoint, cover every item, and are the fit's halves: a run that answered

@@ -156,6 +156,12 @@ impl Suite {
         self.keep_half_seeded(half, crate::fewshot::split_seed());
     }
 
+    /// Keep fold `fold` of the items left (`keep_in`), or all but that fold; see
+    /// [`crate::half::keep_fold`].
+    pub fn keep_fold(&mut self, fold: crate::half::Fold, seed: u64, keep_in: bool) {
+        crate::half::keep_fold(&mut self.scenarios, fold, seed, keep_in);
+    }
+
     /// [`Self::keep_half`] under another split seed (`bench calibrate --per-task --seed`).
     pub fn keep_half_seeded(&mut self, half: crate::half::Half, seed: u64) {
         crate::half::keep(&mut self.scenarios, half, seed);
