@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job, the routing loop on real models:
 #   1. measure: the quickstart suite against the local SLM and the LLM (answers, quality, cost and
-#      the SLM's confidence signals, item by item);
-#   2. calibrate: per task, on one seeded half of the items, choose always-SLM, always-LLM or a
-#      cascade on one signal at one threshold, and write those routes into the router's config;
+#      the SLM's confidence signals, item by item); and an encoder classifier (all-MiniLM-L6-v2 +
+#      a logistic head per `choices` task) trained on the calibration half only, cross-fitted
+#      there (each calibration item answered by a head trained without it);
+#   2. calibrate: per task, on one seeded half of the items, choose always-SLM, always-encoder,
+#      always-LLM or a cascade from either on one signal at one threshold, and write those routes
+#      into the router's config;
 #   3. evaluate: start the router with that config and run the other half of the items against
 #      slm, llm and router;
 #   4. the comparison (the dashboard on a terminal, a printed table otherwise).
@@ -72,7 +75,7 @@ fi
 cat >"$RUN/router.yaml" <<YAML
 server: { listen: 127.0.0.1:0, ledger: gateway-a.sqlite }
 backends:
-  slm: { kind: llama, model: $PWD/$SLM, slots: 2, threads: 2, score_lanes: 8 }
+  slm: { kind: llama, model: $PWD/$SLM, slots: 2, threads: 2, score_lanes: 8, prompt_cache: true }
   llm: { kind: openai, base_url: "$LLM_BASE", model: $LLM_MODEL, extensions: $LLM_EXT${LLM_KEY_ENV:+, api_key_env: $LLM_KEY_ENV} }
 pricing:
   llm: { input: 0.15, output: 0.60 }
@@ -92,19 +95,57 @@ LIMIT+=(--few-shot-from-items "${FEW_SHOT:-3}")
 # calls of an escalation) is what it costs.
 PRICES=(--price slm=hour:0.05 --price llm=0.15,0.60)
 
-echo "== 1/4 measure: every quickstart item against slm and llm"
+SLM_SPEC="slm=llama:$SLM;lanes=8;cache=on"
+echo "== 1/4 measure: every item against slm and llm, then the encoder classifier"
 "$TRIAGE" bench run --suite "$SUITE" \
-  --target "slm=llama:$SLM;lanes=8" --target "llm=$LLM_SPEC" "${PRICES[@]}" \
+  --target "$SLM_SPEC" --target "llm=$LLM_SPEC" "${PRICES[@]}" \
   --out "$RUN/measure" "${LIMIT[@]}"
 
+# The encoder classifier answers `choices` tasks only. Its heads learn from the calibration half,
+# so there it answers by cross-fitting: FOLDS heads, each trained without one fold and answering
+# only that fold; the evaluation half is answered by the head trained on the whole calibration
+# half (the one gateway A serves). Items of tasks without `choices` are answered with an error
+# (no head), which the fit counts as wrong. Any failure (a half too small to hold two labels of a
+# task) leaves the encoder out of the loop, said here.
+FOLDS=${FOLDS:-5}
+ENC_MODEL=models/all-MiniLM-L6-v2.gguf
+encoder() {
+  local k
+  "$TRIAGE" route train --head embedding --scenario "$SUITE" --half calibration \
+    --out "$RUN/heads" "${LIMIT[@]}" >"$RUN/heads.log" 2>&1 || return 1
+  for k in $(seq 1 "$FOLDS"); do
+    "$TRIAGE" route train --head embedding --scenario "$SUITE" --half calibration \
+      --leave-out-fold "$k/$FOLDS" --out "$RUN/heads-fold$k" "${LIMIT[@]}" >>"$RUN/heads.log" 2>&1 || return 1
+    "$TRIAGE" bench run --suite "$SUITE" --half calibration --fold "$k/$FOLDS" --quiet \
+      --target "enc=classifier:$RUN/heads-fold$k;model=$ENC_MODEL" --price enc=hour:0.05 \
+      --out "$RUN/measure-enc-fold$k" "${LIMIT[@]}" >>"$RUN/heads.log" 2>&1 || return 1
+    WITH+=(--with "$RUN/measure-enc-fold$k")
+  done
+  "$TRIAGE" bench run --suite "$SUITE" --half evaluation --quiet \
+    --target "enc=classifier:$RUN/heads;model=$ENC_MODEL" --price enc=hour:0.05 \
+    --out "$RUN/measure-enc-eval" "${LIMIT[@]}" >>"$RUN/heads.log" 2>&1 || return 1
+  WITH+=(--with "$RUN/measure-enc-eval")
+}
+WITH=(); SMALL=(--small slm)
+if encoder; then
+  SMALL+=(--small enc)
+  heads=$(for f in "$RUN"/heads/*.json; do printf '%s: %s, ' "$(basename "$f" .json)" "$PWD/$f"; done)
+  # Gateway A gets the encoder as a backend of its own, with the heads of the whole half.
+  sed -i "s|^backends:$|backends:\n  enc: { kind: classifier, model: $PWD/$ENC_MODEL, threads: 1, heads: { ${heads%, } } }|; s|^pricing:$|pricing:\n  enc: { machine_usd_per_hour: 0.05 }|" "$RUN/router.yaml"
+  echo "encoder classifier: heads in $RUN/heads, cross-fitted over $FOLDS folds (log: $RUN/heads.log)"
+else
+  WITH=()
+  echo "encoder classifier left out: $(tail -n 1 "$RUN/heads.log")"
+fi
+
 echo "== 2/4 calibrate per task on the calibration half, write $RUN/router.yaml"
-"$TRIAGE" bench calibrate "$RUN/measure" --per-task --write "$RUN/router.yaml"
+"$TRIAGE" bench calibrate "$RUN/measure" "${WITH[@]}" --per-task "${SMALL[@]}" --write "$RUN/router.yaml"
 
 echo "== 3/4 evaluate: the evaluation half against slm, llm and the calibrated router"
 serve "$RUN/router.yaml" "$RUN/gateway-a.log"; A=$URL
 echo "router: triage serve at $A"
 "$TRIAGE" bench run --suite "$SUITE" --half evaluation \
-  --target "slm=llama:$SLM;lanes=8" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto;triage=on" \
+  --target "$SLM_SPEC" --target "llm=$LLM_SPEC" --target "router=openai:$A/v1#auto;triage=on" \
   "${PRICES[@]}" --out "$RUN" "${LIMIT[@]}"
 
 echo

@@ -128,6 +128,11 @@ pub struct CompareArgs {
 pub struct CalibrateArgs {
     /// A run directory holding both the SLM's and the LLM's answers to every item.
     pub run: PathBuf,
+    /// More run directories whose records join RUN's: a target measured in runs of its own on
+    /// the same suite, split and seed (e.g. an encoder classifier cross-fitted fold by fold).
+    /// Results (fit.json, the plot) are written into RUN.
+    #[arg(long = "with", value_name = "RUN")]
+    pub with: Vec<PathBuf>,
     /// Target name of a small model, a first step. Repeatable with --per-task: each task may go
     /// to any of them, alone or as a cascade's first step (e.g. `--small slm --small enc`, an
     /// encoder classifier). The global sweep uses the first (its answers must carry token
@@ -329,7 +334,10 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
-    let records = bench::results::read_records(&args.run)?;
+    let mut records = bench::results::read_records(&args.run)?;
+    for more in &args.with {
+        records.extend(bench::results::read_records(more)?);
+    }
     if args.per_task || args.max_cost.is_some() {
         return fit_cmd(&args, &records);
     }
