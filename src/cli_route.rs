@@ -14,6 +14,8 @@ pub enum RouteCommand {
     Explain(ExplainArgs),
     /// Train the task classifier on scenario items (labelled with their `task:`), the shared
     /// datasets' texts whose task is explicit, and labelled JSONL; measure it on a held-out part.
+    /// With `--head embedding`: encoder classifier heads (one per task) for `kind: classifier`
+    /// backends and `classifier:` harness targets, from `choices` scenario items.
     Train(TrainArgs),
 }
 
@@ -61,9 +63,28 @@ pub struct TrainArgs {
     /// The gateway threshold (`classifier.threshold`) the report also counts accuracy at.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
-    /// Where to write the model (JSON), for `classifier.model` in triage.yaml.
+    /// Where to write the model (JSON), for `classifier.model` in triage.yaml; with
+    /// `--head embedding`, the directory the heads are written to (`TASK.json`).
     #[arg(long)]
     pub out: PathBuf,
+    /// What to train: `ngram` (the router's task classifier) or `embedding` (encoder
+    /// classifier heads over the `--encoder` model's vectors, one per task of the `choices`
+    /// scenarios given; the gold label is each item's expected answer).
+    #[arg(long, default_value = "ngram")]
+    pub head: String,
+    /// With `--head embedding`: train on this half of each task's items only (calibration or
+    /// evaluation: the split of `bench run --half`; the other half is measured). Default: all.
+    #[arg(long, value_name = "HALF")]
+    pub half: Option<bench::half::Half>,
+    /// With `--head embedding`: the split seed (`bench run --split-seed`).
+    #[arg(long, value_name = "N", default_value_t = bench::fewshot::split_seed())]
+    pub split_seed: u64,
+    /// With `--head embedding`: the sentence-embedding GGUF the heads read.
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2.gguf")]
+    pub encoder: PathBuf,
+    /// With `--head embedding`: L2 penalty of the logistic regression.
+    #[arg(long, default_value_t = 0.01)]
+    pub l2: f32,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -92,7 +113,11 @@ pub struct LedgerSummaryArgs {
 pub async fn run(cmd: RouteCommand) -> anyhow::Result<()> {
     match cmd {
         RouteCommand::Explain(args) => explain(args),
-        RouteCommand::Train(args) => train(args),
+        RouteCommand::Train(args) => match args.head.as_str() {
+            "ngram" => train(args),
+            "embedding" => train_heads(args).await,
+            other => anyhow::bail!("--head {other}: expected ngram or embedding"),
+        },
     }
 }
 
@@ -151,6 +176,30 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {
         print!("{explanation}");
+    }
+    Ok(())
+}
+
+async fn train_heads(args: TrainArgs) -> anyhow::Result<()> {
+    if args.scenarios.is_empty() {
+        anyhow::bail!("--head embedding trains on `choices` scenarios: give --scenario FILE.yaml...");
+    }
+    let setup = bench::head_train::HeadSetup {
+        scenarios: args.scenarios.clone(),
+        half: args.half,
+        split_seed: args.split_seed,
+        encoder: args.encoder.clone(),
+        out_dir: args.out.clone(),
+        options: backends::head::HeadOptions {
+            l2: args.l2,
+            ..Default::default()
+        },
+    };
+    let report = bench::head_train::train_heads(&setup).await?;
+    print!("{report}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
     }
     Ok(())
 }

@@ -29,6 +29,8 @@
 //! - [`classifier_data`] and [`classifier_train`]: `triage route train` — the router's task
 //!   classifier trained on the scenarios' items and the shared datasets' explicitly mapped
 //!   texts, measured on a seeded, stratified held-out part;
+//! - [`head_train`]: `triage route train --head embedding` — encoder classifier heads trained
+//!   on the calibration half of `choices` scenarios, measured on the evaluation half;
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
@@ -47,6 +49,7 @@
 pub mod calibrate;
 pub mod classifier_data;
 pub mod classifier_train;
+pub mod head_train;
 pub mod compare;
 pub mod dataset;
 pub mod error;
