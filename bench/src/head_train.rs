@@ -63,14 +63,12 @@ pub fn labelled_halves(
     mut scenarios: Vec<Scenario>,
     seed: u64,
 ) -> Result<(Vec<LabelledItem>, Vec<LabelledItem>, Vec<String>)> {
-    let mut skipped = Vec::new();
-    scenarios.retain(|s| {
-        let keep = s.generation.choices.as_ref().is_some_and(|c| c.len() >= 2);
-        if !keep {
-            skipped.push(s.name.clone());
-        }
-        keep
-    });
+    let skipped = scenarios
+        .iter()
+        .filter(|s| !has_choices(s))
+        .map(|s| s.name.clone())
+        .collect();
+    // The split runs over every scenario given, as `bench run --half` splits its suite.
     let all = items_of(&scenarios)?;
     crate::half::keep(&mut scenarios, Half::Calibration, seed);
     let calibration_ids: std::collections::BTreeSet<(String, String)> = scenarios
@@ -83,10 +81,15 @@ pub fn labelled_halves(
     Ok((calibration, evaluation, skipped))
 }
 
-/// Every item of `scenarios` whose `expected` answer is one of the scenario's choices.
+fn has_choices(s: &Scenario) -> bool {
+    s.generation.choices.as_ref().is_some_and(|c| c.len() >= 2)
+}
+
+/// Every item of the `choices` scenarios among `scenarios` (its `expected` answer must be one
+/// of the choices).
 pub fn items_of(scenarios: &[Scenario]) -> Result<Vec<LabelledItem>> {
     let mut out = Vec::new();
-    for s in scenarios {
+    for s in scenarios.iter().filter(|s| has_choices(s)) {
         let choices = s.generation.choices.clone().unwrap_or_default();
         for item in &s.items {
             let Some(label) = item.expected.as_deref().map(str::trim) else {
