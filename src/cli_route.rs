@@ -45,7 +45,9 @@ pub struct TrainArgs {
     #[arg(long = "scenario", num_args = 1..)]
     pub scenarios: Vec<PathBuf>,
     /// The shared evaluation datasets (e.g. ../shared/datasets): texts of the datasets whose
-    /// task is explicit (`bench::classifier_data::SHARED_SOURCES`), read in place.
+    /// task is explicit (`bench::classifier_data::SHARED_SOURCES`), read in place. With `--head
+    /// embedding`: labelled rows of the scenarios' kind (`bench::head_data::HEAD_SOURCES`; their
+    /// training parts train, their held-out parts are measured).
     #[arg(long)]
     pub datasets: Option<PathBuf>,
     /// Extra labelled examples: JSON Lines with string fields `text` and `task`.
@@ -57,7 +59,8 @@ pub struct TrainArgs {
     /// Seed of the split and of the per-dataset samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// At most this many texts from each shared dataset.
+    /// At most this many texts from each shared dataset (with `--head embedding`: training rows
+    /// per label of each dataset).
     #[arg(long, default_value_t = 100)]
     pub per_dataset: usize,
     /// The gateway threshold (`classifier.threshold`) the report also counts accuracy at.
@@ -82,6 +85,9 @@ pub struct TrainArgs {
     /// With `--head embedding`: the sentence-embedding GGUF the heads read.
     #[arg(long, default_value = "models/all-MiniLM-L6-v2.gguf")]
     pub encoder: PathBuf,
+    /// With `--head embedding`: encoder threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: i32,
     /// With `--head embedding`: L2 penalty of the logistic regression.
     #[arg(long, default_value_t = 0.01)]
     pub l2: f32,
@@ -190,6 +196,9 @@ async fn train_heads(args: TrainArgs) -> anyhow::Result<()> {
         split_seed: args.split_seed,
         encoder: args.encoder.clone(),
         out_dir: args.out.clone(),
+        datasets: args.datasets.clone(),
+        per_label: args.per_dataset,
+        threads: args.threads,
         options: backends::head::HeadOptions {
             l2: args.l2,
             ..Default::default()

@@ -39,6 +39,8 @@ pub struct LabelledItem {
     pub text: String,
     /// The gold label (the item's `expected` answer, one of the scenario's choices).
     pub label: String,
+    /// The choices its request offers (the scenario's).
+    pub choices: Vec<String>,
 }
 
 /// Scenarios from scenario or suite files; a suite is loaded as `bench run` loads it (its
@@ -112,6 +114,7 @@ pub fn items_of(scenarios: &[Scenario]) -> Result<Vec<LabelledItem>> {
                 item_id: item.id.clone(),
                 text,
                 label: label.to_string(),
+                choices: choices.clone(),
             });
         }
     }
@@ -126,7 +129,7 @@ fn task_of(s: &Scenario) -> String {
     }
 }
 
-/// How one head did on the evaluation half.
+/// One head written.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HeadResult {
     /// The task.
@@ -135,12 +138,21 @@ pub struct HeadResult {
     pub labels: Vec<String>,
     /// Items trained on.
     pub trained_on: usize,
-    /// Evaluation items.
-    pub evaluated: usize,
-    /// Arg-max accuracy on the evaluation half (Wilson 95% CI), over the scenario's choices.
-    pub accuracy: Option<Estimate>,
     /// Where the head was written.
     pub file: PathBuf,
+}
+
+/// A head's accuracy on one held-out source.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SourceResult {
+    /// The head's task.
+    pub task: String,
+    /// A scenario (its held-out half) or `dataset:ID` (its held-out part).
+    pub source: String,
+    /// Held-out items.
+    pub n: usize,
+    /// Arg-max accuracy over each item's choices (Wilson 95% CI).
+    pub accuracy: Option<Estimate>,
 }
 
 /// What `route train --head embedding` did.
@@ -148,14 +160,18 @@ pub struct HeadResult {
 pub struct HeadReport {
     /// The encoder the heads read.
     pub encoder: String,
-    /// Which items trained the heads (`calibration`, or `all`).
+    /// Which scenario items trained the heads (`calibration-half`, `evaluation-half`, `all`).
     pub trained_on: String,
     /// The split seed.
     pub split_seed: u64,
     /// Scenarios left out (no `choices`).
     pub skipped: Vec<String>,
+    /// What each shared dataset contributed.
+    pub datasets: Vec<String>,
     /// One row per head.
     pub heads: Vec<HeadResult>,
+    /// Held-out accuracy per head and source.
+    pub held_out: Vec<SourceResult>,
     /// Seconds spent embedding and training.
     pub seconds: f64,
 }
@@ -164,19 +180,39 @@ impl fmt::Display for HeadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "encoder {}; trained on the {} items (split seed {}), {:.1} s",
+            "encoder {}; scenario items: the {} (split seed {}); {:.1} s",
             self.encoder, self.trained_on, self.split_seed, self.seconds
         )?;
         if !self.skipped.is_empty() {
             writeln!(f, "skipped (no choices): {}", self.skipped.join(", "))?;
         }
+        for note in &self.datasets {
+            writeln!(f, "dataset {note}")?;
+        }
+        for h in &self.heads {
+            writeln!(
+                f,
+                "head {:<12} {} labels, trained on {:>5} items -> {}",
+                h.task,
+                h.labels.len(),
+                h.trained_on,
+                h.file.display()
+            )?;
+        }
+        if self.held_out.is_empty() {
+            return writeln!(f, "nothing held out: no accuracy measured");
+        }
         writeln!(
             f,
-            "{:<14} {:>6} {:>6} {:>9} {:>16}  file",
-            "task", "train", "eval", "accuracy", "95% CI"
+            "\nheld-out accuracy (arg-max over each item's choices; Wilson 95% CI)"
         )?;
-        for h in &self.heads {
-            let (acc, ci) = match &h.accuracy {
+        writeln!(
+            f,
+            "{:<12} {:<28} {:>5} {:>9} {:>16}",
+            "task", "source", "n", "accuracy", "95% CI"
+        )?;
+        for r in &self.held_out {
+            let (acc, ci) = match &r.accuracy {
                 Some(e) => (
                     format!("{:.3}", e.value),
                     format!("[{:.3}, {:.3}]", e.ci95_low, e.ci95_high),
@@ -185,11 +221,8 @@ impl fmt::Display for HeadReport {
             };
             writeln!(
                 f,
-                "{:<14} {:>6} {:>6} {acc:>9} {ci:>16}  {}",
-                h.task,
-                h.trained_on,
-                h.evaluated,
-                h.file.display()
+                "{:<12} {:<28} {:>5} {acc:>9} {ci:>16}",
+                r.task, r.source, r.n
             )?;
         }
         Ok(())
@@ -210,18 +243,36 @@ pub struct HeadSetup {
     pub encoder: PathBuf,
     /// Directory the heads are written to, as `TASK.json`.
     pub out_dir: PathBuf,
+    /// The shared datasets (`../shared/datasets`): labelled rows of the scenarios' kind
+    /// ([`crate::head_data`]) train and measure too.
+    pub datasets: Option<PathBuf>,
+    /// At most this many training rows per label from each dataset.
+    pub per_label: usize,
+    /// Encoder threads.
+    pub threads: i32,
     /// Training knobs.
     pub options: backends::head::HeadOptions,
 }
 
-/// Embed, train one head per task, measure on the other half, write `OUT/TASK.json`.
+/// Embed, train one head per task, measure on the held-out items, write `OUT/TASK.json`.
 #[cfg(feature = "llama")]
 pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
     use backends::head::{train_head, EncoderId};
     let started = std::time::Instant::now();
     let scenarios = load_for_heads(&setup.scenarios, setup.split_seed)?;
+    let (mut data_train, mut data_held, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some(dir) = &setup.datasets {
+        let seen = items_of(&scenarios)?.into_iter().map(|i| i.text).collect();
+        (data_train, data_held, notes) = crate::head_data::dataset_items(
+            dir,
+            &scenarios,
+            &seen,
+            setup.per_label,
+            setup.split_seed,
+        )?;
+    }
     let (calibration, evaluation, skipped) = labelled_halves(scenarios, setup.split_seed)?;
-    let (train_items, eval_items) = match setup.half {
+    let (mut train_items, mut eval_items) = match setup.half {
         Some(Half::Calibration) => (calibration, evaluation),
         Some(Half::Evaluation) => (evaluation, calibration),
         None => (
@@ -229,13 +280,15 @@ pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
             Vec::new(),
         ),
     };
+    train_items.append(&mut data_train);
+    eval_items.append(&mut data_held);
     if train_items.is_empty() {
         return Err(BenchError::Analysis(
             "no labelled `choices` items to train on in the given scenarios".into(),
         ));
     }
     let mut config = backends::EmbeddingEngineConfig::new(setup.encoder.clone());
-    config.threads = 2;
+    config.threads = setup.threads;
     let engine = load_engine(config).await?;
     let encoder = EncoderId::of_file(&setup.encoder, engine.dimensions()).map_err(analysis)?;
     let train_vectors = embed_all(&engine, &train_items).await?;
@@ -248,28 +301,36 @@ pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
             .push((v, item.label.clone()));
     }
     let mut heads = Vec::new();
+    let mut held_out = Vec::new();
     for (task, examples) in &tasks {
         let head =
             train_head(task, encoder.clone(), examples, &setup.options).map_err(analysis)?;
         let file = setup.out_dir.join(format!("{}.json", file_stem(task)));
         head.save(&file).map_err(analysis)?;
-        let mut right = 0u64;
-        let mut n = 0u64;
+        // Held-out accuracy per source (a scenario's evaluation half, a dataset's held-out part).
+        let mut by_source: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for (item, v) in eval_items.iter().zip(&eval_vectors) {
             if item.task != *task {
                 continue;
             }
-            n += 1;
-            if predict(&head, v, &item.scenario, &eval_items) == item.label {
-                right += 1;
+            let counts = by_source.entry(item.scenario.as_str()).or_default();
+            counts.1 += 1;
+            if predict(&head, v, item) == item.label {
+                counts.0 += 1;
             }
+        }
+        for (source, (right, n)) in by_source {
+            held_out.push(SourceResult {
+                task: task.to_string(),
+                source: source.to_string(),
+                n: n as usize,
+                accuracy: wilson(right, n),
+            });
         }
         heads.push(HeadResult {
             task: task.to_string(),
             labels: head.labels.clone(),
             trained_on: examples.len(),
-            evaluated: n as usize,
-            accuracy: wilson(right, n),
             file,
         });
     }
@@ -282,31 +343,19 @@ pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
         },
         split_seed: setup.split_seed,
         skipped,
+        datasets: notes,
         heads,
+        held_out,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// The head's answer among the labels the item's scenario offers (those of its items), as the
-/// backend answers among a request's `choices`.
+/// The head's answer among the item's choices, as the backend answers a request.
 #[cfg(feature = "llama")]
-fn predict(
-    head: &backends::head::Head,
-    v: &[f32],
-    scenario: &str,
-    items: &[LabelledItem],
-) -> String {
-    let mut choices: Vec<String> = items
-        .iter()
-        .filter(|i| i.scenario == scenario)
-        .map(|i| i.label.clone())
-        .filter(|l| head.labels.contains(l))
-        .collect();
-    choices.sort();
-    choices.dedup();
-    let probs = head
-        .choice_probabilities(v, &choices)
-        .unwrap_or_else(|_| head.probabilities(v));
+fn predict(head: &backends::head::Head, v: &[f32], item: &LabelledItem) -> String {
+    let Ok(probs) = head.choice_probabilities(v, &item.choices) else {
+        return String::new();
+    };
     let best = probs
         .iter()
         .enumerate()
@@ -318,7 +367,7 @@ fn predict(
             }
         })
         .0;
-    choices.get(best).cloned().unwrap_or_default()
+    item.choices.get(best).cloned().unwrap_or_default()
 }
 
 #[cfg(feature = "llama")]

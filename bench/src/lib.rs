@@ -30,7 +30,8 @@
 //!   classifier trained on the scenarios' items and the shared datasets' explicitly mapped
 //!   texts, measured on a seeded, stratified held-out part;
 //! - [`head_train`]: `triage route train --head embedding` — encoder classifier heads trained
-//!   on the calibration half of `choices` scenarios, measured on the evaluation half;
+//!   on the calibration half of `choices` scenarios (and [`head_data`]'s labelled shared
+//!   datasets), measured on the evaluation half and the datasets' held-out parts;
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
@@ -49,6 +50,7 @@
 pub mod calibrate;
 pub mod classifier_data;
 pub mod classifier_train;
+pub mod head_data;
 pub mod head_train;
 pub mod compare;
 pub mod dataset;

@@ -124,10 +124,10 @@ pub(super) enum RawBackend {
     Openai(RawRemote),
     Anthropic(RawRemote),
     Embedding(RawEmbedding),
-    Classifier(RawClassifier),
+    Classifier(RawClassifierBackend),
 }
 
-/// The fields of a `kind: classifier` backend (besides `kind`), as [`RawClassifier`] declares
+/// The fields of a `kind: classifier` backend (besides `kind`), as [`RawClassifierBackend`] declares
 /// them.
 const CLASSIFIER_FIELDS: &[&str] = &[
     "model",
@@ -143,7 +143,7 @@ const CLASSIFIER_FIELDS: &[&str] = &[
 /// --head embedding`) answering `choices` requests without generating text.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawClassifier {
+pub(super) struct RawClassifierBackend {
     /// The sentence-embedding GGUF the heads were trained on, relative to the config file.
     pub(super) model: Option<String>,
     /// Head files by the task they answer (`sentiment: models/heads/sentiment.json`), relative
@@ -517,7 +517,7 @@ pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlErr
             LLAMA_FIELDS,
         ),
         "classifier" => (
-            serde_path_to_error::deserialize::<_, RawClassifier>(body).map(drop),
+            serde_path_to_error::deserialize::<_, RawClassifierBackend>(body).map(drop),
             "llama",
             LLAMA_FIELDS,
         ),

@@ -11,7 +11,7 @@ use backends::{EmbeddingEngineConfig, LlamaEngineConfig};
 
 use super::{check_name, resolve, Ctx};
 use crate::config::raw::{
-    RawBackend, RawClassifier, RawDuration, RawEmbedding, RawLlama, RawRemote, RawSwitch,
+    RawBackend, RawClassifierBackend, RawDuration, RawEmbedding, RawLlama, RawRemote, RawSwitch,
 };
 use crate::config::{BackendSpec, ClassifierSpec, ConfigError, RemoteBackendSpec, RemoteProvider};
 
@@ -185,7 +185,7 @@ fn validate_embedding(
 /// A `kind: classifier` backend: its encoder as an embedding backend's, and at least one head
 /// (the head files themselves are read, and checked against the encoder, when it loads).
 fn validate_classifier(
-    b: &RawClassifier,
+    b: &RawClassifierBackend,
     path: &str,
     ctx: &Ctx<'_>,
     dir: &Path,
