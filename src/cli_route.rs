@@ -86,7 +86,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "models/all-MiniLM-L6-v2.gguf")]
     pub encoder: PathBuf,
     /// With `--head embedding`: encoder threads.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     pub threads: i32,
     /// With `--head embedding`: L2 penalty of the logistic regression.
     #[arg(long, default_value_t = 0.01)]
@@ -188,7 +188,9 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
 
 async fn train_heads(args: TrainArgs) -> anyhow::Result<()> {
     if args.scenarios.is_empty() {
-        anyhow::bail!("--head embedding trains on `choices` scenarios: give --scenario FILE.yaml...");
+        anyhow::bail!(
+            "--head embedding trains on `choices` scenarios: give --scenario FILE.yaml..."
+        );
     }
     let setup = bench::head_train::HeadSetup {
         scenarios: args.scenarios.clone(),

@@ -32,10 +32,16 @@ fn minilm() -> PathBuf {
 const TRAIN: &[(&str, &str)] = &[
     ("I loved this film, the acting was wonderful.", "positive"),
     ("A delightful, moving story with a great cast.", "positive"),
-    ("Brilliant direction and a beautiful soundtrack.", "positive"),
+    (
+        "Brilliant direction and a beautiful soundtrack.",
+        "positive",
+    ),
     ("One of the best movies I have seen this year.", "positive"),
     ("A boring, pointless mess of a movie.", "negative"),
-    ("The plot made no sense and the acting was awful.", "negative"),
+    (
+        "The plot made no sense and the acting was awful.",
+        "negative",
+    ),
     ("I walked out halfway through, it was terrible.", "negative"),
     ("Dull, predictable and far too long.", "negative"),
 ];
@@ -74,7 +80,12 @@ async fn classifier() -> ClassifierBackend {
 
 async fn p_chosen(c: &ClassifierBackend, text: &str) -> f64 {
     let request: ChatRequest = serde_json::from_value(body(text, false)).unwrap();
-    c.classify(&request).await.unwrap().signals.p_chosen().unwrap()
+    c.classify(&request)
+        .await
+        .unwrap()
+        .signals
+        .p_chosen()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -105,14 +116,20 @@ routes:
         .build()
         .unwrap();
 
-    let accepted = gw.chat(body(CLEAR, false), Some("sentiment")).await.unwrap();
+    let accepted = gw
+        .chat(body(CLEAR, false), Some("sentiment"))
+        .await
+        .unwrap();
     assert_eq!(accepted.status, 200, "{}", accepted.body);
     assert_eq!(accepted.header("x-triage-backend"), Some("enc"));
     assert_eq!(accepted.header("x-triage-escalated"), Some("false"));
     let v = accepted.json().unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "positive");
 
-    let escalated = gw.chat(body(UNSURE, true), Some("sentiment")).await.unwrap();
+    let escalated = gw
+        .chat(body(UNSURE, true), Some("sentiment"))
+        .await
+        .unwrap();
     assert_eq!(escalated.status, 200, "{}", escalated.body);
     assert_eq!(escalated.header("x-triage-escalated"), Some("true"));
     // The stream carries the escalation target's answer only (the mock echoes the prompt).
@@ -150,8 +167,5 @@ routes:
     assert_eq!(refused.status, 400, "{}", refused.body);
     let v = refused.json().unwrap();
     assert_eq!(v["error"]["code"], "unsupported_request");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("choices"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("choices"));
 }

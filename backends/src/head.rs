@@ -529,8 +529,13 @@ mod tests {
 
     #[test]
     fn choices_are_renormalised_and_unknown_labels_or_encoders_refused() {
-        let head = train_head("t", encoder(6), &clusters(10, 6, 4), &HeadOptions::default())
-            .unwrap();
+        let head = train_head(
+            "t",
+            encoder(6),
+            &clusters(10, 6, 4),
+            &HeadOptions::default(),
+        )
+        .unwrap();
         let v = unit(vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
         let two = head
             .choice_probabilities(&v, &["c".into(), "b".into()])

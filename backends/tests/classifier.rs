@@ -31,22 +31,37 @@ fn engine() -> EmbeddingEngine {
 const TRAIN: &[(&str, &str)] = &[
     ("I loved this film, the acting was wonderful.", "positive"),
     ("A delightful, moving story with a great cast.", "positive"),
-    ("Brilliant direction and a beautiful soundtrack.", "positive"),
+    (
+        "Brilliant direction and a beautiful soundtrack.",
+        "positive",
+    ),
     ("One of the best movies I have seen this year.", "positive"),
     ("Funny, warm and clever from start to finish.", "positive"),
-    ("An absolute joy to watch, I would see it again.", "positive"),
+    (
+        "An absolute joy to watch, I would see it again.",
+        "positive",
+    ),
     ("A boring, pointless mess of a movie.", "negative"),
-    ("The plot made no sense and the acting was awful.", "negative"),
+    (
+        "The plot made no sense and the acting was awful.",
+        "negative",
+    ),
     ("I walked out halfway through, it was terrible.", "negative"),
     ("Dull, predictable and far too long.", "negative"),
-    ("The worst film of the year, a complete waste of time.", "negative"),
+    (
+        "The worst film of the year, a complete waste of time.",
+        "negative",
+    ),
     ("Wooden dialogue and ugly, cheap effects.", "negative"),
 ];
 
 /// Held-out sentences, hand-checked: none shares a sentence with the training set.
 const HELD_OUT: &[(&str, &str)] = &[
     ("What a fantastic, heartwarming picture.", "positive"),
-    ("The performances were superb and the ending perfect.", "positive"),
+    (
+        "The performances were superb and the ending perfect.",
+        "positive",
+    ),
     ("I enjoyed every minute of it.", "positive"),
     ("Tedious and badly written, avoid it.", "negative"),
     ("A dreadful film with nothing to recommend it.", "negative"),

@@ -137,14 +137,17 @@ pub fn dataset_items(
             if seen.contains(&rendered) || !texts.insert(rendered.clone()) {
                 continue;
             }
-            by_label.entry(label.clone()).or_default().push(LabelledItem {
-                task: scenario.task.clone(),
-                scenario: format!("dataset:{}", source.id),
-                item_id: (i + 1).to_string(),
-                text: rendered,
-                label,
-                choices: choices.clone(),
-            });
+            by_label
+                .entry(label.clone())
+                .or_default()
+                .push(LabelledItem {
+                    task: scenario.task.clone(),
+                    scenario: format!("dataset:{}", source.id),
+                    item_id: (i + 1).to_string(),
+                    text: rendered,
+                    label,
+                    choices: choices.clone(),
+                });
         }
         let (mut n_train, mut n_held) = (0, 0);
         for (_, mut rows) in by_label {

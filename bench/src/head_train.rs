@@ -303,8 +303,7 @@ pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
     let mut heads = Vec::new();
     let mut held_out = Vec::new();
     for (task, examples) in &tasks {
-        let head =
-            train_head(task, encoder.clone(), examples, &setup.options).map_err(analysis)?;
+        let head = train_head(task, encoder.clone(), examples, &setup.options).map_err(analysis)?;
         let file = setup.out_dir.join(format!("{}.json", file_stem(task)));
         head.save(&file).map_err(analysis)?;
         // Held-out accuracy per source (a scenario's evaluation half, a dataset's held-out part).
@@ -359,13 +358,16 @@ fn predict(head: &backends::head::Head, v: &[f32], item: &LabelledItem) -> Strin
     let best = probs
         .iter()
         .enumerate()
-        .fold((0, f64::NEG_INFINITY), |b, (i, &p)| {
-            if p > b.1 {
-                (i, p)
-            } else {
-                b
-            }
-        })
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |b, (i, &p)| {
+                if p > b.1 {
+                    (i, p)
+                } else {
+                    b
+                }
+            },
+        )
         .0;
     item.choices.get(best).cloned().unwrap_or_default()
 }
@@ -462,7 +464,9 @@ mod tests {
                 .any(|e| e.scenario == c.scenario && e.item_id == c.item_id));
         }
         let first = cal.iter().find(|i| i.task == "sentiment").unwrap();
-        assert!(first.text.starts_with("Is the sentiment of this movie review"));
+        assert!(first
+            .text
+            .starts_with("Is the sentiment of this movie review"));
         assert!(["positive", "negative"].contains(&first.label.as_str()));
         // The same halves as `bench run --half`.
         let mut run =

@@ -50,14 +50,14 @@
 pub mod calibrate;
 pub mod classifier_data;
 pub mod classifier_train;
-pub mod head_data;
-pub mod head_train;
 pub mod compare;
 pub mod dataset;
 pub mod error;
 pub mod fewshot;
 pub mod fit;
 pub mod half;
+pub mod head_data;
+pub mod head_train;
 #[cfg(feature = "llama")]
 pub mod hw;
 mod load_spec;

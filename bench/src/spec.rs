@@ -6,7 +6,7 @@
 //! | `openai:BASE_URL#MODEL[;key_env=VAR][;metadata=off][;triage=on]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded; requests carry `metadata.task`/`scenario` for the router, dropped for api.openai.com or with `metadata=off`). `triage=on` marks another `triage serve`: a scenario's `choices` reach it as triage's extension field; without it `choices` are emulated with a strict JSON schema (`backends::choice_schema`), so every target answers the same question |
 //! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
 //! | `llama:PATH[;slots=N;threads=N;ctx=N;fa=auto\|on\|off;completion=auto\|on\|off]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`); `completion` renders base-model text instead of chat turns (auto: when the GGUF has no chat template) |
-//! | `classifier:HEADS[;model=GGUF;threads=N]` | an encoder classifier in process (bench feature `llama`): heads written by `triage route train --head embedding` (files or directories of them, comma-separated) over the embedding model (default `models/` + the file name the heads record); answers `choices` items with the same `p_chosen`/`margin` signals as a scored SLM answer ([`backends::classifier`]) |
+//! | `classifier:HEADS[;model=GGUF;threads=N]` | an encoder classifier in process (1 thread by default) (bench feature `llama`): heads written by `triage route train --head embedding` (files or directories of them, comma-separated) over the embedding model (default `models/` + the file name the heads record); answers `choices` items with the same `p_chosen`/`margin` signals as a scored SLM answer ([`backends::classifier`]) |
 //! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
 //! | `router:CONFIG[;model=NAME]` | the triage gateway of a `triage.yaml`, built in-process (no server; in-memory ledger; `model` defaults to `auto`): the same decision, escalation and settled cost as over HTTP ([`crate::router_target`]; local models need bench feature `llama`) |
 //!
@@ -152,8 +152,7 @@ impl TargetSpec {
                     .collect();
                 if heads.is_empty() {
                     return Err(bad(
-                        "classifier: needs head files (triage route train --head embedding)"
-                            .into(),
+                        "classifier: needs head files (triage route train --head embedding)".into(),
                     ));
                 }
                 SpecKind::Classifier { heads }
@@ -305,7 +304,8 @@ impl TargetSpec {
             }
             SpecKind::Classifier { heads } => {
                 let heads: Vec<PathBuf> = heads.iter().map(|h| base_dir.join(h)).collect();
-                let threads: i32 = self.option("threads", 2)?;
+                // One thread: on a shared machine two threads' barriers cost ~10x (BENCHMARKS.md).
+                let threads: i32 = self.option("threads", 1)?;
                 let model = self.options.get("model").map(|m| base_dir.join(m));
                 let (backend, files) = load_classifier(&self.name, &heads, model, threads).await?;
                 Ok(Arc::new(BackendTarget {

@@ -447,8 +447,8 @@ fn load_classifier(
 ) -> Result<backends::classifier::ClassifierBackend, BackendError> {
     let mut heads = Vec::with_capacity(spec.heads.len());
     for (task, file) in &spec.heads {
-        let head = backends::head::Head::load(file)
-            .map_err(|e| BackendError::Config(e.to_string()))?;
+        let head =
+            backends::head::Head::load(file).map_err(|e| BackendError::Config(e.to_string()))?;
         if head.task != *task {
             return Err(BackendError::Config(format!(
                 "{} is a head for task `{}`, listed under `{task}`",

@@ -44,9 +44,7 @@ pub(super) fn validate_pricing(
             (
                 BackendSpec::Local(_) | BackendSpec::Embedding(_) | BackendSpec::Classifier(_),
                 None,
-            ) => {
-                BackendPrice::Machine { usd_per_hour: 0.0 }
-            }
+            ) => BackendPrice::Machine { usd_per_hour: 0.0 },
             (
                 BackendSpec::Local(_) | BackendSpec::Embedding(_) | BackendSpec::Classifier(_),
                 Some(p),
