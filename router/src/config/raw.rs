@@ -149,6 +149,7 @@ pub(super) struct RawClassifierBackend {
     /// Head files by the task they answer (`sentiment: models/heads/sentiment.json`), relative
     /// to the config file.
     pub(super) heads: Option<BTreeMap<String, String>>,
+    /// Encoder threads (default 1).
     pub(super) threads: Option<i32>,
     pub(super) max_input_tokens: Option<u32>,
     pub(super) batch_tokens: Option<u32>,

@@ -192,7 +192,8 @@ fn validate_classifier(
 ) -> Result<ClassifierSpec, ConfigError> {
     let encoder = RawEmbedding {
         model: b.model.clone(),
-        threads: b.threads,
+        // One thread unless told: on a shared machine two threads' barriers cost ~10x.
+        threads: b.threads.or(Some(1)),
         max_input_tokens: b.max_input_tokens,
         batch_tokens: b.batch_tokens,
         max_sequences: b.max_sequences,
