@@ -46,8 +46,9 @@ pub struct RunArgs {
     pub suite: PathBuf,
     /// A target as NAME=SPEC: openai:BASE_URL#MODEL[;key_env=VAR], anthropic:BASE_URL#MODEL[;key_env=VAR],
     /// llama:PATH[;slots=N;threads=N;ctx=N;completion=auto|on|off;lanes=N;cache=on|off], replay:FILE.jsonl,
-    /// router:CONFIG[;model=NAME] (the gateway of a triage.yaml, in-process). Repeatable; overrides
-    /// the suite's targets.
+    /// router:CONFIG[;model=NAME] (the gateway of a triage.yaml, in-process),
+    /// classifier:HEADS[;model=GGUF;threads=N] (encoder classifier heads from `route train --head
+    /// embedding`: files or directories, comma-separated). Repeatable; overrides the suite's targets.
     #[arg(long = "target", value_name = "NAME=SPEC")]
     pub targets: Vec<String>,
     /// Price of a target: NAME=IN,OUT (USD per 1M input/output tokens) or NAME=hour:USD. Repeatable.

@@ -108,7 +108,10 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
     if let Some(local) = remote_specs.iter().find(|s| {
         matches!(
             s.kind,
-            SpecKind::Llama { .. } | SpecKind::Replay { .. } | SpecKind::Router { .. }
+            SpecKind::Llama { .. }
+                | SpecKind::Classifier { .. }
+                | SpecKind::Replay { .. }
+                | SpecKind::Router { .. }
         )
     }) {
         anyhow::bail!(
@@ -126,7 +129,10 @@ pub async fn run(args: HwArgs) -> anyhow::Result<()> {
     for spec in &remote_specs {
         let model = match &spec.kind {
             SpecKind::OpenAi { model, .. } | SpecKind::Anthropic { model, .. } => model.clone(),
-            SpecKind::Llama { .. } | SpecKind::Replay { .. } | SpecKind::Router { .. } => continue,
+            SpecKind::Llama { .. }
+            | SpecKind::Classifier { .. }
+            | SpecKind::Replay { .. }
+            | SpecKind::Router { .. } => continue,
         };
         let target = spec.build(std::path::Path::new("."), None).await?;
         report

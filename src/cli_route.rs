@@ -14,6 +14,8 @@ pub enum RouteCommand {
     Explain(ExplainArgs),
     /// Train the task classifier on scenario items (labelled with their `task:`), the shared
     /// datasets' texts whose task is explicit, and labelled JSONL; measure it on a held-out part.
+    /// With `--head embedding`: encoder classifier heads (one per task) for `kind: classifier`
+    /// backends and `classifier:` harness targets, from `choices` scenario items.
     Train(TrainArgs),
 }
 
@@ -43,7 +45,9 @@ pub struct TrainArgs {
     #[arg(long = "scenario", num_args = 1..)]
     pub scenarios: Vec<PathBuf>,
     /// The shared evaluation datasets (e.g. ../shared/datasets): texts of the datasets whose
-    /// task is explicit (`bench::classifier_data::SHARED_SOURCES`), read in place.
+    /// task is explicit (`bench::classifier_data::SHARED_SOURCES`), read in place. With `--head
+    /// embedding`: labelled rows of the scenarios' kind (`bench::head_data::HEAD_SOURCES`; their
+    /// training parts train, their held-out parts are measured).
     #[arg(long)]
     pub datasets: Option<PathBuf>,
     /// Extra labelled examples: JSON Lines with string fields `text` and `task`.
@@ -55,15 +59,38 @@ pub struct TrainArgs {
     /// Seed of the split and of the per-dataset samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// At most this many texts from each shared dataset.
+    /// At most this many texts from each shared dataset (with `--head embedding`: training rows
+    /// per label of each dataset).
     #[arg(long, default_value_t = 100)]
     pub per_dataset: usize,
     /// The gateway threshold (`classifier.threshold`) the report also counts accuracy at.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
-    /// Where to write the model (JSON), for `classifier.model` in triage.yaml.
+    /// Where to write the model (JSON), for `classifier.model` in triage.yaml; with
+    /// `--head embedding`, the directory the heads are written to (`TASK.json`).
     #[arg(long)]
     pub out: PathBuf,
+    /// What to train: `ngram` (the router's task classifier) or `embedding` (encoder
+    /// classifier heads over the `--encoder` model's vectors, one per task of the `choices`
+    /// scenarios given; the gold label is each item's expected answer).
+    #[arg(long, default_value = "ngram")]
+    pub head: String,
+    /// With `--head embedding`: train on this half of each task's items only (calibration or
+    /// evaluation: the split of `bench run --half`; the other half is measured). Default: all.
+    #[arg(long, value_name = "HALF")]
+    pub half: Option<bench::half::Half>,
+    /// With `--head embedding`: the split seed (`bench run --split-seed`).
+    #[arg(long, value_name = "N", default_value_t = bench::fewshot::split_seed())]
+    pub split_seed: u64,
+    /// With `--head embedding`: the sentence-embedding GGUF the heads read.
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2.gguf")]
+    pub encoder: PathBuf,
+    /// With `--head embedding`: encoder threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: i32,
+    /// With `--head embedding`: L2 penalty of the logistic regression.
+    #[arg(long, default_value_t = 0.01)]
+    pub l2: f32,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -92,7 +119,11 @@ pub struct LedgerSummaryArgs {
 pub async fn run(cmd: RouteCommand) -> anyhow::Result<()> {
     match cmd {
         RouteCommand::Explain(args) => explain(args),
-        RouteCommand::Train(args) => train(args),
+        RouteCommand::Train(args) => match args.head.as_str() {
+            "ngram" => train(args),
+            "embedding" => train_heads(args).await,
+            other => anyhow::bail!("--head {other}: expected ngram or embedding"),
+        },
     }
 }
 
@@ -151,6 +182,35 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {
         print!("{explanation}");
+    }
+    Ok(())
+}
+
+async fn train_heads(args: TrainArgs) -> anyhow::Result<()> {
+    if args.scenarios.is_empty() {
+        anyhow::bail!(
+            "--head embedding trains on `choices` scenarios: give --scenario FILE.yaml..."
+        );
+    }
+    let setup = bench::head_train::HeadSetup {
+        scenarios: args.scenarios.clone(),
+        half: args.half,
+        split_seed: args.split_seed,
+        encoder: args.encoder.clone(),
+        out_dir: args.out.clone(),
+        datasets: args.datasets.clone(),
+        per_label: args.per_dataset,
+        threads: args.threads,
+        options: backends::head::HeadOptions {
+            l2: args.l2,
+            ..Default::default()
+        },
+    };
+    let report = bench::head_train::train_heads(&setup).await?;
+    print!("{report}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
     }
     Ok(())
 }

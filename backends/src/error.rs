@@ -40,6 +40,10 @@ pub enum BackendError {
     /// prompted with completion text); another backend of the chain may answer it.
     #[error("tools unsupported: {0}")]
     ToolsUnsupported(String),
+    /// The backend cannot answer this kind of request (an encoder classifier asked for free
+    /// text, or for labels none of its heads knows); another backend of the chain may.
+    #[error("unsupported request: {0}")]
+    Unsupported(String),
     /// The prompt does not fit in the context window of one sequence.
     #[error("prompt is {prompt_tokens} tokens but the context window holds {context_tokens} tokens per sequence")]
     PromptTooLong {
@@ -111,6 +115,7 @@ impl BackendError {
         match self {
             BackendError::InvalidRequest(_)
             | BackendError::ToolsUnsupported(_)
+            | BackendError::Unsupported(_)
             | BackendError::PromptTooLong { .. } => 400,
             BackendError::Overloaded { .. } | BackendError::RateLimited { .. } => 429,
             BackendError::UpstreamStatus { status, .. } if (400..500).contains(status) => *status,
@@ -141,6 +146,7 @@ impl BackendError {
         match self {
             BackendError::InvalidRequest(_) => "invalid_request",
             BackendError::ToolsUnsupported(_) => "tools_unsupported",
+            BackendError::Unsupported(_) => "unsupported_request",
             BackendError::PromptTooLong { .. } => "context_length_exceeded",
             BackendError::Overloaded { .. } => "overloaded",
             BackendError::ModelLoad { .. } => "model_load_failed",

@@ -9,6 +9,9 @@
 //! - `embed` (feature `llama`): the local sentence-embedding engine (a BERT-family encoder on
 //!   its own thread and context) behind `/v1/embeddings`, and the encoder other components
 //!   build on;
+//! - [`head`]: a classifier head (softmax regression) over sentence embeddings, trained by
+//!   `triage route train --head embedding`; `classifier` (feature `llama`) answers `choices`
+//!   requests with it on the embedding engine's vectors, without generating text;
 //! - [`remote`], [`openai`], [`anthropic`]: remote LLM APIs over HTTP (reqwest + rustls),
 //!   with SSE stream decoding, per-phase timeouts, retries with jittered back-off, and API
 //!   keys that never reach logs or errors; [`choice_schema`] carries triage's `choices` to
@@ -28,11 +31,14 @@
 pub mod anthropic;
 pub mod choice_schema;
 #[cfg(feature = "llama")]
+pub mod classifier;
+#[cfg(feature = "llama")]
 pub mod embed;
 mod embed_config;
 mod engine_time;
 pub mod error;
 mod flash_attention;
+pub mod head;
 #[cfg(feature = "llama")]
 pub mod llama;
 mod llama_config;
@@ -81,6 +87,10 @@ pub enum AnyBackend {
     /// The in-process sentence-embedding engine (`kind: embedding`); it answers embeddings only.
     #[cfg(feature = "llama")]
     Embedding(embed::EmbeddingEngine),
+    /// An encoder classifier (`kind: classifier`): embeddings and trained heads answer
+    /// `choices` requests.
+    #[cfg(feature = "llama")]
+    Classifier(classifier::ClassifierBackend),
     /// A test double whose behaviour is chosen by name (feature `mock`).
     #[cfg(feature = "mock")]
     Mock(mock::MockBackend),
@@ -95,6 +105,8 @@ impl Backend for AnyBackend {
             AnyBackend::Anthropic(b) => b.chat(request).await,
             #[cfg(feature = "llama")]
             AnyBackend::Embedding(_) => Err(not_a_chat_model()),
+            #[cfg(feature = "llama")]
+            AnyBackend::Classifier(b) => b.chat(request).await,
             #[cfg(feature = "mock")]
             AnyBackend::Mock(b) => b.chat(request).await,
         }
@@ -108,6 +120,8 @@ impl Backend for AnyBackend {
             AnyBackend::Anthropic(b) => b.chat_stream(request).await,
             #[cfg(feature = "llama")]
             AnyBackend::Embedding(_) => Err(not_a_chat_model()),
+            #[cfg(feature = "llama")]
+            AnyBackend::Classifier(b) => b.chat_stream(request).await,
             #[cfg(feature = "mock")]
             AnyBackend::Mock(b) => b.chat_stream(request).await,
         }

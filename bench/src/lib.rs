@@ -29,6 +29,9 @@
 //! - [`classifier_data`] and [`classifier_train`]: `triage route train` — the router's task
 //!   classifier trained on the scenarios' items and the shared datasets' explicitly mapped
 //!   texts, measured on a seeded, stratified held-out part;
+//! - [`head_train`]: `triage route train --head embedding` — encoder classifier heads trained
+//!   on the calibration half of `choices` scenarios (and [`head_data`]'s labelled shared
+//!   datasets), measured on the evaluation half and the datasets' held-out parts;
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
@@ -53,6 +56,8 @@ pub mod error;
 pub mod fewshot;
 pub mod fit;
 pub mod half;
+pub mod head_data;
+pub mod head_train;
 #[cfg(feature = "llama")]
 pub mod hw;
 mod load_spec;

@@ -217,6 +217,7 @@ fn local_model_files(config: &Config) -> Vec<PathBuf> {
         .filter_map(|b| match b {
             BackendSpec::Local(l) => Some(l.model_path.clone()),
             BackendSpec::Embedding(e) => Some(e.model_path.clone()),
+            BackendSpec::Classifier(c) => Some(c.encoder.model_path.clone()),
             BackendSpec::Remote(_) => None,
         })
         .collect()

@@ -6,6 +6,7 @@
 //! | `openai:BASE_URL#MODEL[;key_env=VAR][;metadata=off][;triage=on]` | an OpenAI-compatible API (OpenAI, vLLM, llama-server, a running `triage serve` — whose `x-triage-*` routing headers are recorded; requests carry `metadata.task`/`scenario` for the router, dropped for api.openai.com or with `metadata=off`). `triage=on` marks another `triage serve`: a scenario's `choices` reach it as triage's extension field; without it `choices` are emulated with a strict JSON schema (`backends::choice_schema`), so every target answers the same question |
 //! | `anthropic:BASE_URL#MODEL[;key_env=VAR]` | the Anthropic Messages API |
 //! | `llama:PATH[;slots=N;threads=N;ctx=N;fa=auto\|on\|off;completion=auto\|on\|off]` | the in-process llama.cpp engine on a GGUF file (bench feature `llama`); `completion` renders base-model text instead of chat turns (auto: when the GGUF has no chat template) |
+//! | `classifier:HEADS[;model=GGUF;threads=N]` | an encoder classifier in process (1 thread by default) (bench feature `llama`): heads written by `triage route train --head embedding` (files or directories of them, comma-separated) over the embedding model (default `models/` + the file name the heads record); answers `choices` items with the same `p_chosen`/`margin` signals as a scored SLM answer ([`backends::classifier`]) |
 //! | `replay:FILE.jsonl` | recorded answers (`{"prompt", "response", "logprobs"?}` lines) |
 //! | `router:CONFIG[;model=NAME]` | the triage gateway of a `triage.yaml`, built in-process (no server; in-memory ledger; `model` defaults to `auto`): the same decision, escalation and settled cost as over HTTP ([`crate::router_target`]; local models need bench feature `llama`) |
 //!
@@ -57,6 +58,11 @@ pub enum SpecKind {
         /// The GGUF model file, relative to the working directory or the suite file.
         path: PathBuf,
     },
+    /// `classifier:HEADS`: an encoder classifier (bench feature `llama`).
+    Classifier {
+        /// Head files, or directories of them.
+        heads: Vec<PathBuf>,
+    },
     /// `replay:FILE`: answers recorded in a JSONL file.
     Replay {
         /// The JSONL file of `{"prompt", "response"}` lines.
@@ -90,7 +96,7 @@ impl TargetSpec {
         }
         let (kind, rest) = spec.split_once(':').ok_or_else(|| {
             bad(format!(
-                "`{spec}`: expected KIND:..., KIND one of openai, anthropic, llama, replay, router"
+                "`{spec}`: expected KIND:..., KIND one of openai, anthropic, llama, classifier, replay, router"
             ))
         })?;
         let mut parts = rest.split(';');
@@ -137,6 +143,20 @@ impl TargetSpec {
                     path: PathBuf::from(main),
                 }
             }
+            "classifier" => {
+                let heads: Vec<PathBuf> = main
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+                if heads.is_empty() {
+                    return Err(bad(
+                        "classifier: needs head files (triage route train --head embedding)".into(),
+                    ));
+                }
+                SpecKind::Classifier { heads }
+            }
             "replay" => {
                 if main.is_empty() {
                     return Err(bad("replay: needs a JSONL file of recorded answers".into()));
@@ -155,7 +175,7 @@ impl TargetSpec {
             }
             other => {
                 return Err(bad(format!(
-                    "unknown kind `{other}` (openai, anthropic, llama, replay, router)"
+                    "unknown kind `{other}` (openai, anthropic, llama, classifier, replay, router)"
                 )))
             }
         };
@@ -171,6 +191,7 @@ impl TargetSpec {
                 "lanes",
                 "cache",
             ],
+            SpecKind::Classifier { .. } => &["model", "threads"],
             SpecKind::Replay { .. } => &[],
             SpecKind::Router { .. } => &["model"],
         };
@@ -280,6 +301,17 @@ impl TargetSpec {
                 )
                 .await?;
                 Ok(Arc::new(target))
+            }
+            SpecKind::Classifier { heads } => {
+                let heads: Vec<PathBuf> = heads.iter().map(|h| base_dir.join(h)).collect();
+                // One thread: on a shared machine two threads' barriers cost ~10x (BENCHMARKS.md).
+                let threads: i32 = self.option("threads", 1)?;
+                let model = self.options.get("model").map(|m| base_dir.join(m));
+                let (backend, files) = load_classifier(&self.name, &heads, model, threads).await?;
+                Ok(Arc::new(BackendTarget {
+                    backend,
+                    info: info("classifier", files),
+                }))
             }
             SpecKind::Llama { path } => {
                 let path = base_dir.join(path);
@@ -392,6 +424,56 @@ async fn load_llama(
     })
 }
 
+/// Load the heads and their encoder (`model`, else `models/` + the file name the first head
+/// records); the model files to hash into the run metadata (encoder first, then the heads).
+#[cfg(feature = "llama")]
+async fn load_classifier(
+    name: &str,
+    heads: &[PathBuf],
+    model: Option<PathBuf>,
+    threads: i32,
+) -> Result<(backends::AnyBackend, Vec<PathBuf>)> {
+    let bad = |message: String| BenchError::Target {
+        name: name.to_string(),
+        message,
+    };
+    let files = crate::head_train::head_files(heads)?;
+    let mut loaded = Vec::with_capacity(files.len());
+    for file in &files {
+        loaded.push(backends::head::Head::load(file).map_err(|e| bad(e.to_string()))?);
+    }
+    let model = match (model, loaded.first()) {
+        (Some(m), _) => m,
+        (None, Some(h)) => PathBuf::from("models").join(&h.encoder.file),
+        (None, None) => return Err(bad("no head files found".into())),
+    };
+    let mut config = backends::EmbeddingEngineConfig::new(model.clone());
+    config.threads = threads;
+    let backend = tokio::task::spawn_blocking(move || {
+        let engine = backends::embed::EmbeddingEngine::load(config)?;
+        backends::classifier::ClassifierBackend::new(engine, loaded)
+    })
+    .await
+    .map_err(|e| bad(format!("encoder loading thread failed: {e}")))?
+    .map_err(|e| bad(e.to_string()))?;
+    let mut model_files = vec![model];
+    model_files.extend(files);
+    Ok((backends::AnyBackend::Classifier(backend), model_files))
+}
+
+#[cfg(not(feature = "llama"))]
+async fn load_classifier(
+    name: &str,
+    _heads: &[PathBuf],
+    _model: Option<PathBuf>,
+    _threads: i32,
+) -> Result<(backends::AnyBackend, Vec<PathBuf>)> {
+    Err(BenchError::Target {
+        name: name.to_string(),
+        message: "this build has no local engine (build with the `llama` feature)".into(),
+    })
+}
+
 /// Parse `NAME=IN,OUT` (USD per million input/output tokens) or `NAME=hour:USD` (machine
 /// dollars per hour, for local models).
 pub fn parse_price(text: &str) -> Result<(String, BackendPrice)> {
@@ -474,6 +556,18 @@ mod tests {
         assert_eq!(s.options["model"], "fast");
         assert!(TargetSpec::parse_assignment("r=router:").is_err());
         assert!(TargetSpec::parse_assignment("r=router:t.yaml;slots=2").is_err());
+        let s = TargetSpec::parse_assignment(
+            "enc=classifier:heads/sentiment.json,heads/intent.json;model=m.gguf",
+        )
+        .unwrap();
+        assert_eq!(
+            s.kind,
+            SpecKind::Classifier {
+                heads: vec!["heads/sentiment.json".into(), "heads/intent.json".into()]
+            }
+        );
+        assert!(TargetSpec::parse_assignment("enc=classifier:").is_err());
+        assert!(TargetSpec::parse_assignment("enc=classifier:h.json;slots=2").is_err());
         assert!(TargetSpec::parse_assignment("slm").is_err());
         assert!(TargetSpec::parse_assignment("x=ftp:foo").is_err());
         assert!(TargetSpec::parse_assignment("x=openai:127.0.0.1#m").is_err());

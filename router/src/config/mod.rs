@@ -34,7 +34,9 @@ mod validate;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use spec::{BackendSpec, Config, RemoteBackendSpec, RemoteProvider, ServerConfig, Telemetry};
+pub use spec::{
+    BackendSpec, ClassifierSpec, Config, RemoteBackendSpec, RemoteProvider, ServerConfig, Telemetry,
+};
 
 pub(crate) use validate::is_name_char;
 

@@ -124,6 +124,37 @@ pub(super) enum RawBackend {
     Openai(RawRemote),
     Anthropic(RawRemote),
     Embedding(RawEmbedding),
+    Classifier(RawClassifierBackend),
+}
+
+/// The fields of a `kind: classifier` backend (besides `kind`), as [`RawClassifierBackend`] declares
+/// them.
+const CLASSIFIER_FIELDS: &[&str] = &[
+    "model",
+    "heads",
+    "threads",
+    "max_input_tokens",
+    "batch_tokens",
+    "max_sequences",
+    "queue",
+];
+
+/// An encoder classifier: a sentence-embedding GGUF and trained heads (`triage route train
+/// --head embedding`) answering `choices` requests without generating text.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClassifierBackend {
+    /// The sentence-embedding GGUF the heads were trained on, relative to the config file.
+    pub(super) model: Option<String>,
+    /// Head files by the task they answer (`sentiment: models/heads/sentiment.json`), relative
+    /// to the config file.
+    pub(super) heads: Option<BTreeMap<String, String>>,
+    /// Encoder threads (default 1).
+    pub(super) threads: Option<i32>,
+    pub(super) max_input_tokens: Option<u32>,
+    pub(super) batch_tokens: Option<u32>,
+    pub(super) max_sequences: Option<u32>,
+    pub(super) queue: Option<usize>,
 }
 
 /// The fields of a `kind: embedding` backend (besides `kind`), as [`RawEmbedding`] declares them.
@@ -486,6 +517,11 @@ pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlErr
             "llama",
             LLAMA_FIELDS,
         ),
+        "classifier" => (
+            serde_path_to_error::deserialize::<_, RawClassifierBackend>(body).map(drop),
+            "llama",
+            LLAMA_FIELDS,
+        ),
         _ => return error,
     };
     let Err(inner) = result else {
@@ -503,6 +539,8 @@ pub(super) fn refine_backend_error(text: &str, locator: &Locator, error: YamlErr
             Some(other_kind)
         } else if kind != "embedding" && EMBEDDING_FIELDS.contains(&field) {
             Some("embedding")
+        } else if kind != "classifier" && CLASSIFIER_FIELDS.contains(&field) {
+            Some("classifier")
         } else {
             None
         };

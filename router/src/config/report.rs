@@ -76,6 +76,17 @@ pub fn render(config: &Config, keys: &KeysStatus) -> String {
                 e.max_input_tokens,
                 e.queue_capacity
             ),
+            BackendSpec::Classifier(c) => writeln!(
+                out,
+                "  {name}: local encoder classifier {} ({} threads), heads: {}",
+                c.encoder.model_path.display(),
+                c.encoder.threads,
+                c.heads
+                    .iter()
+                    .map(|(task, file)| format!("{task} {}", file.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             BackendSpec::Remote(r) => {
                 let provider = match r.provider {
                     RemoteProvider::OpenAi => "openai",

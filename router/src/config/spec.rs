@@ -92,6 +92,18 @@ pub enum BackendSpec {
     /// A local sentence-embedding model (`kind: embedding`): it answers `/v1/embeddings` only,
     /// so no route may send chat to it.
     Embedding(backends::EmbeddingEngineConfig),
+    /// An encoder classifier (`kind: classifier`): it answers chat requests that carry
+    /// `choices`, from embeddings and trained heads.
+    Classifier(ClassifierSpec),
+}
+
+/// A `kind: classifier` backend as it loads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassifierSpec {
+    /// The embedding engine the heads read (the GGUF they were trained on).
+    pub encoder: backends::EmbeddingEngineConfig,
+    /// Head files by the task they answer, resolved against the config file's directory.
+    pub heads: BTreeMap<String, PathBuf>,
 }
 
 impl BackendSpec {
@@ -103,7 +115,9 @@ impl BackendSpec {
     /// Whether the backend is local or remote (what the privacy and budget guards need).
     pub fn locality(&self) -> Locality {
         match self {
-            BackendSpec::Local(_) | BackendSpec::Embedding(_) => Locality::Local,
+            BackendSpec::Local(_) | BackendSpec::Embedding(_) | BackendSpec::Classifier(_) => {
+                Locality::Local
+            }
             BackendSpec::Remote(_) => Locality::Remote,
         }
     }

@@ -248,6 +248,7 @@ pub(super) struct LocalLoadJob {
 enum LocalSpec {
     Chat(backends::LlamaEngineConfig),
     Embedding(backends::EmbeddingEngineConfig),
+    Classifier(crate::config::ClassifierSpec),
 }
 
 /// Build every backend of the config (remote ones ready, local ones pending), except those
@@ -296,13 +297,14 @@ pub(super) fn build_backends(
                     }
                 }
             }
-            BackendSpec::Local(_) | BackendSpec::Embedding(_) => {
+            BackendSpec::Local(_) | BackendSpec::Embedding(_) | BackendSpec::Classifier(_) => {
                 if !cfg!(feature = "llama") {
                     return Err(ServeError::LlamaNotBuilt(name.clone()));
                 }
                 let slot = backends.insert(BackendSlot::pending(name.clone(), Locality::Local));
                 let spec = match spec {
                     BackendSpec::Embedding(e) => LocalSpec::Embedding(e.clone()),
+                    BackendSpec::Classifier(c) => LocalSpec::Classifier(c.clone()),
                     BackendSpec::Local(l) => LocalSpec::Chat(l.clone()),
                     BackendSpec::Remote(_) => continue,
                 };
@@ -433,7 +435,31 @@ fn load_engine(job: &LocalLoadJob) -> Result<AnyBackend, BackendError> {
         LocalSpec::Embedding(e) => {
             backends::embed::EmbeddingEngine::load(e.clone()).map(AnyBackend::Embedding)
         }
+        LocalSpec::Classifier(c) => load_classifier(c).map(AnyBackend::Classifier),
     }
+}
+
+/// Read the heads (each must answer the task it is listed under), load the encoder, check the
+/// heads against it.
+#[cfg(feature = "llama")]
+fn load_classifier(
+    spec: &crate::config::ClassifierSpec,
+) -> Result<backends::classifier::ClassifierBackend, BackendError> {
+    let mut heads = Vec::with_capacity(spec.heads.len());
+    for (task, file) in &spec.heads {
+        let head =
+            backends::head::Head::load(file).map_err(|e| BackendError::Config(e.to_string()))?;
+        if head.task != *task {
+            return Err(BackendError::Config(format!(
+                "{} is a head for task `{}`, listed under `{task}`",
+                file.display(),
+                head.task
+            )));
+        }
+        heads.push(head);
+    }
+    let engine = backends::embed::EmbeddingEngine::load(spec.encoder.clone())?;
+    backends::classifier::ClassifierBackend::new(engine, heads)
 }
 
 #[cfg(not(feature = "llama"))]

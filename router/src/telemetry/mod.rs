@@ -72,6 +72,15 @@ pub fn backend_info(config: &Config) -> BTreeMap<String, BackendInfo> {
                     .into(),
                     model: r.config.model.clone(),
                 },
+                BackendSpec::Classifier(c) => BackendInfo {
+                    system: "llama.cpp".into(),
+                    model: c
+                        .encoder
+                        .model_path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| name.clone()),
+                },
                 BackendSpec::Embedding(e) => BackendInfo {
                     system: "llama.cpp".into(),
                     model: e

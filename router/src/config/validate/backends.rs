@@ -10,8 +10,10 @@ use backends::remote::{Extensions, RemoteConfig, RetryPolicy, Timeouts};
 use backends::{EmbeddingEngineConfig, LlamaEngineConfig};
 
 use super::{check_name, resolve, Ctx};
-use crate::config::raw::{RawBackend, RawDuration, RawEmbedding, RawLlama, RawRemote, RawSwitch};
-use crate::config::{BackendSpec, ConfigError, RemoteBackendSpec, RemoteProvider};
+use crate::config::raw::{
+    RawBackend, RawClassifierBackend, RawDuration, RawEmbedding, RawLlama, RawRemote, RawSwitch,
+};
+use crate::config::{BackendSpec, ClassifierSpec, ConfigError, RemoteBackendSpec, RemoteProvider};
 
 pub(super) fn validate_backends(
     raw: &BTreeMap<String, RawBackend>,
@@ -37,6 +39,9 @@ pub(super) fn validate_backends(
             RawBackend::Anthropic(r) => validate_remote(r, RemoteProvider::Anthropic, &path, ctx)?,
             RawBackend::Embedding(e) => {
                 BackendSpec::Embedding(validate_embedding(e, &path, ctx, dir)?)
+            }
+            RawBackend::Classifier(c) => {
+                BackendSpec::Classifier(validate_classifier(c, &path, ctx, dir)?)
             }
         };
         backends.insert(name.clone(), spec);
@@ -175,6 +180,39 @@ fn validate_embedding(
         ));
     }
     Ok(config)
+}
+
+/// A `kind: classifier` backend: its encoder as an embedding backend's, and at least one head
+/// (the head files themselves are read, and checked against the encoder, when it loads).
+fn validate_classifier(
+    b: &RawClassifierBackend,
+    path: &str,
+    ctx: &Ctx<'_>,
+    dir: &Path,
+) -> Result<ClassifierSpec, ConfigError> {
+    let encoder = RawEmbedding {
+        model: b.model.clone(),
+        // One thread unless told: on a shared machine two threads' barriers cost ~10x.
+        threads: b.threads.or(Some(1)),
+        max_input_tokens: b.max_input_tokens,
+        batch_tokens: b.batch_tokens,
+        max_sequences: b.max_sequences,
+        queue: b.queue,
+    };
+    let encoder = validate_embedding(&encoder, path, ctx, dir)?;
+    let heads: BTreeMap<String, std::path::PathBuf> = b
+        .heads
+        .iter()
+        .flatten()
+        .map(|(task, file)| (task.clone(), resolve(dir, file)))
+        .collect();
+    if heads.is_empty() {
+        return Err(ctx.err(
+            &format!("{path}.heads"),
+            "a classifier needs `heads: {TASK: FILE.json}` (triage route train --head embedding)",
+        ));
+    }
+    Ok(ClassifierSpec { encoder, heads })
 }
 
 fn validate_remote(

@@ -61,7 +61,9 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, dir: &Path) -> Result<Conf
         .iter()
         .filter_map(|(n, b)| match b {
             super::BackendSpec::Local(engine) => Some((n.clone(), engine.queue_capacity)),
-            super::BackendSpec::Remote(_) | super::BackendSpec::Embedding(_) => None,
+            super::BackendSpec::Remote(_)
+            | super::BackendSpec::Embedding(_)
+            | super::BackendSpec::Classifier(_) => None,
         })
         .collect();
     // Routes and budgets send chat: an embedding backend is no place for it.

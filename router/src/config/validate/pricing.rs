@@ -41,10 +41,14 @@ pub(super) fn validate_pricing(
             }
         };
         let price = match (spec, given) {
-            (BackendSpec::Local(_) | BackendSpec::Embedding(_), None) => {
-                BackendPrice::Machine { usd_per_hour: 0.0 }
-            }
-            (BackendSpec::Local(_) | BackendSpec::Embedding(_), Some(p)) => {
+            (
+                BackendSpec::Local(_) | BackendSpec::Embedding(_) | BackendSpec::Classifier(_),
+                None,
+            ) => BackendPrice::Machine { usd_per_hour: 0.0 },
+            (
+                BackendSpec::Local(_) | BackendSpec::Embedding(_) | BackendSpec::Classifier(_),
+                Some(p),
+            ) => {
                 if p.input.is_some() || p.output.is_some() || p.model.is_some() {
                     return Err(ctx.err(
                         &path,
