@@ -79,6 +79,18 @@ pub struct TrainArgs {
     /// evaluation: the split of `bench run --half`; the other half is measured). Default: all.
     #[arg(long, value_name = "HALF")]
     pub half: Option<bench::half::Half>,
+    /// With `--head embedding --half calibration`: train without fold k of K of that half
+    /// (cross-fitting: `bench run --half calibration --fold k/K` answers exactly that fold).
+    #[arg(long, value_name = "k/K")]
+    pub leave_out_fold: Option<bench::half::Fold>,
+    /// With `--head embedding`: at most this many items per scenario (`bench run --limit`),
+    /// so the halves are the run's.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// With `--head embedding`: items drawn as few-shot examples first, as `bench run
+    /// --few-shot-from-items K` draws them (the halves are computed over the items left).
+    #[arg(long, value_name = "K")]
+    pub few_shot_from_items: Option<usize>,
     /// With `--head embedding`: the split seed (`bench run --split-seed`).
     #[arg(long, value_name = "N", default_value_t = bench::fewshot::split_seed())]
     pub split_seed: u64,
@@ -196,6 +208,9 @@ async fn train_heads(args: TrainArgs) -> anyhow::Result<()> {
         scenarios: args.scenarios.clone(),
         half: args.half,
         split_seed: args.split_seed,
+        limit: args.limit,
+        few_shot_from_items: args.few_shot_from_items,
+        leave_out: args.leave_out_fold,
         encoder: args.encoder.clone(),
         out_dir: args.out.clone(),
         datasets: args.datasets.clone(),

@@ -145,6 +145,10 @@ pub struct HeadOptions {
     /// L2 penalty on the (standardised) weights, added to the mean cross-entropy as
     /// `l2/2 · ‖W‖²` (default 0.01).
     pub l2: f32,
+    /// Labels the head must answer besides its examples' (every choice its task offers): a
+    /// label without an example gets a low probability, yet a request offering it is answered
+    /// rather than refused. A small training half need not hold every label.
+    pub known_labels: Vec<String>,
 }
 
 impl Default for HeadOptions {
@@ -152,6 +156,7 @@ impl Default for HeadOptions {
         Self {
             steps: 400,
             l2: 0.01,
+            known_labels: Vec::new(),
         }
     }
 }
@@ -201,6 +206,9 @@ pub fn train_head(
             labels.len()
         )));
     }
+    labels.extend(options.known_labels.iter().cloned());
+    labels.sort();
+    labels.dedup();
     let d = encoder.dims;
     if let Some((v, _)) = examples.iter().find(|(v, _)| v.len() != d) {
         return Err(HeadError::Training(format!(
@@ -560,6 +568,27 @@ mod tests {
         assert!(train_head("t", encoder(2), &one, &HeadOptions::default()).is_err());
         let ragged = vec![(vec![1.0], "a".to_string()), (vec![0.0, 1.0], "b".into())];
         assert!(train_head("t", encoder(2), &ragged, &HeadOptions::default()).is_err());
+    }
+
+    /// A label of the task without examples is still a label of the head: a request offering
+    /// it is answered, and the examples' labels win on their own vectors.
+    #[test]
+    fn known_labels_without_examples_are_answerable() {
+        let train: Vec<(Vec<f32>, String)> = (0..20)
+            .map(|i| {
+                let x = if i % 2 == 0 { 1.0 } else { -1.0 };
+                (vec![x, 0.1 * (i as f32 % 3.0)], if x > 0.0 { "a" } else { "b" }.to_string())
+            })
+            .collect();
+        let options = HeadOptions {
+            known_labels: vec!["a".into(), "b".into(), "c".into()],
+            ..HeadOptions::default()
+        };
+        let head = train_head("t", encoder(2), &train, &options).unwrap();
+        assert_eq!(head.labels, ["a", "b", "c"]);
+        let choices = ["a".to_string(), "b".to_string(), "c".to_string()];
+        let p = head.choice_probabilities(&[1.0, 0.0], &choices).unwrap();
+        assert!(p[0] > p[1] && p[0] > p[2], "{p:?}");
     }
 
     #[test]

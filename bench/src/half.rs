@@ -80,9 +80,19 @@ impl std::fmt::Display for Fold {
 type ItemKey = (usize, String);
 
 /// Keep fold `fold` of the items left (`keep_in: true`, what `bench run --fold` answers), or
-/// every item but that fold (`false`, what `route train --leave-out-fold` trains on). Folds are
-/// dealt per task (pooled over its scenarios), stratified by gold answer, under `seed`.
+/// every item but that fold (`false`, what `route train --leave-out-fold` trains on).
 pub fn keep_fold(scenarios: &mut [Scenario], fold: Fold, seed: u64, keep_in: bool) {
+    let in_fold = fold_items(scenarios, fold, seed);
+    for (i, scenario) in scenarios.iter_mut().enumerate() {
+        scenario
+            .items
+            .retain(|item| in_fold.contains(&(i, item.id.clone())) == keep_in);
+    }
+}
+
+/// The items of fold `fold`, by (scenario index, item id): dealt per task (pooled over its
+/// scenarios), stratified by gold answer, under `seed`.
+pub fn fold_items(scenarios: &[Scenario], fold: Fold, seed: u64) -> BTreeSet<(usize, String)> {
     let tasks: BTreeSet<String> = scenarios.iter().map(task_of).collect();
     let mut in_fold: BTreeSet<ItemKey> = BTreeSet::new();
     for task in &tasks {
@@ -112,11 +122,7 @@ pub fn keep_fold(scenarios: &mut [Scenario], fold: Fold, seed: u64, keep_in: boo
             }
         }
     }
-    for (i, scenario) in scenarios.iter_mut().enumerate() {
-        scenario
-            .items
-            .retain(|item| in_fold.contains(&(i, item.id.clone())) == keep_in);
-    }
+    in_fold
 }
 
 /// Keep only `half` of each task's items (pooled over the scenarios of the task).

@@ -44,26 +44,34 @@ pub struct LabelledItem {
 }
 
 /// Scenarios from scenario or suite files; a suite is loaded as `bench run` loads it (its
-/// limits and few-shot settings; `split_seed` as `--split-seed`).
-pub fn load_for_heads(paths: &[PathBuf], split_seed: u64) -> Result<Vec<Scenario>> {
+/// limits, `limit` as `--limit`, `few_shot_from_items` as `--few-shot-from-items`, `split_seed`
+/// as `--split-seed`): the halves are computed over the items left, so they must be the run's.
+pub fn load_for_heads(
+    paths: &[PathBuf],
+    limit: Option<usize>,
+    few_shot_from_items: Option<usize>,
+    split_seed: u64,
+) -> Result<Vec<Scenario>> {
     let mut out = Vec::new();
     for path in paths {
         let value: Value = read_yaml(path)?;
         if value.get("scenarios").is_some() {
-            let suite = Suite::load_seeded(path, None, None, split_seed)?;
+            let suite = Suite::load_seeded(path, limit, few_shot_from_items, split_seed)?;
             out.extend(suite.scenarios);
         } else {
-            out.push(Scenario::load(path, None)?);
+            out.push(Scenario::load(path, limit)?);
         }
     }
     Ok(out)
 }
 
 /// The labelled items of every scenario with `choices` (others are named in the second
-/// list), split into (calibration, evaluation) halves under `seed`.
+/// list), split into (calibration, evaluation) halves under `seed`; with `leave_out`, that
+/// fold of the calibration half is in neither (cross-fitting, [`crate::half::keep_fold`]).
 pub fn labelled_halves(
     mut scenarios: Vec<Scenario>,
     seed: u64,
+    leave_out: Option<crate::half::Fold>,
 ) -> Result<(Vec<LabelledItem>, Vec<LabelledItem>, Vec<String>)> {
     let skipped = scenarios
         .iter()
@@ -73,6 +81,18 @@ pub fn labelled_halves(
     // The split runs over every scenario given, as `bench run --half` splits its suite.
     let all = items_of(&scenarios)?;
     crate::half::keep(&mut scenarios, Half::Calibration, seed);
+    let mut left_out = std::collections::BTreeSet::new();
+    if let Some(fold) = leave_out {
+        left_out = crate::half::fold_items(&scenarios, fold, seed)
+            .into_iter()
+            .map(|(i, id)| (scenarios[i].name.clone(), id))
+            .collect();
+        crate::half::keep_fold(&mut scenarios, fold, seed, false);
+    }
+    let all: Vec<LabelledItem> = all
+        .into_iter()
+        .filter(|i| !left_out.contains(&(i.scenario.clone(), i.item_id.clone())))
+        .collect();
     let calibration_ids: std::collections::BTreeSet<(String, String)> = scenarios
         .iter()
         .flat_map(|s| s.items.iter().map(|i| (s.name.clone(), i.id.clone())))
@@ -239,6 +259,13 @@ pub struct HeadSetup {
     pub half: Option<Half>,
     /// The split seed (`bench run --split-seed`).
     pub split_seed: u64,
+    /// At most this many items per scenario (`bench run --limit`).
+    pub limit: Option<usize>,
+    /// Items drawn as few-shot examples first (`bench run --few-shot-from-items`).
+    pub few_shot_from_items: Option<usize>,
+    /// With `half: Calibration`: train without this fold of it (cross-fitting; the run answers
+    /// the fold with `bench run --half calibration --fold k/K`).
+    pub leave_out: Option<crate::half::Fold>,
     /// The encoder GGUF.
     pub encoder: PathBuf,
     /// Directory the heads are written to, as `TASK.json`.
@@ -259,7 +286,12 @@ pub struct HeadSetup {
 pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
     use backends::head::{train_head, EncoderId};
     let started = std::time::Instant::now();
-    let scenarios = load_for_heads(&setup.scenarios, setup.split_seed)?;
+    let scenarios = load_for_heads(
+        &setup.scenarios,
+        setup.limit,
+        setup.few_shot_from_items,
+        setup.split_seed,
+    )?;
     let (mut data_train, mut data_held, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     if let Some(dir) = &setup.datasets {
         let seen = items_of(&scenarios)?.into_iter().map(|i| i.text).collect();
@@ -271,7 +303,13 @@ pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
             setup.split_seed,
         )?;
     }
-    let (calibration, evaluation, skipped) = labelled_halves(scenarios, setup.split_seed)?;
+    if setup.leave_out.is_some() && setup.half != Some(Half::Calibration) {
+        return Err(BenchError::Analysis(
+            "a fold is left out of the calibration half: give --half calibration too".into(),
+        ));
+    }
+    let (calibration, evaluation, skipped) =
+        labelled_halves(scenarios, setup.split_seed, setup.leave_out)?;
     let (mut train_items, mut eval_items) = match setup.half {
         Some(Half::Calibration) => (calibration, evaluation),
         Some(Half::Evaluation) => (evaluation, calibration),
@@ -294,6 +332,14 @@ pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
     let train_vectors = embed_all(&engine, &train_items).await?;
     let eval_vectors = embed_all(&engine, &eval_items).await?;
     let mut tasks: BTreeMap<&str, Vec<(Vec<f32>, String)>> = BTreeMap::new();
+    // Every choice a task's items offer is a label of its head, examples or not.
+    let mut choices: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for item in train_items.iter().chain(&eval_items) {
+        choices
+            .entry(item.task.as_str())
+            .or_default()
+            .extend(item.choices.iter().cloned());
+    }
     for (item, v) in train_items.iter().zip(train_vectors) {
         tasks
             .entry(item.task.as_str())
@@ -303,7 +349,11 @@ pub async fn train_heads(setup: &HeadSetup) -> Result<HeadReport> {
     let mut heads = Vec::new();
     let mut held_out = Vec::new();
     for (task, examples) in &tasks {
-        let head = train_head(task, encoder.clone(), examples, &setup.options).map_err(analysis)?;
+        let options = backends::head::HeadOptions {
+            known_labels: choices.get(task).cloned().unwrap_or_default(),
+            ..setup.options.clone()
+        };
+        let head = train_head(task, encoder.clone(), examples, &options).map_err(analysis)?;
         let file = setup.out_dir.join(format!("{}.json", file_stem(task)));
         head.save(&file).map_err(analysis)?;
         // Held-out accuracy per source (a scenario's evaluation half, a dataset's held-out part).
@@ -454,8 +504,13 @@ mod tests {
     fn choices_scenarios_split_into_disjoint_labelled_halves() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let scenarios =
-            load_for_heads(&[dir.join("sentiment.yaml"), dir.join("intent.yaml")], 7).unwrap();
-        let (cal, eval, skipped) = labelled_halves(scenarios, 7).unwrap();
+            load_for_heads(&[dir.join("sentiment.yaml"), dir.join("intent.yaml")], None, None, 7)
+                .unwrap();
+        let load = || {
+            load_for_heads(&[dir.join("sentiment.yaml"), dir.join("intent.yaml")], None, None, 7)
+                .unwrap()
+        };
+        let (cal, eval, skipped) = labelled_halves(scenarios, 7, None).unwrap();
         assert!(skipped.is_empty());
         assert_eq!(cal.len() + eval.len(), 120);
         for c in &cal {
@@ -469,11 +524,28 @@ mod tests {
             .starts_with("Is the sentiment of this movie review"));
         assert!(["positive", "negative"].contains(&first.label.as_str()));
         // The same halves as `bench run --half`.
-        let mut run =
-            load_for_heads(&[dir.join("sentiment.yaml"), dir.join("intent.yaml")], 7).unwrap();
+        let mut run = load();
         crate::half::keep(&mut run, Half::Evaluation, 7);
         let n: usize = run.iter().map(|s| s.items.len()).sum();
         assert_eq!(n, eval.len());
         assert_eq!(file_stem("a/b c"), "a_b_c");
+
+        // Leaving fold 2/4 out trains on the rest of the calibration half: exactly the items
+        // `bench run --half calibration --fold 2/4` does not answer; the evaluation half stays.
+        let fold: crate::half::Fold = "2/4".parse().unwrap();
+        let (cal_wo, eval_wo, _) = labelled_halves(load(), 7, Some(fold)).unwrap();
+        let mut answered = load();
+        crate::half::keep(&mut answered, Half::Calibration, 7);
+        crate::half::keep_fold(&mut answered, fold, 7, true);
+        let answered: std::collections::BTreeSet<(String, String)> = answered
+            .iter()
+            .flat_map(|s| s.items.iter().map(|i| (s.name.clone(), i.id.clone())))
+            .collect();
+        assert!(!answered.is_empty());
+        assert_eq!(cal_wo.len() + answered.len(), cal.len());
+        assert!(cal_wo
+            .iter()
+            .all(|i| !answered.contains(&(i.scenario.clone(), i.item_id.clone()))));
+        assert_eq!(eval_wo.len(), eval.len());
     }
 }
