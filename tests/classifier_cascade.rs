@@ -138,7 +138,8 @@ routes:
 
     let rows = gw.ledger().unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].answered_by.as_deref(), Some("enc"));
+    assert_eq!(rows[0].backends, ["enc"]);
+    assert!(!rows[0].escalated);
     assert!(
         rows[0].cost_usd > 0.0,
         "the classifier is billed by engine time"
