@@ -181,8 +181,14 @@ fn redis_window(redis: &RedisServer, key: &str) -> (i64, i64) {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<i64> = text.lines().map(|l| l.trim().parse().unwrap_or(0)).collect();
-        let w = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0));
+        let v: Vec<i64> = text
+            .lines()
+            .map(|l| l.trim().parse().unwrap_or(0))
+            .collect();
+        let w = (
+            v.first().copied().unwrap_or(0),
+            v.get(1).copied().unwrap_or(0),
+        );
         if w.1 == 0 || Instant::now() > until {
             return w;
         }
@@ -247,9 +253,12 @@ async fn burst(
     n: usize,
 ) -> (Vec<String>, Vec<Answer>) {
     let tasks: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    let answers = futures::future::join_all(tasks.iter().enumerate().map(|(i, t)| {
-        chat(http, &gateways[i % 3].url, key, t, "auto", i % 2 == 0)
-    }))
+    let answers = futures::future::join_all(
+        tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| chat(http, &gateways[i % 3].url, key, t, "auto", i % 2 == 0)),
+    )
     .await;
     (tasks, answers)
 }
@@ -351,7 +360,15 @@ async fn three_replicas_share_one_budget_one_rate_limit_and_one_ledger() {
             tokio::time::sleep(Duration::from_millis(i as u64 * 4)).await;
             let task = format!("carol-{i}");
             let model = if i % 3 == 0 { "remote-only" } else { "auto" };
-            let a = chat(http, &gateways[i % 3].url, "sk-carol", &task, model, i % 2 == 0).await;
+            let a = chat(
+                http,
+                &gateways[i % 3].url,
+                "sk-carol",
+                &task,
+                model,
+                i % 2 == 0,
+            )
+            .await;
             (task, model, a)
         }
     }));
@@ -395,7 +412,15 @@ async fn three_replicas_share_one_budget_one_rate_limit_and_one_ledger() {
     let mut i = 0;
     loop {
         let task = format!("carol-back-{i}");
-        let a = chat(&http, &gateways[i % 3].url, "sk-carol", &task, "remote-only", false).await;
+        let a = chat(
+            &http,
+            &gateways[i % 3].url,
+            "sk-carol",
+            &task,
+            "remote-only",
+            false,
+        )
+        .await;
         sent.push(task);
         i += 1;
         if a.status == 200 {
@@ -408,21 +433,34 @@ async fn three_replicas_share_one_budget_one_rate_limit_and_one_ledger() {
     let (tasks, answers) = burst(&http, &gateways, "sk-alice", "alice-after", 30).await;
     sent.extend(tasks);
     for a in &answers {
-        assert_eq!(a.status, 429, "alice's spent budget after a Redis restart: {}", a.body);
+        assert_eq!(
+            a.status, 429,
+            "alice's spent budget after a Redis restart: {}",
+            a.body
+        );
     }
     let tasks = ledger_tasks(&pg, sent.len());
     one_row_each(&tasks, &sent);
-    assert_eq!(tasks.values().sum::<usize>(), sent.len(), "no row but these");
+    assert_eq!(
+        tasks.values().sum::<usize>(),
+        sent.len(),
+        "no row but these"
+    );
     let spent: i64 = pg
         .psql("SELECT round(sum(cost_usd) * 1e6) FROM triage_ledger WHERE key = 'alice'")
         .unwrap()
         .parse()
         .unwrap();
     assert_eq!(spent, BUDGET_MICROS);
+    let before_stop = started.elapsed();
     for g in gateways {
         g.stop();
     }
-    println!("whole test: {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "whole test: {:.1} s ({:.1} s before stopping the replicas)",
+        started.elapsed().as_secs_f64(),
+        before_stop.as_secs_f64()
+    );
 }
 
 /// `store_failure: fail_open` on three replicas: with Redis killed mid-burst every request is
@@ -450,7 +488,15 @@ async fn fail_open_replicas_admit_while_redis_is_down() {
             tokio::time::sleep(Duration::from_millis(i as u64 * 4)).await;
             let task = format!("open-{i}");
             let model = if i % 3 == 0 { "remote-only" } else { "auto" };
-            let a = chat(http, &gateways[i % 3].url, "sk-carol", &task, model, i % 2 == 0).await;
+            let a = chat(
+                http,
+                &gateways[i % 3].url,
+                "sk-carol",
+                &task,
+                model,
+                i % 2 == 0,
+            )
+            .await;
             (task, a)
         }
     }));
