@@ -396,7 +396,7 @@ async fn three_replicas_share_one_budget_one_rate_limit_and_one_ledger() {
         sent.push(task.clone());
     }
     assert!(
-        outcomes.get("local").is_some() && outcomes.get("503").is_some(),
+        outcomes.contains_key("local") && outcomes.contains_key("503"),
         "{outcomes:?}"
     );
     for g in &mut gateways {
