@@ -33,6 +33,13 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Whether the process is still running (it has not exited, crashed or panicked out).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -64,15 +64,17 @@ struct Shared {
     health: StoreHealth,
     /// What each window looked like in the last reply (for the policy's budget guard).
     seen: Mutex<HashMap<WindowKey, WindowState>>,
+    /// Settled spend this process read from its own ledger per window: sent with every
+    /// admission touching the window, used only when Redis has no such window yet. Forgotten
+    /// whenever a call fails, so that a Redis which comes back empty is seeded with the spend
+    /// the ledger holds then, not with what it held when this process first read it.
+    seeds: Mutex<HashMap<WindowKey, Micros>>,
 }
 
 /// Reservations, spend and rate limits kept in Redis.
 pub struct RedisLedger {
     url: StoreUrl,
     shared: Arc<Shared>,
-    /// Settled spend this process read from its own ledger per window: sent with every
-    /// admission touching the window, used only when Redis has no such window yet.
-    seeds: Mutex<HashMap<WindowKey, Micros>>,
 }
 
 impl std::fmt::Debug for RedisLedger {
@@ -102,8 +104,8 @@ impl RedisLedger {
                 settle: Script::new(include_str!("settle.lua")),
                 health: StoreHealth::default(),
                 seen: Mutex::new(HashMap::new()),
+                seeds: Mutex::new(HashMap::new()),
             }),
-            seeds: Mutex::new(HashMap::new()),
         })
     }
 
@@ -123,7 +125,7 @@ impl RedisLedger {
     }
 
     fn seeds(&self) -> std::sync::MutexGuard<'_, HashMap<WindowKey, Micros>> {
-        self.seeds.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.seeds()
     }
 
     async fn admit(&self, ask: Ask) -> Result<ReservationId, Denied> {
@@ -225,6 +227,10 @@ impl RedisLedger {
 }
 
 impl Shared {
+    fn seeds(&self) -> std::sync::MutexGuard<'_, HashMap<WindowKey, Micros>> {
+        self.seeds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Run a script with a deadline, recording the store's health.
     async fn call(
         &self,
@@ -256,6 +262,9 @@ impl Shared {
             Err(_) => format!("no answer within {CALL_TIMEOUT:?}"),
         };
         self.health.failed(what, &error);
+        // Redis may come back empty (restarted without persistence): its windows must then
+        // start from the spend the ledger holds at that time, so read it again.
+        self.seeds().clear();
         Err(error)
     }
 
