@@ -43,7 +43,7 @@ pub(crate) async fn embeddings(
     let Started { mut t, deadline } = match prologue::start(&state, arrival, &headers, "embeddings")
     {
         Ok(started) => started,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let (request, backend) = match prepare(&state, &headers, body, &mut t).await {
         Ok(x) => x,

@@ -13,7 +13,6 @@
 
 use axum::extract::Extension;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -31,16 +30,14 @@ pub(crate) struct Started {
 }
 
 /// Check the key of a request to `endpoint` (the metrics label of a refusal) and start
-/// following it. A refusal is the response to send.
+/// following it. A refusal is answered as is (no tracker, so no ledger row).
 pub(crate) fn start(
     state: &AppState,
     arrival: Option<Extension<Arrival>>,
     headers: &HeaderMap,
     endpoint: &'static str,
-) -> Result<Started, Response> {
-    let key = state
-        .authenticate(headers, endpoint)
-        .map_err(IntoResponse::into_response)?;
+) -> Result<Started, ApiError> {
+    let key = state.authenticate(headers, endpoint)?;
     let arrival = arrival.map_or_else(Arrival::now, |Extension(a)| a);
     let deadline = arrival.at + state.inner.options.request_deadline;
     let mut t = Tracker::new(state.clone(), arrival);

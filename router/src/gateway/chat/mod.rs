@@ -44,7 +44,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use backends::ChatRequest;
 use tokio::time::Instant;
 
@@ -75,7 +75,7 @@ pub(crate) async fn chat_completions(
             )
             .await
         }
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 

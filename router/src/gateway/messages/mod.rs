@@ -56,7 +56,7 @@ pub(crate) async fn messages(
 ) -> Response {
     let mut started = match prologue::start(&state, arrival, &headers, "messages") {
         Ok(started) => started,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     started.t.s.id = message_id(&started.t.s.id);
     serve_chat::<MessageStream, MessageWhole>(state, started, &headers, body, |bytes| {
