@@ -2,9 +2,8 @@
 //! flow: it connects, scrapes `/metrics`, receives `/v1/triage/events`, and sees the counters move.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use dashboards::data::live::{self, LiveOptions};
@@ -30,19 +29,9 @@ fn slm_requests(live: &LiveState) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Kills the gateway when the test ends, passing or not.
-struct Gateway(std::process::Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_view_sees_a_real_triage_serve_move() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = support::root();
     let dir = std::env::temp_dir().join(format!("triage-dash-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("serve.yaml");
@@ -58,23 +47,9 @@ async fn live_view_sees_a_real_triage_serve_move() {
         ),
     )
     .unwrap();
-    let mut gateway = Gateway(
-        Command::new(env!("CARGO_BIN_EXE_triage"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(gateway.0.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    // Not ready yet: the live view connects while the model loads.
+    let gateway = support::ServeCommand::new(&config).spawn();
+    let url = gateway.url.clone();
 
     let (tx, mut rx) = mpsc::channel(256);
     let mut options = LiveOptions::new(url.clone());

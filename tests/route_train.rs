@@ -4,13 +4,13 @@
 //! warning, on its rules.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read};
+mod support;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::root;
 
 /// A fresh directory under cargo's per-test temporary directory.
 fn scratch(name: &str) -> PathBuf {
@@ -156,29 +156,24 @@ fn a_gateway_whose_model_file_is_missing_starts_with_a_warning() {
         ),
     )
     .unwrap();
-    let mut child = triage()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.join("triage.yaml"))
-        .stdout(Stdio::piped())
+    // Started means it printed its address; the warning came before.
+    let mut gw = support::ServeCommand::new(&dir.join("triage.yaml"))
+        .current_dir(&root())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+        .spawn();
+    let _ = gw.child.kill();
+    let _ = gw.child.wait();
     let mut stderr = String::new();
-    child
+    gw.child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(
-        line.starts_with("listening on http://127.0.0.1:"),
-        "{line}\n{stderr}"
+        gw.url.starts_with("http://127.0.0.1:"),
+        "{}\n{stderr}",
+        gw.url
     );
     assert!(
         stderr.contains("task-classifier.json does not exist")

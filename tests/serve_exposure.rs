@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn config(dir: &std::path::Path) -> std::path::PathBuf {
@@ -43,24 +42,16 @@ fn a_public_address_without_keys_needs_allow_unauthenticated() {
         "refused before opening anything"
     );
 
-    let mut allowed = Command::new(env!("CARGO_BIN_EXE_triage"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", "0.0.0.0:0", "--allow-unauthenticated"])
-        .stdout(Stdio::piped())
+    let allowed = support::ServeCommand::new(&config)
+        .listen("0.0.0.0:0")
+        .args(&["--allow-unauthenticated"])
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = allowed.stdout.take().unwrap();
-    let first = BufReader::new(stdout).lines().next().map(|l| l.unwrap());
-    let _ = allowed.kill();
-    let _ = allowed.wait();
+        .spawn();
     assert!(
-        first
-            .as_deref()
-            .is_some_and(|l| l.starts_with("listening on http://0.0.0.0:")),
-        "{first:?}"
+        allowed.url.starts_with("http://0.0.0.0:"),
+        "{}",
+        allowed.url
     );
+    drop(allowed);
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = support::root();
 }

@@ -292,12 +292,14 @@ mod tests {
                     message: message(Some("{\"answer\":\"negative\"}"), None),
                     finish_reason: Some(FinishReason::Stop),
                     logprobs: Some(json!({"content": []})),
+                    stop_sequence: None,
                 },
                 Choice {
                     index: 1,
                     message: message(None, Some("I can't help with that")),
                     finish_reason: Some(FinishReason::Stop),
                     logprobs: None,
+                    stop_sequence: None,
                 },
             ],
             token_logprobs: vec![-0.1, -0.2],
@@ -339,6 +341,7 @@ mod tests {
             Ok(ChatEvent::Done {
                 choice: 0,
                 finish_reason: FinishReason::Stop,
+                stop_sequence: None,
                 at,
             }),
             Ok(ChatEvent::Usage {
@@ -369,6 +372,7 @@ mod tests {
             Ok(ChatEvent::Done {
                 choice: 0,
                 finish_reason: FinishReason::Stop,
+                stop_sequence: None,
                 at,
             }),
             Ok(ChatEvent::Usage {

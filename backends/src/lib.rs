@@ -245,9 +245,12 @@ pub async fn collect_stream(mut stream: EventStream, model: &str) -> Result<Chat
             ChatEvent::Done {
                 choice,
                 finish_reason,
+                stop_sequence,
                 ..
             } => {
-                choice_mut(&mut response.choices, choice)?.finish_reason = Some(finish_reason);
+                let c = choice_mut(&mut response.choices, choice)?;
+                c.finish_reason = Some(finish_reason);
+                c.stop_sequence = stop_sequence;
             }
         }
     }

@@ -374,6 +374,7 @@ impl SseDecoder for OpenAiDecoder {
                 out.push(ChatEvent::Done {
                     choice: index,
                     finish_reason,
+                    stop_sequence: None,
                     at,
                 });
             }

@@ -150,11 +150,21 @@ async fn stop_string_is_never_emitted_and_finishes_with_stop() {
         "Count from one to twenty in words, separated by commas.",
         60,
     );
-    request.stop = Some(StopSequences::Many(vec![stop.clone()]));
+    request.stop = Some(StopSequences::Many(vec![
+        "never-written".into(),
+        stop.clone(),
+    ]));
     let stopped = engine.chat(request).await.unwrap();
     assert_eq!(stopped.text(), &text[..cut]);
     assert!(!stopped.text().contains(&stop));
     assert_eq!(stopped.finish_reason(), Some(&FinishReason::Stop));
+    // The answer says which of the request's stop strings ended it; one that ended otherwise
+    // names none.
+    assert_eq!(
+        stopped.choices[0].stop_sequence.as_deref(),
+        Some(stop.as_str())
+    );
+    assert_eq!(base.choices[0].stop_sequence, None);
 }
 
 #[tokio::test]

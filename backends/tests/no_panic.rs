@@ -69,9 +69,10 @@ fn assemble(stops: &[String], skip: bool, tokens: &[Vec<u8>]) -> (String, bool) 
     for t in tokens {
         match a.push(t) {
             Assembled::Text(s) => out.push_str(&s),
-            Assembled::Stopped(s) => {
-                out.push_str(&s);
+            Assembled::Stopped { text, stop } => {
+                out.push_str(&text);
                 assert_eq!(a.released_len(), out.len());
+                assert!(stops.contains(&stop), "{stop:?} is one of {stops:?}");
                 return (out, true);
             }
         }

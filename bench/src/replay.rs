@@ -173,6 +173,7 @@ fn async_stream(
         Ok(ChatEvent::Done {
             choice: 0,
             finish_reason: FinishReason::Stop,
+            stop_sequence: None,
             at: Instant::now(),
         }),
     ]);

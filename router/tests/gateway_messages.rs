@@ -415,6 +415,7 @@ impl ToolCaller {
             ChatEvent::Done {
                 choice: 0,
                 finish_reason: FinishReason::ToolCalls,
+                stop_sequence: None,
                 at,
             },
             ChatEvent::Usage {
@@ -530,4 +531,87 @@ async fn count_tokens_estimates_without_a_local_tokenizer() {
     // ceil(bytes / 4) over "abcd\nabcdefgh" (13 bytes).
     assert_eq!(reply.json().unwrap(), json!({"input_tokens": 4}));
     assert_eq!(gw.calls("llm").unwrap() + gw.calls("slm").unwrap(), 0);
+}
+
+/// TEST DOUBLE of a backend that ends every answer at the request's first stop string and says
+/// so (as the local engine and Anthropic upstreams do): "Stopped." then `Done` naming it.
+struct StopsAtFirstSequence;
+
+impl StopsAtFirstSequence {
+    fn events(request: &ChatRequest) -> Vec<ChatEvent> {
+        let at = Instant::now();
+        vec![
+            ChatEvent::Token {
+                choice: 0,
+                text: "Stopped.".into(),
+                logprobs: vec![],
+                at,
+            },
+            ChatEvent::Done {
+                choice: 0,
+                finish_reason: FinishReason::Stop,
+                stop_sequence: request.stop_sequences().into_iter().next(),
+                at,
+            },
+            ChatEvent::Usage {
+                usage: Usage::new(5, 2),
+                at,
+            },
+        ]
+    }
+}
+
+impl DynBackend for StopsAtFirstSequence {
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<ChatResponse>> {
+        let events = Self::events(&request);
+        Box::pin(async move {
+            let stream: EventStream = Box::pin(futures::stream::iter(events.into_iter().map(Ok)));
+            backends::collect_stream(stream, "llm").await
+        })
+    }
+
+    fn chat_stream(&self, request: ChatRequest) -> BoxFuture<'_, backends::Result<EventStream>> {
+        let events = Self::events(&request);
+        Box::pin(async move {
+            let stream: EventStream = Box::pin(futures::stream::iter(events.into_iter().map(Ok)));
+            Ok::<_, BackendError>(stream)
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_stop_sequence_that_ended_an_answer_is_reported_whole_and_streamed() {
+    let gw = TestGateway::from_yaml(CONFIG)
+        .options(options())
+        .mock("slm", Locality::Local, "echo")
+        .backend("llm", Locality::Remote, Arc::new(StopsAtFirstSequence))
+        .build()
+        .unwrap();
+    let mut request = body("Count to ten.", false);
+    request["stop_sequences"] = json!(["five", "END"]);
+    let reply = gw.messages(request.clone(), &[]).await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let m = reply.json().unwrap();
+    assert_eq!(m["stop_reason"], "stop_sequence", "{m}");
+    assert_eq!(m["stop_sequence"], "five", "{m}");
+
+    request["stream"] = json!(true);
+    let reply = gw.messages(request.clone(), &[]).await.unwrap();
+    let data: Vec<Value> = reply
+        .sse_data()
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let start = data.iter().find(|v| v["type"] == "message_start").unwrap();
+    assert!(start["message"]["stop_sequence"].is_null(), "{start}");
+    let delta = data.iter().find(|v| v["type"] == "message_delta").unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "stop_sequence", "{delta}");
+    assert_eq!(delta["delta"]["stop_sequence"], "five", "{delta}");
+
+    // Without stop sequences the same answer simply ended its turn.
+    request["stream"] = json!(false);
+    request.as_object_mut().unwrap().remove("stop_sequences");
+    let m = gw.messages(request, &[]).await.unwrap().json().unwrap();
+    assert_eq!(m["stop_reason"], "end_turn", "{m}");
+    assert!(m["stop_sequence"].is_null(), "{m}");
 }

@@ -92,14 +92,31 @@ def main_checks():
     check("the system prompt is part of the prompt", system.usage.input_tokens
           > plain.usage.input_tokens + 5, f"{plain.usage.input_tokens} -> {system.usage.input_tokens}")
 
-    # Stop sequences end the answer and are not part of it (local engine).
-    # ("e": 40 tokens of English without one are unlikely, whatever the small model writes.)
-    m, _ = create_raw(c, "Describe the weather in three sentences.", max_tokens=40,
-                      stop_sequences=["e"], extra_headers=LOCAL)
-    text = m.content[0].text if m.content else ""
-    check("a stop sequence ends the answer", "e" not in text
-          and m.stop_reason in ("end_turn", "stop_sequence") and m.usage.output_tokens < 40,
-          f"{text!r} {m.stop_reason} {m.usage.output_tokens}")
+    # Stop sequences end the answer, are not part of it, and are reported as the reason: by the
+    # local engine, and by gateway B through A (B's `stop_sequence` read by A's Anthropic
+    # backend), whole and streamed.
+    # (40 tokens without an "e", a full stop, a space or a newline are unlikely, whatever the small
+    # models write; the earliest one ends the answer and is the one reported.)
+    stops = ["zz-never", "e", ".", " ", "\n"]
+    for where, extra in (("local", LOCAL), ("remote", {})):
+        m, headers = create_raw(c, "Describe the weather in three sentences.", max_tokens=40,
+                                stop_sequences=stops, extra_headers=extra)
+        text = m.content[0].text if m.content else ""
+        check(f"a stop sequence ends the answer ({where}, {headers.get('x-triage-backend')})",
+              not any(s in text for s in stops) and m.stop_reason == "stop_sequence"
+              and m.stop_sequence in stops[1:] and m.usage.output_tokens < 40,
+              f"{text!r} {m.stop_reason} {m.stop_sequence!r} {m.usage.output_tokens}")
+        with c.messages.stream(model="auto", max_tokens=40, stop_sequences=stops,
+                               extra_body={"temperature": 0}, extra_headers=extra,
+                               messages=[{"role": "user",
+                                          "content": "Describe the weather in three sentences."}]) as s:
+            final = s.get_final_message()
+        check(f"a streamed stop sequence is reported ({where})",
+              final.stop_reason == "stop_sequence" and final.stop_sequence in stops[1:],
+              f"{final.stop_reason} {final.stop_sequence!r}")
+    plain, _ = create_raw(c, "Is 'I loved it' positive?", extra_headers=LOCAL, max_tokens=40)
+    check("an answer no stop sequence ended names none", plain.stop_sequence is None
+          and plain.stop_reason in ("end_turn", "max_tokens"), repr(plain))
 
     # Tools go to the route for tools (a remote): calls come back as tool_use blocks.
     m, headers = create_raw(c, "What's the weather in Paris?", max_tokens=200, tools=[WEATHER],

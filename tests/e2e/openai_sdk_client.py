@@ -1,7 +1,7 @@
 """End-to-end checks of `triage serve` with the official OpenAI Python SDK as the client.
 
-Gateway A routes between its local SmolLM2 (`slm`) and gateway B (`llm`, a second `triage serve`
-with Gemma-3-270M) over real HTTP. Run by tests/e2e_gateways.rs, which starts both gateways:
+Gateway A routes between its local SmolLM2 (`slm`, which also answers tool calls) and gateway B
+(`llm`, a second `triage serve` with Gemma-3-270M) over real HTTP. Run by tests/e2e_gateways.rs, which starts both gateways:
 
     python3 openai_sdk_client.py main     A_URL B_LEDGER   # everything while B is up
     python3 openai_sdk_client.py fallback A_URL B_LEDGER   # after B was stopped
@@ -83,6 +83,38 @@ def main_checks():
     check("sentiment is answered locally", headers.get("x-triage-backend") == "slm"
           and headers.get("x-triage-route") == "small-tasks", dict(headers))
     check("sentiment never reached B", b_rows() == before)
+
+    # Tools on the local engine (the sentiment route): a forced call comes back as OpenAI
+    # `tool_calls`, whole and streamed as deltas. `maxLength` bounds the argument in the grammar,
+    # so the small model cannot loop inside the string until `max_tokens`.
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "description": "The current weather in a city",
+        "parameters": {"type": "object", "required": ["city"],
+                       "properties": {"city": {"type": "string", "maxLength": 24}}}}}
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    done, headers = chat_raw(c, "What's the weather in Paris?", max_tokens=64, tools=[weather],
+                             tool_choice=forced, extra_headers={"x-triage-task": "sentiment"})
+    calls = done.choices[0].message.tool_calls or []
+    args = json.loads(calls[0].function.arguments) if calls else None
+    check("a local tool call comes back as tool_calls", headers.get("x-triage-backend") == "slm"
+          and done.choices[0].finish_reason == "tool_calls" and len(calls) == 1
+          and calls[0].id and calls[0].function.name == "get_weather"
+          and isinstance(args, dict) and isinstance(args.get("city"), str), repr(done.choices[0]))
+    stream = c.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        max_tokens=64, temperature=0, tools=[weather], tool_choice=forced, stream=True,
+        extra_headers={"x-triage-task": "sentiment"})
+    call_id, name, arguments, finish = None, "", "", None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        for delta in chunk.choices[0].delta.tool_calls or []:
+            call_id = delta.id or call_id
+            name += (delta.function and delta.function.name) or ""
+            arguments += (delta.function and delta.function.arguments) or ""
+        finish = chunk.choices[0].finish_reason or finish
+    check("a streamed local tool call arrives whole", finish == "tool_calls" and call_id
+          and name == "get_weather" and isinstance(json.loads(arguments), dict), f"{name} {arguments!r} {finish}")
 
     # A prompt with an e-mail address never reaches B, even with stream on.
     before = b_rows()

@@ -47,39 +47,104 @@ impl Drop for Gateway {
     }
 }
 
+/// `triage serve --config CONFIG` on a free loopback port, ready (`/readyz` answered 200).
 pub fn serve(config: &Path, env: &[(&str, &str)]) -> Gateway {
     serve_with_args(config, env, &[])
 }
 
 /// [`serve`] with more `triage serve` arguments.
 pub fn serve_with_args(config: &Path, env: &[(&str, &str)], args: &[&str]) -> Gateway {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage"));
-    cmd.args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    let mut command = ServeCommand::new(config).args(args);
     for (k, v) in env {
-        cmd.env(k, v);
+        command = command.env(k, v);
     }
-    let mut child = cmd.spawn().expect("triage serve starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("triage serve printed its address")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            break rest.trim().to_string();
+    command.start()
+}
+
+/// A `triage serve` command line, for the tests that need more than [`serve`]: another listen
+/// address, stderr kept, or the gateway before its models are loaded.
+pub struct ServeCommand {
+    cmd: Command,
+    config: PathBuf,
+    listen: String,
+    args: Vec<String>,
+}
+
+impl ServeCommand {
+    /// `triage serve --config CONFIG --listen 127.0.0.1:0`, stderr shown with the test's output.
+    pub fn new(config: &Path) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage"));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        Self {
+            cmd,
+            config: config.to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            args: Vec::new(),
         }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let gateway = Gateway { child, url };
-    wait_ready(&gateway.url);
-    gateway
+    }
+
+    /// Listen on `addr` instead of a free loopback port.
+    pub fn listen(mut self, addr: &str) -> Self {
+        self.listen = addr.into();
+        self
+    }
+
+    /// More `triage serve` arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Run the gateway in `dir` (relative paths of the command line and config resolve there).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// An environment variable of the gateway.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Where the gateway's stderr goes (a file, or `Stdio::piped()` to read it from
+    /// `Gateway::child`).
+    pub fn stderr(mut self, stderr: impl Into<Stdio>) -> Self {
+        self.cmd.stderr(stderr);
+        self
+    }
+
+    /// Start the gateway and return once it printed its address (its models may still be
+    /// loading: [`wait_ready`] waits for them).
+    pub fn spawn(mut self) -> Gateway {
+        self.cmd
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .args(["--listen", &self.listen])
+            .args(&self.args);
+        let mut child = self.cmd.spawn().expect("triage serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("triage serve printed its address")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Gateway { child, url }
+    }
+
+    /// [`Self::spawn`], then wait until every model is loaded.
+    pub fn start(self) -> Gateway {
+        let gateway = self.spawn();
+        wait_ready(&gateway.url);
+        gateway
+    }
 }
 
 /// Wait for `/readyz` (models loaded), with a plain TCP HTTP/1.0 request.

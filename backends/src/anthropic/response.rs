@@ -22,6 +22,14 @@ pub fn finish_reason(stop_reason: &str) -> FinishReason {
     }
 }
 
+/// The stop string an Anthropic answer reports (`stop_sequence`), kept only when its
+/// `stop_reason` says a stop sequence ended it.
+pub(super) fn stop_sequence(stop_reason: &str, stop_sequence: Option<&Value>) -> Option<String> {
+    (stop_reason == "stop_sequence")
+        .then(|| stop_sequence?.as_str().map(str::to_string))
+        .flatten()
+}
+
 /// Anthropic's usage object; fields absent in some events default to zero.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub(super) struct AnthropicUsage {
@@ -79,6 +87,8 @@ struct MessagesResponse {
     content: Vec<Value>,
     #[serde(default)]
     stop_reason: Option<String>,
+    #[serde(default)]
+    stop_sequence: Option<Value>,
     #[serde(default)]
     stop_details: Option<Value>,
     #[serde(default)]
@@ -144,6 +154,10 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse> {
             },
             finish_reason: parsed.stop_reason.as_deref().map(finish_reason),
             logprobs: None,
+            stop_sequence: parsed
+                .stop_reason
+                .as_deref()
+                .and_then(|reason| stop_sequence(reason, parsed.stop_sequence.as_ref())),
         }],
         usage: Some(parsed.usage.to_openai()),
         ..ChatResponse::default()
@@ -173,6 +187,43 @@ mod tests {
             finish_reason("pause_turn"),
             FinishReason::Other("pause_turn".into())
         );
+    }
+
+    #[tokio::test]
+    async fn the_stop_sequence_that_ended_an_answer_is_kept_whole_and_streamed() {
+        let body = |reason: &str, sequence: Value| {
+            json!({"id": "msg_1", "model": "m", "content": [{"type": "text", "text": "one"}],
+                "stop_reason": reason, "stop_sequence": sequence,
+                "usage": {"input_tokens": 3, "output_tokens": 1}})
+            .to_string()
+        };
+        let whole = parse_response(body("stop_sequence", json!("\n\n")).as_bytes()).unwrap();
+        assert_eq!(whole.finish_reason(), Some(&FinishReason::Stop));
+        assert_eq!(whole.choices[0].stop_sequence.as_deref(), Some("\n\n"));
+        // Only a `stop_sequence` stop names one, whatever else the field holds.
+        let ended = parse_response(body("end_turn", json!("x")).as_bytes()).unwrap();
+        assert_eq!(ended.choices[0].stop_sequence, None);
+        let null = parse_response(body("stop_sequence", Value::Null).as_bytes()).unwrap();
+        assert_eq!(null.choices[0].stop_sequence, None);
+
+        let sse = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",",
+            "\"model\":\"m\",\"content\":[],\"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,",
+            "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,",
+            "\"delta\":{\"type\":\"text_delta\",\"text\":\"one\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":",
+            "\"stop_sequence\",\"stop_sequence\":\"END\"},\"usage\":{\"output_tokens\":1}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let chunks = futures::stream::iter([Ok(bytes::Bytes::from(sse))]);
+        let collected =
+            crate::collect_stream(Box::pin(crate::anthropic::decode_stream(chunks)), "m")
+                .await
+                .unwrap();
+        assert_eq!(collected.text(), "one");
+        assert_eq!(collected.choices[0].stop_sequence.as_deref(), Some("END"));
     }
 
     #[test]

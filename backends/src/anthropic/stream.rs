@@ -11,7 +11,7 @@ use futures::Stream;
 use serde_json::Value;
 use sse_stream::Sse;
 
-use super::response::{finish_reason, refusal_explanation, AnthropicUsage};
+use super::response::{finish_reason, refusal_explanation, stop_sequence, AnthropicUsage};
 use crate::remote::{self, snippet, status_error, status_for_error_type, SseDecoder};
 use crate::{BackendError, ChatEvent, Result};
 
@@ -151,6 +151,10 @@ impl SseDecoder for AnthropicDecoder {
                     out.push(ChatEvent::Done {
                         choice: 0,
                         finish_reason: finish_reason(stop),
+                        stop_sequence: stop_sequence(
+                            stop,
+                            delta.and_then(|d| d.get("stop_sequence")),
+                        ),
                         at,
                     });
                 }

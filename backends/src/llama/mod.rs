@@ -406,17 +406,17 @@ impl LlamaEngine {
             None => grammar::grammar_for(request, self.answer_end().is_none())?,
         };
         let format = &self.shared.format;
-        let mut stop = request.stop_sequences();
+        let stop = request.stop_sequences();
         // A grammar ends its output itself; a blank line may be whitespace inside its JSON.
         let format_stops = match (format, &grammar) {
             (PromptFormat::Completion, Some(_)) => &[][..],
             _ => format.turn_stops(),
         };
-        for marker in format_stops {
-            if !stop.iter().any(|s| s == marker) {
-                stop.push((*marker).to_string());
-            }
-        }
+        let turn_stops = format_stops
+            .iter()
+            .filter(|marker| !stop.iter().any(|s| s == *marker))
+            .map(|marker| (*marker).to_string())
+            .collect();
         Ok(SamplingParams {
             max_tokens,
             temperature,
@@ -425,6 +425,7 @@ impl LlamaEngine {
             min_p,
             seed: request.seed.map(|s| s as u32).unwrap_or_else(random_seed),
             stop,
+            turn_stops,
             grammar,
             ignore_eos: false,
             skip_leading_whitespace: self.shared.format.skips_leading_whitespace(),

@@ -17,9 +17,12 @@ pub struct SamplingParams {
     pub min_p: f32,
     /// Seed of the sampler's random draw (the request's `seed`, else random).
     pub seed: u32,
-    /// Strings that end generation, never emitted: the request's plus the prompt format's turn
-    /// markers.
+    /// The request's stop strings: they end generation, are never emitted, and the one that
+    /// ended an answer is reported with it (`ChatEvent::Done::stop_sequence`).
     pub stop: Vec<String>,
+    /// The prompt format's turn markers not already in `stop`: they end generation and are
+    /// never emitted either, but an answer they end simply ended (no stop sequence reported).
+    pub turn_stops: Vec<String>,
     /// GBNF grammar the output must match (from a JSON schema or `choices`), if any.
     pub grammar: Option<String>,
     /// Keep generating past end-of-generation tokens (hardware benchmarks, as llama-bench).
@@ -45,10 +48,22 @@ impl SamplingParams {
             min_p: 0.0,
             seed: 0,
             stop: Vec::new(),
+            turn_stops: Vec::new(),
             grammar: None,
             ignore_eos: true,
             skip_leading_whitespace: false,
             top_logprobs: 0,
         }
+    }
+
+    /// Every string that ends generation, the request's first (so where a request's stop and a
+    /// turn marker match at the same place, the request's is the one reported).
+    pub fn all_stops(&self) -> Vec<String> {
+        self.stop.iter().chain(&self.turn_stops).cloned().collect()
+    }
+
+    /// The request's stop sequence `matched` is, if it is one (not a turn marker).
+    pub fn stop_sequence(&self, matched: &str) -> Option<String> {
+        self.stop.iter().find(|s| *s == matched).cloned()
     }
 }

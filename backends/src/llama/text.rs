@@ -2,7 +2,8 @@
 //! strings that are never emitted (text that could be the start of a stop string is held back
 //! until it is known not to be one). Optionally the answer starts at its first non-whitespace
 //! character, so a stop string made of whitespace (a completion answer's blank line) cannot end
-//! it before it began.
+//! it before it began. A stop says which string matched, so the Messages API can report the
+//! request's `stop_sequence`.
 
 /// Accumulates token bytes and releases text that is safe to show.
 #[derive(Debug, Default)]
@@ -25,12 +26,19 @@ pub struct TextAssembler {
 pub enum Assembled {
     /// Text that may be shown now (possibly empty when held back).
     Text(String),
-    /// A stop string was found: this text precedes it, generation must end.
-    Stopped(String),
+    /// A stop string was found, generation must end.
+    Stopped {
+        /// The text before the stop string, not yet released.
+        text: String,
+        /// The stop string that matched (the first listed one when several start at the same
+        /// position).
+        stop: String,
+    },
 }
 
 impl TextAssembler {
-    /// An assembler that ends the answer at the first of `stops` (empty strings ignored).
+    /// An assembler that ends the answer at the first of `stops` (empty strings ignored); where
+    /// several match at the same position, the one listed first is reported.
     pub fn new(stops: Vec<String>) -> Self {
         Self {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
@@ -62,16 +70,18 @@ impl TextAssembler {
 
         // A stop string anywhere in the held text ends generation; the held text never
         // contains a complete stop string from before, so searching it all is enough.
-        if let Some(pos) = self
+        // `min_by_key` keeps the first of equal positions: the earlier listed stop.
+        if let Some((pos, stop)) = self
             .stops
             .iter()
-            .filter_map(|stop| self.held.find(stop.as_str()))
-            .min()
+            .filter_map(|stop| self.held.find(stop.as_str()).map(|pos| (pos, stop)))
+            .min_by_key(|(pos, _)| *pos)
         {
-            let before = self.held[..pos].to_string();
+            let text = self.held[..pos].to_string();
+            let stop = stop.clone();
             self.held.clear();
-            self.released_len += before.len();
-            return Assembled::Stopped(before);
+            self.released_len += text.len();
+            return Assembled::Stopped { text, stop };
         }
 
         let keep = self.longest_stop_prefix_suffix();
@@ -156,8 +166,8 @@ mod tests {
         for p in pieces {
             match a.push(p) {
                 Assembled::Text(t) => out.push_str(&t),
-                Assembled::Stopped(t) => {
-                    out.push_str(&t);
+                Assembled::Stopped { text, .. } => {
+                    out.push_str(&text);
                     return (out, true);
                 }
             }
@@ -184,7 +194,7 @@ mod tests {
         let mut a = TextAssembler::new(vec!["END".into()]);
         assert_eq!(a.push(b"abc E"), Assembled::Text("abc ".into()));
         assert_eq!(a.push(b"N"), Assembled::Text(String::new()));
-        assert_eq!(a.push(b"D more"), Assembled::Stopped(String::new()));
+        assert_eq!(a.push(b"D more"), stopped("", "END"));
     }
 
     #[test]
@@ -213,18 +223,35 @@ mod tests {
         assert_eq!(a.push(b" "), Assembled::Text(String::new()));
         assert_eq!(a.push(b" positive"), Assembled::Text("positive".into()));
         assert_eq!(a.push(b"\n"), Assembled::Text(String::new()));
-        assert_eq!(a.push(b"\nInput: x"), Assembled::Stopped(String::new()));
+        assert_eq!(a.push(b"\nInput: x"), stopped("", "\n\n"));
         // Whitespace inside the answer is kept; the next label ends it without a blank line.
         let mut b = TextAssembler::new(vec!["\n\n".into(), "\nInput:".into()])
             .skipping_leading_whitespace(true);
         assert_eq!(b.push(b" a b"), Assembled::Text("a b".into()));
-        assert_eq!(b.push(b"\nc\nInput:"), Assembled::Stopped("\nc".into()));
+        assert_eq!(b.push(b"\nc\nInput:"), stopped("\nc", "\nInput:"));
         // Without the option a leading blank line is a stop like any other.
         assert_eq!(run(&["\n\n"], &[b"\n\n", b"x"]), (String::new(), true));
     }
 
+    fn stopped(text: &str, stop: &str) -> Assembled {
+        Assembled::Stopped {
+            text: text.into(),
+            stop: stop.into(),
+        }
+    }
+
     #[test]
-    fn earliest_of_several_stops_wins() {
+    fn earliest_of_several_stops_wins_and_is_named() {
         assert_eq!(run(&["c", "b"], &[b"abc"]), ("a".into(), true));
+        let mut a = TextAssembler::new(vec!["c".into(), "b".into()]);
+        assert_eq!(a.push(b"abc"), stopped("a", "b"));
+    }
+
+    #[test]
+    fn stops_starting_at_the_same_place_report_the_first_listed() {
+        let mut a = TextAssembler::new(vec!["\n".into(), "\n\n".into()]);
+        assert_eq!(a.push(b"x\n\ny"), stopped("x", "\n"));
+        let mut b = TextAssembler::new(vec!["\n\n".into(), "\n".into()]);
+        assert_eq!(b.push(b"x\n\ny"), stopped("x", "\n\n"));
     }
 }

@@ -311,6 +311,7 @@ impl MockBackend {
             (0, None) => Ok(ChatEvent::Done {
                 choice: 0,
                 finish_reason: FinishReason::Stop,
+                stop_sequence: None,
                 at: now(),
             }),
             _ => Ok(ChatEvent::Usage {

@@ -125,6 +125,7 @@ impl Script {
             let _ = tx.unbounded_send(Ok(ChatEvent::Done {
                 choice: 0,
                 finish_reason: FinishReason::Stop,
+                stop_sequence: None,
                 at: now(),
             }));
         });

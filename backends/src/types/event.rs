@@ -80,6 +80,10 @@ pub enum ChatEvent {
         choice: u32,
         /// Why it finished.
         finish_reason: FinishReason,
+        /// The request's stop string that ended it, when the backend says (the local engine
+        /// always does; an Anthropic upstream reports its `stop_sequence`; OpenAI's wire has no
+        /// such field). `None` for every other way of finishing.
+        stop_sequence: Option<String>,
         /// When it finished.
         at: Instant,
     },

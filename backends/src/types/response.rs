@@ -166,6 +166,11 @@ pub struct Choice {
     /// OpenAI's log-probability object for this choice, passed through as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Value>,
+    /// The request's stop string that ended this choice, when the backend said which (see
+    /// `ChatEvent::Done`); never on OpenAI's wire, which has no such field — the Messages API
+    /// reports it as `stop_sequence`.
+    #[serde(skip)]
+    pub stop_sequence: Option<String>,
 }
 
 /// The assistant message of a choice.

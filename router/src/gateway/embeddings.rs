@@ -24,6 +24,7 @@ use super::chat::exec::refusal;
 use super::chat::tracker::Tracker;
 use super::chat::{admit, read_body};
 use super::error::ApiError;
+use super::prologue::{self, Started};
 use super::routing::{RouteInput, Routed};
 use super::transport::Arrival;
 use super::AppState;
@@ -39,14 +40,11 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let key = match state.authenticate(&headers, "embeddings") {
-        Ok(key) => key,
-        Err(e) => return e.into_response(),
+    let Started { mut t, deadline } = match prologue::start(&state, arrival, &headers, "embeddings")
+    {
+        Ok(started) => started,
+        Err(refused) => return refused.into_response(),
     };
-    let arrival = arrival.map_or_else(Arrival::now, |Extension(a)| a);
-    let deadline = arrival.at + state.inner.options.request_deadline;
-    let mut t = Tracker::new(state.clone(), arrival);
-    t.s.key = key;
     let (request, backend) = match prepare(&state, &headers, body, &mut t).await {
         Ok(x) => x,
         Err(e) => return t.fail(e),
@@ -110,29 +108,13 @@ async fn prepare(
 
 /// Parse an embeddings request, naming the field that is wrong.
 pub fn parse_request(bytes: &[u8]) -> Result<EmbeddingRequest, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let request: EmbeddingRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" at `{path}`")
-        };
-        let hint = if path == "input" {
+    prologue::parse_json(bytes, "embeddings", |path| {
+        if path == "input" {
             " (`input` is a string, an array of strings, or token ids)"
         } else {
             ""
-        };
-        ApiError::bad_request(
-            format!("Invalid embeddings request body{at}: {inner}{hint}"),
-            (path != ".").then_some(path),
-        )
-    })?;
-    de.end().map_err(|e| {
-        ApiError::bad_request(format!("Invalid embeddings request body: {e}"), None)
-    })?;
-    Ok(request)
+        }
+    })
 }
 
 /// Empty input is refused here, for every backend (OpenAI refuses it too).

@@ -29,6 +29,7 @@ pub mod embeddings;
 pub mod error;
 mod info;
 mod messages;
+mod prologue;
 pub mod reload;
 pub mod routing;
 pub mod server;

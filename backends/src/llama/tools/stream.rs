@@ -284,9 +284,11 @@ fn convert(mode: &mut Mode, event: ChatEvent) -> Vec<ChatEvent> {
                 choice,
                 finish_reason: FinishReason::Stop,
                 at,
+                ..
             } if parser.is_complete() => vec![ChatEvent::Done {
                 choice,
                 finish_reason: FinishReason::ToolCalls,
+                stop_sequence: None,
                 at,
             }],
             other => vec![other],
@@ -390,6 +392,7 @@ mod tests {
         Ok(ChatEvent::Done {
             choice: 0,
             finish_reason: FinishReason::Stop,
+            stop_sequence: None,
             at: Instant::now(),
         })
     }
@@ -429,6 +432,7 @@ mod tests {
                 Ok(ChatEvent::Done {
                     choice: 0,
                     finish_reason: FinishReason::Length,
+                    stop_sequence: None,
                     at: Instant::now(),
                 }),
             ],

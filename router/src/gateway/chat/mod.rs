@@ -3,7 +3,8 @@
 //! One path for every request, whole (JSON) or streamed (SSE):
 //!
 //! 1. [`chat_completions`] checks the key first (a refusal is a 401 counted in metrics, with no
-//!    ledger row), then `prepare`: the content type (only
+//!    ledger row; the prologue every model endpoint shares, `gateway::prologue`), then
+//!    [`serve_chat`] (which `/v1/messages` shares too): the content type (only
 //!    `application/json`, else 415), read the body (size limit → 413), parse it naming the bad
 //!    field ([`parse_request`], → 400), `validate` it (task names from `x-triage-task` and
 //!    `metadata.task`: at most 64 of `[a-z0-9_.-]`, uppercase folded, else 400).
@@ -48,6 +49,7 @@ use backends::ChatRequest;
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use super::prologue::{self, Started};
 use super::routing::{AdmitInput, RouteInput, Routed, TokenCounter};
 use super::transport::{body_timed_out, Arrival};
 use super::AppState;
@@ -62,15 +64,39 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let key = match state.authenticate(&headers, "chat") {
-        Ok(key) => key,
-        Err(e) => return e.into_response(),
-    };
-    let arrival = arrival.map_or_else(Arrival::now, |Extension(a)| a);
-    let deadline = arrival.at + state.inner.options.request_deadline;
-    let mut t = Tracker::new(state.clone(), arrival);
-    t.s.key = key;
-    let (request, decided) = match prepare(&state, &headers, body, &mut t) {
+    match prologue::start(&state, arrival, &headers, "chat") {
+        Ok(started) => {
+            serve_chat::<stream::Streamed, json::Whole>(
+                state,
+                started,
+                &headers,
+                body,
+                parse_request,
+            )
+            .await
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// A chat-shaped request past its key check (chat completions, and messages once converted):
+/// body, `parse`, validation and plan, admission, then the answer, streamed by `S` or whole by
+/// `W`. Every error from here on is the tracker's ledger row.
+pub(crate) async fn serve_chat<S: Delivery, W: Delivery>(
+    state: AppState,
+    started: Started,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    parse: fn(&[u8]) -> Result<ChatRequest, ApiError>,
+) -> Response {
+    let Started { mut t, deadline } = started;
+    let prepared = read_body(&state, headers, body)
+        .and_then(|bytes| parse(&bytes))
+        .and_then(|request| {
+            let routed = plan(&state, headers, &request, &mut t)?;
+            Ok((request, routed))
+        });
+    let (request, decided) = match prepared {
         Ok(x) => x,
         Err(e) => return t.fail(e),
     };
@@ -79,9 +105,9 @@ pub(crate) async fn chat_completions(
         Err(e) => return t.fail(e),
     };
     if request.is_stream() {
-        answer::<stream::Streamed>(state, t, routed, request, deadline).await
+        answer::<S>(state, t, routed, request, deadline).await
     } else {
-        answer::<json::Whole>(state, t, routed, request, deadline).await
+        answer::<W>(state, t, routed, request, deadline).await
     }
 }
 
@@ -109,19 +135,6 @@ pub(crate) async fn answer<D: Delivery>(
         Ok(Err(e)) => t.fail(e),
         Err(_) => t.fail(ApiError::deadline(state.inner.options.request_deadline)),
     }
-}
-
-/// Key, body, parse, validation and plan.
-fn prepare(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    t: &mut Tracker,
-) -> Result<(ChatRequest, Routed), ApiError> {
-    let bytes = read_body(state, headers, body)?;
-    let request = parse_request(&bytes)?;
-    let routed = plan(state, headers, &request, t)?;
-    Ok((request, routed))
 }
 
 /// The request body, if it is declared JSON and arrived whole, in time and within the size
@@ -229,24 +242,7 @@ fn task_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// Parse a chat request, naming the field that is wrong.
 pub fn parse_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let request: ChatRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" at `{path}`")
-        };
-        ApiError::bad_request(
-            format!("Invalid chat completion request body{at}: {inner}"),
-            (path != ".").then_some(path),
-        )
-    })?;
-    de.end().map_err(|e| {
-        ApiError::bad_request(format!("Invalid chat completion request body: {e}"), None)
-    })?;
-    Ok(request)
+    prologue::parse_json(bytes, "chat completion", prologue::no_hint)
 }
 
 fn validate(request: &ChatRequest) -> Result<(), ApiError> {

@@ -151,6 +151,7 @@ fn events_of(response: &ChatResponse) -> VecDeque<ChatEvent> {
         out.push_back(ChatEvent::Done {
             choice: c.index,
             finish_reason: c.finish_reason.clone().unwrap_or(FinishReason::Stop),
+            stop_sequence: c.stop_sequence.clone(),
             at,
         });
     }

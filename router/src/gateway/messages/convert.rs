@@ -220,9 +220,21 @@ fn assistant_turn(blocks: &[Block], i: usize) -> Result<ChatMessage, ApiError> {
     Ok(message)
 }
 
-/// The Messages API `stop_reason` of a finish reason. `stop_sequence` is reported only when a
-/// backend said which sequence ended the answer; otherwise an ordinary stop is `end_turn`.
-pub(crate) fn stop_reason(reason: &FinishReason) -> &str {
+/// The Messages API `stop_reason` and `stop_sequence` of a finish reason and the stop string a
+/// backend said ended the answer: `stop_sequence` and that string when there is one, else an
+/// ordinary stop is `end_turn` (and every other reason has no stop sequence).
+pub(crate) fn stop_reason<'a>(
+    reason: &'a FinishReason,
+    stop_sequence: Option<&str>,
+) -> (&'a str, Value) {
+    match (reason, stop_sequence) {
+        (FinishReason::Stop, Some(sequence)) => ("stop_sequence", json!(sequence)),
+        _ => (finish_stop_reason(reason), Value::Null),
+    }
+}
+
+/// The `stop_reason` of a finish reason alone.
+fn finish_stop_reason(reason: &FinishReason) -> &str {
     match reason {
         FinishReason::Stop => "end_turn",
         FinishReason::Length => "max_tokens",
@@ -275,10 +287,12 @@ pub(crate) fn to_message(
             }));
         }
     }
-    let reason = choice
-        .and_then(|c| c.finish_reason.as_ref())
-        .map(stop_reason)
-        .unwrap_or("end_turn");
+    let (reason, sequence) = choice
+        .and_then(|c| {
+            let reason = c.finish_reason.as_ref()?;
+            Some(stop_reason(reason, c.stop_sequence.as_deref()))
+        })
+        .unwrap_or(("end_turn", Value::Null));
     Ok(json!({
         "id": id,
         "type": "message",
@@ -286,7 +300,7 @@ pub(crate) fn to_message(
         "content": content,
         "model": model,
         "stop_reason": reason,
-        "stop_sequence": null,
+        "stop_sequence": sequence,
         "usage": usage_json(&response.usage.clone().unwrap_or_default()),
     }))
 }
@@ -376,6 +390,35 @@ mod tests {
         );
         assert_eq!(m["content"][1]["input"], json!({"city": "SF"}));
         assert_eq!(m["usage"], json!({"input_tokens": 10, "output_tokens": 4}));
-        assert_eq!(stop_reason(&FinishReason::Length), "max_tokens");
+        assert_eq!(m["stop_sequence"], Value::Null);
+        assert_eq!(
+            stop_reason(&FinishReason::Length, None),
+            ("max_tokens", Value::Null)
+        );
+    }
+
+    #[test]
+    fn a_stop_string_the_backend_named_is_reported_as_the_stop_sequence() {
+        let mut response = ChatResponse {
+            choices: vec![backends::Choice {
+                finish_reason: Some(FinishReason::Stop),
+                stop_sequence: Some("\n\n".into()),
+                ..backends::Choice::default()
+            }],
+            ..ChatResponse::default()
+        };
+        let m = to_message(&response, "msg_1", "slm").unwrap();
+        assert_eq!(m["stop_reason"], "stop_sequence");
+        assert_eq!(m["stop_sequence"], "\n\n");
+        // Without a named string an ordinary stop is the end of the turn.
+        response.choices[0].stop_sequence = None;
+        let m = to_message(&response, "msg_1", "slm").unwrap();
+        assert_eq!(m["stop_reason"], "end_turn");
+        assert_eq!(m["stop_sequence"], Value::Null);
+        // A length cut is never a stop sequence.
+        assert_eq!(
+            stop_reason(&FinishReason::Length, Some("x")),
+            ("max_tokens", Value::Null)
+        );
     }
 }

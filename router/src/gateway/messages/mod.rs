@@ -3,7 +3,7 @@
 //!
 //! A Messages request is parsed into its wire types (`wire.rs`, errors name the field),
 //! converted to the internal chat request (`convert.rs`) and then takes *the chat endpoint's
-//! path*: the same key check (`x-api-key` or `Authorization: Bearer`), body limits, validation,
+//! path* (`gateway::prologue::start`, then `chat::serve_chat`): the same key check (`x-api-key` or `Authorization: Bearer`), body limits, validation,
 //! routing core (PII, budgets and reservations, cascades, tenancy), chain runner and fallbacks,
 //! deadline and `Tracker` (one ledger row per request, 499 on a client that left). Only the way
 //! the answer leaves differs, as two more [`Delivery`] kinds: [`MessageWhole`] (one `message`
@@ -11,8 +11,10 @@
 //! arise, are re-rendered in Anthropic's shape by [`errors::anthropic_errors`].
 //!
 //! Ids are `msg_…` (the ledger row's id too). `stop_reason` maps from the finish reason
-//! (`end_turn`, `max_tokens`, `tool_use`, `refusal`); backends do not report which stop string
-//! ended an answer, so a stop sequence reads as `end_turn` with `stop_sequence: null`.
+//! (`end_turn`, `max_tokens`, `tool_use`, `refusal`), and is `stop_sequence`, with the string in
+//! `stop_sequence`, when the backend said which of the request's stop strings ended the answer
+//! (the local engine and Anthropic upstreams say; OpenAI upstreams cannot, so their stops read
+//! as `end_turn`).
 //!
 //! `count_tokens` counts the converted request's prompt with a loaded local tokenizer, else
 //! estimates it (UTF-8 bytes / 4), and says which in `x-triage-token-count: exact|estimate`;
@@ -37,9 +39,9 @@ use tokio::time::Instant;
 use super::chat::exec::{Answered, Delivery};
 use super::chat::json::Whole;
 use super::chat::tracker::Tracker;
-use super::chat::{admit, answer, plan, read_body};
+use super::chat::{read_body, serve_chat};
 use super::error::ApiError;
-use super::routing::Routed;
+use super::prologue;
 use super::transport::Arrival;
 use super::{AppState, DynBackend};
 use stream::MessageStream;
@@ -52,28 +54,15 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let key = match state.authenticate(&headers, "messages") {
-        Ok(key) => key,
-        Err(e) => return e.into_response(),
+    let mut started = match prologue::start(&state, arrival, &headers, "messages") {
+        Ok(started) => started,
+        Err(refused) => return refused.into_response(),
     };
-    let arrival = arrival.map_or_else(Arrival::now, |Extension(a)| a);
-    let deadline = arrival.at + state.inner.options.request_deadline;
-    let mut t = Tracker::new(state.clone(), arrival);
-    t.s.id = message_id(&t.s.id);
-    t.s.key = key;
-    let (request, decided) = match prepare(&state, &headers, body, &mut t) {
-        Ok(x) => x,
-        Err(e) => return t.fail(e),
-    };
-    let routed = match admit(&state, &mut t, &request, decided).await {
-        Ok(routed) => routed,
-        Err(e) => return t.fail(e),
-    };
-    if request.is_stream() {
-        answer::<MessageStream>(state, t, routed, request, deadline).await
-    } else {
-        answer::<MessageWhole>(state, t, routed, request, deadline).await
-    }
+    started.t.s.id = message_id(&started.t.s.id);
+    serve_chat::<MessageStream, MessageWhole>(state, started, &headers, body, |bytes| {
+        convert::to_chat_request(parse(bytes)?)
+    })
+    .await
 }
 
 /// `msg_` and the tracker's random part, so the answer's id is the ledger row's.
@@ -84,34 +73,9 @@ fn message_id(completion_id: &str) -> String {
     format!("msg_{random}")
 }
 
-/// Body, parse, conversion, validation and plan.
-fn prepare(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    t: &mut Tracker,
-) -> Result<(ChatRequest, Routed), ApiError> {
-    let bytes = read_body(state, headers, body)?;
-    let request = convert::to_chat_request(parse(&bytes)?)?;
-    let routed = plan(state, headers, &request, t)?;
-    Ok((request, routed))
-}
-
 /// Parse a Messages body, naming the field that is wrong.
 fn parse(bytes: &[u8]) -> Result<MessagesRequest, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let request: MessagesRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let (at, param) = if path == "." {
-            (String::new(), None)
-        } else {
-            (format!(" at `{path}`"), Some(path))
-        };
-        ApiError::bad_request(format!("Invalid messages request body{at}: {inner}"), param)
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("Invalid messages request body: {e}"), None))?;
+    let request: MessagesRequest = prologue::parse_json(bytes, "messages", prologue::no_hint)?;
     if request.messages.is_empty() {
         return Err(ApiError::bad_request(
             "`messages` must contain at least one message",

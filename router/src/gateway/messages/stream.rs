@@ -184,7 +184,9 @@ fn events(
                     t.token(at);
                     blocks.tool(index, id, name, &arguments, &mut out);
                 }
-                ChatEvent::Done { finish_reason, .. } => finish = Some(finish_reason),
+                ChatEvent::Done { finish_reason, stop_sequence, .. } => {
+                    finish = Some((finish_reason, stop_sequence));
+                }
                 ChatEvent::Usage { usage, .. } => t.usage = Some(usage),
                 ChatEvent::LocalCompute { busy_secs, .. } => t.add_busy(busy_secs),
                 _ => {}
@@ -198,9 +200,10 @@ fn events(
             yield Ok(e);
         }
         let cost = t.finish(200, None);
-        let reason = finish.unwrap_or(FinishReason::Stop);
+        let (reason, sequence) = finish.unwrap_or((FinishReason::Stop, None));
+        let (reason, sequence) = stop_reason(&reason, sequence.as_deref());
         yield Ok(event("message_delta", json!({"type": "message_delta",
-            "delta": {"stop_reason": stop_reason(&reason), "stop_sequence": null},
+            "delta": {"stop_reason": reason, "stop_sequence": sequence},
             "usage": {"input_tokens": t.s.prompt_tokens, "output_tokens": t.s.completion_tokens},
         })));
         yield Ok(Event::default().comment(format!(
