@@ -202,6 +202,7 @@ fn events(c: Classified, started: Instant) -> Vec<Result<ChatEvent>> {
         Ok(ChatEvent::Done {
             choice: 0,
             finish_reason: FinishReason::Stop,
+            stop_sequence: None,
             at,
         }),
     ]
