@@ -29,6 +29,8 @@
 //! - [`classifier_data`] and [`classifier_train`]: `triage route train` — the router's task
 //!   classifier trained on the scenarios' items and the shared datasets' explicitly mapped
 //!   texts, measured on a seeded, stratified held-out part;
+//! - [`rag`]: retrieval-augmented QA scenarios — the corpus chunked and embedded once per run,
+//!   the same passages given to every target, recall@k, faithfulness and abstentions;
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
@@ -57,6 +59,7 @@ pub mod half;
 pub mod hw;
 mod load_spec;
 pub mod probe;
+pub mod rag;
 pub mod progress;
 pub mod record;
 pub mod replay;
