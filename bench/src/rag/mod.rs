@@ -433,7 +433,9 @@ const EMBED_BATCH: usize = 64;
 impl Encoder {
     async fn load(model: &Path) -> Result<Encoder> {
         let mut config = backends::EmbeddingEngineConfig::new(model);
-        config.threads = config.threads.min(4);
+        // One thread: on a busy machine llama.cpp's threads wait on each other at every op of a
+        // small encoder (BENCHMARKS.md, "Embeddings"), and an index is built once per run.
+        config.threads = 1;
         let engine = tokio::task::spawn_blocking(move || {
             backends::embed::EmbeddingEngine::load(config)
         })
