@@ -231,7 +231,9 @@ fn base_cells(r: &Row) -> Vec<String> {
 
 /// Render rows in a format. Table and Markdown gain the RAG columns when some row has them.
 pub fn render(rows: &[Row], format: Format) -> String {
-    let rag = rows.iter().any(|r| r.recall_at.is_some() || r.abstained.is_some());
+    let rag = rows
+        .iter()
+        .any(|r| r.recall_at.is_some() || r.abstained.is_some());
     let headers = headers(rag);
     match format {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",

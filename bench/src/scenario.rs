@@ -273,7 +273,9 @@ impl Scenario {
             .map(|spec| crate::rag::RagConfig::new(spec, path))
             .transpose()
             .map_err(invalid)?;
-        if rag.is_some() && (!raw.few_shot.is_empty() || raw.few_shot_from_items.is_some_and(|k| k > 0)) {
+        if rag.is_some()
+            && (!raw.few_shot.is_empty() || raw.few_shot_from_items.is_some_and(|k| k > 0))
+        {
             return Err(invalid(
                 "a `rag` scenario takes no few-shot examples: their passages would not be retrieved".into(),
             ));
@@ -313,7 +315,10 @@ impl Scenario {
                         ),
                     });
                 }
-                checked.insert(crate::rag::PASSAGES_FIELD.into(), Value::String(String::new()));
+                checked.insert(
+                    crate::rag::PASSAGES_FIELD.into(),
+                    Value::String(String::new()),
+                );
             }
             // Render once now so a missing field is reported at load time, with the row.
             let check = |t: &Template| {

@@ -43,7 +43,11 @@ mod with_minilm {
 
     fn minilm() -> std::path::PathBuf {
         let path = repo().join("models/all-MiniLM-L6-v2.gguf");
-        assert!(path.exists(), "{} is missing: run `make setup`", path.display());
+        assert!(
+            path.exists(),
+            "{} is missing: run `make setup`",
+            path.display()
+        );
         path
     }
 
@@ -101,7 +105,10 @@ mod with_minilm {
             first.starts_with("[1] ARCHITECTURE.md › Architecture › The local engine"),
             "{first}"
         );
-        assert!(first.contains("gets `BackendError::Overloaded` at once"), "{first}");
+        assert!(
+            first.contains("gets `BackendError::Overloaded` at once"),
+            "{first}"
+        );
         assert_eq!(r.passages.len(), 3);
 
         // A rerun from the stored index gives the same passages without loading the model.
@@ -134,7 +141,8 @@ mod with_minilm {
 
     const CORPUS_A: &str = "# Cats\nCats sleep sixteen hours a day and purr when content.\n\n\
         # Rust\nRust's borrow checker prevents data races at compile time.\n";
-    const CORPUS_B: &str = "# Trains\nThe Shinkansen runs at up to 320 km/h between Tokyo and Osaka.\n";
+    const CORPUS_B: &str =
+        "# Trains\nThe Shinkansen runs at up to 320 km/h between Tokyo and Osaka.\n";
     const QUESTIONS: &str = concat!(
         r#"{"id": "q1", "question": "How fast does the Shinkansen run?", "answer": "320 km/h", "evidence": "up to 320 km/h"}"#,
         "\n",
@@ -217,10 +225,20 @@ mod with_minilm {
                 .unwrap()
         };
         let (r, i) = (group("reader"), group("inventor"));
-        assert_eq!(r.recall_at_1, Some(1.0), "hand-checked: both gold passages rank first");
+        assert_eq!(
+            r.recall_at_1,
+            Some(1.0),
+            "hand-checked: both gold passages rank first"
+        );
         assert_eq!(r.recall_at_1, i.recall_at_1);
-        assert_eq!((r.abstained, r.faithful, r.exact_match), (Some(0.5), Some(1.0), Some(0.5)));
-        assert_eq!((i.abstained, i.faithful, i.exact_match), (Some(0.0), Some(0.0), Some(0.0)));
+        assert_eq!(
+            (r.abstained, r.faithful, r.exact_match),
+            (Some(0.5), Some(1.0), Some(0.5))
+        );
+        assert_eq!(
+            (i.abstained, i.faithful, i.exact_match),
+            (Some(0.0), Some(0.0), Some(0.0))
+        );
 
         // Another run reuses the stored retrieval: same prompts, no model needed.
         let model_gone = dir.path().join("nowhere.gguf");

@@ -192,7 +192,10 @@ mod tests {
             headings,
             ["a.md", "a.md › Top", "a.md › Top › Sub", "a.md › Next"]
         );
-        assert_eq!(chunks[2].text, "a.md › Top › Sub\n\ngamma\n```\n# not a heading\n```");
+        assert_eq!(
+            chunks[2].text,
+            "a.md › Top › Sub\n\ngamma\n```\n# not a heading\n```"
+        );
         assert_eq!(chunks[3].id, "a.md#3");
     }
 
@@ -219,7 +222,9 @@ mod tests {
         for s in 0..=45 {
             let quote = body[s..s + 5].join(" ");
             assert!(
-                chunks.iter().any(|c| collapse_whitespace(&c.text).contains(&quote)),
+                chunks
+                    .iter()
+                    .any(|c| collapse_whitespace(&c.text).contains(&quote)),
                 "{quote}"
             );
         }

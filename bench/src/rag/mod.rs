@@ -104,7 +104,10 @@ impl RagConfig {
         Ok(RagConfig {
             corpus: spec.corpus.iter().map(|p| base.join(p)).collect(),
             embedding_model: base.join(&spec.embedding_model),
-            query_field: spec.query_field.clone().unwrap_or_else(|| "question".into()),
+            query_field: spec
+                .query_field
+                .clone()
+                .unwrap_or_else(|| "question".into()),
             evidence_field: spec
                 .evidence_field
                 .clone()
@@ -198,10 +201,8 @@ pub async fn prepare(scenarios: &mut [Scenario], opts: &PrepareOptions) -> Resul
                     ));
                 }
                 let stored = index::read_retrievals(&from_dir.join("retrieval.jsonl"))?;
-                let by_id: BTreeMap<String, ItemRetrieval> = stored
-                    .into_iter()
-                    .map(|r| (r.item_id.clone(), r))
-                    .collect();
+                let by_id: BTreeMap<String, ItemRetrieval> =
+                    stored.into_iter().map(|r| (r.item_id.clone(), r)).collect();
                 let mut rankings = Vec::new();
                 for item in &scenario.items {
                     let r = by_id.get(&item.id).cloned().ok_or_else(|| {
@@ -436,11 +437,12 @@ impl Encoder {
         // One thread: on a busy machine llama.cpp's threads wait on each other at every op of a
         // small encoder (BENCHMARKS.md, "Embeddings"), and an index is built once per run.
         config.threads = 1;
-        let engine = tokio::task::spawn_blocking(move || {
-            backends::embed::EmbeddingEngine::load(config)
-        })
-        .await
-        .map_err(|e| BenchError::Analysis(format!("embedding model loading thread failed: {e}")))??;
+        let engine =
+            tokio::task::spawn_blocking(move || backends::embed::EmbeddingEngine::load(config))
+                .await
+                .map_err(|e| {
+                    BenchError::Analysis(format!("embedding model loading thread failed: {e}"))
+                })??;
         Ok(Encoder { engine })
     }
 
