@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// `--seed` given to `bench calibrate --per-task` (7 by default for both).
     #[arg(long, value_name = "N", default_value_t = bench::fewshot::split_seed())]
     pub split_seed: u64,
+    /// Reuse the retrieval stored in this earlier run directory (RUN/rag/<scenario>/) for the RAG
+    /// scenarios: the same passages for every item, no embedding model needed; refused when the
+    /// corpus or the chunking changed since.
+    #[arg(long, value_name = "RUN")]
+    pub retrieval_from: Option<PathBuf>,
     /// Don't write the requests' messages into requests.jsonl (private data; overrides the
     /// suite's `record_prompts`).
     #[arg(long)]
@@ -223,6 +228,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
     if let Some(fold) = args.fold {
         suite.keep_fold(fold, args.split_seed, true);
     }
+    suite.retrieval_from = args.retrieval_from.clone();
     let load = &mut suite.file.load;
     if let Some(mode) = &args.mode {
         load.mode = match mode.as_str() {
@@ -315,6 +321,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         "limit": args.limit,
         "few_shot_from_items": args.few_shot_from_items,
         "split_seed": args.split_seed,
+        "retrieval_from": args.retrieval_from,
         "judge": judge_name,
     });
     let progress: Arc<dyn Progress> = if !args.quiet && std::io::stderr().is_terminal() {

@@ -577,7 +577,10 @@ mod tests {
         let train: Vec<(Vec<f32>, String)> = (0..20)
             .map(|i| {
                 let x = if i % 2 == 0 { 1.0 } else { -1.0 };
-                (vec![x, 0.1 * (i as f32 % 3.0)], if x > 0.0 { "a" } else { "b" }.to_string())
+                (
+                    vec![x, 0.1 * (i as f32 % 3.0)],
+                    if x > 0.0 { "a" } else { "b" }.to_string(),
+                )
             })
             .collect();
         let options = HeadOptions {

@@ -244,7 +244,8 @@ pub struct SourceNote {
 }
 
 /// Load the given scenario files (no item limit). A suite file among them stands for its
-/// scenarios; a scenario reached twice (directly and through a suite) is loaded once.
+/// scenarios; a scenario reached twice (directly and through a suite) is loaded once; RAG
+/// scenarios are left out (their prompts exist only once a run has retrieved passages).
 pub fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
     let mut files: Vec<PathBuf> = Vec::new();
     for path in paths {
@@ -266,6 +267,11 @@ pub fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
             continue;
         }
         let scenario = Scenario::load(&file, None)?;
+        // A RAG scenario's requests hold passages retrieved during a run (`bench::rag`); without
+        // them there is no text the gateway would see, so it does not train the classifier.
+        if scenario.rag.is_some() {
+            continue;
+        }
         if let Some(previous) = names.insert(scenario.name.clone(), file.clone()) {
             return Err(BenchError::invalid(
                 &file,

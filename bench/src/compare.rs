@@ -80,6 +80,18 @@ pub struct Row {
     pub cost_per_correct_usd: Option<f64>,
     /// Share of requests a gateway escalated (gateway targets only).
     pub escalated_share: Option<f64>,
+    /// RAG groups: retrieval recall@1, @3 and @5 (the same for every target of a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall_at: Option<[Option<f64>; 3]>,
+    /// RAG groups: SQuAD exact match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_match: Option<f64>,
+    /// RAG groups: share of answers that abstained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abstained: Option<f64>,
+    /// RAG groups: share of non-abstaining answers the passages support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faithful: Option<f64>,
 }
 
 /// Rows of every group of every run (`totals_only`: keep only the per-target `*` rows).
@@ -125,6 +137,13 @@ pub fn rows_of(summary: &Summary, run: &str, totals_only: bool) -> Vec<Row> {
             cost_usd: g.cost.total_usd,
             cost_per_correct_usd: g.cost.per_correct_usd,
             escalated_share: g.routing.as_ref().and_then(|r| r.escalated_share),
+            recall_at: g
+                .rag
+                .as_ref()
+                .map(|r| [r.recall_at_1, r.recall_at_3, r.recall_at_5]),
+            exact_match: g.rag.as_ref().and_then(|r| r.exact_match),
+            abstained: g.rag.as_ref().and_then(|r| r.abstained),
+            faithful: g.rag.as_ref().and_then(|r| r.faithful),
         })
         .collect()
 }
@@ -146,7 +165,43 @@ const HEADERS: [&str; 14] = [
     "$/correct",
 ];
 
-fn cells(r: &Row) -> Vec<String> {
+/// Extra columns shown when some row is a RAG group.
+const RAG_HEADERS: [&str; 4] = ["R@1/3/5 %", "EM %", "abstain %", "faithful %"];
+
+fn headers(rag: bool) -> Vec<&'static str> {
+    let mut h = HEADERS.to_vec();
+    if rag {
+        h.extend(RAG_HEADERS);
+    }
+    h
+}
+
+fn rag_cells(r: &Row) -> Vec<String> {
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.0}", v * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    let recall = r
+        .recall_at
+        .map(|k| k.iter().map(|v| pct(*v)).collect::<Vec<_>>().join("/"))
+        .unwrap_or_else(|| "-".into());
+    vec![
+        recall,
+        pct(r.exact_match),
+        pct(r.abstained),
+        pct(r.faithful),
+    ]
+}
+
+fn cells(r: &Row, rag: bool) -> Vec<String> {
+    let mut c = base_cells(r);
+    if rag {
+        c.extend(rag_cells(r));
+    }
+    c
+}
+
+fn base_cells(r: &Row) -> Vec<String> {
     let pct = |v: Option<f64>| {
         v.map(|v| format!("{:.1}", v * 100.0))
             .unwrap_or_else(|| "-".into())
@@ -174,8 +229,12 @@ fn cells(r: &Row) -> Vec<String> {
     ]
 }
 
-/// Render rows in a format.
+/// Render rows in a format. Table and Markdown gain the RAG columns when some row has them.
 pub fn render(rows: &[Row], format: Format) -> String {
+    let rag = rows
+        .iter()
+        .any(|r| r.recall_at.is_some() || r.abstained.is_some());
+    let headers = headers(rag);
     match format {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
         Format::Csv => {
@@ -202,6 +261,12 @@ pub fn render(rows: &[Row], format: Format) -> String {
                 "cost_usd",
                 "cost_per_correct_usd",
                 "escalated_share",
+                "recall_at_1",
+                "recall_at_3",
+                "recall_at_5",
+                "exact_match",
+                "abstained",
+                "faithful",
             ]);
             let o = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
             for r in rows {
@@ -227,6 +292,12 @@ pub fn render(rows: &[Row], format: Format) -> String {
                     o(r.cost_usd),
                     o(r.cost_per_correct_usd),
                     o(r.escalated_share),
+                    o(r.recall_at.and_then(|k| k[0])),
+                    o(r.recall_at.and_then(|k| k[1])),
+                    o(r.recall_at.and_then(|k| k[2])),
+                    o(r.exact_match),
+                    o(r.abstained),
+                    o(r.faithful),
                 ]);
             }
             w.into_inner()
@@ -235,16 +306,16 @@ pub fn render(rows: &[Row], format: Format) -> String {
                 .unwrap_or_default()
         }
         Format::Markdown => {
-            let mut s = format!("| {} |\n", HEADERS.join(" | "));
-            s.push_str(&format!("|{}\n", "---|".repeat(HEADERS.len())));
+            let mut s = format!("| {} |\n", headers.join(" | "));
+            s.push_str(&format!("|{}\n", "---|".repeat(headers.len())));
             for r in rows {
-                s.push_str(&format!("| {} |\n", cells(r).join(" | ")));
+                s.push_str(&format!("| {} |\n", cells(r, rag).join(" | ")));
             }
             s
         }
         Format::Table => {
-            let body: Vec<Vec<String>> = rows.iter().map(cells).collect();
-            let mut widths: Vec<usize> = HEADERS.iter().map(|h| h.chars().count()).collect();
+            let body: Vec<Vec<String>> = rows.iter().map(|r| cells(r, rag)).collect();
+            let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
             for row in &body {
                 for (w, c) in widths.iter_mut().zip(row) {
                     *w = (*w).max(c.chars().count());
@@ -268,7 +339,7 @@ pub fn render(rows: &[Row], format: Format) -> String {
                     .trim_end()
                     .to_string()
             };
-            let mut s = line(HEADERS.iter().map(|h| h.to_string()).collect());
+            let mut s = line(headers.iter().map(|h| h.to_string()).collect());
             s.push('\n');
             s.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
             s.push('\n');

@@ -94,7 +94,8 @@ pub fn draw(scenarios: &mut [Scenario], seed: u64) -> Result<()> {
 }
 
 fn wants_examples(scenario: &Scenario) -> bool {
-    scenario.few_shot_from_items > 0 && scenario.few_shot.is_empty()
+    // A RAG scenario's examples would carry no retrieved passages.
+    scenario.few_shot_from_items > 0 && scenario.few_shot.is_empty() && scenario.rag.is_none()
 }
 
 /// Up to `k` of `items`: round-robin over their labels (labels and items in seeded order), then

@@ -503,12 +503,21 @@ mod tests {
     #[test]
     fn choices_scenarios_split_into_disjoint_labelled_halves() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-        let scenarios =
-            load_for_heads(&[dir.join("sentiment.yaml"), dir.join("intent.yaml")], None, None, 7)
-                .unwrap();
+        let scenarios = load_for_heads(
+            &[dir.join("sentiment.yaml"), dir.join("intent.yaml")],
+            None,
+            None,
+            7,
+        )
+        .unwrap();
         let load = || {
-            load_for_heads(&[dir.join("sentiment.yaml"), dir.join("intent.yaml")], None, None, 7)
-                .unwrap()
+            load_for_heads(
+                &[dir.join("sentiment.yaml"), dir.join("intent.yaml")],
+                None,
+                None,
+                7,
+            )
+            .unwrap()
         };
         let (cal, eval, skipped) = labelled_halves(scenarios, 7, None).unwrap();
         assert!(skipped.is_empty());

@@ -32,6 +32,8 @@
 //! - [`head_train`]: `triage route train --head embedding` — encoder classifier heads trained
 //!   on the calibration half of `choices` scenarios (and [`head_data`]'s labelled shared
 //!   datasets), measured on the evaluation half and the datasets' held-out parts;
+//! - [`rag`]: retrieval-augmented QA scenarios — the corpus chunked and embedded once per run,
+//!   the same passages given to every target, recall@k, faithfulness and abstentions;
 //! - [`replay`]: a backend answering from recorded responses, and RouteLLM's recorded
 //!   Mixtral-vs-GPT-4 benchmark for evaluating routers offline.
 //!
@@ -63,6 +65,7 @@ pub mod hw;
 mod load_spec;
 pub mod probe;
 pub mod progress;
+pub mod rag;
 pub mod record;
 pub mod replay;
 mod request;

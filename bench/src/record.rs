@@ -97,6 +97,9 @@ pub struct RequestRecord {
     pub passed: bool,
     /// Every latency SLO of the scenario was met.
     pub slo_met: bool,
+    /// The passages a RAG scenario's prompt was given and where the gold passage ranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<crate::rag::RecordRetrieval>,
     /// Why the request failed; `None` for a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordError>,

@@ -66,6 +66,7 @@ impl RequestContext {
             item_id: item.id.clone(),
             seq: planned.seq,
             expected: item.expected.clone(),
+            retrieval: scenario.retrievals.get(&item.id).cloned(),
             ..RequestRecord::default()
         };
         let sent = Instant::now();

@@ -77,6 +77,10 @@ pub struct GroupSummary {
     /// What a gateway target reported about its routing; absent for plain backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<RoutingSummary>,
+    /// Retrieval recall@k, exact match, abstentions and faithfulness of the group's RAG
+    /// requests; absent when none retrieved passages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rag: Option<crate::rag::summary::RagSummary>,
 }
 
 /// Latency percentiles of a group, in ms (each absent when nothing was measured).
@@ -353,6 +357,7 @@ fn summarize_group(
             || !routing.routes.is_empty()
             || routing.escalated_share.is_some())
         .then_some(routing),
+        rag: crate::rag::summary::summarize(records),
     };
     (group, h)
 }

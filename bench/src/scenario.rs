@@ -82,6 +82,10 @@ pub struct ScenarioFile {
     /// Latency objectives for goodput; none checked when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// Retrieval-augmented QA: retrieve passages of a corpus for every item before any target
+    /// runs and render them as `{{passages}}` (see `bench::rag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rag: Option<crate::rag::RagSpec>,
 }
 
 /// Latency objectives a request must meet to count towards goodput. Unset ones are not checked.
@@ -177,6 +181,10 @@ pub struct Scenario {
     pub slo: Slo,
     /// The items to send, after examples were drawn and limits applied.
     pub items: Vec<ScenarioItem>,
+    /// The `rag:` section, validated; `None` for scenarios that retrieve nothing.
+    pub rag: Option<crate::rag::RagConfig>,
+    /// Per item id, the passages [`crate::rag::prepare`] gave it (empty until then).
+    pub retrievals: crate::rag::Retrievals,
 }
 
 impl Scenario {
@@ -259,6 +267,19 @@ impl Scenario {
                 "give either `few_shot` or `few_shot_from_items`, not both".into(),
             ));
         }
+        let rag = raw
+            .rag
+            .as_ref()
+            .map(|spec| crate::rag::RagConfig::new(spec, path))
+            .transpose()
+            .map_err(invalid)?;
+        if rag.is_some()
+            && (!raw.few_shot.is_empty() || raw.few_shot_from_items.is_some_and(|k| k > 0))
+        {
+            return Err(invalid(
+                "a `rag` scenario takes no few-shot examples: their passages would not be retrieved".into(),
+            ));
+        }
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let rows = dataset::load_every_row(&raw.dataset, base_dir, path)?;
         let mut few_shot = Vec::new();
@@ -280,9 +301,28 @@ impl Scenario {
         }
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
+            // A RAG item's passages arrive after retrieval; templates are checked with a
+            // stand-in, and a dataset may not hold a field of that name itself.
+            let mut checked = row.fields.clone();
+            if rag.is_some() {
+                if checked.contains_key(crate::rag::PASSAGES_FIELD) {
+                    return Err(BenchError::Dataset {
+                        path: row.source.clone(),
+                        row: row.row,
+                        message: format!(
+                            "field `{}` is filled by retrieval in a `rag` scenario; rename it",
+                            crate::rag::PASSAGES_FIELD
+                        ),
+                    });
+                }
+                checked.insert(
+                    crate::rag::PASSAGES_FIELD.into(),
+                    Value::String(String::new()),
+                );
+            }
             // Render once now so a missing field is reported at load time, with the row.
             let check = |t: &Template| {
-                t.render(&row.fields).map_err(|e| BenchError::Dataset {
+                t.render(&checked).map_err(|e| BenchError::Dataset {
                     path: row.source.clone(),
                     row: row.row,
                     message: e.to_string(),
@@ -333,6 +373,8 @@ impl Scenario {
             },
             slo: raw.slo.unwrap_or_default(),
             items,
+            rag,
+            retrievals: crate::rag::Retrievals::new(),
         })
     }
 
@@ -340,6 +382,16 @@ impl Scenario {
     /// `task` and `scenario` go into `metadata` so a router in the path can use them.
     pub fn request(&self, item: &ScenarioItem) -> Result<backends::ChatRequest> {
         use backends::{ChatMessage, ChatRequest, Role};
+        if self.rag.is_some() && !item.fields.contains_key(crate::rag::PASSAGES_FIELD) {
+            return Err(BenchError::invalid(
+                &self.path,
+                format!(
+                    "item `{}` has no retrieved passages: a `rag` scenario runs after \
+                     `bench::rag::prepare`",
+                    item.id
+                ),
+            ));
+        }
         let mut messages = Vec::new();
         if let Some(system) = &self.system {
             messages.push(ChatMessage::new(Role::System, system.render(&item.fields)?));

@@ -28,7 +28,8 @@ pub struct SuiteRun {
 }
 
 /// Run a loaded suite against each target in turn (one at a time, so targets don't compete for
-/// the machine), close every target, then write the run directory `out`. `config` is recorded in the metadata as
+/// the machine), close every target, then write the run directory `out`. RAG scenarios get their
+/// passages first, once for every target ([`crate::rag::prepare`], stored in `out/rag/`). `config` is recorded in the metadata as
 /// given (the command line passes the suite, load and target specs).
 pub async fn run_suite(
     suite: Suite,
@@ -45,6 +46,15 @@ pub async fn run_suite(
         ));
     }
     let started_at = now_rfc3339();
+    let mut suite = suite;
+    crate::rag::prepare(
+        &mut suite.scenarios,
+        &crate::rag::PrepareOptions {
+            out: out.to_path_buf(),
+            reuse_from: suite.retrieval_from.clone(),
+        },
+    )
+    .await?;
     let scenarios = Arc::new(suite.scenarios);
     let mut runs = Vec::new();
     for target in &targets {

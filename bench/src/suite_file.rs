@@ -148,6 +148,9 @@ pub struct Suite {
     pub scenarios: Vec<Scenario>,
     /// The half of each task's items kept (`--half`), when only one is run.
     pub half: Option<crate::half::Half>,
+    /// A previous run directory whose stored retrieval the RAG scenarios reuse
+    /// (`--retrieval-from`); without it, [`crate::suite::run_suite`] builds the index anew.
+    pub retrieval_from: Option<PathBuf>,
 }
 
 impl Suite {
@@ -241,6 +244,7 @@ impl Suite {
             file,
             scenarios,
             half: None,
+            retrieval_from: None,
         })
     }
 }

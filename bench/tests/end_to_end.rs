@@ -95,7 +95,7 @@ fn every_shipped_scenario_loads_validates_against_its_schema_and_has_50_items() 
         );
         count += 1;
     }
-    assert_eq!(count, 9, "nine shipped scenarios");
+    assert_eq!(count, 10, "ten shipped scenarios");
 }
 
 #[test]
@@ -340,11 +340,19 @@ async fn every_item_of_every_shipped_scenario_passes_its_own_scorers_with_the_go
         let s = scenario::Scenario::load(&path, None).unwrap();
         for item in &s.items {
             let gold = item.expected.clone().unwrap_or_default();
-            let prompt = s.prompt.render(&item.fields).unwrap();
+            // A RAG item's gold answer must be supported by its gold evidence alone.
+            let mut fields = item.fields.clone();
+            if s.rag.is_some() {
+                fields.insert(
+                    bench::rag::PASSAGES_FIELD.into(),
+                    fields["evidence"].clone(),
+                );
+            }
+            let prompt = s.prompt.render(&fields).unwrap();
             let input = bench::score::ScoreInput {
                 output: &gold,
                 expected: Some(&gold),
-                item: &item.fields,
+                item: &fields,
                 prompt: &prompt,
             };
             for scorer in &s.scorers {

@@ -123,6 +123,7 @@ fn record(
         quality,
         passed: error.is_none() && r.passed,
         slo_met: r.e2e < 1000.0,
+        retrieval: None,
         error: error.map(|(code, message)| RecordError {
             code: code.into(),
             message: message.into(),

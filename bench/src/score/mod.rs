@@ -7,8 +7,11 @@
 //! - [`overlap`]: token F1, ROUGE-L, chrF;
 //! - [`json`](mod@json): JSON validity, schema validity, field-by-field match;
 //! - [`pii`]: PII leak (none of the item's PII values may appear in the output);
-//! - [`judge`]: LLM-as-judge, MT-Bench style single-answer grading on 1–10.
+//! - [`judge`]: LLM-as-judge, MT-Bench style single-answer grading on 1–10;
+//! - [`faithful`]: faithfulness of a retrieval-augmented answer to its passages, abstentions
+//!   told apart.
 
+pub mod faithful;
 pub mod json;
 pub mod judge;
 pub mod numeric;
@@ -104,6 +107,18 @@ pub enum ScorerSpec {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         detector: bool,
     },
+    /// The answer is supported by the passages in the item's `field` (default `passages`, the
+    /// field RAG scenarios fill): score = share of the answer's content tokens found there; an
+    /// abstention ("not in the context", …) scores 1 and is reported as an abstention
+    /// (see `bench::score::faithful`).
+    Faithfulness {
+        /// The item field holding the passages (default `passages`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        /// Pass when the support is at least this (default 0.75).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pass_at: Option<f64>,
+    },
     /// A judge model grades the answer 1–10 against a rubric; score = (rating − 1) / 9.
     Judge {
         /// Target that judges (default: the suite's `judge`).
@@ -171,6 +186,13 @@ pub enum Scorer {
         field: String,
         /// Triage's PII detector, when `detector: true`.
         detector: Option<Box<router::pii::PiiDetector>>,
+    },
+    /// See [`ScorerSpec::Faithfulness`].
+    Faithfulness {
+        /// The item field holding the passages.
+        field: String,
+        /// Pass threshold on the support, in [0, 1].
+        pass_at: f64,
     },
     /// See [`ScorerSpec::Judge`].
     Judge(judge::JudgeScorer),
@@ -265,6 +287,12 @@ impl Scorer {
                     detector: detector.then(|| Box::new(router::pii::PiiDetector::new())),
                 }
             }
+            ScorerSpec::Faithfulness { field, pass_at: p } => Scorer::Faithfulness {
+                field: field
+                    .clone()
+                    .unwrap_or_else(|| crate::rag::PASSAGES_FIELD.to_string()),
+                pass_at: pass_at(*p, 0.75)?,
+            },
             ScorerSpec::Judge {
                 judge: target,
                 rubric,
@@ -292,6 +320,7 @@ impl Scorer {
             Scorer::JsonValid(_) => "json_valid",
             Scorer::JsonMatch { .. } => "json_match",
             Scorer::PiiLeak { .. } => "pii_leak",
+            Scorer::Faithfulness { .. } => faithful::KIND,
             Scorer::Judge(_) => "judge",
         }
     }
@@ -300,7 +329,11 @@ impl Scorer {
     pub fn needs_expected(&self) -> bool {
         !matches!(
             self,
-            Scorer::Regex(_) | Scorer::JsonValid(_) | Scorer::PiiLeak { .. } | Scorer::Judge(_)
+            Scorer::Regex(_)
+                | Scorer::JsonValid(_)
+                | Scorer::PiiLeak { .. }
+                | Scorer::Faithfulness { .. }
+                | Scorer::Judge(_)
         )
     }
 
@@ -424,6 +457,19 @@ impl Scorer {
                     json!({ "leaked": leaked, "detected": detected }),
                 )
             }
+            Scorer::Faithfulness { field, pass_at } => match input.item.get(field) {
+                Some(Value::String(passages)) => {
+                    let v = faithful::judge(output, passages);
+                    let score = v.support.unwrap_or(1.0);
+                    let ok = v.abstained || score >= *pass_at;
+                    (score, ok, serde_json::to_value(&v).unwrap_or(Value::Null))
+                }
+                _ => (
+                    0.0,
+                    false,
+                    json!({ "error": format!("the item has no `{field}` text to check the answer against") }),
+                ),
+            },
             Scorer::Judge(j) => return j.score(input, judge).await,
         };
         ScoreResult {
