@@ -40,8 +40,10 @@ fn answer(r: &RequestRecord) -> Answer {
 
 /// Join the records of the small targets and the LLM by (scenario, item), grouped by task.
 /// Items answered more than once use their first record. A task's small targets are those
-/// with at least one record in it; an item missing the LLM's answer or one of those targets'
-/// is skipped and counted (so every policy of a task is judged on the same items).
+/// that answered at least one of its items without an error (an encoder classifier fails every
+/// item of a task without `choices`: it is no candidate there); an item missing the LLM's
+/// answer or one of those targets' is skipped and counted (so every policy of a task is judged
+/// on the same items).
 pub fn pair_by_task(
     records: &[RequestRecord],
     small: &[String],
@@ -75,7 +77,10 @@ pub fn pair_by_task(
             continue;
         };
         let task = task_of(r);
-        present.entry(task.clone()).or_default().insert(target);
+        let seen = present.entry(task.clone()).or_default();
+        if r.error.is_none() || target == llm {
+            seen.insert(target);
+        }
         by_key
             .entry((task, r.scenario.clone(), r.item_id.clone()))
             .or_default()
@@ -85,7 +90,10 @@ pub fn pair_by_task(
     let mut tasks: BTreeMap<String, Vec<TaskItem>> = BTreeMap::new();
     let mut skipped = 0;
     for ((task, scenario, item_id), answers) in by_key {
-        let wanted = &present[&task];
+        let Some(wanted) = present.get(&task) else {
+            skipped += 1;
+            continue;
+        };
         let (Some(l), true) = (
             answers.get(llm),
             wanted.iter().all(|t| answers.contains_key(t)),
@@ -95,6 +103,7 @@ pub fn pair_by_task(
         };
         let small_answers: BTreeMap<String, Answer> = small
             .iter()
+            .filter(|t| wanted.contains(t.as_str()))
             .filter_map(|t| answers.get(t.as_str()).map(|r| (t.clone(), answer(r))))
             .collect();
         if small_answers.is_empty() {

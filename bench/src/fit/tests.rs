@@ -183,7 +183,14 @@ fn several_first_steps_each_task_to_its_own_target() {
             if i % 2 == 0 { 1.0 } else { 0.0 },
             None,
         ));
-        // "prose": no encoder answer at all, the SLM always right.
+        // "prose": the encoder fails every item (no head for it), the SLM always right.
+        records.push(RequestRecord {
+            error: Some(crate::record::RecordError {
+                code: "unsupported_request".into(),
+                message: "no head for task prose".into(),
+            }),
+            ..record("enc", "prose", i, 0.0, None)
+        });
         records.push(record("slm", "prose", i, 1.0, Some(0.9)));
         records.push(record("llm", "prose", i, 1.0, None));
         // "hard": the encoder is right only when its margin is high; the LLM always.
