@@ -29,6 +29,7 @@ pub mod pii;
 pub mod policy;
 pub mod pricing;
 pub mod reserve;
+pub mod stages;
 pub mod store;
 pub mod task_name;
 pub mod telemetry;

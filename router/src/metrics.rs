@@ -27,6 +27,7 @@ use prometheus_client::registry::Registry;
 use backends::EngineTime;
 
 use crate::events::RequestSummary;
+use crate::stages::{StageHistograms, Stages};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -121,6 +122,7 @@ pub struct Metrics {
     ledger_written: Counter,
     ledger_failures: Counter,
     ledger_dropped: Counter,
+    stages: StageHistograms,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -305,7 +307,9 @@ impl Metrics {
             "Ledger rows dropped because the buffer was full while the database was unreachable",
             ledger_dropped.clone(),
         );
+        let stages = StageHistograms::register(&mut registry);
         Self {
+            stages,
             registry,
             config_reloads,
             store_up,
@@ -354,6 +358,11 @@ impl Metrics {
         self.auth_rejections
             .get_or_create(&EndpointLabels { endpoint })
             .inc();
+    }
+
+    /// One request's time per stage inside the gateway (`triage_stage_seconds`).
+    pub fn observe_stages(&self, stages: &Stages) {
+        self.stages.observe(stages);
     }
 
     /// Count one finished request. `token_gaps` are the seconds between consecutive tokens.

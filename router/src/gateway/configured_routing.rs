@@ -1,12 +1,11 @@
 //! The routing core configured by `triage.yaml` ([`PolicyCore`]): its policy, classifier, PII detector and prices, and a
 //! [`Store`] for budgets and the ledger.
 //!
-//! Ledger rows are written by one background thread fed through a channel, so a request never
-//! waits for SQLite; budgets are admitted against an in-memory reservation ledger
+//! Ledger rows are written by one background thread ([`LedgerWriter`]) that collects them in
+//! batches, so a request never waits for SQLite nor wakes its writer; budgets are admitted against an in-memory reservation ledger
 //! (`admission.rs`, [`crate::reserve`]) seeded from the SQLite spend counters once per window. [`PolicyCore::flush`] waits until every row sent so far is written
 //! (tests, shutdown).
 
-use std::sync::mpsc;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -21,43 +20,13 @@ use crate::ledger::{now_unix_ms, LedgerRow};
 use crate::policy::{decide, decide_pinned, RuleAction, StateSnapshot};
 use crate::pricing::{CostBreakdown, Usage};
 use crate::reserve::{HoldSlot, LocalLedger, RedisLedger, ReservationLedger};
-use crate::store::Store;
-
-enum Msg {
-    Row(Box<LedgerRow>),
-    Flush(mpsc::Sender<()>),
-}
-
-/// Logs ledger write errors at most once a second (a database that is down for a while fails
-/// every row the same way), with how many were not shown.
-#[derive(Default)]
-struct ErrorLog {
-    last: Option<std::time::Instant>,
-    suppressed: u64,
-}
-
-impl ErrorLog {
-    fn log(&mut self, e: &crate::store::StoreError) {
-        let now = std::time::Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
-        {
-            self.suppressed += 1;
-            return;
-        }
-        tracing::error!(error = %e, similar_errors_not_shown = self.suppressed,
-            "could not append a ledger row");
-        self.last = Some(now);
-        self.suppressed = 0;
-    }
-}
+use crate::store::{LedgerWriter, Store};
 
 /// Policy, pricing, budgets and ledger from one configuration.
 pub struct PolicyCore {
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    writer: mpsc::Sender<Msg>,
+    writer: LedgerWriter,
     policy_models: Vec<RouteInfo>,
     /// Whether a rule has a `prompt_tokens` condition (then prompts are tokenized locally).
     token_rules: bool,
@@ -76,30 +45,7 @@ impl std::fmt::Debug for PolicyCore {
 impl PolicyCore {
     /// Start the ledger writer thread and build the core.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Self {
-        let (tx, rx) = mpsc::channel::<Msg>();
-        let writer_store = store.clone();
-        std::thread::Builder::new()
-            .name("triage-ledger".into())
-            .spawn(move || {
-                let mut errors = ErrorLog::default();
-                for msg in rx {
-                    match msg {
-                        Msg::Row(row) => {
-                            if let Err(e) = writer_store.record(&row) {
-                                errors.log(&e);
-                            }
-                        }
-                        Msg::Flush(done) => {
-                            if let Err(e) = writer_store.flush() {
-                                tracing::error!(error = %e, "could not write out the ledger");
-                            }
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            })
-            .map_err(|e| tracing::error!(error = %e, "could not start the ledger writer"))
-            .ok();
+        let tx = LedgerWriter::start(store.clone());
         let reservations = ledger_for(&config);
         Self::with_parts(config, store, tx, reservations)
     }
@@ -119,7 +65,7 @@ impl PolicyCore {
     fn with_parts(
         config: Arc<Config>,
         store: Arc<dyn Store>,
-        writer: mpsc::Sender<Msg>,
+        writer: LedgerWriter,
         reservations: Arc<dyn ReservationLedger>,
     ) -> Self {
         let mut policy_models = vec![RouteInfo {
@@ -172,10 +118,7 @@ impl PolicyCore {
     /// Block until every ledger row recorded so far is written (and, for a buffered store such
     /// as Postgres, committed).
     pub fn flush(&self) {
-        let (tx, rx) = mpsc::channel();
-        if self.writer.send(Msg::Flush(tx)).is_ok() {
-            let _ = rx.recv();
-        }
+        self.writer.flush();
     }
 }
 
@@ -326,10 +269,7 @@ impl RoutingCore for PolicyCore {
     }
 
     fn record(&self, summary: &RequestSummary) {
-        let row = Box::new(ledger_row(summary));
-        if self.writer.send(Msg::Row(row)).is_err() {
-            tracing::error!(id = %summary.id, "ledger writer is gone; row lost");
-        }
+        self.writer.record(ledger_row(summary));
     }
 }
 

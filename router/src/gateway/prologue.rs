@@ -52,23 +52,43 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
     what: &str,
     hint: fn(&str) -> &'static str,
 ) -> Result<T, ApiError> {
+    // The well-formed body, the common case, is parsed without tracking paths (measurably
+    // cheaper: `triage_stage_seconds{stage="parse"}`); only a body that fails is parsed again
+    // to name the field that is wrong.
+    match serde_json::from_slice(bytes) {
+        Ok(request) => Ok(request),
+        Err(plain) => Err(explain_json::<T>(bytes, what, hint, plain)),
+    }
+}
+
+/// The error for a body `serde_json` refused (`plain`), naming the field when a path-tracking
+/// parse finds one.
+fn explain_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    hint: fn(&str) -> &'static str,
+    plain: serde_json::Error,
+) -> ApiError {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let request: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" at `{path}`")
-        };
-        ApiError::bad_request(
-            format!("Invalid {what} request body{at}: {inner}{}", hint(&path)),
-            (path != ".").then_some(path),
-        )
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("Invalid {what} request body: {e}"), None))?;
-    Ok(request)
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!(" at `{path}`")
+            };
+            ApiError::bad_request(
+                format!("Invalid {what} request body{at}: {inner}{}", hint(&path)),
+                (path != ".").then_some(path),
+            )
+        }
+        Ok(_) => match de.end() {
+            Err(e) => ApiError::bad_request(format!("Invalid {what} request body: {e}"), None),
+            Ok(()) => ApiError::bad_request(format!("Invalid {what} request body: {plain}"), None),
+        },
+    }
 }
 
 /// No hint for any path.

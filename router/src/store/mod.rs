@@ -12,12 +12,14 @@
 mod location;
 mod postgres;
 mod sqlite;
+mod writer;
 
 use std::sync::Arc;
 
 pub use location::{LedgerLocation, PostgresUrl};
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
+pub use writer::LedgerWriter;
 
 use crate::ledger::{LedgerRow, LedgerSummary};
 use crate::policy::Spend;
@@ -86,6 +88,17 @@ pub trait Store: Send + Sync {
     /// Append a finished request and add its cost to the day/month spend counters (global and
     /// the row's key). A buffered store only queues the row here (see [`Store::flush`]).
     fn record(&self, row: &LedgerRow) -> Result<(), StoreError>;
+    /// [`Store::record`] for several rows at once (the [`LedgerWriter`] hands over what
+    /// queued since it last woke); a store that can should write them in one transaction.
+    fn record_batch(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
+        let mut first_error = None;
+        for row in rows {
+            if let Err(e) = self.record(row) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
     /// Spend in the UTC day and month containing `at_unix_ms`: global and for `tenant`.
     fn spend(&self, tenant: Option<&str>, at_unix_ms: i64) -> Result<Spend, StoreError>;
     /// The most recent rows, newest first (`limit` rows at most).

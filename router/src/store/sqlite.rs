@@ -137,41 +137,15 @@ fn group_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupTotals> {
 
 impl Store for SqliteStore {
     fn record(&self, row: &LedgerRow) -> Result<(), StoreError> {
-        let (day, month) = budget_periods(row.time_unix_ms);
+        self.record_batch(std::slice::from_ref(row))
+    }
+
+    /// One transaction for the whole batch: a row and its spend go in together or not at all.
+    fn record_batch(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO ledger (time_ms, key, task, route, backends, answered_by, escalated,
-                    tokens_in, tokens_out, cost_usd, saved_usd, ttft_ms, e2e_ms, status, error_code)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
-                    row.time_unix_ms,
-                    row.key,
-                    row.task,
-                    row.route,
-                    row.backends.join(","),
-                    row.answered_by(),
-                    row.escalated,
-                    row.tokens_in as i64,
-                    row.tokens_out as i64,
-                    row.cost_usd,
-                    row.saved_usd,
-                    row.ttft_ms,
-                    row.e2e_ms,
-                    row.status,
-                    row.error_code,
-                ],
-            )?;
-            if row.cost_usd != 0.0 {
-                for period in [&day, &month] {
-                    for scope in ["*", row.key.as_str()] {
-                        tx.execute(
-                            "INSERT INTO spend (period, scope, usd) VALUES (?1, ?2, ?3)
-                             ON CONFLICT(period, scope) DO UPDATE SET usd = usd + excluded.usd",
-                            params![period, scope, row.cost_usd],
-                        )?;
-                    }
-                }
+            for row in rows {
+                insert(&tx, row)?;
             }
             tx.commit()
         })
@@ -260,4 +234,43 @@ impl Store for SqliteStore {
             by_task: self.group("task")?,
         })
     }
+}
+
+/// Append `row` and add its cost to the day/month spend counters, inside `tx`.
+fn insert(tx: &rusqlite::Transaction<'_>, row: &LedgerRow) -> rusqlite::Result<()> {
+    let (day, month) = budget_periods(row.time_unix_ms);
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO ledger (time_ms, key, task, route, backends, answered_by, escalated,
+            tokens_in, tokens_out, cost_usd, saved_usd, ttft_ms, e2e_ms, status, error_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    insert.execute(params![
+        row.time_unix_ms,
+        row.key,
+        row.task,
+        row.route,
+        row.backends.join(","),
+        row.answered_by(),
+        row.escalated,
+        row.tokens_in as i64,
+        row.tokens_out as i64,
+        row.cost_usd,
+        row.saved_usd,
+        row.ttft_ms,
+        row.e2e_ms,
+        row.status,
+        row.error_code,
+    ])?;
+    if row.cost_usd != 0.0 {
+        let mut add = tx.prepare_cached(
+            "INSERT INTO spend (period, scope, usd) VALUES (?1, ?2, ?3)
+             ON CONFLICT(period, scope) DO UPDATE SET usd = usd + excluded.usd",
+        )?;
+        for period in [&day, &month] {
+            for scope in ["*", row.key.as_str()] {
+                add.execute(params![period, scope, row.cost_usd])?;
+            }
+        }
+    }
+    Ok(())
 }

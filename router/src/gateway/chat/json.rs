@@ -79,6 +79,7 @@ impl Delivery for Whole {
         )
             .into_response();
         t.headers(out.headers_mut(), Some(cost.cost_usd));
+        t.server_timing(out.headers_mut());
         out
     }
 }

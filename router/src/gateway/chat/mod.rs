@@ -54,6 +54,7 @@ use super::routing::{AdmitInput, RouteInput, Routed, TokenCounter};
 use super::transport::{body_timed_out, Arrival};
 use super::AppState;
 use crate::headers::TASK as HEADER_TASK;
+use crate::stages::Stage;
 use exec::Delivery;
 use tracker::Tracker;
 
@@ -90,20 +91,21 @@ pub(crate) async fn serve_chat<S: Delivery, W: Delivery>(
     parse: fn(&[u8]) -> Result<ChatRequest, ApiError>,
 ) -> Response {
     let Started { mut t, deadline } = started;
-    let prepared = read_body(&state, headers, body)
-        .and_then(|bytes| parse(&bytes))
-        .and_then(|request| {
-            let routed = plan(&state, headers, &request, &mut t)?;
-            Ok((request, routed))
-        });
-    let (request, decided) = match prepared {
-        Ok(x) => x,
+    let request = match read_body(&state, headers, body).and_then(|bytes| parse(&bytes)) {
+        Ok(request) => request,
         Err(e) => return t.fail(e),
     };
+    t.stages.mark(Stage::parse);
+    let decided = match plan(&state, headers, &request, &mut t) {
+        Ok(routed) => routed,
+        Err(e) => return t.fail(e),
+    };
+    t.stages.mark(Stage::decide);
     let routed = match admit(&state, &mut t, &request, decided).await {
         Ok(routed) => routed,
         Err(e) => return t.fail(e),
     };
+    t.stages.mark(Stage::admit);
     if request.is_stream() {
         answer::<S>(state, t, routed, request, deadline).await
     } else {

@@ -31,6 +31,7 @@ use crate::headers::{
 use crate::policy::Locality;
 use crate::pricing::{self, CostBreakdown};
 use crate::reserve::Hold;
+use crate::stages::{Stage, Stages};
 
 /// Follows one request to its single summary.
 pub(crate) struct Tracker {
@@ -56,6 +57,11 @@ pub(crate) struct Tracker {
     streamed: u32,
     /// The prompt's tokens as routing counted them: billed when usage never arrived.
     prompt_tokens: u32,
+    /// Where the request's time went, stage by stage (`triage_stage_seconds`, `Server-Timing`).
+    pub(crate) stages: Stages,
+    /// Whether the answer is streamed (its time after the first byte is the stream's, not a
+    /// stage of the gateway's).
+    streaming: bool,
 }
 
 impl Tracker {
@@ -66,14 +72,20 @@ impl Tracker {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
+        let arrived = arrival.at.into_std();
+        let mut stages = Stages::starting(arrived);
+        // The handler starts once the body has been read whole.
+        stages.mark(Stage::body_read);
         Self {
+            stages,
+            streaming: false,
             state,
             s: RequestSummary {
                 id: backends::new_completion_id(),
                 unix_ms,
                 ..RequestSummary::default()
             },
-            arrived: arrival.at.into_std(),
+            arrived,
             last_token: None,
             gaps: Vec::new(),
             usage: None,
@@ -117,6 +129,10 @@ impl Tracker {
     /// A content token born at `at` reached (or is about to reach) the client.
     pub(crate) fn token(&mut self, at: Instant) {
         let at = at.max(self.arrived);
+        if !self.streaming {
+            self.streaming = true;
+            self.stages.mark_at(Stage::upstream_first_byte, at);
+        }
         self.streamed = self.streamed.saturating_add(1);
         if self.s.ttft_ms.is_none() {
             self.s.ttft_ms = Some((at - self.arrived).as_secs_f64() * 1e3);
@@ -133,6 +149,9 @@ impl Tracker {
         self.s.backend = Some(backend.to_string());
         self.usage = response.usage.clone();
         self.add_busy(response.timings.engine_busy_secs);
+        let timings = &response.timings;
+        self.stages
+            .upstream(timings.started, timings.first_byte, timings.finished);
         if let Some(first) = response.timings.first_token {
             let first = first.max(self.arrived);
             self.s.ttft_ms = Some((first - self.arrived).as_secs_f64() * 1e3);
@@ -189,6 +208,10 @@ impl Tracker {
             };
         }
         self.done = true;
+        let recording = Instant::now();
+        if !self.streaming {
+            self.stages.mark_at(Stage::respond, recording);
+        }
         self.s.status = status;
         self.s.error = error;
         self.s.e2e_ms = self.arrived.elapsed().as_secs_f64() * 1e3;
@@ -262,6 +285,8 @@ impl Tracker {
         inner.metrics.observe(&self.s, &self.gaps);
         inner.core.record(&self.s);
         inner.events.publish(Arc::new(self.s.clone()));
+        self.stages.mark(Stage::record);
+        inner.metrics.observe_stages(&self.stages);
         cost
     }
 
@@ -270,7 +295,15 @@ impl Tracker {
         self.finish(err.status.as_u16(), Some(err.ledger_code()));
         let mut out = err.into_response();
         self.headers(out.headers_mut(), None);
+        self.server_timing(out.headers_mut());
         out
+    }
+
+    /// The `Server-Timing` header: the stages passed so far, in milliseconds.
+    pub(crate) fn server_timing(&self, headers: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(&self.stages.server_timing()) {
+            headers.insert(HeaderName::from_static("server-timing"), v);
+        }
     }
 
     /// The `x-triage-*` headers known now.
