@@ -107,7 +107,7 @@ fn main() -> Result<(), String> {
         .len();
     let classifier = Classifier {
         rules: Vec::new(),
-        model: Some(model),
+        model: Some(router::classifier::LearnedModel::Ngram(model)),
         threshold: 0.5,
         missing_model: None,
     };

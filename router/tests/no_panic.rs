@@ -148,7 +148,7 @@ fn classifier() -> &'static Classifier {
         ];
         Classifier {
             rules,
-            model: Some(model),
+            model: Some(router::classifier::LearnedModel::Ngram(model)),
             threshold: 0.5,
             missing_model: None,
         }
