@@ -134,7 +134,7 @@ fn main() -> Result<(), String> {
     }
     let classify_time = started.elapsed();
     let started = Instant::now();
-    if let Some(model) = &classifier.model {
+    if let Some(router::classifier::LearnedModel::Ngram(model)) = &classifier.model {
         for e in &test_set {
             std::hint::black_box(model.probabilities(&e.text));
         }

@@ -312,6 +312,9 @@ pub(super) fn build_backends(
             }
         }
     }
+    if let Some(model) = config.classifier.embedding() {
+        attach_task_encoder(config, &model.encoder, &mut backends, &mut loads);
+    }
     // Nothing left to serve: stop with the first reason.
     if down.len() == config.backends.len() {
         if let Some(first) = down.into_iter().next() {
@@ -319,6 +322,49 @@ pub(super) fn build_backends(
         }
     }
     Ok((backends, loads))
+}
+
+/// The encoder of a `kind: embedding` task classifier: a configured embedding or classifier
+/// backend's slot when it runs the same GGUF (one model in memory), else a slot of its own,
+/// loaded with the other local engines (one encoder thread).
+fn attach_task_encoder(
+    config: &Config,
+    encoder: &std::path::Path,
+    backends: &mut Backends,
+    loads: &mut Vec<LocalLoadJob>,
+) {
+    let same = |p: &std::path::Path| {
+        p == encoder
+            || matches!((p.canonicalize(), encoder.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    };
+    let shared = config.backends.iter().find_map(|(name, spec)| match spec {
+        BackendSpec::Embedding(e) if same(&e.model_path) => Some(name),
+        BackendSpec::Classifier(c) if same(&c.encoder.model_path) => Some(name),
+        _ => None,
+    });
+    if let Some(slot) = shared.and_then(|name| backends.get(name)).cloned() {
+        tracing::info!(backend = %slot.name, "the task classifier shares this backend's encoder");
+        backends.set_task_encoder(slot);
+        return;
+    }
+    if !cfg!(feature = "llama") {
+        tracing::warn!(
+            "built without the `llama` feature: the embedding task classifier has no encoder \
+             and leaves tasks to the classifier rules"
+        );
+        return;
+    }
+    let slot = Arc::new(BackendSlot::pending(
+        "task-classifier encoder",
+        Locality::Local,
+    ));
+    let mut engine = backends::EmbeddingEngineConfig::new(encoder);
+    engine.threads = 1;
+    loads.push(LocalLoadJob {
+        slot: slot.clone(),
+        spec: LocalSpec::Embedding(engine),
+    });
+    backends.set_task_encoder(slot);
 }
 
 /// Whether a gateway may listen on `addr`: a loopback address always; any other (`0.0.0.0`, a
