@@ -286,6 +286,14 @@ impl RoutingCore for PolicyCore {
             hold: HoldSlot::default(),
             decision,
             task: gathered.facts.task,
+            classifier: match &gathered.task_source {
+                TaskSource::Classifier(c) => Some(format!(
+                    "{} p={:.2}",
+                    c.decided_by.as_str(),
+                    c.confidence
+                )),
+                _ => None,
+            },
             task_source: match gathered.task_source {
                 TaskSource::Header => "header",
                 TaskSource::Metadata => "metadata",

@@ -72,6 +72,9 @@ pub struct Routed {
     pub task: String,
     /// `header`, `metadata` or `classifier`.
     pub task_source: String,
+    /// When the classifier decided: which part and its probability (`embedding p=0.91`), for
+    /// the `x-triage-classifier` header.
+    pub classifier: Option<String>,
     /// The prompt's tokens as routing counted them (exact where the local tokenizer counted,
     /// else estimated): billed when an answer ends without the provider's usage.
     pub prompt_tokens: u32,
