@@ -72,8 +72,9 @@ fn head_over_fake_encoder(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn yaml(encoder: &Path, head: &Path, routes: &str) -> String {
     format!(
-        "backends:\n  a: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: a }}\n  \
-         b: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: b }}\n\
+        "backends:\n  a: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: gpt-4o-mini }}\n  \
+         b: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: gpt-4o-mini }}\n\
+         reference_backend: b\n\
          classifier: {{ kind: embedding, model: {}, encoder: {}, threshold: 0.6 }}\n\
          routes:\n{routes}",
         head.display(),
@@ -326,7 +327,7 @@ mod minilm {
 
         // `triage serve` shares a configured embedding backend on the same GGUF.
         let shared = format!(
-            "backends:\n  a: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: a }}\n  \
+            "backends:\n  a: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", model: gpt-4o-mini }}\n  \
              enc: {{ kind: embedding, model: {m} }}\n\
              classifier: {{ kind: embedding, model: {h}, encoder: {m} }}\n\
              routes:\n  - {{ name: math, when: {{ task: math }}, to: a }}\n  - {{ name: rest, to: a }}\n",
