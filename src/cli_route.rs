@@ -228,17 +228,12 @@ async fn classify_with_encoder(
     };
     let mut engine_config = backends::EmbeddingEngineConfig::new(&model.encoder);
     engine_config.threads = 1;
-    let engine = tokio::task::spawn_blocking(move || {
-        backends::embed::EmbeddingEngine::load(engine_config)
-    })
-    .await?
-    .with_context(|| format!("loading the encoder {}", model.encoder.display()))?;
-    let vector = |text: String| async move {
-        engine
-            .embed_prefix(&text)
-            .await
-            .map_err(|e| e.to_string())
-    };
+    let engine =
+        tokio::task::spawn_blocking(move || backends::embed::EmbeddingEngine::load(engine_config))
+            .await?
+            .with_context(|| format!("loading the encoder {}", model.encoder.display()))?;
+    let vector =
+        |text: String| async move { engine.embed_prefix(&text).await.map_err(|e| e.to_string()) };
     Ok(router::explain::classify_request(config, request, None, vector).await)
 }
 
@@ -323,11 +318,7 @@ async fn train(args: TrainArgs) -> anyhow::Result<()> {
         )
         .await?;
         head.save(&args.out)?;
-        let wrote = format!(
-            "{} tasks over {}",
-            head.labels.len(),
-            head.encoder
-        );
+        let wrote = format!("{} tasks over {}", head.labels.len(), head.encoder);
         (report, wrote)
     } else {
         let (model, report) = bench::classifier_train::train_classifier(&setup)?;

@@ -3,6 +3,8 @@
 //! exactly the texts and the held-out split of the n-gram model ([`crate::classifier_train`]),
 //! with the same report, so the two kinds compare on the same items.
 //!
+//! Texts are embedded one per forward pass, so the same texts give the same head file.
+//!
 //! The text embedded is the one the gateway embeds: `ChatRequest::all_text()` of the request,
 //! cut to the encoder's input limit ([`backends::embed::EmbeddingEngine::embed_prefix`]). The
 //! latency reported is one held-out text at a time: the encoder pass plus the head, what one
@@ -35,22 +37,23 @@ pub async fn train_task_head(
     let split = assemble_and_split(setup)?;
     let mut config = backends::EmbeddingEngineConfig::new(encoder);
     config.threads = threads;
-    let engine = tokio::task::spawn_blocking(move || backends::embed::EmbeddingEngine::load(config))
-        .await
-        .map_err(|e| analysis("encoder loading thread", e.to_string()))?
-        .map_err(|e| analysis("loading the encoder", e.to_string()))?;
+    let engine =
+        tokio::task::spawn_blocking(move || backends::embed::EmbeddingEngine::load(config))
+            .await
+            .map_err(|e| analysis("encoder loading thread", e.to_string()))?
+            .map_err(|e| analysis("loading the encoder", e.to_string()))?;
     let id = EncoderId::of_file(encoder, engine.dimensions())
         .map_err(|e| analysis("hashing the encoder", e.to_string()))?;
     let started = Instant::now();
     let mut examples = Vec::with_capacity(split.kept.len());
-    // Up to 32 texts in flight: the engine packs them into one forward pass.
-    for chunk in split.kept.chunks(32) {
-        let vectors = futures::future::try_join_all(
-            chunk.iter().map(|t| engine.embed_prefix(&t.text)),
-        )
-        .await
-        .map_err(|e| analysis("embedding the training texts", e.to_string()))?;
-        examples.extend(vectors.into_iter().zip(chunk.iter().map(|t| t.task.clone())));
+    // One text per forward pass: which texts share a pass would depend on timing, and a
+    // vector's last bits on its pass, so the same texts give the same head file only this way.
+    for t in &split.kept {
+        let vector = engine
+            .embed_prefix(&t.text)
+            .await
+            .map_err(|e| analysis("embedding a training text", e.to_string()))?;
+        examples.push((vector, t.task.clone()));
     }
     let head = train_head(TASK_HEAD, id, &examples, options)
         .map_err(|e| analysis("training the task head", e.to_string()))?;

@@ -314,7 +314,11 @@ fn training_holds_out_half_of_each_task_and_source_and_measures_it() {
 #[tokio::test]
 async fn the_embedding_task_head_trains_on_the_same_split() {
     let encoder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2.gguf");
-    assert!(encoder.exists(), "{} is missing: run `make setup`", encoder.display());
+    assert!(
+        encoder.exists(),
+        "{} is missing: run `make setup`",
+        encoder.display()
+    );
     let f = fixture();
     let setup = TrainSetup {
         scenarios: f.scenarios.clone(),
@@ -355,10 +359,16 @@ async fn the_embedding_task_head_trains_on_the_same_split() {
     // The scenario items carry their scenario's instruction: the head tells them apart.
     let task = |name: &str| report.per_task.iter().find(|r| r.name == name).unwrap();
     for t in ["intent", "qa", "sentiment"] {
-        assert_eq!(task(t).accuracy.as_ref().unwrap().value, 1.0, "{t}: {report}");
+        assert_eq!(
+            task(t).accuracy.as_ref().unwrap().value,
+            1.0,
+            "{t}: {report}"
+        );
     }
     let latency = report.latency.as_ref().unwrap();
     assert_eq!(latency.n, report.held_out);
     assert!(latency.p50_us > 0.0 && latency.p50_us <= latency.p99_us);
-    assert!(report.to_string().contains("embedding classifier: one classification"));
+    assert!(report
+        .to_string()
+        .contains("embedding classifier: one classification"));
 }

@@ -133,7 +133,10 @@ pub fn gather_facts(
 
 /// The task the client stated: the `x-triage-task` header, else `metadata.task` (normalised);
 /// `None` when neither is given (then the classifier decides).
-pub fn stated_task(request: &ChatRequest, task_header: Option<&str>) -> Option<(String, TaskSource)> {
+pub fn stated_task(
+    request: &ChatRequest,
+    task_header: Option<&str>,
+) -> Option<(String, TaskSource)> {
     if let Some(h) = task_header.filter(|t| !t.trim().is_empty()) {
         return Some((crate::task_name::normalize(h), TaskSource::Header));
     }
@@ -149,11 +152,7 @@ pub fn stated_task(request: &ChatRequest, task_header: Option<&str>) -> Option<(
 /// Whether some route's `when.task` names a task: only then is a request's task worth an
 /// encoder pass.
 pub fn routes_name_tasks(config: &Config) -> bool {
-    config
-        .policy
-        .rules()
-        .iter()
-        .any(|r| r.when.task.is_some())
+    config.policy.rules().iter().any(|r| r.when.task.is_some())
 }
 
 /// The embedding classifier's answer for a request that needs it — no stated task, a route

@@ -82,7 +82,8 @@ fn yaml(encoder: &Path, head: &Path, routes: &str) -> String {
     )
 }
 
-const BY_TASK: &str = "  - { name: math, when: { task: math }, to: a }\n  - { name: rest, to: b }\n";
+const BY_TASK: &str =
+    "  - { name: math, when: { task: math }, to: a }\n  - { name: rest, to: b }\n";
 
 fn gateway(yaml: &str, encoder: &KeywordEncoder) -> TestGateway {
     TestGateway::from_yaml(yaml)
@@ -110,7 +111,10 @@ async fn untagged_requests_are_routed_by_the_embedding_classifier() {
     let encoder = KeywordEncoder::default();
     let g = gateway(&yaml(&encoder_file, &head, BY_TASK), &encoder);
 
-    let reply = g.chat(body("what is the sum of 2 and 3?"), None).await.unwrap();
+    let reply = g
+        .chat(body("what is the sum of 2 and 3?"), None)
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.headers["x-triage-route"], "math");
     assert_eq!(reply.headers["x-triage-task"], "math");
@@ -124,7 +128,10 @@ async fn untagged_requests_are_routed_by_the_embedding_classifier() {
     assert_eq!(encoder.calls.load(Ordering::SeqCst), 2);
 
     // A stated task, or a request pinned to a backend, needs no classifier.
-    let reply = g.chat(body("the sum of all fears"), Some("qa")).await.unwrap();
+    let reply = g
+        .chat(body("the sum of all fears"), Some("qa"))
+        .await
+        .unwrap();
     assert_eq!(reply.headers["x-triage-route"], "rest");
     let pinned = json!({"model": "a", "messages": [{"role": "user", "content": "a sum"}]});
     assert_eq!(g.chat(pinned, None).await.unwrap().status, 200);
@@ -137,7 +144,10 @@ async fn a_failing_encoder_gives_unknown_not_an_error() {
     let (encoder_file, head) = head_over_fake_encoder(dir.path());
     let encoder = KeywordEncoder::default();
     let g = gateway(&yaml(&encoder_file, &head, BY_TASK), &encoder);
-    let reply = g.chat(body("overload: the sum of 2 and 3"), None).await.unwrap();
+    let reply = g
+        .chat(body("overload: the sum of 2 and 3"), None)
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.headers["x-triage-task"], "unknown");
     assert_eq!(reply.headers["x-triage-route"], "rest");
@@ -180,7 +190,9 @@ fn config_errors_name_the_field_and_the_file() {
     let parse = |y: &str| Config::parse(y, "t.yaml", Path::new(".")).map(|_| ());
 
     let missing = dir.path().join("no-such-encoder.gguf");
-    let err = parse(&yaml(&missing, &head, BY_TASK)).unwrap_err().to_string();
+    let err = parse(&yaml(&missing, &head, BY_TASK))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("classifier.encoder") && err.contains("no-such-encoder.gguf"),
         "{err}"
@@ -188,8 +200,13 @@ fn config_errors_name_the_field_and_the_file() {
 
     let other = dir.path().join("other.gguf");
     std::fs::write(&other, b"another encoder").unwrap();
-    let err = parse(&yaml(&other, &head, BY_TASK)).unwrap_err().to_string();
-    assert!(err.contains("fake-encoder.gguf") && err.contains("other.gguf"), "{err}");
+    let err = parse(&yaml(&other, &head, BY_TASK))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("fake-encoder.gguf") && err.contains("other.gguf"),
+        "{err}"
+    );
 
     let no_encoder = yaml(&encoder_file, &head, BY_TASK)
         .replace(&format!(", encoder: {}", encoder_file.display()), "");
@@ -198,9 +215,13 @@ fn config_errors_name_the_field_and_the_file() {
 
     let bad_kind = yaml(&encoder_file, &head, BY_TASK).replace("kind: embedding", "kind: bert");
     let err = parse(&bad_kind).unwrap_err().to_string();
-    assert!(err.contains("classifier.kind") && err.contains("bert"), "{err}");
+    assert!(
+        err.contains("classifier.kind") && err.contains("bert"),
+        "{err}"
+    );
 
-    let ngram_with_encoder = yaml(&encoder_file, &head, BY_TASK).replace("kind: embedding", "kind: ngram");
+    let ngram_with_encoder =
+        yaml(&encoder_file, &head, BY_TASK).replace("kind: embedding", "kind: ngram");
     let err = parse(&ngram_with_encoder).unwrap_err().to_string();
     assert!(err.contains("only `kind: embedding`"), "{err}");
 
@@ -228,47 +249,123 @@ mod minilm {
     fn minilm() -> PathBuf {
         let path =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2.gguf");
-        assert!(path.exists(), "{} is missing: run `make setup`", path.display());
+        assert!(
+            path.exists(),
+            "{} is missing: run `make setup`",
+            path.display()
+        );
         path
     }
 
     const TRAIN: &[(&str, &str)] = &[
-        ("Classify the sentiment of this review: great phone, love it", "sentiment"),
-        ("Is this review positive or negative? The hotel was dirty.", "sentiment"),
-        ("Sentiment of the tweet: worst customer service ever", "sentiment"),
-        ("Was the reviewer happy? Food was cold and bland.", "sentiment"),
+        (
+            "Classify the sentiment of this review: great phone, love it",
+            "sentiment",
+        ),
+        (
+            "Is this review positive or negative? The hotel was dirty.",
+            "sentiment",
+        ),
+        (
+            "Sentiment of the tweet: worst customer service ever",
+            "sentiment",
+        ),
+        (
+            "Was the reviewer happy? Food was cold and bland.",
+            "sentiment",
+        ),
         ("Rate the sentiment: an amazing, moving film", "sentiment"),
-        ("Positive, negative or neutral: the delivery was on time", "sentiment"),
+        (
+            "Positive, negative or neutral: the delivery was on time",
+            "sentiment",
+        ),
         ("Translate to French: where is the station?", "translation"),
-        ("Translate this into German: I would like a coffee", "translation"),
-        ("Please translate to Spanish: thank you very much", "translation"),
-        ("Render this sentence in Italian: the weather is nice", "translation"),
-        ("English to Portuguese: good morning, friends", "translation"),
+        (
+            "Translate this into German: I would like a coffee",
+            "translation",
+        ),
+        (
+            "Please translate to Spanish: thank you very much",
+            "translation",
+        ),
+        (
+            "Render this sentence in Italian: the weather is nice",
+            "translation",
+        ),
+        (
+            "English to Portuguese: good morning, friends",
+            "translation",
+        ),
         ("How do you say 'see you tomorrow' in Dutch?", "translation"),
         ("What is 17 times 23?", "math"),
-        ("A train travels 60 miles per hour for 3 hours. How far does it go?", "math"),
-        ("If Tom has 12 apples and gives away 5, how many are left?", "math"),
+        (
+            "A train travels 60 miles per hour for 3 hours. How far does it go?",
+            "math",
+        ),
+        (
+            "If Tom has 12 apples and gives away 5, how many are left?",
+            "math",
+        ),
         ("Solve for x: 3x + 7 = 22", "math"),
-        ("A shirt costs $20 with 15% off. What is the sale price?", "math"),
+        (
+            "A shirt costs $20 with 15% off. What is the sale price?",
+            "math",
+        ),
         ("Compute the average of 4, 8 and 15.", "math"),
-        ("Extract every person's name from: Ann met Bob in Paris.", "extraction"),
-        ("List the dates mentioned in this email: see you on 3 May and 9 June", "extraction"),
-        ("Pull out the phone numbers in: call 555-0100 or 555-0199", "extraction"),
-        ("Find the company names in this text: Acme hired Globex", "extraction"),
-        ("Extract the price and product from: the lamp costs $30", "extraction"),
-        ("Which cities appear in: we flew from Oslo to Rome", "extraction"),
+        (
+            "Extract every person's name from: Ann met Bob in Paris.",
+            "extraction",
+        ),
+        (
+            "List the dates mentioned in this email: see you on 3 May and 9 June",
+            "extraction",
+        ),
+        (
+            "Pull out the phone numbers in: call 555-0100 or 555-0199",
+            "extraction",
+        ),
+        (
+            "Find the company names in this text: Acme hired Globex",
+            "extraction",
+        ),
+        (
+            "Extract the price and product from: the lamp costs $30",
+            "extraction",
+        ),
+        (
+            "Which cities appear in: we flew from Oslo to Rome",
+            "extraction",
+        ),
     ];
 
     /// Other wordings, none a training sentence (hand-checked).
     const HELD_OUT: &[(&str, &str)] = &[
-        ("Did this customer like the product? 'Broke after two days.'", "sentiment"),
-        ("Tell me whether this movie review is favourable: a masterpiece", "sentiment"),
-        ("Can you put 'I love reading books' into Japanese?", "translation"),
+        (
+            "Did this customer like the product? 'Broke after two days.'",
+            "sentiment",
+        ),
+        (
+            "Tell me whether this movie review is favourable: a masterpiece",
+            "sentiment",
+        ),
+        (
+            "Can you put 'I love reading books' into Japanese?",
+            "translation",
+        ),
         ("What is 'good night' in Swedish?", "translation"),
-        ("Mary buys 3 pens at 2 dollars each. How much does she pay?", "math"),
+        (
+            "Mary buys 3 pens at 2 dollars each. How much does she pay?",
+            "math",
+        ),
         ("What is the square root of 144 plus 10?", "math"),
-        ("Give me all the email addresses in: write to a@x.org or b@y.com", "extraction"),
-        ("Identify the people mentioned: Carla and Dev met at noon.", "extraction"),
+        (
+            "Give me all the email addresses in: write to a@x.org or b@y.com",
+            "extraction",
+        ),
+        (
+            "Identify the people mentioned: Carla and Dev met at noon.",
+            "extraction",
+        ),
     ];
 
     async fn engine() -> EmbeddingEngine {
@@ -313,7 +410,10 @@ mod minilm {
             .build()
             .unwrap();
         let reply = g
-            .chat(body("Jo has 4 boxes of 6 eggs. How many eggs in total?"), None)
+            .chat(
+                body("Jo has 4 boxes of 6 eggs. How many eggs in total?"),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(reply.headers["x-triage-route"], "math", "{}", reply.body);

@@ -287,11 +287,9 @@ impl RoutingCore for PolicyCore {
             decision,
             task: gathered.facts.task,
             classifier: match &gathered.task_source {
-                TaskSource::Classifier(c) => Some(format!(
-                    "{} p={:.2}",
-                    c.decided_by.as_str(),
-                    c.confidence
-                )),
+                TaskSource::Classifier(c) => {
+                    Some(format!("{} p={:.2}", c.decided_by.as_str(), c.confidence))
+                }
                 _ => None,
             },
             task_source: match gathered.task_source {

@@ -13,8 +13,8 @@ use backends::ChatRequest;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::error::ApiError;
 use super::backend::BackendSlot;
+use super::error::ApiError;
 use crate::classifier::Classification;
 use crate::events::RequestSummary;
 use crate::policy::{Decision, LocalLoad};

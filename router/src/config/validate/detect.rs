@@ -54,7 +54,9 @@ pub(super) fn validate_classifier(
         other => {
             return Err(ctx.err(
                 "classifier.kind",
-                format!("`{other}` is not a classifier kind: expected `ngram` (default) or `embedding`"),
+                format!(
+                    "`{other}` is not a classifier kind: expected `ngram` (default) or `embedding`"
+                ),
             ))
         }
     };
