@@ -15,7 +15,9 @@ pub enum RouteCommand {
     /// Train the task classifier on scenario items (labelled with their `task:`), the shared
     /// datasets' texts whose task is explicit, and labelled JSONL; measure it on a held-out part.
     /// With `--head embedding`: encoder classifier heads (one per task) for `kind: classifier`
-    /// backends and `classifier:` harness targets, from `choices` scenario items.
+    /// backends and `classifier:` harness targets, from `choices` scenario items; with `--head
+    /// embedding --task-classifier`: the task classifier over sentence vectors (`classifier:
+    /// { kind: embedding }`), on the n-gram model's texts and split.
     Train(TrainArgs),
 }
 
