@@ -446,4 +446,55 @@ mod minilm {
         let encoder = state.backends().task_encoder().unwrap();
         assert_eq!(encoder.name, "enc");
     }
+
+    /// The gateway's own encoder loads with the local engines, classifies, and survives a
+    /// reload that keeps the same encoder file (no second copy loaded).
+    #[tokio::test]
+    async fn the_gateways_own_encoder_loads_and_is_kept_across_reloads() {
+        let engine = engine().await;
+        let mut examples = Vec::new();
+        for (text, task) in TRAIN {
+            examples.push((engine.embed_prefix(text).await.unwrap(), task.to_string()));
+        }
+        let id = EncoderId::of_file(&minilm(), engine.dimensions()).unwrap();
+        let head = train_head(TASK_HEAD, id, &examples, &HeadOptions::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let head_file = dir.path().join("task-head.json");
+        head.save(&head_file).unwrap();
+        let path = dir.path().join("triage.yaml");
+        let text = yaml(&minilm(), &head_file, BY_TASK);
+        std::fs::write(&path, &text).unwrap();
+
+        let config = Arc::new(Config::load(&path).unwrap());
+        let store = Arc::new(router::store::SqliteStore::in_memory().unwrap());
+        let mut gateway = router::gateway::Gateway::build(
+            config.clone(),
+            store,
+            router::gateway::Gateway::limits_for(&config),
+        )
+        .unwrap();
+        gateway.load_local().await.unwrap();
+        let before = gateway.state().backends().task_encoder().unwrap().clone();
+        assert!(before.is_loaded());
+        let vector = before
+            .handle()
+            .unwrap()
+            .sentence_vector("What is 12 plus 30?".into())
+            .await
+            .unwrap();
+        assert_eq!(vector.len(), 384);
+
+        let reloader = router::gateway::Reloader::new(
+            path.clone(),
+            gateway.live().clone(),
+            config,
+            gateway.core().clone(),
+            ("127.0.0.1:0".parse().unwrap(), false),
+        );
+        std::fs::write(&path, text.replace("threshold: 0.6", "threshold: 0.7")).unwrap();
+        reloader.reload().await.unwrap();
+        let after = gateway.live().current();
+        let after = after.backends().task_encoder().unwrap();
+        assert!(Arc::ptr_eq(&before, after), "the same encoder slot");
+    }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::server::{build_backends, check_exposure, keys_for, load_now};
+use super::server::{build_backends, check_exposure, keep_task_encoder, keys_for, load_now};
 use super::{LiveState, PolicyCore, ServeError};
 use crate::config::{Config, ConfigError, ServerConfig};
 
@@ -187,11 +187,18 @@ impl Reloader {
                 .collect(),
             ..ReloadReport::default()
         };
-        let (backends, loads) = build_backends(&config, |name, spec| {
+        let (mut backends, mut loads) = build_backends(&config, |name, spec| {
             (old.backends.get(name) == Some(spec))
                 .then(|| state.backends().get(name).cloned())
                 .flatten()
         })?;
+        let encoder = |c: &Config| c.classifier.embedding().map(|m| m.encoder.clone());
+        keep_task_encoder(
+            &mut backends,
+            &mut loads,
+            state.backends().task_encoder(),
+            encoder(old) == encoder(&config),
+        );
         for name in config.backends.keys() {
             let same = backends
                 .get(name)

@@ -324,6 +324,34 @@ pub(super) fn build_backends(
     Ok((backends, loads))
 }
 
+/// The name of the task classifier's own encoder slot (one no route can name).
+const TASK_ENCODER: &str = "task-classifier encoder";
+
+/// A reload whose task classifier reads the same encoder file keeps the running encoder of its
+/// own (`previous`, loaded) instead of loading a second copy: its pending load is dropped.
+pub(super) fn keep_task_encoder(
+    backends: &mut Backends,
+    loads: &mut Vec<LocalLoadJob>,
+    previous: Option<&Arc<BackendSlot>>,
+    same_file: bool,
+) {
+    let Some(previous) = previous.filter(|p| p.name == TASK_ENCODER && p.is_loaded()) else {
+        return;
+    };
+    let Some(fresh) = backends
+        .task_encoder()
+        .filter(|s| s.name == TASK_ENCODER)
+        .cloned()
+    else {
+        return;
+    };
+    if !same_file {
+        return;
+    }
+    loads.retain(|job| !Arc::ptr_eq(&job.slot, &fresh));
+    backends.set_task_encoder(previous.clone());
+}
+
 /// The encoder of a `kind: embedding` task classifier: a configured embedding or classifier
 /// backend's slot when it runs the same GGUF (one model in memory), else a slot of its own,
 /// loaded with the other local engines (one encoder thread).
@@ -354,10 +382,7 @@ fn attach_task_encoder(
         );
         return;
     }
-    let slot = Arc::new(BackendSlot::pending(
-        "task-classifier encoder",
-        Locality::Local,
-    ));
+    let slot = Arc::new(BackendSlot::pending(TASK_ENCODER, Locality::Local));
     let mut engine = backends::EmbeddingEngineConfig::new(encoder);
     engine.threads = 1;
     loads.push(LocalLoadJob {
