@@ -26,7 +26,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::server::{build_backends, check_exposure, keep_task_encoder, keys_for, load_now};
+use super::server::{build_backends, check_exposure, keys_for, load_now};
 use super::{LiveState, PolicyCore, ServeError};
 use crate::config::{Config, ConfigError, ServerConfig};
 
@@ -193,7 +193,7 @@ impl Reloader {
                 .flatten()
         })?;
         let encoder = |c: &Config| c.classifier.embedding().map(|m| m.encoder.clone());
-        keep_task_encoder(
+        super::task_encoder::keep(
             &mut backends,
             &mut loads,
             state.backends().task_encoder(),
