@@ -4,8 +4,10 @@
 # (latency from each request's scheduled send time, so a stall cannot hide) four ways:
 #   direct        the upstream itself (the baseline every "added" figure subtracts);
 #   passthrough   a minimal axum + reqwest pass-through (router/examples/passthrough.rs);
-#   triage        `triage serve` with a policy, a PII rule, budgets' reservation path and its
-#                 SQLite ledger (one row per request);
+#   triage        `triage serve` with a policy (task rules), a budget (every request reserved
+#                 and settled) and its SQLite ledger (one row per request); the PII scan runs
+#                 on every request's text whether or not a privacy rule exists (a privacy rule
+#                 must route to a local model, which this benchmark has none of);
 #   litellm       LiteLLM's proxy with one worker, when installed (see README, "Gateway
 #                 overhead"), else left out.
 # Phases, each in interleaved rounds (the order rotates every round; this VM drifts 10-15 %
@@ -82,7 +84,6 @@ pricing:
   llm: { input: 0.15, output: 0.60 }
 budgets: { daily_usd: 1000000 }
 routes:
-  - { name: private, when: { pii: true }, to: llm }
   - { name: sentiment, when: { task: [sentiment] }, to: llm }
   - { name: default, to: llm }
 YAML

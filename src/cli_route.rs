@@ -15,7 +15,9 @@ pub enum RouteCommand {
     /// Train the task classifier on scenario items (labelled with their `task:`), the shared
     /// datasets' texts whose task is explicit, and labelled JSONL; measure it on a held-out part.
     /// With `--head embedding`: encoder classifier heads (one per task) for `kind: classifier`
-    /// backends and `classifier:` harness targets, from `choices` scenario items.
+    /// backends and `classifier:` harness targets, from `choices` scenario items; with `--head
+    /// embedding --task-classifier`: the task classifier over sentence vectors (`classifier:
+    /// { kind: embedding }`), on the n-gram model's texts and split.
     Train(TrainArgs),
 }
 
@@ -100,6 +102,12 @@ pub struct TrainArgs {
     /// With `--head embedding`: encoder threads.
     #[arg(long, default_value_t = 1)]
     pub threads: i32,
+    /// With `--head embedding`: train the router's task classifier (`classifier: { kind:
+    /// embedding }`) instead of `kind: classifier` heads — one head whose labels are the tasks,
+    /// on the n-gram model's texts and held-out split (same `--scenario`, `--datasets`,
+    /// `--data`, `--holdout`, `--seed`); `--out` is the head file.
+    #[arg(long)]
+    pub task_classifier: bool,
     /// With `--head embedding`: L2 penalty of the logistic regression.
     #[arg(long, default_value_t = 0.01)]
     pub l2: f32,
@@ -130,9 +138,13 @@ pub struct LedgerSummaryArgs {
 
 pub async fn run(cmd: RouteCommand) -> anyhow::Result<()> {
     match cmd {
-        RouteCommand::Explain(args) => explain(args),
+        RouteCommand::Explain(args) => explain(args).await,
         RouteCommand::Train(args) => match args.head.as_str() {
-            "ngram" => train(args),
+            "ngram" if args.task_classifier => {
+                anyhow::bail!("--task-classifier trains an embedding model: add --head embedding")
+            }
+            "ngram" => train(args).await,
+            "embedding" if args.task_classifier => train(args).await,
             "embedding" => train_heads(args).await,
             other => anyhow::bail!("--head {other}: expected ngram or embedding"),
         },
@@ -171,7 +183,7 @@ pub async fn run_ledger(cmd: LedgerCommand) -> anyhow::Result<()> {
     }
 }
 
-fn explain(args: ExplainArgs) -> anyhow::Result<()> {
+async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let config = router::config::Config::load(&args.config)?;
     for warning in &config.warnings {
         eprintln!("warning: {}: {warning}", args.config.display());
@@ -187,15 +199,54 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{}: bad state JSON", p.display()))?
         }
     };
-    let explanation =
-        router::explain::explain_with(&config, &request, args.tenant.as_deref(), &state)
-            .with_context(|| args.request.display().to_string())?;
+    let request = router::explain::parse_request(&request)
+        .with_context(|| args.request.display().to_string())?;
+    let classified = classify_with_encoder(&config, &request).await?;
+    let explanation = router::explain::explain_request(
+        &config,
+        &request,
+        args.tenant.as_deref(),
+        &state,
+        classified.as_ref(),
+    )
+    .with_context(|| args.request.display().to_string())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {
         print!("{explanation}");
     }
     Ok(())
+}
+
+/// With `classifier: { kind: embedding }`: load its encoder (one thread) and classify as the
+/// gateway would; `None` when the request does not need it (or the classifier is n-gram).
+#[cfg(feature = "llama")]
+async fn classify_with_encoder(
+    config: &router::config::Config,
+    request: &backends::ChatRequest,
+) -> anyhow::Result<Option<router::classifier::Classification>> {
+    let Some(model) = config.classifier.embedding() else {
+        return Ok(None);
+    };
+    let mut engine_config = backends::EmbeddingEngineConfig::new(&model.encoder);
+    engine_config.threads = 1;
+    let engine =
+        tokio::task::spawn_blocking(move || backends::embed::EmbeddingEngine::load(engine_config))
+            .await?
+            .with_context(|| format!("loading the encoder {}", model.encoder.display()))?;
+    let vector =
+        |text: String| async move { engine.embed_prefix(&text).await.map_err(|e| e.to_string()) };
+    Ok(router::explain::classify_request(config, request, None, vector).await)
+}
+
+/// Without the engine the embedding classifier cannot run: the explanation says so.
+#[cfg(not(feature = "llama"))]
+async fn classify_with_encoder(
+    config: &router::config::Config,
+    request: &backends::ChatRequest,
+) -> anyhow::Result<Option<router::classifier::Classification>> {
+    let vector = |_: String| async { Err("this build has no local engine".to_string()) };
+    Ok(router::explain::classify_request(config, request, None, vector).await)
 }
 
 async fn train_heads(args: TrainArgs) -> anyhow::Result<()> {
@@ -230,7 +281,9 @@ async fn train_heads(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train(args: TrainArgs) -> anyhow::Result<()> {
+/// The router's task classifier: n-gram (`--head ngram`) or embedding (`--head embedding
+/// --task-classifier`), on the same texts and split.
+async fn train(args: TrainArgs) -> anyhow::Result<()> {
     if args.scenarios.is_empty() && args.data.is_empty() {
         anyhow::bail!("give --scenario FILE.yaml... and/or --data FILE.jsonl");
     }
@@ -254,18 +307,36 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    let (model, report) = bench::classifier_train::train_classifier(&setup)?;
-    model.save(&args.out)?;
+    let (report, wrote) = if args.task_classifier {
+        let options = backends::head::HeadOptions {
+            l2: args.l2,
+            ..Default::default()
+        };
+        let (head, report) = bench::classifier_train_embedding::train_task_head(
+            &setup,
+            &args.encoder,
+            args.threads,
+            &options,
+        )
+        .await?;
+        head.save(&args.out)?;
+        let wrote = format!("{} tasks over {}", head.labels.len(), head.encoder);
+        (report, wrote)
+    } else {
+        let (model, report) = bench::classifier_train::train_classifier(&setup)?;
+        model.save(&args.out)?;
+        let wrote = format!(
+            "{} tasks, {} weights",
+            model.tasks.len(),
+            model.weights.len() * model.tasks.len()
+        );
+        (report, wrote)
+    };
     print!("{report}");
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("{}: cannot write the report", path.display()))?;
     }
-    println!(
-        "\nwrote {} ({} tasks, {} weights)",
-        args.out.display(),
-        model.tasks.len(),
-        model.weights.len() * model.tasks.len()
-    );
+    println!("\nwrote {} ({wrote})", args.out.display());
     Ok(())
 }

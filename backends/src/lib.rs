@@ -144,6 +144,27 @@ impl AnyBackend {
     }
 }
 
+impl AnyBackend {
+    /// The unit sentence vector of `text` from this backend's in-process encoder (a `kind:
+    /// embedding` engine, or a `kind: classifier` backend's), long text read up to the
+    /// encoder's limit ([`embed::EmbeddingEngine::embed_prefix`]): the router's task
+    /// classifier shares a loaded encoder this way. Other backends have no encoder to share.
+    pub async fn sentence_vector(&self, text: &str) -> Result<Vec<f32>> {
+        match self {
+            #[cfg(feature = "llama")]
+            AnyBackend::Embedding(engine) => engine.embed_prefix(text).await,
+            #[cfg(feature = "llama")]
+            AnyBackend::Classifier(b) => b.engine().embed_prefix(text).await,
+            _ => {
+                let _ = text;
+                Err(BackendError::InvalidRequest(
+                    "this backend has no in-process sentence encoder".into(),
+                ))
+            }
+        }
+    }
+}
+
 #[cfg(feature = "llama")]
 fn not_a_chat_model() -> BackendError {
     BackendError::InvalidRequest(

@@ -193,3 +193,30 @@ async fn answers_are_openai_shaped_in_float_and_base64() {
         floats.data[0].embedding.to_floats().unwrap()
     );
 }
+
+/// The task classifier's entry point: a text longer than the encoder reads is cut (first
+/// tokens, then `[SEP]`) rather than refused, and its vector is the cut text's.
+#[tokio::test]
+async fn embed_prefix_cuts_long_text_instead_of_refusing_it() {
+    let engine = engine();
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(100);
+    assert!(
+        engine.embed(&[long.as_str()]).await.is_err(),
+        "embed refuses it"
+    );
+    let v = engine.embed_prefix(&long).await.unwrap();
+    assert_eq!(v.len(), engine.dimensions());
+    let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    // A short text is read whole: the same vector as `embed`.
+    let short = engine.embed_prefix("hello there").await.unwrap();
+    let whole = engine
+        .embed(&["hello there"])
+        .await
+        .unwrap()
+        .vectors
+        .remove(0);
+    let dot: f32 = short.iter().zip(&whole).map(|(a, b)| a * b).sum();
+    assert!(dot > 0.9999, "{dot}");
+    assert!(engine.embed_prefix("   ").await.is_err());
+}

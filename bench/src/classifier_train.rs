@@ -2,6 +2,9 @@
 //! (seeded, stratified per task and source), train the router's task classifier on one part and
 //! measure it on the other, with Wilson 95% intervals per task and per source.
 //!
+//! The same split and report serve the embedding task classifier
+//! ([`crate::classifier_train_embedding`]), so the two kinds are compared on the same texts.
+//!
 //! The model written is the one measured (trained on the kept part only), so the printed
 //! accuracy describes the file the gateway loads. `holdout = 0` trains on everything and
 //! measures nothing.
@@ -12,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use router::classifier::{
-    evaluate, stratified_split, train, Evaluation, Example, Model, TaskScore, TrainOptions,
+    evaluate_with, stratified_split, train, Classifier, Evaluation, Example, LearnedModel, Model,
+    TaskScore, TrainOptions,
 };
 use serde::Serialize;
 
@@ -70,6 +74,8 @@ impl GroupResult {
 /// What training did and how the model did on the held-out texts.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainReport {
+    /// Which model was trained: `ngram` or `embedding`.
+    pub classifier: String,
     /// Names of the scenarios whose items were used.
     pub scenarios: Vec<String>,
     /// What became of each shared dataset (used, available, or why skipped).
@@ -96,10 +102,24 @@ pub struct TrainReport {
     pub overall: Option<GroupResult>,
     /// Mistakes: true task → predicted task → count.
     pub confusions: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Time to classify one held-out text (single-threaded, one at a time; for `embedding` the
+    /// encoder pass included).
+    pub latency: Option<Latency>,
 }
 
-/// Assemble, split, train, measure. Returns the trained model and the report.
-pub fn train_classifier(setup: &TrainSetup) -> Result<(Model, TrainReport)> {
+/// The labelled texts of a setup, split as `route train` splits them (the same for every kind
+/// of model: seeded, stratified by task and source).
+pub(crate) struct Split {
+    pub(crate) scenarios: Vec<String>,
+    pub(crate) sources: Vec<SourceNote>,
+    pub(crate) texts_per_task: BTreeMap<String, usize>,
+    pub(crate) kept: Vec<LabelledText>,
+    pub(crate) held: Vec<LabelledText>,
+}
+
+/// Assemble the labelled texts (scenario items, shared datasets, extra examples; each text
+/// once) and split them.
+pub(crate) fn assemble_and_split(setup: &TrainSetup) -> Result<Split> {
     if !(0.0..1.0).contains(&setup.holdout) {
         return Err(BenchError::Analysis(format!(
             "--holdout {} must be at least 0 and below 1",
@@ -144,35 +164,93 @@ pub fn train_classifier(setup: &TrainSetup) -> Result<(Model, TrainReport)> {
         setup.holdout,
         setup.seed,
     );
-    let example = |t: &LabelledText| Example {
+    Ok(Split {
+        scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
+        sources,
+        texts_per_task,
+        kept,
+        held,
+    })
+}
+
+/// A labelled text as the classifier's example type.
+pub(crate) fn example(t: &LabelledText) -> Example {
+    Example {
         text: t.text.clone(),
         task: t.task.clone(),
-    };
-    let train_set: Vec<Example> = kept.iter().map(example).collect();
-    let started = Instant::now();
-    let model = train(&train_set, &setup.options)
-        .map_err(|e| BenchError::Analysis(format!("training the classifier: {e}")))?;
-    let train_seconds = started.elapsed().as_secs_f64();
+    }
+}
 
-    let held_examples: Vec<Example> = held.iter().map(example).collect();
-    let all = evaluate(&model, setup.threshold, &held_examples);
+/// Latency of one classification, one text at a time on one thread.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// Texts timed (the held-out texts).
+    pub n: usize,
+    /// Median, in microseconds.
+    pub p50_us: f64,
+    /// 99th percentile (nearest rank), in microseconds.
+    pub p99_us: f64,
+}
+
+impl Latency {
+    /// From per-text durations in seconds; `None` when there are none.
+    pub(crate) fn of(mut secs: Vec<f64>) -> Option<Latency> {
+        if secs.is_empty() {
+            return None;
+        }
+        secs.sort_by(f64::total_cmp);
+        let rank = |q: f64| {
+            let i = ((q * secs.len() as f64).ceil() as usize).clamp(1, secs.len()) - 1;
+            secs.get(i).copied().unwrap_or(0.0) * 1e6
+        };
+        Some(Latency {
+            n: secs.len(),
+            p50_us: rank(0.5),
+            p99_us: rank(0.99),
+        })
+    }
+}
+
+/// The report of a model whose held-out answers are `predicted` (task and probability, in
+/// `split.held` order).
+pub(crate) fn report(
+    setup: &TrainSetup,
+    split: &Split,
+    classifier: &str,
+    train_seconds: f64,
+    predicted: &[(String, f32)],
+    latency: Option<Latency>,
+) -> TrainReport {
+    let held_examples: Vec<Example> = split.held.iter().map(example).collect();
+    let answers: BTreeMap<&str, &(String, f32)> = held_examples
+        .iter()
+        .map(|e| e.text.as_str())
+        .zip(predicted)
+        .collect();
+    let predict = |e: &Example| {
+        answers
+            .get(e.text.as_str())
+            .map_or((String::new(), 0.0), |a| (*a).clone())
+    };
+    let all = evaluate_with(setup.threshold, &held_examples, predict);
     let mut by_source: BTreeMap<&str, Vec<Example>> = BTreeMap::new();
-    for (t, e) in held.iter().zip(&held_examples) {
+    for (t, e) in split.held.iter().zip(&held_examples) {
         by_source.entry(&t.source).or_default().push(e.clone());
     }
     let per_source = by_source
         .iter()
         .map(|(source, examples)| {
-            let e: Evaluation = evaluate(&model, setup.threshold, examples);
+            let e: Evaluation = evaluate_with(setup.threshold, examples, predict);
             GroupResult::new(*source, e.total())
         })
         .collect();
-    let report = TrainReport {
-        scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
-        sources,
-        texts_per_task,
-        trained_on: kept.len(),
-        held_out: held.len(),
+    TrainReport {
+        classifier: classifier.to_string(),
+        scenarios: split.scenarios.clone(),
+        sources: split.sources.clone(),
+        texts_per_task: split.texts_per_task.clone(),
+        trained_on: split.kept.len(),
+        held_out: split.held.len(),
         holdout: setup.holdout,
         seed: setup.seed,
         threshold: setup.threshold,
@@ -183,9 +261,47 @@ pub fn train_classifier(setup: &TrainSetup) -> Result<(Model, TrainReport)> {
             .map(|(task, s)| GroupResult::new(task, *s))
             .collect(),
         per_source,
-        overall: (!held.is_empty()).then(|| GroupResult::new("all", all.total())),
+        overall: (!split.held.is_empty()).then(|| GroupResult::new("all", all.total())),
         confusions: all.confusions,
+        latency,
+    }
+}
+
+/// Assemble, split, train, measure. Returns the trained model and the report.
+pub fn train_classifier(setup: &TrainSetup) -> Result<(Model, TrainReport)> {
+    let split = assemble_and_split(setup)?;
+    let train_set: Vec<Example> = split.kept.iter().map(example).collect();
+    let started = Instant::now();
+    let model = train(&train_set, &setup.options)
+        .map_err(|e| BenchError::Analysis(format!("training the classifier: {e}")))?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    // What the gateway runs per request: features, scores, the explanation's top n-grams.
+    let classifier = Classifier {
+        rules: Vec::new(),
+        model: Some(LearnedModel::Ngram(model.clone())),
+        threshold: setup.threshold,
+        missing_model: None,
     };
+    let mut predicted = Vec::with_capacity(split.held.len());
+    let mut secs = Vec::with_capacity(split.held.len());
+    for t in &split.held {
+        let started = Instant::now();
+        std::hint::black_box(classifier.classify(&t.text));
+        secs.push(started.elapsed().as_secs_f64());
+        predicted.push(model.predict(&t.text));
+    }
+    let predicted: Vec<(String, f32)> = predicted
+        .into_iter()
+        .map(|(task, p)| (task.to_string(), p))
+        .collect();
+    let report = report(
+        setup,
+        &split,
+        "ngram",
+        train_seconds,
+        &predicted,
+        Latency::of(secs),
+    );
     Ok((model, report))
 }
 
@@ -223,6 +339,14 @@ impl fmt::Display for TrainReport {
         }
         if self.overall.is_none() {
             return writeln!(f, "nothing held out: no accuracy measured");
+        }
+        if let Some(l) = &self.latency {
+            writeln!(
+                f,
+                "{} classifier: one classification p50 {:.1} µs, p99 {:.1} µs ({} held-out \
+                 texts, one at a time)",
+                self.classifier, l.p50_us, l.p99_us, l.n
+            )?;
         }
         writeln!(
             f,

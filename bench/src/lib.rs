@@ -52,6 +52,7 @@
 pub mod calibrate;
 pub mod classifier_data;
 pub mod classifier_train;
+pub mod classifier_train_embedding;
 pub mod compare;
 pub mod dataset;
 pub mod error;

@@ -306,3 +306,69 @@ fn training_holds_out_half_of_each_task_and_source_and_measures_it() {
     assert_eq!((report.trained_on, report.held_out), (48, 0));
     assert!(report.overall.is_none());
 }
+
+/// `--head embedding --task-classifier` on the same fixture: the same texts and the same
+/// held-out split as the n-gram model (the report counts them identically), a task head over
+/// the real all-MiniLM-L6-v2 whose labels are the tasks, and a latency per classification.
+#[cfg(feature = "llama")]
+#[tokio::test]
+async fn the_embedding_task_head_trains_on_the_same_split() {
+    let encoder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2.gguf");
+    assert!(
+        encoder.exists(),
+        "{} is missing: run `make setup`",
+        encoder.display()
+    );
+    let f = fixture();
+    let setup = TrainSetup {
+        scenarios: f.scenarios.clone(),
+        datasets: Some(f.datasets.clone()),
+        extra: Vec::new(),
+        holdout: 0.5,
+        seed: 0,
+        per_source: 100,
+        threshold: 0.5,
+        options: TrainOptions::default(),
+    };
+    let (_, ngram) = train_classifier(&setup).unwrap();
+    let (head, report) = bench::classifier_train_embedding::train_task_head(
+        &setup,
+        &encoder,
+        1,
+        &backends::head::HeadOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(head.task, router::classifier::TASK_HEAD);
+    assert_eq!(
+        head.labels,
+        ["chat", "extraction", "intent", "math", "qa", "sentiment"]
+    );
+    assert_eq!(report.classifier, "embedding");
+    assert_eq!(
+        (report.trained_on, report.held_out),
+        (ngram.trained_on, ngram.held_out)
+    );
+    let sizes = |r: &bench::classifier_train::TrainReport| {
+        r.per_source
+            .iter()
+            .map(|g| (g.name.clone(), g.n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(&report), sizes(&ngram), "the same held-out texts");
+    // The scenario items carry their scenario's instruction: the head tells them apart.
+    let task = |name: &str| report.per_task.iter().find(|r| r.name == name).unwrap();
+    for t in ["intent", "qa", "sentiment"] {
+        assert_eq!(
+            task(t).accuracy.as_ref().unwrap().value,
+            1.0,
+            "{t}: {report}"
+        );
+    }
+    let latency = report.latency.as_ref().unwrap();
+    assert_eq!(latency.n, report.held_out);
+    assert!(latency.p50_us > 0.0 && latency.p50_us <= latency.p99_us);
+    assert!(report
+        .to_string()
+        .contains("embedding classifier: one classification"));
+}

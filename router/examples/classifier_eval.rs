@@ -107,7 +107,7 @@ fn main() -> Result<(), String> {
         .len();
     let classifier = Classifier {
         rules: Vec::new(),
-        model: Some(model),
+        model: Some(router::classifier::LearnedModel::Ngram(model)),
         threshold: 0.5,
         missing_model: None,
     };
@@ -134,7 +134,7 @@ fn main() -> Result<(), String> {
     }
     let classify_time = started.elapsed();
     let started = Instant::now();
-    if let Some(model) = &classifier.model {
+    if let Some(router::classifier::LearnedModel::Ngram(model)) = &classifier.model {
         for e in &test_set {
             std::hint::black_box(model.probabilities(&e.text));
         }

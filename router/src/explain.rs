@@ -75,25 +75,24 @@ pub struct GatheredFacts {
 
 /// Turn a request into routing facts. `task_header` is `x-triage-task`; `exact_tokens` is the
 /// local tokenizer's count when the caller has one (otherwise an estimate is used and marked).
+/// `classified` is the classifier's answer when the caller awaited it (the embedding
+/// classifier, [`classify_request`]); otherwise the classifier runs here, synchronously.
 pub fn gather_facts(
     config: &Config,
     request: &ChatRequest,
     task_header: Option<&str>,
     tenant: Option<&str>,
     exact_tokens: Option<usize>,
+    classified: Option<&Classification>,
 ) -> GatheredFacts {
     let text = request.all_text();
-    let metadata_task = request
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("task"))
-        .and_then(|t| t.as_str())
-        .filter(|t| !t.trim().is_empty());
-    let (task, task_source) = match (task_header.filter(|t| !t.trim().is_empty()), metadata_task) {
-        (Some(h), _) => (crate::task_name::normalize(h), TaskSource::Header),
-        (None, Some(m)) => (crate::task_name::normalize(m), TaskSource::Metadata),
-        (None, None) => {
-            let c = config.classifier.classify(&text);
+    let (task, task_source) = match stated_task(request, task_header) {
+        Some(stated) => stated,
+        None => {
+            let c = match classified {
+                Some(c) => c.clone(),
+                None => config.classifier.classify(&text),
+            };
             (c.task.clone(), TaskSource::Classifier(c))
         }
     };
@@ -132,6 +131,56 @@ pub fn gather_facts(
     }
 }
 
+/// The task the client stated: the `x-triage-task` header, else `metadata.task` (normalised);
+/// `None` when neither is given (then the classifier decides).
+pub fn stated_task(
+    request: &ChatRequest,
+    task_header: Option<&str>,
+) -> Option<(String, TaskSource)> {
+    if let Some(h) = task_header.filter(|t| !t.trim().is_empty()) {
+        return Some((crate::task_name::normalize(h), TaskSource::Header));
+    }
+    request
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("task"))
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.trim().is_empty())
+        .map(|m| (crate::task_name::normalize(m), TaskSource::Metadata))
+}
+
+/// Whether some route's `when.task` names a task: only then is a request's task worth an
+/// encoder pass.
+pub fn routes_name_tasks(config: &Config) -> bool {
+    config.policy.rules().iter().any(|r| r.when.task.is_some())
+}
+
+/// The embedding classifier's answer for a request that needs it — no stated task, a route
+/// that names tasks, `classifier.kind: embedding` — with `vector` giving the sentence vector
+/// of a text (awaited only when no rule matches); `None` when the request does not need it.
+pub async fn classify_request<F, Fut>(
+    config: &Config,
+    request: &ChatRequest,
+    task_header: Option<&str>,
+    vector: F,
+) -> Option<Classification>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<f32>, String>>,
+{
+    config.classifier.embedding()?;
+    if stated_task(request, task_header).is_some() || !routes_name_tasks(config) {
+        return None;
+    }
+    let text = request.all_text();
+    Some(
+        config
+            .classifier
+            .classify_with(&text, vector(text.clone()))
+            .await,
+    )
+}
+
 /// The decision for one request and everything that led to it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Explanation {
@@ -155,9 +204,25 @@ pub fn explain_with(
     tenant: Option<&str>,
     state: &StateSnapshot,
 ) -> Result<Explanation, ExplainError> {
-    let request: ChatRequest =
-        serde_json::from_str(request_json).map_err(|e| ExplainError::BadRequest(e.to_string()))?;
-    let gathered = gather_facts(config, &request, None, tenant, None);
+    let request = parse_request(request_json)?;
+    explain_request(config, &request, tenant, state, None)
+}
+
+/// Parse a chat completion request body.
+pub fn parse_request(request_json: &str) -> Result<ChatRequest, ExplainError> {
+    serde_json::from_str(request_json).map_err(|e| ExplainError::BadRequest(e.to_string()))
+}
+
+/// Explain a parsed request; `classified` as for [`gather_facts`] (`triage route explain`
+/// awaits the embedding classifier first, as the gateway does).
+pub fn explain_request(
+    config: &Config,
+    request: &ChatRequest,
+    tenant: Option<&str>,
+    state: &StateSnapshot,
+    classified: Option<&Classification>,
+) -> Result<Explanation, ExplainError> {
+    let gathered = gather_facts(config, request, None, tenant, None, classified);
     let decision = decide(&config.policy, &gathered.facts, state);
     Ok(Explanation {
         gathered,
@@ -176,8 +241,11 @@ impl fmt::Display for Explanation {
             TaskSource::Metadata => writeln!(f, "task:     {task} (from metadata.task)")?,
             TaskSource::Classifier(c) => writeln!(
                 f,
-                "task:     {} (classifier, confidence {:.2}: {})",
-                facts.task, c.confidence, c.explanation
+                "task:     {} (classifier: {}, confidence {:.2}: {})",
+                facts.task,
+                c.decided_by.as_str(),
+                c.confidence,
+                c.explanation
             )?,
         }
         if g.pii.is_empty() {
@@ -274,7 +342,7 @@ classifier:
         assert_eq!(e.gathered.facts.task, "sentiment");
         assert_eq!(e.decision.route, "small");
         let text = e.to_string();
-        assert!(text.contains("classifier, confidence 1.00"), "{text}");
+        assert!(text.contains("classifier: rule, confidence 1.00"), "{text}");
         assert!(text.contains("estimate"), "{text}");
         assert!(text.contains("route \"small\" → slm"), "{text}");
 
@@ -300,7 +368,7 @@ classifier:
     fn header_wins_and_bad_json_is_an_error() {
         let c = config();
         let req = ChatRequest::user("", "What is the sentiment of: meh");
-        let g = gather_facts(&c, &req, Some("qa"), Some("alice"), Some(9));
+        let g = gather_facts(&c, &req, Some("qa"), Some("alice"), Some(9), None);
         assert_eq!(
             (g.facts.task.as_str(), &g.task_source, &g.tokens),
             ("qa", &TaskSource::Header, &TokenCount::Exact(9))

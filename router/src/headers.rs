@@ -17,5 +17,8 @@ pub const ESCALATION_FAILED: &str = "x-triage-escalation-failed";
 pub const SIGNAL: &str = "x-triage-signal";
 /// The task: a request header hint in, the task the router used out.
 pub const TASK: &str = "x-triage-task";
+/// When the task classifier decided the task: which part of it (`rule`, `ngram`,
+/// `embedding`, or `nothing`) and its probability, `embedding p=0.91`.
+pub const CLASSIFIER: &str = "x-triage-classifier";
 /// The gateway's id of the request (the ledger row's id).
 pub const REQUEST_ID: &str = "x-triage-request-id";

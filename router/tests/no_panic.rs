@@ -148,7 +148,7 @@ fn classifier() -> &'static Classifier {
         ];
         Classifier {
             rules,
-            model: Some(model),
+            model: Some(router::classifier::LearnedModel::Ngram(model)),
             threshold: 0.5,
             missing_model: None,
         }
@@ -273,7 +273,7 @@ fn chat_like() -> impl Strategy<Value = serde_json::Value> {
 /// What the gateway does with a parsed request before routing: its text, PII and task.
 fn gather(request: &ChatRequest, header: Option<&str>) -> Result<(), TestCaseError> {
     let config = shipped();
-    let facts = gather_facts(config, request, header, Some("tenant"), None);
+    let facts = gather_facts(config, request, header, Some("tenant"), None, None);
     // A finding's span (in its field's own string) is a forward range. (A field's path may be
     // empty: an unmodelled key `""` at the top level.)
     for f in &facts.pii {
@@ -305,7 +305,9 @@ proptest! {
         let verdict = c.classify(&text);
         prop_assert!((0.0..=1.0).contains(&verdict.confidence), "{verdict:?}");
         prop_assert!(!verdict.task.is_empty() && !verdict.explanation.is_empty());
-        let model = c.model.as_ref().unwrap();
+        let Some(router::classifier::LearnedModel::Ngram(model)) = c.model.as_ref() else {
+            panic!("the test classifier is an n-gram model");
+        };
         let p = model.probabilities(&text);
         prop_assert!(p.iter().all(|x| x.is_finite()), "{p:?}");
         prop_assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-3, "{p:?}");

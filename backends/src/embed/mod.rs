@@ -180,6 +180,41 @@ impl EmbeddingEngine {
             }
             inputs.push(tokens);
         }
+        self.embed_tokens(inputs).await
+    }
+
+    /// The unit vector of one text for a classifier that must always get an answer (the
+    /// router's task classifier): unlike [`EmbeddingEngine::embed`], a long text is not refused
+    /// but read up to `max_input_tokens` — its first bytes (at most 16 KiB, so tokenizing stays
+    /// cheap), its first tokens, and `[SEP]` — as sentence-transformers truncates. Queue full:
+    /// `Overloaded`; empty text: `InvalidRequest`.
+    pub async fn embed_prefix(&self, text: &str) -> Result<Vec<f32>> {
+        const MAX_BYTES: usize = 16 * 1024;
+        let mut end = text.len().min(MAX_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = text.get(..end).unwrap_or_default();
+        if text.trim().is_empty() {
+            return Err(BackendError::InvalidRequest("the text is empty".into()));
+        }
+        let max = (self.shared.config.max_input_tokens as usize).max(2);
+        let mut tokens = self.tokenize(text);
+        if tokens.len() > max {
+            let last = tokens.last().copied();
+            tokens.truncate(max - 1);
+            tokens.extend(last);
+        }
+        let embedded = self.embed_tokens(vec![tokens]).await?;
+        embedded
+            .vectors
+            .into_iter()
+            .next()
+            .ok_or_else(|| BackendError::Engine("the embedding thread answered no vector".into()))
+    }
+
+    /// Queue already tokenized, already checked inputs and wait for their vectors.
+    async fn embed_tokens(&self, inputs: Vec<Vec<LlamaToken>>) -> Result<Embedded> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.shared.jobs.try_send(Job { inputs, reply }) {

@@ -51,12 +51,26 @@ pub fn evaluate<'a>(
     threshold: f32,
     examples: impl IntoIterator<Item = &'a Example>,
 ) -> Evaluation {
+    evaluate_with(threshold, examples, |e| {
+        let (task, p) = model.predict(&e.text);
+        (task.to_string(), p)
+    })
+}
+
+/// Count, per true task, the answers of any model: `predict` gives the most probable task of
+/// an example and its probability (the embedding classifier's vectors come from an engine, so
+/// its caller predicts first and looks the answers up here).
+pub fn evaluate_with<'a>(
+    threshold: f32,
+    examples: impl IntoIterator<Item = &'a Example>,
+    mut predict: impl FnMut(&Example) -> (String, f32),
+) -> Evaluation {
     let mut out = Evaluation {
         threshold,
         ..Evaluation::default()
     };
     for e in examples {
-        let (predicted, p) = model.predict(&e.text);
+        let (predicted, p) = predict(e);
         let score = out.tasks.entry(e.task.clone()).or_default();
         score.n += 1;
         if predicted == e.task {
@@ -68,7 +82,7 @@ pub fn evaluate<'a>(
             *out.confusions
                 .entry(e.task.clone())
                 .or_default()
-                .entry(predicted.to_string())
+                .entry(predicted)
                 .or_default() += 1;
         }
     }

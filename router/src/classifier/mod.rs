@@ -8,6 +8,10 @@
 //!    L2-normalised) and a multinomial logistic regression ([`model`]) trained by deterministic
 //!    stochastic gradient descent ([`train`]). The explanation lists the n-grams that pushed
 //!    hardest towards the chosen task;
+//!    With `kind: embedding` the learned model is instead a task head over MiniLM sentence
+//!    vectors ([`embedding`]); the vector comes from the encoder thread, so the gateway awaits
+//!    it before deciding ([`Classifier::classify_with`]) and falls back to `unknown`, with the
+//!    reason, when the encoder cannot answer;
 //! 3. below the confidence threshold the task is `unknown`.
 //!
 //! Models are saved as small JSON files ([`persist`]); training is reproducible (the same
@@ -17,6 +21,7 @@
 //! not exist yet leaves the classifier on its rules ([`Classifier::missing_model`]) so the gateway
 //! still starts; the config loader reports it as a warning.
 
+mod embedding;
 pub mod eval;
 mod features;
 mod model;
@@ -29,7 +34,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use eval::{evaluate, Evaluation, TaskScore};
+pub use embedding::{EmbeddingModel, TASK_HEAD};
+pub use eval::{evaluate, evaluate_with, Evaluation, TaskScore};
 pub use model::{Model, MODEL_FORMAT};
 pub use persist::read_examples;
 pub use rules::TaskRule;
@@ -91,6 +97,32 @@ pub struct Example {
     pub task: String,
 }
 
+/// Which part of the classifier decided a request's task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decider {
+    /// A config rule matched.
+    Rule,
+    /// The hashed n-gram model (`kind: ngram`).
+    Ngram,
+    /// The task head over sentence vectors (`kind: embedding`).
+    Embedding,
+    /// Nothing could decide (no model, encoder unavailable): the task is `unknown`.
+    Nothing,
+}
+
+impl Decider {
+    /// Its name in explanations and JSON (`rule`, `ngram`, `embedding`, `nothing`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decider::Rule => "rule",
+            Decider::Ngram => "ngram",
+            Decider::Embedding => "embedding",
+            Decider::Nothing => "nothing",
+        }
+    }
+}
+
 /// What the classifier decided and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Classification {
@@ -99,8 +131,31 @@ pub struct Classification {
     /// 1.0 for a rule hit, the model's probability otherwise (0 when there is no model).
     pub confidence: f32,
     /// One line for people: the rule that matched, or the model's probability and strongest
-    /// n-grams.
+    /// n-grams (or runner-up task), or why nothing decided.
     pub explanation: String,
+    /// Which part decided.
+    pub decided_by: Decider,
+}
+
+impl Classification {
+    /// `unknown`, because nothing could decide, and why.
+    pub fn nothing(explanation: String) -> Classification {
+        Classification {
+            task: UNKNOWN_TASK.into(),
+            confidence: 0.0,
+            explanation,
+            decided_by: Decider::Nothing,
+        }
+    }
+}
+
+/// The learned part of a classifier: which kind of model reads the text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LearnedModel {
+    /// Hashed word and character n-grams with a logistic regression (`kind: ngram`).
+    Ngram(Model),
+    /// A task head over an encoder's sentence vectors (`kind: embedding`).
+    Embedding(EmbeddingModel),
 }
 
 /// Rules, then the learned model, then the threshold.
@@ -109,7 +164,7 @@ pub struct Classifier {
     /// Config rules, tried in order before the model.
     pub rules: Vec<TaskRule>,
     /// The learned model, when one is configured and its file exists.
-    pub model: Option<Model>,
+    pub model: Option<LearnedModel>,
     /// Below this probability the learned model's answer becomes `unknown`.
     pub threshold: f32,
     /// The configured model file, when it did not exist at load time: the classifier runs on
@@ -118,42 +173,83 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// The task of `text`: the first rule that hits, else the model's answer (or `unknown` below
-    /// the threshold).
+    /// The task of `text` without an encoder: the first rule that hits, else the n-gram
+    /// model's answer (or `unknown` below the threshold). With `kind: embedding` a text no rule
+    /// matches is `unknown` here, saying the encoder did not run: the gateway calls
+    /// [`Classifier::classify_with`] instead when a route needs the task.
     pub fn classify(&self, text: &str) -> Classification {
-        for rule in &self.rules {
-            if let Some(m) = rule.find(text) {
-                return Classification {
-                    task: rule.task.clone(),
-                    confidence: 1.0,
-                    explanation: format!("rule {:?} matched {:?}", rule.name, m),
-                };
-            }
+        if let Some(hit) = self.rule_match(text) {
+            return hit;
         }
-        let Some(model) = &self.model else {
-            let explanation = match &self.missing_model {
-                Some(path) => format!(
-                    "no rule matched, and the learned model {} does not exist (train it: \
-                     scripts/setup.sh, or triage route train)",
-                    path.display()
-                ),
-                None => "no rule matched and no learned model is configured".into(),
-            };
-            return Classification {
-                task: UNKNOWN_TASK.into(),
-                confidence: 0.0,
-                explanation,
-            };
+        match &self.model {
+            Some(LearnedModel::Embedding(_)) => Classification::nothing(
+                "no rule matched, and the embedding classifier did not run (no route names a \
+                 task, or no encoder was given)"
+                    .into(),
+            ),
+            Some(LearnedModel::Ngram(model)) => self.classify_ngram(model, text),
+            None => Classification::nothing(self.no_model_explanation()),
+        }
+    }
+
+    /// The embedding model, when the classifier is `kind: embedding` and its head loaded.
+    pub fn embedding(&self) -> Option<&EmbeddingModel> {
+        match &self.model {
+            Some(LearnedModel::Embedding(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// [`Classifier::classify`], with the sentence vector of `text` for `kind: embedding`:
+    /// `vector` is awaited only when no rule matches. An encoder that could not answer
+    /// (overloaded, not loaded, failed) makes the task `unknown`, with the reason.
+    pub async fn classify_with<F>(&self, text: &str, vector: F) -> Classification
+    where
+        F: std::future::Future<Output = Result<Vec<f32>, String>>,
+    {
+        if let Some(hit) = self.rule_match(text) {
+            return hit;
+        }
+        let Some(model) = self.embedding() else {
+            return self.classify(text);
         };
+        match vector.await {
+            Ok(v) => model.classify_vector(&v, self.threshold),
+            Err(why) => Classification::nothing(format!(
+                "no rule matched, and the embedding classifier could not run: {why}"
+            )),
+        }
+    }
+
+    /// The first config rule that matches `text`.
+    pub fn rule_match(&self, text: &str) -> Option<Classification> {
+        self.rules.iter().find_map(|rule| {
+            rule.find(text).map(|m| Classification {
+                task: rule.task.clone(),
+                confidence: 1.0,
+                explanation: format!("rule {:?} matched {:?}", rule.name, m),
+                decided_by: Decider::Rule,
+            })
+        })
+    }
+
+    fn no_model_explanation(&self) -> String {
+        match &self.missing_model {
+            Some(path) => format!(
+                "no rule matched, and the learned model {} does not exist (train it: \
+                 scripts/setup.sh, or triage route train)",
+                path.display()
+            ),
+            None => "no rule matched and no learned model is configured".into(),
+        }
+    }
+
+    fn classify_ngram(&self, model: &Model, text: &str) -> Classification {
         let x = features::featurize(text, model.dims_log2);
         let probs = model.probabilities_of(&x);
         let (best, p) = model::arg_max(&probs);
         let Some(task) = model.tasks.get(best) else {
-            return Classification {
-                task: UNKNOWN_TASK.into(),
-                confidence: 0.0,
-                explanation: "the learned model has no tasks".into(),
-            };
+            return Classification::nothing("the learned model has no tasks".into());
         };
         let mut explanation = format!("learned model: {task} p={p:.2}");
         let top = model.top_features_of(text, &x, best, 4);
@@ -164,22 +260,21 @@ impl Classifier {
             }
             explanation.push(')');
         }
-        if p < self.threshold {
+        let task = if p < self.threshold {
             let _ = write!(
                 explanation,
                 "; below threshold {:.2} → unknown",
                 self.threshold
             );
-            return Classification {
-                task: UNKNOWN_TASK.into(),
-                confidence: p,
-                explanation,
-            };
-        }
+            UNKNOWN_TASK.to_string()
+        } else {
+            task.clone()
+        };
         Classification {
-            task: task.clone(),
+            task,
             confidence: p,
             explanation,
+            decided_by: Decider::Ngram,
         }
     }
 }
@@ -253,7 +348,7 @@ mod tests {
         assert_eq!(loaded, model);
         let c = Classifier {
             rules: vec![],
-            model: Some(loaded),
+            model: Some(LearnedModel::Ngram(loaded)),
             threshold: 0.4,
             missing_model: None,
         };
@@ -291,7 +386,7 @@ mod tests {
         let model = train(&corpus(), &TrainOptions::default()).unwrap();
         let strict = Classifier {
             rules: vec![],
-            model: Some(model.clone()),
+            model: Some(LearnedModel::Ngram(model.clone())),
             threshold: 0.999,
             missing_model: None,
         };
@@ -300,7 +395,7 @@ mod tests {
         assert!(got.explanation.contains("below threshold"));
         let rules = Classifier {
             rules: vec![TaskRule::new("ner", "extraction", &["extract".into()], None).unwrap()],
-            model: Some(model),
+            model: Some(LearnedModel::Ngram(model)),
             threshold: 0.5,
             missing_model: None,
         };

@@ -375,7 +375,13 @@ pub(super) struct RawBudgets {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClassifier {
+    /// `ngram` (default: hashed n-grams, `model` from `triage route train`) or `embedding` (a
+    /// task head over `encoder`'s sentence vectors, from `triage route train --head embedding
+    /// --task-classifier`).
+    pub(super) kind: Option<String>,
     pub(super) model: Option<String>,
+    /// With `kind: embedding`: the sentence-encoder GGUF the head was trained on.
+    pub(super) encoder: Option<String>,
     pub(super) threshold: Option<f32>,
     #[serde(default)]
     pub(super) rules: Vec<RawTaskRule>,

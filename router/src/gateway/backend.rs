@@ -43,6 +43,16 @@ pub trait DynBackend: Send + Sync {
     fn serves_embeddings(&self) -> bool {
         false
     }
+    /// The sentence vector of `text` from this backend's in-process encoder (the router's
+    /// `kind: embedding` task classifier shares one this way); backends without one refuse.
+    fn sentence_vector(&self, text: String) -> BoxFuture<'_, backends::Result<Vec<f32>>> {
+        let _ = text;
+        Box::pin(async {
+            Err(BackendError::InvalidRequest(
+                "this backend has no in-process sentence encoder".into(),
+            ))
+        })
+    }
     /// Answer an embeddings request; a chat-only backend refuses it.
     fn embeddings(
         &self,
@@ -104,6 +114,10 @@ impl DynBackend for AnyBackend {
         request: EmbeddingRequest,
     ) -> BoxFuture<'_, backends::Result<EmbeddingResponse>> {
         Box::pin(async move { AnyBackend::embeddings(self, &request).await })
+    }
+
+    fn sentence_vector(&self, text: String) -> BoxFuture<'_, backends::Result<Vec<f32>>> {
+        Box::pin(async move { AnyBackend::sentence_vector(self, &text).await })
     }
 
     fn count_prompt_tokens(&self, request: &ChatRequest) -> Option<usize> {
@@ -254,6 +268,10 @@ impl BackendSlot {
 #[derive(Debug, Default)]
 pub struct Backends {
     slots: BTreeMap<String, Arc<BackendSlot>>,
+    /// The sentence encoder of a `classifier: { kind: embedding }` task classifier: a
+    /// configured `kind: embedding` / `kind: classifier` backend's slot when it runs the same
+    /// GGUF, else a slot of its own that no route can name.
+    task_encoder: Option<Arc<BackendSlot>>,
 }
 
 impl Backends {
@@ -272,6 +290,16 @@ impl Backends {
     /// Add a slot another set holds too (a reload keeps an unchanged backend running).
     pub fn insert_shared(&mut self, slot: Arc<BackendSlot>) {
         self.slots.insert(slot.name.clone(), slot);
+    }
+
+    /// The task classifier's encoder, when `classifier.kind` is `embedding`.
+    pub fn task_encoder(&self) -> Option<&Arc<BackendSlot>> {
+        self.task_encoder.as_ref()
+    }
+
+    /// Set the task classifier's encoder (a slot of this set, or one of its own).
+    pub fn set_task_encoder(&mut self, slot: Arc<BackendSlot>) {
+        self.task_encoder = Some(slot);
     }
 
     /// The slot named `name`.

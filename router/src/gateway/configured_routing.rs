@@ -15,7 +15,11 @@ use super::error::ApiError;
 use super::routing::{AdmitInput, RouteInfo, RouteInput, Routed, RoutingCore};
 use crate::config::Config;
 use crate::events::RequestSummary;
-use crate::explain::{gather_facts, TaskSource};
+use backends::ChatRequest;
+
+use super::backend::BackendSlot;
+use crate::classifier::Classification;
+use crate::explain::{classify_request, gather_facts, TaskSource};
 use crate::ledger::{now_unix_ms, LedgerRow};
 use crate::policy::{decide, decide_pinned, RuleAction, StateSnapshot};
 use crate::pricing::{CostBreakdown, Usage};
@@ -203,6 +207,7 @@ impl RoutingCore for PolicyCore {
             input.task_header,
             input.tenant,
             exact_tokens,
+            input.classified,
         );
         let now_ms = now_unix_ms();
         let spend = if budgets {
@@ -224,6 +229,12 @@ impl RoutingCore for PolicyCore {
             hold: HoldSlot::default(),
             decision,
             task: gathered.facts.task,
+            classifier: match &gathered.task_source {
+                TaskSource::Classifier(c) => {
+                    Some(format!("{} p={:.2}", c.decided_by.as_str(), c.confidence))
+                }
+                _ => None,
+            },
             task_source: match gathered.task_source {
                 TaskSource::Header => "header",
                 TaskSource::Metadata => "metadata",
@@ -231,6 +242,29 @@ impl RoutingCore for PolicyCore {
             }
             .into(),
         }
+    }
+
+    fn classify<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        task_header: Option<&'a str>,
+        encoder: Option<&'a Arc<BackendSlot>>,
+    ) -> BoxFuture<'a, Option<Classification>> {
+        Box::pin(async move {
+            let vector = |text: String| async move {
+                let Some(slot) = encoder else {
+                    return Err("no encoder is loaded".to_string());
+                };
+                let handle = slot
+                    .handle()
+                    .map_err(|e| format!("encoder {}: {e}", slot.name))?;
+                handle
+                    .sentence_vector(text)
+                    .await
+                    .map_err(|e| format!("encoder {}: {e}", slot.name))
+            };
+            classify_request(&self.config, request, task_header, vector).await
+        })
     }
 
     fn admit<'a>(
@@ -315,6 +349,7 @@ mod tests {
             pinned: None,
             local: &local,
             count_tokens: Some(TokenCounter(&count)),
+            classified: None,
         };
         let c = core(
             "  - { name: long, when: { prompt_tokens: { min: 50 } }, to: llm }\n  - { name: d, to: slm }\n",

@@ -28,6 +28,7 @@ pub(super) fn layer(origins: &[String]) -> Option<CorsLayer> {
         headers::ESCALATION_FAILED,
         headers::REQUEST_ID,
         headers::SIGNAL,
+        headers::CLASSIFIER,
     ]
     .into_iter()
     .map(HeaderName::from_static);

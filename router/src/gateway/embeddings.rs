@@ -100,6 +100,7 @@ async fn prepare(
         pinned: Some(&backend),
         local: &state.inner.backends.local_loads(),
         count_tokens: None,
+        classified: None,
     });
     let routed = admit(state, t, &view, decided).await?;
     check_decision(&routed, &backend)?;

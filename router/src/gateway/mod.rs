@@ -34,6 +34,7 @@ pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod sse;
+mod task_encoder;
 pub mod transport;
 
 use std::future::Future;

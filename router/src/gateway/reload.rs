@@ -187,11 +187,18 @@ impl Reloader {
                 .collect(),
             ..ReloadReport::default()
         };
-        let (backends, loads) = build_backends(&config, |name, spec| {
+        let (mut backends, mut loads) = build_backends(&config, |name, spec| {
             (old.backends.get(name) == Some(spec))
                 .then(|| state.backends().get(name).cloned())
                 .flatten()
         })?;
+        let encoder = |c: &Config| c.classifier.embedding().map(|m| m.encoder.clone());
+        super::task_encoder::keep(
+            &mut backends,
+            &mut loads,
+            state.backends().task_encoder(),
+            encoder(old) == encoder(&config),
+        );
         for name in config.backends.keys() {
             let same = backends
                 .get(name)

@@ -7,12 +7,15 @@
 //! `triage.yaml`; tests may script one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use backends::ChatRequest;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
+use super::backend::BackendSlot;
 use super::error::ApiError;
+use crate::classifier::Classification;
 use crate::events::RequestSummary;
 use crate::policy::{Decision, LocalLoad};
 use crate::pricing::{CostBreakdown, Usage};
@@ -34,6 +37,9 @@ pub struct RouteInput<'a> {
     /// Counts the prompt's tokens with a local tokenizer, when one is loaded. Called only when
     /// a rule has a `prompt_tokens` condition (tokenizing costs time on every request).
     pub count_tokens: Option<TokenCounter<'a>>,
+    /// The task classifier's answer when [`RoutingCore::classify`] awaited one (the embedding
+    /// classifier); `None`: the core classifies synchronously if it needs to.
+    pub classified: Option<&'a Classification>,
 }
 
 /// What admission sees of a decided request.
@@ -66,6 +72,9 @@ pub struct Routed {
     pub task: String,
     /// `header`, `metadata` or `classifier`.
     pub task_source: String,
+    /// When the classifier decided: which part and its probability (`embedding p=0.91`), for
+    /// the `x-triage-classifier` header.
+    pub classifier: Option<String>,
     /// The prompt's tokens as routing counted them (exact where the local tokenizer counted,
     /// else estimated): billed when an answer ends without the provider's usage.
     pub prompt_tokens: u32,
@@ -90,6 +99,20 @@ pub trait RoutingCore: Send + Sync {
     fn routes(&self) -> Vec<RouteInfo>;
     /// Gather the request's facts (task, PII, tokens) and decide.
     fn decide(&self, input: &RouteInput<'_>) -> Routed;
+    /// The work of deciding that must wait for an engine: the task of a request the
+    /// embedding classifier must read (no task header or `metadata.task`, not pinned to a
+    /// backend, a route names tasks), its vector from `encoder`. `None`: nothing to await
+    /// ([`RoutingCore::decide`] classifies synchronously if it needs to). Never an error: an
+    /// encoder that cannot answer gives `unknown`, with the reason.
+    fn classify<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        task_header: Option<&'a str>,
+        encoder: Option<&'a Arc<BackendSlot>>,
+    ) -> BoxFuture<'a, Option<Classification>> {
+        let _ = (request, task_header, encoder);
+        Box::pin(std::future::ready(None))
+    }
     /// Admit a decided request before anything runs: reserve its budget and take its rate-limit
     /// share (with a shared store, the request's one round trip to it). The decision may change
     /// (a spent budget's `on_exhausted`); an error is the answer (429 rate limit, 503 store

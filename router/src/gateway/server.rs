@@ -238,14 +238,14 @@ impl std::fmt::Debug for Server {
 
 /// A local engine to load once the listener is up.
 pub(super) struct LocalLoadJob {
-    slot: Arc<BackendSlot>,
+    pub(super) slot: Arc<BackendSlot>,
     #[cfg_attr(not(feature = "llama"), allow(dead_code))]
-    spec: LocalSpec,
+    pub(super) spec: LocalSpec,
 }
 
 /// What a local slot loads: a chat engine or an embedding engine.
 #[cfg_attr(not(feature = "llama"), allow(dead_code))]
-enum LocalSpec {
+pub(super) enum LocalSpec {
     Chat(backends::LlamaEngineConfig),
     Embedding(backends::EmbeddingEngineConfig),
     Classifier(crate::config::ClassifierSpec),
@@ -311,6 +311,9 @@ pub(super) fn build_backends(
                 loads.push(LocalLoadJob { slot, spec });
             }
         }
+    }
+    if let Some(model) = config.classifier.embedding() {
+        super::task_encoder::attach(config, &model.encoder, &mut backends, &mut loads);
     }
     // Nothing left to serve: stop with the first reason.
     if down.len() == config.backends.len() {

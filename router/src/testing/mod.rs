@@ -197,6 +197,13 @@ impl TestGatewayBuilder {
         self
     }
 
+    /// The encoder of a `classifier: { kind: embedding }` task classifier (what `triage serve`
+    /// attaches from the config): a loaded engine, or a TEST DOUBLE answering `sentence_vector`.
+    pub fn task_encoder(mut self, slot: BackendSlot) -> Self {
+        self.backends.set_task_encoder(Arc::new(slot));
+        self
+    }
+
     /// A slot as the caller built it (one still loading, or one whose load failed).
     pub fn slot(mut self, slot: BackendSlot) -> Self {
         self.backends.insert(slot);

@@ -92,6 +92,7 @@ impl RoutingCore for ScriptedCore {
                 reason: format!("scripted: task {task}"),
                 trace: vec![],
             },
+            classifier: None,
             prompt_tokens: 0,
             hold: Default::default(),
             task,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{check_name, resolve, Ctx};
-use crate::classifier::{Classifier, Model, TaskRule};
+use crate::classifier::{Classifier, EmbeddingModel, LearnedModel, Model, TaskRule, TASK_HEAD};
 use crate::config::raw::{RawClassifier, RawPii};
 use crate::config::ConfigError;
 use crate::pii::{PiiDetector, PiiKind};
@@ -33,22 +33,31 @@ pub(super) fn validate_classifier(
             format!("must be between 0 and 1 (got {threshold})"),
         ));
     }
-    let (model, missing_model) = match &c.model {
-        None => (None, None),
-        Some(p) => {
-            let path = resolve(dir, p);
-            if path.exists() {
-                let model =
-                    Model::load(&path).map_err(|e| ctx.err("classifier.model", e.to_string()))?;
-                (Some(model), None)
-            } else {
-                warnings.push(format!(
-                    "classifier.model: {} does not exist; tasks come from the classifier rules \
-                     only (train the model with scripts/setup.sh, or `triage route train`)",
-                    path.display()
+    let (model, missing_model) = match c.kind.as_deref().unwrap_or("ngram") {
+        "ngram" => {
+            if c.encoder.is_some() {
+                return Err(ctx.err(
+                    "classifier.encoder",
+                    "only `kind: embedding` reads an encoder (the n-gram model reads the text)",
                 ));
-                (None, Some(path))
             }
+            match learned_file(c, dir, warnings)? {
+                Some(path) => {
+                    let model = Model::load(&path)
+                        .map_err(|e| ctx.err("classifier.model", e.to_string()))?;
+                    (Some(LearnedModel::Ngram(model)), None)
+                }
+                None => (None, c.model.as_ref().map(|p| resolve(dir, p))),
+            }
+        }
+        "embedding" => embedding_model(c, ctx, dir, warnings)?,
+        other => {
+            return Err(ctx.err(
+                "classifier.kind",
+                format!(
+                    "`{other}` is not a classifier kind: expected `ngram` (default) or `embedding`"
+                ),
+            ))
         }
     };
     let mut rules = Vec::new();
@@ -74,6 +83,89 @@ pub(super) fn validate_classifier(
         threshold,
         missing_model,
     })
+}
+
+/// The configured model file when it exists; `None` (and a warning) when it is configured
+/// but not trained yet, or not configured.
+fn learned_file(
+    c: &RawClassifier,
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    let Some(p) = &c.model else {
+        return Ok(None);
+    };
+    let path = resolve(dir, p);
+    if path.exists() {
+        return Ok(Some(path));
+    }
+    warnings.push(format!(
+        "classifier.model: {} does not exist; tasks come from the classifier rules \
+         only (train the model with scripts/setup.sh, or `triage route train`)",
+        path.display()
+    ));
+    Ok(None)
+}
+
+/// `kind: embedding`: the encoder must exist (an error naming it otherwise), the head must be
+/// a task head trained on that encoder (checked by SHA-256). A head file not trained yet is a
+/// warning, as for the n-gram model.
+fn embedding_model(
+    c: &RawClassifier,
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(Option<LearnedModel>, Option<std::path::PathBuf>), ConfigError> {
+    let Some(encoder) = &c.encoder else {
+        return Err(ctx.err(
+            "classifier.encoder",
+            "`kind: embedding` needs `encoder: FILE.gguf`, the sentence encoder its head was \
+             trained on (e.g. models/all-MiniLM-L6-v2.gguf)",
+        ));
+    };
+    let encoder = resolve(dir, encoder);
+    if !encoder.is_file() {
+        return Err(ctx.err(
+            "classifier.encoder",
+            format!(
+                "{} does not exist (the sentence encoder `kind: embedding` reads; \
+                 scripts/setup.sh downloads all-MiniLM-L6-v2)",
+                encoder.display()
+            ),
+        ));
+    }
+    if c.model.is_none() {
+        return Err(ctx.err(
+            "classifier.model",
+            "`kind: embedding` needs `model: FILE.json`, a task head (triage route train \
+             --head embedding --task-classifier)",
+        ));
+    }
+    let Some(path) = learned_file(c, dir, warnings)? else {
+        return Ok((None, c.model.as_ref().map(|p| resolve(dir, p))));
+    };
+    let head = backends::head::Head::load(&path)
+        .map_err(|e| ctx.err("classifier.model", e.to_string()))?;
+    if head.task != TASK_HEAD {
+        return Err(ctx.err(
+            "classifier.model",
+            format!(
+                "{} is the `{}` head of a `kind: classifier` backend (labels: {}), not a task \
+                 classifier (triage route train --head embedding --task-classifier)",
+                path.display(),
+                head.task,
+                head.labels.join(", ")
+            ),
+        ));
+    }
+    let actual = backends::head::EncoderId::of_file(&encoder, head.encoder.dims)
+        .map_err(|e| ctx.err("classifier.encoder", e.to_string()))?;
+    head.check_encoder(&actual)
+        .map_err(|e| ctx.err("classifier.encoder", e.to_string()))?;
+    Ok((
+        Some(LearnedModel::Embedding(EmbeddingModel { head, encoder })),
+        None,
+    ))
 }
 
 /// The `pii` section: the detector, and what the privacy rule does with parts it cannot read

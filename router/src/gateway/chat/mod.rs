@@ -96,7 +96,7 @@ pub(crate) async fn serve_chat<S: Delivery, W: Delivery>(
         Err(e) => return t.fail(e),
     };
     t.stages.mark(Stage::parse);
-    let decided = match plan(&state, headers, &request, &mut t) {
+    let decided = match plan(&state, headers, &request, &mut t).await {
         Ok(routed) => routed,
         Err(e) => return t.fail(e),
     };
@@ -169,7 +169,7 @@ pub(crate) fn read_body(
 
 /// Validate a parsed request and ask the routing core for its plan (noting model and stream
 /// in the summary first, so a refusal's ledger row names them).
-pub(crate) fn plan(
+pub(crate) async fn plan(
     state: &AppState,
     headers: &HeaderMap,
     request: &ChatRequest,
@@ -179,7 +179,7 @@ pub(crate) fn plan(
     t.s.stream = request.is_stream();
     validate(request)?;
     let task_header = task_header(headers)?;
-    resolve(state, request, task_header.as_deref(), t.s.key.as_deref())
+    resolve(state, request, task_header.as_deref(), t.s.key.as_deref()).await
 }
 
 /// Admit a decided plan (budget reservation, rate limits: the one await before execution;
@@ -292,7 +292,7 @@ fn validate(request: &ChatRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn resolve(
+async fn resolve(
     state: &AppState,
     request: &ChatRequest,
     task_header: Option<&str>,
@@ -306,15 +306,29 @@ fn resolve(
         known.extend(state.inner.backends.names());
         return Err(ApiError::model_not_found(model, &known));
     }
-    let local = state.inner.backends.local_loads();
+    let pinned = if policy_model { None } else { pinned };
     let backends = &state.inner.backends;
+    // The embedding classifier's one await (its vector from the encoder thread); only for
+    // requests the policy routes and whose task nobody stated.
+    let classified = match pinned {
+        Some(_) => None,
+        None => {
+            state
+                .inner
+                .core
+                .classify(request, task_header, backends.task_encoder())
+                .await
+        }
+    };
+    let local = backends.local_loads();
     let count = |r: &ChatRequest| backends.count_prompt_tokens(r);
     Ok(state.inner.core.decide(&RouteInput {
         request,
         tenant,
         task_header,
-        pinned: if policy_model { None } else { pinned },
+        pinned,
         local: &local,
         count_tokens: Some(TokenCounter(&count)),
+        classified: classified.as_ref(),
     }))
 }

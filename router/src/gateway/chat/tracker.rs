@@ -62,6 +62,8 @@ pub(crate) struct Tracker {
     /// Whether the answer is streamed (its time after the first byte is the stream's, not a
     /// stage of the gateway's).
     streaming: bool,
+    /// Which part of the task classifier decided, and its probability (`x-triage-classifier`).
+    classifier: Option<String>,
 }
 
 impl Tracker {
@@ -98,6 +100,7 @@ impl Tracker {
             hold: None,
             streamed: 0,
             prompt_tokens: 0,
+            classifier: None,
         }
     }
 
@@ -106,6 +109,7 @@ impl Tracker {
         self.s.reason = Some(routed.decision.reason.clone());
         self.s.task = Some(routed.task.clone());
         self.s.task_source = Some(routed.task_source.clone());
+        self.classifier.clone_from(&routed.classifier);
         self.prompt_tokens = routed.prompt_tokens;
         if let Some(hold) = routed.hold.take() {
             self.hold = Some(hold);
@@ -329,6 +333,9 @@ impl Tracker {
         }
         if let Some(task) = &self.s.task {
             put(HEADER_TASK, task);
+        }
+        if let Some(c) = &self.classifier {
+            put(crate::headers::CLASSIFIER, c);
         }
         if let Some(signal) = &self.signal {
             put(HEADER_SIGNAL, signal);
