@@ -23,7 +23,8 @@
 //!
 //! What follows `record` is hyper writing the response, outside the handler. A stage a request
 //! did not pass (a refusal has no upstream) is left out; a stream's answer is timed up to its
-//! first byte (`upstream_first_byte`), the rest is the stream itself.
+//! first content token (counted as `upstream_first_byte`: a stream's `FirstByte` event is not
+//! kept by the tracker), the rest is the stream itself.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
