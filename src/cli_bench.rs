@@ -172,6 +172,15 @@ pub struct CalibrateArgs {
     /// Per task: instead of a quality target, the best quality at most this cost per request (USD).
     #[arg(long)]
     pub max_cost: Option<f64>,
+    /// Per task, with a budget over all tasks: spend at most this share of what sending every
+    /// item to the LLM costs (on the calibration half; 0.5 = half). When the per-task choices
+    /// cost more, the tasks that lose the least quality for the saving take cheaper policies.
+    #[arg(long, value_name = "SHARE")]
+    pub budget_share: Option<f64>,
+    /// With --budget-share: hold the budget on the calibration half's point total instead of
+    /// its one-sided 95% upper bound over new items of the same mix (the default).
+    #[arg(long, requires = "budget_share")]
+    pub budget_point: bool,
     /// Per task: seed of the calibration/evaluation split.
     #[arg(long, default_value_t = bench::fewshot::split_seed())]
     pub seed: u64,
@@ -346,7 +355,7 @@ fn calibrate_cmd(args: CalibrateArgs) -> anyhow::Result<()> {
     for more in &args.with {
         records.extend(bench::results::read_records(more)?);
     }
-    if args.per_task || args.max_cost.is_some() {
+    if args.per_task || args.max_cost.is_some() || args.budget_share.is_some() {
         return fit_cmd(&args, &records);
     }
     let slm = args.small.first().map_or("slm", String::as_str);
@@ -406,6 +415,8 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
         llm: args.llm.clone(),
         target_share: args.target_share,
         max_cost: args.max_cost,
+        budget_share: args.budget_share,
+        budget_upper_bound: !args.budget_point,
         seed: args.seed,
         ..bench::fit::FitOptions::default()
     };
@@ -413,6 +424,11 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
     let path = args.run.join("fit.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&fit)?)
         .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("[bench] wrote {}", path.display());
+    // The files first: the printed report can be cut short (a closed pipe) without losing them.
+    if let Some(config) = &args.write {
+        write_fit(config, &fit, &args.run)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&fit)?);
         return Ok(());
@@ -469,6 +485,30 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
             o.llm.cost_per_request
         );
     }
+    if let Some(b) = &fit.budget {
+        println!(
+            "budget {}× the all-LLM cost (calibration half: ${:.6} of ${:.6}{}): the per-task choices cost ${:.6}, {}; quality {:.3} → {:.3}{}",
+            b.share,
+            b.budget_usd,
+            b.all_llm_usd,
+            if args.budget_point { "" } else { ", held by the 95% upper bound over new items" },
+            b.before_usd,
+            if !b.reachable {
+                format!("not reachable: every task at its cheapest policy costs ${:.6} (bound ${:.6})", b.after_usd, b.after_upper_usd)
+            } else if b.changed.is_empty() {
+                format!("within it (bound ${:.6})", b.after_upper_usd)
+            } else {
+                format!("now ${:.6} (bound ${:.6})", b.after_usd, b.after_upper_usd)
+            },
+            b.quality_before,
+            b.quality_after,
+            if b.changed.is_empty() {
+                String::new()
+            } else {
+                format!(" (changed: {})", b.changed.join(", "))
+            }
+        );
+    }
     println!();
     println!(
         "signal AUROC for each small target's pass/fail (evaluation half, 95% bootstrap interval):"
@@ -495,10 +535,6 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
                 verdict
             );
         }
-    }
-    eprintln!("[bench] wrote {}", path.display());
-    if let Some(config) = &args.write {
-        write_fit(config, &fit, &args.run)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! The text of an item is [`backends::head::classifier_text`] of the request the harness sends
 //! for it (the rendered prompt of its last user turn), the same function the backend calls.
 
+#[cfg(feature = "llama")]
 use std::collections::BTreeMap;
 use std::fmt;
 #[cfg(not(feature = "llama"))]
@@ -24,7 +25,9 @@ use serde_json::Value;
 use crate::error::{BenchError, Result};
 use crate::half::Half;
 use crate::scenario::{read_yaml, Scenario, Suite};
-use crate::stats::{wilson, Estimate};
+#[cfg(feature = "llama")]
+use crate::stats::wilson;
+use crate::stats::Estimate;
 
 /// One labelled item of a `choices` scenario.
 #[derive(Clone, Debug, PartialEq, Serialize)]

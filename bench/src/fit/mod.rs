@@ -24,6 +24,10 @@
 //!   An item whose first answer has no value for the signal (a failure, a backend without
 //!   log-probabilities) escalates.
 //!
+//! - **A budget over all tasks** (optional, `budget.rs`): when the per-task choices together
+//!   cost more than a given share of the all-LLM cost, the tasks that lose least quality per
+//!   dollar give way, exactly (a small knapsack), and the report says what it cost in quality.
+//!
 //! Each small target's signals' AUROC for predicting its own pass/fail is reported per task on
 //! the evaluation half with a seeded percentile-bootstrap interval; 0.5 means the signal
 //! carries no information for that task, and the report says so instead of hiding it.
@@ -37,12 +41,15 @@ use crate::error::{BenchError, Result};
 use crate::record::RequestRecord;
 
 mod auroc;
+mod budget;
 mod pair;
 mod policy;
 mod split;
 pub mod write;
 
 pub use auroc::{auroc, auroc_ci, SignalQuality};
+pub use budget::BudgetReport;
+use budget::Planned;
 pub use pair::{pair_by_task, signals_of};
 pub use policy::{outcome, Answer, Outcome, Policy, TaskItem};
 pub(crate) use split::stable_hash;
@@ -62,6 +69,14 @@ pub struct FitOptions {
     /// Instead of a quality target: the best quality whose cost per request is at most this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
+    /// Over all tasks together: spend at most this share of the all-LLM cost on the calibration
+    /// half, giving up as little quality as possible when the per-task choices cost more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_share: Option<f64>,
+    /// Hold the budget on the one-sided 95% upper bound of the cost (new items of the same mix),
+    /// not on the calibration half's point total.
+    #[serde(default = "yes")]
+    pub budget_upper_bound: bool,
     /// Seed of the split and of the bootstrap.
     pub seed: u64,
     /// Least share of LLM calls a cascade must save against "always LLM" to be chosen.
@@ -79,12 +94,18 @@ impl Default for FitOptions {
             llm: "llm".into(),
             target_share: 0.95,
             max_cost: None,
+            budget_share: None,
+            budget_upper_bound: true,
             seed: 7,
             min_saving: 0.2,
             grid: 10,
             bootstrap: 1000,
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Every single target and the chosen policy on one half.
@@ -139,6 +160,9 @@ pub struct Fit {
     /// Every task's evaluation half together: each single target and the per-task router.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overall: Option<HalfReport>,
+    /// What `budget_share` did, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetReport>,
     /// Items some target did not answer, or never scored.
     pub skipped_items: usize,
 }
@@ -201,13 +225,26 @@ pub fn candidates(items: &[TaskItem], options: &FitOptions) -> Vec<Policy> {
     out
 }
 
+/// Every candidate policy with its outcome on `items`.
+pub(super) fn scored(items: &[TaskItem], options: &FitOptions) -> Vec<(Policy, Outcome)> {
+    candidates(items, options)
+        .into_iter()
+        .filter_map(|p| outcome(&p, items).map(|o| (p, o)))
+        .collect()
+}
+
+/// A cascade must save enough LLM calls against "always LLM" to be believed.
+pub(super) fn admissible((p, o): &(Policy, Outcome), options: &FitOptions) -> bool {
+    match p {
+        Policy::Cascade { .. } => o.llm_share <= 1.0 - options.min_saving,
+        _ => true,
+    }
+}
+
 /// Choose a policy on the calibration half. Returns the policy, the reason and the number of
 /// candidates; `None` when no single target answered every item.
 pub fn choose(items: &[TaskItem], options: &FitOptions) -> Option<(Policy, String, usize)> {
-    let scored: Vec<(Policy, Outcome)> = candidates(items, options)
-        .into_iter()
-        .filter_map(|p| outcome(&p, items).map(|o| (p, o)))
-        .collect();
+    let scored = scored(items, options);
     let preference = |p: &Policy| {
         p.small_target()
             .and_then(|t| options.small.iter().position(|s| s == t))
@@ -220,11 +257,7 @@ pub fn choose(items: &[TaskItem], options: &FitOptions) -> Option<(Policy, Strin
             .then(a.0.simplicity().cmp(&b.0.simplicity()))
             .then(preference(&a.0).cmp(&preference(&b.0)))
     };
-    // A cascade must save enough LLM calls against "always LLM" to be believed.
-    let admissible = |(p, o): &&(Policy, Outcome)| match p {
-        Policy::Cascade { .. } => o.llm_share <= 1.0 - options.min_saving,
-        _ => true,
-    };
+    let admissible = |c: &&(Policy, Outcome)| admissible(c, options);
     if let Some(max_cost) = options.max_cost {
         let best = scored
             .iter()
@@ -316,9 +349,15 @@ fn half_report(items: &[(&TaskItem, &Policy)], options: &FitOptions) -> Option<H
 
 /// Fit every task of a run.
 pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
+    if let Some(share) = options.budget_share {
+        if !(share.is_finite() && share >= 0.0) {
+            return Err(BenchError::Analysis(format!(
+                "the budget share must be a number ≥ 0 (a share of the all-LLM cost), got {share}"
+            )));
+        }
+    }
     let (tasks, skipped) = pair_by_task(records, &options.small, &options.llm)?;
-    let mut out = Vec::new();
-    let mut overall: Vec<(TaskItem, Policy)> = Vec::new();
+    let mut plans = Vec::new();
     for (task, items) in tasks {
         let (cal, eval) = split(&items, &task, options.seed);
         if cal.is_empty() || eval.is_empty() {
@@ -328,6 +367,29 @@ pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
         let Some((chosen, why, candidates)) = choose(&cal, options) else {
             continue;
         };
+        plans.push(Planned {
+            task,
+            cal,
+            eval,
+            chosen,
+            why,
+            candidates,
+        });
+    }
+    let budget = options
+        .budget_share
+        .map(|share| budget::apply(&mut plans, share, options));
+    let mut out = Vec::new();
+    let mut overall: Vec<(TaskItem, Policy)> = Vec::new();
+    for plan in plans {
+        let Planned {
+            task,
+            cal,
+            eval,
+            chosen,
+            why,
+            candidates,
+        } = plan;
         let cal_items: Vec<(&TaskItem, &Policy)> = cal.iter().map(|i| (i, &chosen)).collect();
         let eval_items: Vec<(&TaskItem, &Policy)> = eval.iter().map(|i| (i, &chosen)).collect();
         let (Some(calibration), Some(evaluation)) = (
@@ -356,6 +418,7 @@ pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
     Ok(Fit {
         options: options.clone(),
         overall: half_report(&refs, options),
+        budget,
         tasks: out,
         skipped_items: skipped,
     })

@@ -237,3 +237,114 @@ fn several_first_steps_each_task_to_its_own_target() {
     // Items the encoder did not answer (prose) keep it out of the overall single-target rows.
     assert!(!o.small.contains_key("enc"));
 }
+
+/// Two tasks where the quality target sends both to the LLM: "near", where the SLM is almost
+/// as good, and "far", where it is useless. Both cost the same, so a budget of half the
+/// all-LLM cost must move exactly one task to the SLM: the one that loses least, "near".
+fn near_and_far() -> Vec<RequestRecord> {
+    let mut records = Vec::new();
+    for i in 0..40 {
+        records.push(record(
+            "slm",
+            "near",
+            i,
+            if i % 10 == 0 { 0.0 } else { 1.0 },
+            None,
+        ));
+        records.push(record("llm", "near", i, 1.0, None));
+        records.push(record(
+            "slm",
+            "far",
+            i,
+            if i % 10 == 0 { 1.0 } else { 0.0 },
+            None,
+        ));
+        records.push(record("llm", "far", i, 1.0, None));
+    }
+    records
+}
+
+#[test]
+fn a_budget_moves_the_task_that_loses_least() {
+    let records = near_and_far();
+    let unbudgeted = fit(&records, &FitOptions::default()).unwrap();
+    assert!(unbudgeted.tasks.iter().all(|t| t.chosen == Policy::Llm));
+    assert!(unbudgeted.budget.is_none());
+
+    // Held on the point total, 0.55 leaves room for exactly one task on the LLM; held with
+    // 95% confidence on new items (the default), the spread of the per-item costs needs more.
+    let point = FitOptions {
+        budget_share: Some(0.55),
+        budget_upper_bound: false,
+        ..FitOptions::default()
+    };
+    let bound = FitOptions {
+        budget_share: Some(0.55),
+        ..FitOptions::default()
+    };
+    let tight = fit(&records, &bound).unwrap();
+    assert!(tight.tasks.iter().all(|t| t.chosen == slm()));
+    let b = tight.budget.unwrap();
+    assert!(b.after_upper_usd <= b.budget_usd + 1e-12);
+    let roomier = FitOptions {
+        budget_share: Some(0.7),
+        ..FitOptions::default()
+    };
+    for opts in [point, roomier] {
+        let f = fit(&records, &opts).unwrap();
+        let by: BTreeMap<&str, &TaskFit> = f.tasks.iter().map(|t| (t.task.as_str(), t)).collect();
+        assert_eq!(by["near"].chosen, slm());
+        assert_eq!(by["far"].chosen, Policy::Llm);
+        assert!(
+            by["near"].why.starts_with("within the budget"),
+            "{}",
+            by["near"].why
+        );
+        let b = f.budget.unwrap();
+        assert!(b.reachable);
+        assert_eq!(b.changed, vec!["near".to_string()]);
+        assert!(b.after_usd <= b.budget_usd + 1e-12);
+        assert!(b.before_usd > b.budget_usd);
+        assert!(b.quality_after < b.quality_before);
+        // The calibration half's cost is what the budget holds: half of it plus the SLM's share.
+        let cal_cost = |t: &TaskFit| t.calibration.chosen.cost_per_request * t.calibration.n as f64;
+        let spent: f64 = f.tasks.iter().map(cal_cost).sum();
+        assert!(
+            (spent - b.after_usd).abs() < 1e-12,
+            "{spent} vs {}",
+            b.after_usd
+        );
+        assert!(b.after_upper_usd >= b.after_usd);
+    }
+}
+
+#[test]
+fn a_budget_already_met_changes_nothing_and_an_unreachable_one_says_so() {
+    let records = near_and_far();
+    let roomy = FitOptions {
+        budget_share: Some(1.0),
+        ..FitOptions::default()
+    };
+    let f = fit(&records, &roomy).unwrap();
+    assert!(f.tasks.iter().all(|t| t.chosen == Policy::Llm));
+    let b = f.budget.unwrap();
+    assert!(b.reachable && b.changed.is_empty());
+
+    // Zero: not even the SLM fits; every task at its cheapest policy, and the report says so.
+    let none = FitOptions {
+        budget_share: Some(0.0),
+        ..FitOptions::default()
+    };
+    let f = fit(&records, &none).unwrap();
+    assert!(f.tasks.iter().all(|t| t.chosen == slm()));
+    let b = f.budget.unwrap();
+    assert!(!b.reachable);
+    assert_eq!(b.changed.len(), 2);
+
+    let bad = FitOptions {
+        budget_share: Some(f64::NAN),
+        ..FitOptions::default()
+    };
+    let err = fit(&records, &bad).unwrap_err().to_string();
+    assert!(err.contains("budget share"), "{err}");
+}

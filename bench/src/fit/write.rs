@@ -110,12 +110,15 @@ pub fn route_line(t: &TaskFit, small: &[String], llm: &str) -> String {
 pub fn block(fit: &Fit, source: &str, indent: &str) -> String {
     let o = &fit.options;
     let mut out = format!(
-        "{indent}{BEGIN}: from {source} (seed {}, {}); rewritten by the next --write\n",
+        "{indent}{BEGIN}: from {source} (seed {}, {}{}); rewritten by the next --write\n",
         o.seed,
         match o.max_cost {
             Some(c) => format!("best quality at ≤ ${c}/request"),
             None => format!("target {:.0}% of the better model", o.target_share * 100.0),
-        }
+        },
+        o.budget_share
+            .map(|s| format!(", at most {s}× the all-LLM cost over all tasks"))
+            .unwrap_or_default()
     );
     for t in &fit.tasks {
         out.push_str(&format!("{indent}# {}\n", evidence(t)));
