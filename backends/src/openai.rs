@@ -155,10 +155,7 @@ impl OpenAiBackend {
     /// neither copied into a JSON tree nor escaped again. Either way the upstream receives the
     /// same JSON document.
     pub fn request_bytes(&self, request: &ChatRequest, stream: bool) -> Result<Vec<u8>> {
-        let Some(messages) = request
-            .client_body
-            .messages_json(request.messages.len())
-        else {
+        let Some(messages) = request.client_body.messages_json(request.messages.len()) else {
             return serde_json::to_vec(&self.request_body(request, stream)?).map_err(encode_error);
         };
         let body = self.request_body(&request.without_messages(), stream)?;

@@ -17,7 +17,11 @@ fn backends() -> Vec<OpenAiBackend> {
     let mut triage = RemoteConfig::new("http://127.0.0.1:9/v1", "upstream-model");
     triage.extensions = Extensions::Triage;
     vec![
-        OpenAiBackend::new(RemoteConfig::new("https://api.openai.com/v1", "gpt-4o-mini")).unwrap(),
+        OpenAiBackend::new(RemoteConfig::new(
+            "https://api.openai.com/v1",
+            "gpt-4o-mini",
+        ))
+        .unwrap(),
         OpenAiBackend::new(RemoteConfig::new("http://127.0.0.1:9/v1", "local-model")).unwrap(),
         OpenAiBackend::new(triage).unwrap(),
     ]
@@ -97,7 +101,10 @@ fn fixture_bodies() -> Vec<(String, String)> {
 #[test]
 fn shipped_requests_forward_the_same_document() {
     for (name, body) in fixture_bodies() {
-        assert!(check(&body), "{name}: the client's messages were not forwarded");
+        assert!(
+            check(&body),
+            "{name}: the client's messages were not forwarded"
+        );
     }
 }
 
@@ -177,7 +184,8 @@ fn a_request_changed_after_parsing_is_reserialized() {
         .messages
         .push(backends::ChatMessage::new(backends::Role::User, "b"));
     let backend = &backends()[1];
-    let sent: Value = serde_json::from_slice(&backend.request_bytes(&request, false).unwrap()).unwrap();
+    let sent: Value =
+        serde_json::from_slice(&backend.request_bytes(&request, false).unwrap()).unwrap();
     assert_eq!(sent["messages"][1]["content"], "b");
 }
 
