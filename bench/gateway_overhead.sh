@@ -28,6 +28,10 @@
 #        RSS_REQUESTS=100000  LITELLM=path/to/litellm (default: `litellm` on PATH)
 #        LITELLM_MAX_RATE=100 (LiteLLM saturates below 100 req/s with one worker: above this
 #        rate it is left out)  TRIAGE_BIN=path  OUT=results.jsonl (raw per-run results)
+#        PHASES="load kb rss ladder" (which phases run)  KB_ROUNDS=3
+#        BASELINE_BIN=path (a second triage binary, e.g. an older build, started the same way
+#        and labelled `baseline`: it runs in the prompt-size phase's rounds next to `triage`,
+#        and the report gives both slopes and their ratio)
 set -euo pipefail
 
 ROUNDS=${1:-5}
@@ -36,6 +40,10 @@ RATES=${RATES:-"20 1000"}
 LADDER=${LADDER:-"2000 4000 6000 8000 10000 12000"}
 KB_SIZES=${KB_SIZES:-"1 16 64 256 512"}
 RSS_REQUESTS=${RSS_REQUESTS:-100000}
+PHASES=${PHASES:-"load kb rss ladder"}
+KB_ROUNDS=${KB_ROUNDS:-3}
+BASELINE_BIN=${BASELINE_BIN:-}
+phase_on() { [[ " $PHASES " == *" $1 "* ]]; }
 LITELLM_MAX_RATE=${LITELLM_MAX_RATE:-100}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -79,7 +87,7 @@ UPSTREAM=$(start upstream "$EX/mock_upstream" 127.0.0.1:0)
 PASS=$(start passthrough "$EX/passthrough" "$UPSTREAM/v1" 127.0.0.1:0)
 
 cat >"$WORK/triage.yaml" <<YAML
-server: { ledger: $WORK/ledger.sqlite }
+server: { ledger: LEDGER }
 backends:
   llm: { kind: openai, base_url: "$UPSTREAM/v1", model: mock-model }
 pricing:
@@ -89,11 +97,19 @@ routes:
   - { name: sentiment, when: { task: [sentiment] }, to: llm }
   - { name: default, to: llm }
 YAML
-TRIAGE=$(start triage "$TRIAGE_BIN" serve --config "$WORK/triage.yaml" --listen 127.0.0.1:0)
+sed "s|LEDGER|$WORK/ledger.sqlite|" "$WORK/triage.yaml" >"$WORK/triage-new.yaml"
+TRIAGE=$(start triage "$TRIAGE_BIN" serve --config "$WORK/triage-new.yaml" --listen 127.0.0.1:0)
 TRIAGE_PID=$(cat "$WORK/triage.pid")
+KB_LABELS="direct passthrough triage"
+if [ -n "$BASELINE_BIN" ]; then
+    sed "s|LEDGER|$WORK/ledger-baseline.sqlite|" "$WORK/triage.yaml" >"$WORK/triage-baseline.yaml"
+    BASELINE=$(start baseline "$BASELINE_BIN" serve --config "$WORK/triage-baseline.yaml" \
+        --listen 127.0.0.1:0)
+    KB_LABELS="direct passthrough triage baseline"
+fi
 
 targets=(direct passthrough triage)
-declare -A URL=([direct]=$UPSTREAM [passthrough]=$PASS [triage]=$TRIAGE)
+declare -A URL=([direct]=$UPSTREAM [passthrough]=$PASS [triage]=$TRIAGE [baseline]=${BASELINE:-})
 LITELLM=${LITELLM:-$(command -v litellm || true)}
 if [ -n "$LITELLM" ] && [ -x "$LITELLM" ]; then
     LITE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -137,9 +153,9 @@ kb = int(sys.argv[2])
 # Ordinary prose without personal data (the PII scan reads all of it and finds nothing).
 words = ("the service was quick and the staff were friendly although the room was small "
          "and the view of the harbour was partly hidden by a crane ").split()
-text, i = [], 0
-while sum(len(w) + 1 for w in text) < kb * 1024:
-    text.append(words[i % len(words)]); i += 1
+text, i, size = [], 0, 0
+while size < kb * 1024:
+    text.append(words[i % len(words)]); size += len(text[-1]) + 1; i += 1
 body = {"model": "auto", "max_tokens": 8, "messages": [
     {"role": "user", "content": "Summarise this review in one line: " + " ".join(text)}]}
 open(sys.argv[1], "w").write(json.dumps(body))
@@ -160,8 +176,8 @@ run() {
     echo "  $phase r$round $label @$rate: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("p50 %.3f ms  p99 %.3f ms  errors %d  %.0f req/s" % (r["p50_ms"], r["p99_ms"], r["errors"], r["achieved_rps"]))' "$line")" >&2
 }
 
-echo "phase 1: light and medium load" >&2
-for rate in $RATES; do
+phase_on load && echo "phase 1: light and medium load" >&2
+phase_on load && for rate in $RATES; do
     secs=$SECONDS_PER
     if [ "$rate" -gt 100 ]; then secs=$(( SECONDS_PER / 3 > 3 ? SECONDS_PER / 3 : 3 )); fi
     for round in $(seq 1 "$ROUNDS"); do
@@ -174,22 +190,29 @@ for rate in $RATES; do
     done
 done
 
-echo "phase 2: prompt size (sequential requests, 20 req/s)" >&2
-for round in 1 2 3; do
+phase_on kb && echo "phase 2: prompt size (sequential requests, 20 req/s)" >&2
+phase_on kb && for round in $(seq 1 "$KB_ROUNDS"); do
+    labels=($KB_LABELS)
+    n=${#labels[@]}
     for kb in $KB_SIZES; do
-        for label in direct passthrough triage; do
-            run "kb$kb" "$label" 20 2 "$WORK/body-$kb.json" "$round"
+        # The order rotates every round, as in phase 1.
+        for i in $(seq 0 $((n - 1))); do
+            run "kb$kb" "${labels[$(((i + round - 1) % n))]}" 20 2 "$WORK/body-$kb.json" "$round"
         done
     done
 done
 
-echo "phase 3: $RSS_REQUESTS requests at 5,000 req/s, then triage's resident memory" >&2
-run rss triage 5000 "$(python3 -c "print($RSS_REQUESTS / 5000)")" "$WORK/body-0.json"
-RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$TRIAGE_PID/status")
-HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$TRIAGE_PID/status")
+RSS_KB=0
+HWM_KB=0
+if phase_on rss; then
+    echo "phase 3: $RSS_REQUESTS requests at 5,000 req/s, then triage's resident memory" >&2
+    run rss triage 5000 "$(python3 -c "print($RSS_REQUESTS / 5000)")" "$WORK/body-0.json"
+    RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$TRIAGE_PID/status")
+    HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$TRIAGE_PID/status")
+fi
 
-echo "phase 4: the highest rate with every request answered and p99 <= 5 ms" >&2
-for rate in $LADDER; do
+phase_on ladder && echo "phase 4: the highest rate with every request answered and p99 <= 5 ms" >&2
+phase_on ladder && for rate in $LADDER; do
     for label in passthrough triage; do
         run ladder "$label" "$rate" 3 "$WORK/body-0.json"
     done
@@ -228,7 +251,7 @@ def added(phase, label, key, rate=None):
     return med(xs) if xs else float("nan")
 
 print("Gateway overhead (bench/gateway_overhead.sh), medians over interleaved rounds")
-for rate in rates:
+for rate in (rates if runs("load", "triage") else []):
     print(f"\n{rate:g} req/s:")
     print(f"{'target':<12} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'added p99':>10} {'errors':>7}")
     for label in ["direct", "passthrough", "triage", "litellm"]:
@@ -265,32 +288,54 @@ def sustained(label):
             best = r
     return best
 
-print("\nhighest rate with every request answered and p99 <= 5 ms:")
+if runs("ladder", "triage"):
+    print("\nhighest rate with every request answered and p99 <= 5 ms:")
 for label in ["passthrough", "triage"]:
     for r in sorted(runs("ladder", label), key=lambda r: r["rate"]):
         print(f"  {label:<12} @{r['rate']:>6.0f}: achieved {r['achieved_rps']:7.0f} req/s, "
               f"p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, errors {r['errors']}")
 bp, bt = sustained("passthrough"), sustained("triage")
-if bp and bt:
+if not runs("ladder", "triage"):
+    pass
+elif bp and bt:
     print(f"pass-through sustains {bp['rate']:.0f} req/s, triage {bt['rate']:.0f} req/s: "
           f"{bt['rate'] / bp['rate']:.2f}x (goal >= 0.8)")
 else:
     print(f"pass-through sustains {bp and bp['rate']}, triage {bt and bt['rate']} (of the ladder)")
 
-print("\nprompt size (sequential requests; added p50 over direct, median of 3 rounds):")
-xs, ys, ps = [], [], []
-for kb in kbs:
+kb_rounds = len(runs(f"kb{kbs[0]}", "triage")) if kbs else 0
+if kb_rounds:
+    print(f"\nprompt size (sequential requests; added p50 over direct, median of {kb_rounds} rounds):")
+xs, ys, ps, bs = [], [], [], []
+for kb in (kbs if kb_rounds else []):
     t = added(f"kb{kb}", "triage", "p50_ms")
     p = added(f"kb{kb}", "passthrough", "p50_ms")
-    print(f"  {kb:>4} KB: triage {t:+.3f} ms, pass-through {p:+.3f} ms")
-    xs.append(kb); ys.append(t); ps.append(p)
+    b = added(f"kb{kb}", "baseline", "p50_ms")
+    base = f", baseline {b:+.3f} ms" if runs(f"kb{kb}", "baseline") else ""
+    print(f"  {kb:>4} KB: triage {t:+.3f} ms, pass-through {p:+.3f} ms{base}")
+    xs.append(kb); ys.append(t); ps.append(p); bs.append(b)
+    for label in ["triage", "baseline"]:
+        stages = {}
+        for r in runs(f"kb{kb}", label):
+            for k, v in r.get("stages_us", {}).items():
+                stages.setdefault(k, []).append(v)
+        if stages:
+            print(f"        {label} stages (mean us, median over rounds): " +
+                  ", ".join(f"{k} {med(v):.0f}" for k, v in stages.items()))
 def slope(xs, ys):
     mx, my = st.mean(xs), st.mean(ys)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 if len(xs) > 1:
     print(f"triage added latency grows {slope(xs, ys) * 1e3:.2f} us per KB "
           f"(pass-through {slope(xs, ps) * 1e3:.2f} us per KB; goal <= 2 us per KB)")
+    if runs(f"kb{kbs[0]}", "baseline"):
+        print(f"baseline grows {slope(xs, bs) * 1e3:.2f} us per KB; triage / baseline "
+              f"{slope(xs, ys) / slope(xs, bs):.2f}, triage / pass-through "
+              f"{slope(xs, ys) / slope(xs, ps):.2f}, baseline / pass-through "
+              f"{slope(xs, bs) / slope(xs, ps):.2f}")
 
+if not runs("rss", "triage"):
+    sys.exit(0)
 rss = runs("rss", "triage")[0]
 before = sum(r["sent"] + r["warmup"] for r in rows if r["label"] == "triage" and r["phase"] != "ladder")
 print(f"\nafter {before} requests to triage ({rss['sent']} at {rss['rate']:.0f} req/s last: "

@@ -9,7 +9,9 @@
 //! ([`Extensions::Triage`]) and is emulated for every other upstream with a strict JSON schema
 //! whose answer is unwrapped back to the bare choice ([`crate::choice_schema`]); the llama.cpp
 //! samplers `top_k`/`min_p` are dropped when the upstream is api.openai.com, which rejects them;
-//! and streaming requests ask for the final usage chunk (`stream_options.include_usage`). Stream chunks become [`ChatEvent`]s: content tokens with
+//! and streaming requests ask for the final usage chunk (`stream_options.include_usage`). The
+//! conversation itself goes as the client's own bytes when the gateway kept them
+//! ([`OpenAiBackend::request_bytes`]). Stream chunks become [`ChatEvent`]s: content tokens with
 //! their log-probability entries (token, bytes, `top_logprobs`, as sent), refusal deltas, tool-call deltas, per-choice finish reasons and the
 //! usage chunk; the stream must end with `data: [DONE]`. A triage gateway upstream settles a
 //! streamed answer's cost only at its end and sends it in the usage chunk's extra `triage`
@@ -146,10 +148,42 @@ impl OpenAiBackend {
         }
     }
 
+    /// The bytes sent upstream for `request`: [`Self::request_body`] serialized; when the
+    /// request kept the client's body and its `messages` bytes can stand for the typed
+    /// messages ([`crate::ClientBody::messages_json`]), the body is built from everything else
+    /// and those bytes are spliced in as the `messages` value, so a long conversation is
+    /// neither copied into a JSON tree nor escaped again. Either way the upstream receives the
+    /// same JSON document.
+    pub fn request_bytes(&self, request: &ChatRequest, stream: bool) -> Result<Vec<u8>> {
+        let Some(messages) = request.client_body.messages_json(request.messages.len()) else {
+            return serde_json::to_vec(&self.request_body(request, stream)?).map_err(encode_error);
+        };
+        let body = self.request_body(&request.without_messages(), stream)?;
+        let Value::Object(fields) = body else {
+            return Err(BackendError::InvalidRequest(
+                "request did not encode to a JSON object".into(),
+            ));
+        };
+        let mut out = Vec::with_capacity(messages.len() + 256);
+        out.push(b'{');
+        for (i, (key, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, key).map_err(encode_error)?;
+            out.push(b':');
+            if key == "messages" {
+                out.extend_from_slice(messages.as_bytes());
+            } else {
+                serde_json::to_writer(&mut out, value).map_err(encode_error)?;
+            }
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+
     async fn send(&self, request: &ChatRequest, stream: bool) -> Result<remote::Accepted> {
-        let body = self.request_body(request, stream)?;
-        let bytes = serde_json::to_vec(&body)
-            .map_err(|e| BackendError::InvalidRequest(format!("cannot encode request: {e}")))?;
+        let bytes = self.request_bytes(request, stream)?;
         self.client
             .post_json("/chat/completions", Bytes::from(bytes))
             .await
@@ -174,6 +208,10 @@ impl OpenAiBackend {
             .await?;
         parse_embeddings(&body)
     }
+}
+
+fn encode_error(e: serde_json::Error) -> BackendError {
+    BackendError::InvalidRequest(format!("cannot encode request: {e}"))
 }
 
 /// Parse an upstream `/embeddings` body.

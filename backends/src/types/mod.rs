@@ -3,11 +3,13 @@
 //! Requests mirror OpenAI Chat Completions. Fields triage does not model (tools, tool_choice,
 //! logit_bias, user, …) are kept in `extra` and forwarded to remote backends unchanged.
 //!
-//! Split by concern: `request` (what a client sends), `message` (conversation messages and
+//! Split by concern: `request` (what a client sends), `client_body` (the bytes it was parsed
+//! from, for forwarding), `message` (conversation messages and
 //! roles), `response` (a whole answer), `event` (what a stream yields), `logprobs` (token log-probabilities) and `signals` (a
 //! model's confidence in its answer). Everything is re-exported here, so `types::ChatRequest`
 //! and `backends::ChatRequest` name the same type.
 
+mod client_body;
 pub(crate) mod count;
 mod embedding;
 mod event;
@@ -17,6 +19,7 @@ mod request;
 mod response;
 mod signals;
 
+pub use client_body::ClientBody;
 pub use embedding::{
     EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage,
     EmbeddingVector, EncodingFormat,

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ChatMessage, Role};
+use super::{ChatMessage, ClientBody, MessageContent, Role};
 
 /// A chat completion request, as a client sends it to `/v1/chat/completions`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -71,6 +71,12 @@ pub struct ChatRequest {
     /// Every field triage does not model, forwarded to remote backends unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The body this request was parsed from, when the gateway kept it: a remote OpenAI
+    /// backend forwards its `messages` bytes instead of re-serializing them
+    /// ([`ClientBody`]). Never serialized. Code that changes `messages` after parsing must
+    /// set it to [`ClientBody::none`].
+    #[serde(skip)]
+    pub client_body: ClientBody,
 }
 
 impl ChatRequest {
@@ -110,14 +116,53 @@ impl ChatRequest {
             .is_some_and(|tools| !tools.is_empty())
     }
 
+    /// A copy of everything but `messages` (left empty) and the client's body: what a remote
+    /// backend needs to build the rest of its upstream body without copying the conversation.
+    pub fn without_messages(&self) -> ChatRequest {
+        ChatRequest {
+            model: self.model.clone(),
+            messages: Vec::new(),
+            max_tokens: self.max_tokens,
+            max_completion_tokens: self.max_completion_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            min_p: self.min_p,
+            seed: self.seed,
+            stop: self.stop.clone(),
+            stream: self.stream,
+            stream_options: self.stream_options.clone(),
+            response_format: self.response_format.clone(),
+            logprobs: self.logprobs,
+            top_logprobs: self.top_logprobs,
+            n: self.n,
+            choices: self.choices.clone(),
+            metadata: self.metadata.clone(),
+            extra: self.extra.clone(),
+            client_body: ClientBody::none(),
+        }
+    }
+
     /// The concatenated text of every message, for classifiers and detectors.
     pub fn all_text(&self) -> String {
-        let mut out = String::new();
+        // One copy of each text (a long prompt is most of a request's bytes), sized once.
+        let size = self
+            .messages
+            .iter()
+            .map(|m| match &m.content {
+                Some(MessageContent::Text(s)) => s.len() + 1,
+                _ => 0,
+            })
+            .sum();
+        let mut out = String::with_capacity(size);
         for m in &self.messages {
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(&m.text());
+            match &m.content {
+                Some(MessageContent::Text(s)) => out.push_str(s),
+                _ => out.push_str(&m.text()),
+            }
         }
         out
     }

@@ -33,7 +33,9 @@ mod scan;
 use checks::phone_plausible;
 pub use checks::{card_valid, iban_valid, luhn, ssn_valid};
 pub use request::{Finding, NonTextPart, RequestScan};
-use scan::{colon_runs, digit_runs, glued_to_dot, iban_end, iban_starts, memchr_at, window};
+use scan::{
+    colon_runs, digit_runs, glued_to_dot, iban_end, iban_starts, memchr_at, next_digit, window,
+};
 
 /// What kind of personal data a span holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -215,7 +217,7 @@ impl PiiDetector {
     pub fn detect(&self, text: &str) -> Vec<PiiSpan> {
         let mut found: Vec<PiiSpan> = Vec::new();
         let bytes = text.as_bytes();
-        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        let has_digit = next_digit(bytes, 0).is_some();
         let mut push =
             |kind: PiiKind, start: usize, end: usize| found.push(PiiSpan { kind, start, end });
         if let Some(re) = &self.email {

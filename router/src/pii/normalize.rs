@@ -107,6 +107,11 @@ impl<'a> Normalized<'a> {
         &self.text
     }
 
+    /// The view, borrowed from the original when it is the original (ASCII text).
+    pub fn into_text(self) -> Cow<'a, str> {
+        self.text
+    }
+
     /// The original byte range that `start..end` of the view came from (a view span inside
     /// a normalised segment widens to the whole segment).
     pub fn to_original(&self, start: usize, end: usize) -> (usize, usize) {

@@ -23,6 +23,8 @@
 //! be scanned; they are listed in [`RequestScan::non_text`] and the policy decides
 //! (`pii.non_text`: keep local or refuse).
 
+use std::borrow::Cow;
+
 use backends::{ChatRequest, MessageContent, ResponseFormat, Role};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -151,17 +153,18 @@ impl PiiDetector {
 }
 
 /// The walk's state: what was found so far, where it is, and the conversation's texts.
-struct Scanner<'d> {
+struct Scanner<'d, 'r> {
     detector: &'d PiiDetector,
     scan: RequestScan,
     /// The current field's path.
     path: String,
     /// Each message text (a string content or a text part): its message index and its
-    /// normalised view, trimmed.
-    conversation: Vec<(usize, String)>,
+    /// normalised view, trimmed (borrowed from the request when the view is the text itself:
+    /// a long prompt is not copied).
+    conversation: Vec<(usize, Cow<'r, str>)>,
 }
 
-impl Scanner<'_> {
+impl<'r> Scanner<'_, 'r> {
     /// Run `f` with `seg` appended to the path.
     fn at(&mut self, seg: &str, f: impl FnOnce(&mut Self)) {
         let len = self.path.len();
@@ -173,12 +176,12 @@ impl Scanner<'_> {
         self.path.truncate(len);
     }
 
-    fn message(&mut self, index: usize, m: &backends::ChatMessage) {
+    fn message(&mut self, index: usize, m: &'r backends::ChatMessage) {
         match &m.content {
             None => {}
             Some(MessageContent::Text(t)) => {
                 self.at(".content", |s| {
-                    let view = s.text(t, true);
+                    let view = s.kept_text(t);
                     s.conversation.push((index, view));
                 });
             }
@@ -191,7 +194,7 @@ impl Scanner<'_> {
         self.map(&m.extra, 0);
     }
 
-    fn part(&mut self, index: usize, part: &Value) {
+    fn part(&mut self, index: usize, part: &'r Value) {
         let kind = part.get("type").and_then(Value::as_str);
         if let Some(kind) = kind.filter(|k| NON_TEXT_PARTS.contains(k)) {
             self.scan.non_text.push(NonTextPart {
@@ -208,7 +211,7 @@ impl Scanner<'_> {
             match (k.as_str(), v) {
                 ("type", _) => {}
                 ("text", Value::String(t)) => self.at(".text", |s| {
-                    let view = s.text(t, true);
+                    let view = s.kept_text(t);
                     s.conversation.push((index, view));
                 }),
                 _ => self.at(k, |s| s.value(v, 0)),
@@ -216,20 +219,29 @@ impl Scanner<'_> {
         }
     }
 
-    /// Scan one string field; returns its normalised view, trimmed (when `keep` is set).
-    fn text(&mut self, text: &str, keep: bool) -> String {
+    /// Scan one string field.
+    fn text(&mut self, text: &str) {
         let view = Normalized::new(text);
-        for span in self.detector.spans_in(&view) {
+        self.findings_in(&view);
+    }
+
+    /// Scan one message text; returns its normalised view, trimmed.
+    fn kept_text(&mut self, text: &'r str) -> Cow<'r, str> {
+        let view = Normalized::new(text);
+        self.findings_in(&view);
+        match view.into_text() {
+            Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
+            Cow::Owned(t) => Cow::Owned(t.trim().to_string()),
+        }
+    }
+
+    fn findings_in(&mut self, view: &Normalized<'_>) {
+        for span in self.detector.spans_in(view) {
             self.scan.findings.push(Finding {
                 kind: span.kind,
                 field: self.path.clone(),
                 span: Some((span.start, span.end)),
             });
-        }
-        if keep {
-            view.text().trim().to_string()
-        } else {
-            String::new()
         }
     }
 
@@ -242,7 +254,7 @@ impl Scanner<'_> {
             });
             return;
         }
-        self.text(text, false);
+        self.text(text);
         let trimmed = text.trim_start();
         if depth < MAX_JSON_DEPTH && (trimmed.starts_with('{') || trimmed.starts_with('[')) {
             if let Ok(inner) = serde_json::from_str::<Value>(text) {
@@ -254,7 +266,7 @@ impl Scanner<'_> {
     /// Scan text that has no original string to point into (a key, a number, decoded JSON).
     fn loose(&mut self, text: &str) {
         let len = self.scan.findings.len();
-        self.text(text, false);
+        self.text(text);
         for f in &mut self.scan.findings[len..] {
             f.span = None;
         }

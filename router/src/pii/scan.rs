@@ -3,6 +3,11 @@
 //! separators (phones, cards, SSNs, IPv4), runs with colons (IPv6), and word starts of the
 //! form `AB12` (IBANs). Every window is cut at character boundaries, since the text around a
 //! candidate may be any Unicode.
+//!
+//! The scans jump from one digit (or colon) to the next with [`next_digit`] (32 bytes tested at
+//! a time, which the compiler turns into vector instructions) and `memchr`, so ordinary prose
+//! costs a fraction of a cycle per byte rather than a branch per byte (issue 18: the scan was
+//! a visible part of the gateway's time per KB of prompt).
 
 /// A run of bytes that can make up a phone, card, SSN or IPv4 number: digits and the
 /// separators those use (`+ ( ) - . space`, `x` for extensions), with its digit and dot counts.
@@ -13,13 +18,37 @@ pub(super) struct DigitRun {
     pub(super) dots: usize,
 }
 
+/// Bytes tested at a time by [`next_digit`].
+const BLOCK: usize = 32;
+
+/// The first ASCII digit at or after `from`.
+pub(super) fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + BLOCK <= bytes.len() {
+        let block = &bytes[i..i + BLOCK];
+        // Branch-free over the block, so it vectorizes; a hit is then found byte by byte.
+        if block
+            .iter()
+            .fold(false, |any, &b| any | b.wrapping_sub(b'0').lt(&10))
+        {
+            break;
+        }
+        i += BLOCK;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|k| i + k)
+}
+
 pub(super) fn digit_runs(bytes: &[u8]) -> Vec<DigitRun> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if !bytes[i].is_ascii_digit() {
-            i += 1;
-            continue;
+        match next_digit(bytes, i) {
+            Some(d) => i = d,
+            None => break,
         }
         // Grow around the first digit: back over separators, forward over digits/separators.
         let mut start = i;
@@ -64,10 +93,19 @@ pub(super) fn window(text: &str, start: usize, end: usize) -> (usize, usize) {
     (w0, w1)
 }
 
-/// Where an IBAN could start: two letters and two digits at the start of a word.
+/// Where an IBAN could start: two letters and two digits at the start of a word. Every start
+/// has a digit two bytes on, so only the digits' positions are tried, in order.
 pub(super) fn iban_starts(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    (0..bytes.len().saturating_sub(3)).filter(move |&i| {
-        bytes[i].is_ascii_alphabetic()
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let d = next_digit(bytes, from)?;
+        from = d + 1;
+        Some(d)
+    })
+    .filter_map(|d| d.checked_sub(2))
+    .filter(move |&i| {
+        i + 3 < bytes.len()
+            && bytes[i].is_ascii_alphabetic()
             && bytes[i + 1].is_ascii_alphabetic()
             && bytes[i + 2].is_ascii_digit()
             && bytes[i + 3].is_ascii_digit()
@@ -80,9 +118,9 @@ pub(super) fn colon_runs(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] != b':' {
-            i += 1;
-            continue;
+        match memchr::memchr(b':', &bytes[i..]) {
+            Some(k) => i += k,
+            None => break,
         }
         let mut start = i;
         while start > 0 && (bytes[start - 1].is_ascii_hexdigit() || bytes[start - 1] == b':') {
@@ -105,7 +143,7 @@ pub(super) fn colon_runs(bytes: &[u8]) -> Vec<(usize, usize)> {
 }
 
 pub(super) fn memchr_at(bytes: &[u8]) -> bool {
-    bytes.contains(&b'@')
+    memchr::memchr(b'@', bytes).is_some()
 }
 
 /// `1.2.3.4.5` or `v1.2.3.4` are not addresses/phones: reject matches glued to a dot+digit.
@@ -145,6 +183,54 @@ mod tests {
         let ascii = format!("{}{} tail", "GB82", "A".repeat(50));
         assert_eq!(iban_end(&ascii, 0), 54);
         assert_eq!(iban_end("AB12", 0), 4);
+    }
+
+    /// The scans before they jumped between digits (the reference they must agree with).
+    fn iban_starts_bytewise(bytes: &[u8]) -> Vec<usize> {
+        (0..bytes.len().saturating_sub(3))
+            .filter(|&i| {
+                bytes[i].is_ascii_alphabetic()
+                    && bytes[i + 1].is_ascii_alphabetic()
+                    && bytes[i + 2].is_ascii_digit()
+                    && bytes[i + 3].is_ascii_digit()
+                    && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_jumping_scans_find_what_a_byte_by_byte_scan_finds() {
+        let long = "word ".repeat(20);
+        let texts = [
+            String::new(),
+            "7".into(),
+            "GB82WEST12345698765432 and DE89 3704 0044 0532 0130 00".into(),
+            format!("{long}AB12{long}x9 CD34"),
+            format!("{long}{long}1"),
+            format!("ab12{long}::1 fe80::1 {long}2001:db8::8a2e:370:7334"),
+            "AB1".into(),
+            "éAB12 中AB12 1AB12".into(),
+        ];
+        for text in &texts {
+            let bytes = text.as_bytes();
+            assert_eq!(
+                iban_starts(bytes).collect::<Vec<_>>(),
+                iban_starts_bytewise(bytes),
+                "{text}"
+            );
+            for from in 0..=bytes.len() {
+                assert_eq!(
+                    next_digit(bytes, from),
+                    bytes[from..]
+                        .iter()
+                        .position(u8::is_ascii_digit)
+                        .map(|k| from + k),
+                    "{text} from {from}"
+                );
+            }
+        }
+        let ipv6 = format!("{long}fe80::1 a:b 2001:db8::1{long}:");
+        assert_eq!(colon_runs(ipv6.as_bytes()).len(), 2);
     }
 
     #[test]

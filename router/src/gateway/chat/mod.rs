@@ -72,7 +72,7 @@ pub(crate) async fn chat_completions(
                 started,
                 &headers,
                 body,
-                parse_request,
+                parse_request_keeping_body,
             )
             .await
         }
@@ -88,7 +88,7 @@ pub(crate) async fn serve_chat<S: Delivery, W: Delivery>(
     started: Started,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    parse: fn(&[u8]) -> Result<ChatRequest, ApiError>,
+    parse: fn(&Bytes) -> Result<ChatRequest, ApiError>,
 ) -> Response {
     let Started { mut t, deadline } = started;
     let request = match read_body(&state, headers, body).and_then(|bytes| parse(&bytes)) {
@@ -245,6 +245,15 @@ fn task_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// Parse a chat request, naming the field that is wrong.
 pub fn parse_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
     prologue::parse_json(bytes, "chat completion", prologue::no_hint)
+}
+
+/// [`parse_request`], keeping the body with the request (`ChatRequest::client_body`): a remote
+/// OpenAI-compatible backend forwards its `messages` bytes instead of re-serializing them. The
+/// gateway never changes a request's messages after this point.
+fn parse_request_keeping_body(bytes: &Bytes) -> Result<ChatRequest, ApiError> {
+    let mut request = parse_request(bytes)?;
+    request.client_body = backends::ClientBody::new(bytes.clone());
+    Ok(request)
 }
 
 fn validate(request: &ChatRequest) -> Result<(), ApiError> {

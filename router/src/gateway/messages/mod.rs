@@ -59,6 +59,7 @@ pub(crate) async fn messages(
         Err(refused) => return refused.into_response(),
     };
     started.t.s.id = message_id(&started.t.s.id);
+    // The Anthropic body is not the chat request's: no client body is kept.
     serve_chat::<MessageStream, MessageWhole>(state, started, &headers, body, |bytes| {
         convert::to_chat_request(parse(bytes)?)
     })
