@@ -406,29 +406,25 @@ async fn three_replicas_share_one_budget_one_rate_limit_and_one_ledger() {
     one_row_each(&tasks, &sent);
     println!("Redis killed mid-burst, fail_closed: {outcomes:?}");
 
-    // 4. Redis back, empty: the windows restart from the ledger's spend, not from 0.
+    // 4. Redis back, empty: the windows restart from the ledger's spend, not from 0. Each
+    //    replica notices on its own (until then, under fail_closed, it serves `auto` locally),
+    //    so wait until every one of them admits a remote-only request again.
     redis.restart().unwrap();
     let until = Instant::now() + Duration::from_secs(15);
     let mut i = 0;
-    loop {
-        let task = format!("carol-back-{i}");
-        let a = chat(
-            &http,
-            &gateways[i % 3].url,
-            "sk-carol",
-            &task,
-            "remote-only",
-            false,
-        )
-        .await;
-        sent.push(task);
-        i += 1;
-        if a.status == 200 {
-            break;
+    for g in &gateways {
+        loop {
+            let task = format!("carol-back-{i}");
+            let a = chat(&http, &g.url, "sk-carol", &task, "remote-only", false).await;
+            sent.push(task);
+            i += 1;
+            if a.status == 200 {
+                break;
+            }
+            assert_eq!(a.status, 503, "{}", a.body);
+            assert!(Instant::now() < until, "Redis back, but not used again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(a.status, 503, "{}", a.body);
-        assert!(Instant::now() < until, "Redis back, but not used again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (tasks, answers) = burst(&http, &gateways, "sk-alice", "alice-after", 30).await;
     sent.extend(tasks);
