@@ -45,18 +45,7 @@ echo $! >>"$WORK/pids"
 UPSTREAM=$(wait_listening "$WORK/upstream.log")
 
 for kb in $KB_SIZES; do
-    python3 - "$WORK/body-$kb.json" "$kb" <<'PY'
-import json, sys
-kb = int(sys.argv[2])
-words = ("the service was quick and the staff were friendly although the room was small "
-         "and the view of the harbour was partly hidden by a crane ").split()
-text, i, size = [], 0, 0
-while size < kb * 1024:
-    text.append(words[i % len(words)]); size += len(text[-1]) + 1; i += 1
-body = {"model": "auto", "max_tokens": 8, "messages": [
-    {"role": "user", "content": "Summarise this review in one line: " + " ".join(text)}]}
-open(sys.argv[1], "w").write(json.dumps(body))
-PY
+    python3 "$ROOT/bench/prompt_body.py" "$WORK/body-$kb.json" "$kb"
 done
 
 for bin in "${BINS[@]}"; do

@@ -147,19 +147,7 @@ body = {"model": "auto", "max_tokens": 8, "messages": [
 open(sys.argv[1], "w").write(json.dumps(body))
 PY
 for kb in $KB_SIZES; do
-    python3 - "$WORK/body-$kb.json" "$kb" <<'PY'
-import json, sys
-kb = int(sys.argv[2])
-# Ordinary prose without personal data (the PII scan reads all of it and finds nothing).
-words = ("the service was quick and the staff were friendly although the room was small "
-         "and the view of the harbour was partly hidden by a crane ").split()
-text, i, size = [], 0, 0
-while size < kb * 1024:
-    text.append(words[i % len(words)]); size += len(text[-1]) + 1; i += 1
-body = {"model": "auto", "max_tokens": 8, "messages": [
-    {"role": "user", "content": "Summarise this review in one line: " + " ".join(text)}]}
-open(sys.argv[1], "w").write(json.dumps(body))
-PY
+    python3 "$ROOT/bench/prompt_body.py" "$WORK/body-$kb.json" "$kb"
 done
 
 RESULTS=${OUT:-$WORK/results.jsonl}
