@@ -12,6 +12,7 @@ Every check prints one line; the first failed assertion exits non-zero with its 
 """
 import sqlite3
 import sys
+import time
 
 import anthropic
 
@@ -59,6 +60,15 @@ def check(name, condition, detail=""):
     print(f"ok   {name} {detail}".rstrip(), flush=True)
 
 
+def b_rows_reach(n, timeout=30.0):
+    """B's row count once it reaches `n` (B writes its row after the answer, off the response
+    path, so the client can see the answer first), or whatever it is after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (rows := b_rows()) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return rows
+
+
 def main_checks():
     c = client()
     # Non-streaming through the default route: gateway B answers on its own /v1/messages.
@@ -70,7 +80,9 @@ def main_checks():
           repr(m))
     check("default route goes to llm", headers.get("x-triage-backend") == "llm"
           and headers.get("x-triage-route") == "default", dict(headers))
-    check("gateway B's ledger proves it answered", b_rows() == before + 1, f"{before} -> {b_rows()}")
+    rows = b_rows_reach(before + 1)
+    check("gateway B's ledger proves it answered", rows == before + 1, f"{before} -> {rows}")
+    start = before
 
     # Streaming: the SDK's event parser sees Anthropic's event sequence.
     with c.messages.stream(model="auto", max_tokens=16, extra_body={"temperature": 0},
@@ -143,8 +155,12 @@ def main_checks():
     check("a tool_result turn reaches the upstream as tool_result", follow.stop_reason == "end_turn"
           and follow.content[0].text == f'results: {uses[0].id}="18C, cloudy"', repr(follow))
 
+    # B answered the first message, the stream and the two remote stop-sequence requests.
+    rows = b_rows_reach(start + 4)
+    check("B's ledger has every request A sent it", rows == start + 4, f"{start} -> {rows}")
+
     # A prompt with an e-mail address never reaches B.
-    before = b_rows()
+    before = rows
     _, headers = create_raw(c, "Write a reply to jane.doe@example.com about her order.")
     check("PII request stays local", headers.get("x-triage-backend") == "slm"
           and headers.get("x-triage-route") == "private", dict(headers))

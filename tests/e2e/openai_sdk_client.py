@@ -11,6 +11,7 @@ Every check prints one line; the first failed assertion exits non-zero with its 
 import json
 import sqlite3
 import sys
+import time
 import urllib.request
 
 import openai
@@ -30,6 +31,15 @@ def b_rows():
         return con.execute("SELECT COUNT(*) FROM ledger WHERE status = 200").fetchone()[0]
     finally:
         con.close()
+
+
+def b_rows_reach(n, timeout=30.0):
+    """B's row count once it reaches `n` (B writes its row after the answer, off the response
+    path, so the client can see the answer first), or whatever it is after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (rows := b_rows()) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return rows
 
 
 def chat_raw(c, content, **kw):
@@ -60,7 +70,8 @@ def main_checks():
           and done.usage.completion_tokens > 0, repr(done.choices[0].message.content))
     check("default route goes to llm", headers.get("x-triage-backend") == "llm"
           and headers.get("x-triage-route") == "default", dict(headers))
-    check("gateway B's ledger proves it answered", b_rows() == before + 1, f"{before} -> {b_rows()}")
+    rows = b_rows_reach(before + 1)
+    check("gateway B's ledger proves it answered", rows == before + 1, f"{before} -> {rows}")
 
     # Streaming with a usage chunk.
     stream = c.chat.completions.create(
@@ -75,6 +86,8 @@ def main_checks():
             usage = chunk.usage
     check("streaming answer arrives complete", finish in ("stop", "length") and text != ""
           and usage is not None and usage.completion_tokens > 0, repr(text))
+    rows = b_rows_reach(before + 2)
+    check("gateway B's ledger has the streamed answer", rows == before + 2, f"{before} -> {rows}")
 
     # A sentiment request is answered by the local SLM.
     before = b_rows()
@@ -153,6 +166,13 @@ def main_checks():
     check("spent budget routes to the SLM", backends[0] == "llm" and backends[-1] == "slm", str(backends))
     _, headers = chat_raw(client(), "Name a vegetable.")
     check("other tenants still reach the LLM", headers.get("x-triage-backend") == "llm", dict(headers))
+    # Every request A sent B is in B's ledger, and nothing else is: a late row from the local-only
+    # requests above would show here.
+    expected = before + backends.count("llm") + 1
+    rows = b_rows_reach(expected)
+    time.sleep(0.5)
+    check("B answered exactly the requests A routed to it", rows == expected == b_rows(),
+          f"expected {expected}, B has {b_rows()}")
 
     # /metrics and the events stream exist.
     metrics = urllib.request.urlopen(f"{A_URL}/metrics", timeout=10).read().decode()
