@@ -5,8 +5,9 @@
 #      a logistic head per `choices` task) trained on the calibration half only, cross-fitted
 #      there (each calibration item answered by a head trained without it);
 #   2. calibrate: per task, on one seeded half of the items, choose always-SLM, always-encoder,
-#      always-LLM or a cascade from either on one signal at one threshold, within a budget of half
-#      the all-LLM cost (BUDGET_SHARE), and write those routes into the router's config;
+#      always-LLM or a cascade from either on one signal at one threshold: the cheapest that reaches
+#      95% of the best single target's quality with 95% confidence (optionally within a budget over
+#      all tasks, BUDGET_SHARE), and write those routes into the router's config;
 #   3. evaluate: start the router with that config and run the other half of the items against
 #      slm, llm and router;
 #   4. the comparison (the dashboard on a terminal, a printed table otherwise).
@@ -138,10 +139,10 @@ else
   echo "encoder classifier left out: $(tail -n 1 "$RUN/heads.log")"
 fi
 
-# A budget over all tasks: at most BUDGET_SHARE of what sending every item to the LLM costs, held
-# with 95% confidence on new items of the same mix; tasks that lose least quality for the saving
-# give way when the per-task choices cost more. BUDGET_SHARE= (empty) turns it off.
-BUDGET=(); [ -n "${BUDGET_SHARE-0.5}" ] && BUDGET=(--budget-share "${BUDGET_SHARE-0.5}")
+# Optional, a budget over all tasks: BUDGET_SHARE=0.5 spends at most half of what sending every
+# item to the LLM costs, held with 95% confidence on new items of the same mix; the tasks that
+# lose least quality for the saving give way when the per-task choices cost more.
+BUDGET=(); [ -n "${BUDGET_SHARE-}" ] && BUDGET=(--budget-share "$BUDGET_SHARE")
 echo "== 2/4 calibrate per task on the calibration half, write $RUN/router.yaml"
 "$TRIAGE" bench calibrate "$RUN/measure" "${WITH[@]}" --per-task "${SMALL[@]}" "${BUDGET[@]}" --write "$RUN/router.yaml"
 

@@ -189,21 +189,35 @@ pub fn mean_t(values: &[f64]) -> Option<Estimate> {
     })
 }
 
-/// The 97.5% quantile of Student's t with `df` degrees of freedom.
+/// The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95% intervals).
 pub fn t975(df: usize) -> f64 {
     const TABLE: [f64; 30] = [
         12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
         2.052, 2.048, 2.045, 2.042,
     ];
+    t_quantile(&TABLE, Z95, df)
+}
+
+/// The 95% quantile of Student's t with `df` degrees of freedom (one-sided 95% bounds).
+pub fn t95(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771,
+        1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706,
+        1.703, 1.701, 1.699, 1.697,
+    ];
+    t_quantile(&TABLE, 1.644_853_626_951_472_2, df)
+}
+
+/// A t quantile: from the table for df ≤ 30, else the Cornish–Fisher expansion of t around the
+/// normal quantile `z` (accurate to the table's three decimals beyond 30).
+fn t_quantile(table: &[f64; 30], z: f64, df: usize) -> f64 {
     if df == 0 {
         return f64::INFINITY;
     }
     if df <= 30 {
-        return TABLE[df - 1];
+        return table[df - 1];
     }
-    // Cornish–Fisher expansion of t around the normal quantile.
-    let z = Z95;
     let v = df as f64;
     let g1 = (z.powi(3) + z) / 4.0;
     let g2 = (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / 96.0;
@@ -288,6 +302,11 @@ mod tests {
         assert!((e.ci95_high - 4.963).abs() < 1e-3, "{e:?}");
         assert!((t975(60) - 2.000).abs() < 1e-3);
         assert!((t975(120) - 1.980).abs() < 1e-3);
+        // One-sided: t(0.95; 40) = 1.684, t(0.95; 60) = 1.671, t(0.95; 120) = 1.658.
+        assert!((t95(24) - 1.711).abs() < 1e-9);
+        assert!((t95(40) - 1.684).abs() < 1e-3);
+        assert!((t95(60) - 1.671).abs() < 1e-3);
+        assert!((t95(120) - 1.658).abs() < 1e-3);
         assert!(mean_t(&[]).is_none());
     }
 }

@@ -21,6 +21,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::gap::Judge;
 use super::policy::apply as apply_one;
 use super::{admissible, outcome, scored, FitOptions, Outcome, Policy, TaskItem};
 
@@ -64,9 +65,10 @@ pub struct BudgetReport {
     /// What the budget is held to: `after_usd`, or its one-sided 95% upper bound over new
     /// items of the same mix (`budget_upper_bound`).
     pub after_upper_usd: f64,
-    /// Mean quality over the calibration half before the budget.
+    /// Mean quality over the calibration half before the budget, as the quality target judges
+    /// it (by default each task's quality with 95% confidence, see `gap.rs`).
     pub quality_before: f64,
-    /// Mean quality over the calibration half after it.
+    /// The same after it.
     pub quality_after: f64,
     /// Whether the choices kept fit the budget.
     pub reachable: bool,
@@ -85,10 +87,6 @@ struct Candidate {
     cost_sq: f64,
 }
 
-fn totals(o: &Outcome, n: usize) -> (f64, f64) {
-    (o.quality.value * n as f64, o.cost_per_request * n as f64)
-}
-
 /// Σ cost² over the items under `policy`.
 fn squares(policy: &Policy, items: &[TaskItem]) -> f64 {
     items
@@ -98,16 +96,23 @@ fn squares(policy: &Policy, items: &[TaskItem]) -> f64 {
         .sum()
 }
 
-/// Each task's candidates no dearer than its current choice (the current one included).
+/// Each task's candidates no dearer than its current choice (the current one included), each
+/// valued at the quality the quality target judges it by (by default with 95% confidence).
 fn options_of(plan: &Planned, options: &FitOptions) -> Vec<Candidate> {
     let n = plan.cal.len();
-    let current = outcome(&plan.chosen, &plan.cal).map(|o| totals(&o, n));
+    let all = scored(&plan.cal, options);
+    let judge = Judge::new(&all, &plan.cal, options);
+    let totals = |p: &Policy, o: &Outcome| {
+        let q = judge.as_ref().map_or(o.quality.value, |j| j.quality(p, o));
+        (q * n as f64, o.cost_per_request * n as f64)
+    };
+    let current = outcome(&plan.chosen, &plan.cal).map(|o| totals(&plan.chosen, &o));
     let ceiling = current.map_or(f64::INFINITY, |(_, c)| c);
-    let mut out: Vec<Candidate> = scored(&plan.cal, options)
+    let mut out: Vec<Candidate> = all
         .into_iter()
         .filter(|c| admissible(c, options) || c.0 == plan.chosen)
         .map(|(policy, o)| {
-            let (value, cost) = totals(&o, n);
+            let (value, cost) = totals(&policy, &o);
             let cost_sq = squares(&policy, &plan.cal);
             Candidate {
                 policy,
@@ -142,7 +147,9 @@ pub(super) fn apply(plans: &mut [Planned], share: f64, options: &FitOptions) -> 
     let per_task: Vec<Vec<Candidate>> = plans.iter().map(|p| options_of(p, options)).collect();
     let all_llm_usd: f64 = plans
         .iter()
-        .filter_map(|p| outcome(&Policy::Llm, &p.cal).map(|o| totals(&o, p.cal.len()).1))
+        .filter_map(|p| {
+            outcome(&Policy::Llm, &p.cal).map(|o| o.cost_per_request * p.cal.len() as f64)
+        })
         .sum();
     let items: usize = plans.iter().map(|p| p.cal.len()).sum::<usize>().max(1);
     let current = |i: usize| per_task[i].iter().position(|o| o.policy == plans[i].chosen);

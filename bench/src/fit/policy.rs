@@ -148,6 +148,14 @@ pub(super) fn apply(policy: &Policy, item: &TaskItem) -> Option<(f64, f64, bool)
     })
 }
 
+/// Each item's quality under `policy` (`None` when its small target did not answer them all).
+pub(super) fn qualities(policy: &Policy, items: &[TaskItem]) -> Option<Vec<f64>> {
+    items
+        .iter()
+        .map(|i| apply(policy, i).map(|(q, _, _)| q))
+        .collect()
+}
+
 /// A policy's outcome on items (`None` for no items, or when its small target did not answer
 /// every item).
 pub fn outcome(policy: &Policy, items: &[TaskItem]) -> Option<Outcome> {

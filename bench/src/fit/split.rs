@@ -57,6 +57,19 @@ pub fn halves<'a, T>(
             .or_default()
             .push((item, stable_hash(seed, &[task, scenario, item_id])));
     }
+    // A label only one item has (a free-text task's gold answer) stratifies nothing: such items
+    // are pooled, so the seed orders them. (Kept apart, each would be its own stratum and the
+    // split would follow the labels' alphabetical order whatever the seed.)
+    let singles: Vec<Option<String>> = strata
+        .iter()
+        .filter(|(label, members)| label.is_some() && members.len() == 1)
+        .map(|(label, _)| label.clone())
+        .collect();
+    for label in singles {
+        if let Some(members) = strata.remove(&label) {
+            strata.entry(None).or_default().extend(members);
+        }
+    }
     let (mut cal, mut eval) = (Vec::new(), Vec::new());
     let mut turn = 0usize;
     for (_, mut members) in strata {
@@ -102,5 +115,24 @@ mod tests {
         assert_eq!(ids(&cal), ids(&cal2));
         let (cal3, _) = split(&items, "t", 8);
         assert_ne!(ids(&cal), ids(&cal3), "another seed, another split");
+    }
+
+    #[test]
+    fn unique_labels_do_not_fix_the_split() {
+        // A free-text task: every gold answer differs. The seed, not the answers' order, decides.
+        let items: Vec<TaskItem> = (0..20)
+            .map(|i| item(i, &format!("answer {i:02}"), 1.0, 1.0, None))
+            .collect();
+        let ids = |v: &[TaskItem]| {
+            let mut x: Vec<String> = v.iter().map(|i| i.item_id.clone()).collect();
+            x.sort();
+            x
+        };
+        let splits: Vec<Vec<String>> = (1..=5).map(|s| ids(&split(&items, "t", s).0)).collect();
+        assert!(splits.iter().all(|c| c.len() == 10));
+        assert!(
+            splits.windows(2).any(|w| w[0] != w[1]),
+            "every seed gave the same split: {splits:?}"
+        );
     }
 }

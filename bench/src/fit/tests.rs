@@ -85,6 +85,68 @@ fn a_cascade_saving_too_little_is_not_chosen() {
     );
 }
 
+/// A cascade whose point estimate reaches the target on a small half while trading wins for
+/// losses item by item: with the lower bound (the default) the calibration half is no evidence
+/// for it and the LLM is chosen; judged by its point estimate, the cascade is.
+#[test]
+fn a_lucky_cascade_needs_evidence() {
+    // 20 items; the LLM scores 0.5 on each, the SLM 0 on the 8 least confident and, on the 12
+    // most confident, alternately 1.0 and 0.1 (0.33 in all). Escalating the 8 reaches 0.53 on
+    // this half, 106% of the LLM, but item by item it is +0.5 or −0.4 against it.
+    let items: Vec<TaskItem> = (0..20)
+        .map(|i| {
+            let m = (i as f64 + 0.5) / 20.0;
+            let slm = match i {
+                0..8 => 0.0,
+                _ if i % 2 == 0 => 1.0,
+                _ => 0.1,
+            };
+            item(i, "x", slm, 0.5, Some(m))
+        })
+        .collect();
+    let bound = FitOptions::default();
+    let (policy, why, _) = choose(&items, &bound).unwrap();
+    assert_eq!(policy, Policy::Llm, "{why}");
+    let point = FitOptions {
+        target_lower_bound: false,
+        ..FitOptions::default()
+    };
+    let (policy, why, _) = choose(&items, &point).unwrap();
+    assert!(
+        matches!(policy, Policy::Cascade { .. } | Policy::Small { .. }),
+        "{policy:?} {why}"
+    );
+    // The same cascade with agreement instead of luck (the SLM equals the LLM where kept) is
+    // chosen either way: no spread, no doubt.
+    let agreeing: Vec<TaskItem> = (0..20)
+        .map(|i| {
+            let m = (i as f64 + 0.5) / 20.0;
+            item(i, "x", if m >= 0.4 { 0.5 } else { 0.0 }, 0.5, Some(m))
+        })
+        .collect();
+    let (policy, why, _) = choose(&agreeing, &bound).unwrap();
+    assert!(matches!(policy, Policy::Cascade { .. }), "{policy:?} {why}");
+    assert!(why.contains("with 95% confidence"), "{why}");
+}
+
+/// The report's paired gap: the chosen policy minus the best single target, on the same items.
+#[test]
+fn the_gap_to_the_best_single_target_is_paired() {
+    let items: Vec<TaskItem> = (0..10).map(|i| item(i, "x", 0.0, 1.0, Some(0.5))).collect();
+    let refs: Vec<(&TaskItem, &Policy)> = items.iter().map(|i| (i, &Policy::Llm)).collect();
+    let h = half_report(&refs, &FitOptions::default()).unwrap();
+    let g = h.vs_best.unwrap();
+    assert_eq!(g.against, "always LLM");
+    assert_eq!(g.difference.value, 0.0);
+    let slm_policy = slm();
+    let refs: Vec<(&TaskItem, &Policy)> = items.iter().map(|i| (i, &slm_policy)).collect();
+    let g = half_report(&refs, &FitOptions::default())
+        .unwrap()
+        .vs_best
+        .unwrap();
+    assert_eq!(g.difference.value, -1.0);
+}
+
 #[test]
 fn missing_signal_escalates() {
     let p = Policy::Cascade {
