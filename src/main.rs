@@ -15,6 +15,7 @@ mod cli_models;
 mod cli_route;
 mod cli_serve;
 mod cli_soak;
+mod fit_report;
 
 use clap::{Parser, Subcommand};
 
