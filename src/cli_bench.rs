@@ -161,6 +161,11 @@ pub struct CalibrateArgs {
     /// its evidence as a comment), written only if the edited config loads.
     #[arg(long, value_name = "CONFIG")]
     pub write: Option<PathBuf>,
+    /// Per task: the router config whose privacy rule (`when: { pii: true }` to a local backend)
+    /// the fit applies — items whose recorded prompt it would keep local are answered by that
+    /// backend under every policy (default: the --write config).
+    #[arg(long, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
     /// Which route to update when several carry `min_confidence`.
     #[arg(long)]
     pub route: Option<String>,
@@ -426,7 +431,17 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
         seed: args.seed,
         ..bench::fit::FitOptions::default()
     };
-    let fit = bench::fit::fit(records, &options)?;
+    let config = match args.config.as_ref().or(args.write.as_ref()) {
+        Some(path) => Some(
+            router::config::Config::load(path)
+                .with_context(|| format!("loading {} for its privacy rule", path.display()))?,
+        ),
+        None => None,
+    };
+    let privacy = config
+        .as_ref()
+        .and_then(|c| privacy_rule(c, &options.small));
+    let fit = bench::fit::fit_with(records, &options, privacy.as_ref())?;
     let path = args.run.join("fit.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&fit)?)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -441,6 +456,30 @@ fn fit_cmd(args: &CalibrateArgs, records: &[bench::record::RequestRecord]) -> an
     }
     crate::fit_report::print(&fit, args.budget_point);
     Ok(())
+}
+
+/// The config's privacy rule as the fit applies it: its detector and the local backend it sends
+/// flagged prompts to, when that backend is a small target of the run.
+fn privacy_rule<'a>(
+    config: &'a router::config::Config,
+    small: &[String],
+) -> Option<bench::fit::Privacy<'a>> {
+    let name = config.policy.privacy_rule()?;
+    let rule = config.policy.rules().iter().find(|r| r.name == name)?;
+    let router::policy::RuleAction::To(to) = &rule.action else {
+        return None;
+    };
+    if !small.contains(to) {
+        eprintln!(
+            "[bench] the privacy rule `{name}` sends to `{to}`, not a small target of the run: the fit leaves it out"
+        );
+        return None;
+    }
+    Some(bench::fit::Privacy {
+        detector: &config.pii,
+        rule: name.to_string(),
+        to: to.clone(),
+    })
 }
 
 fn routellm_cmd(args: RoutellmArgs) -> anyhow::Result<()> {

@@ -68,6 +68,31 @@ pub fn print(fit: &Fit, budget_point: bool) {
             o.llm.cost_per_request
         );
     }
+    if let Some(p) = &fit.privacy {
+        let kept: Vec<String> = p
+            .private_items
+            .iter()
+            .map(|(task, n)| format!("{task} {n}"))
+            .collect();
+        println!(
+            "privacy rule `{}`: items whose prompt holds PII stay on {} under every policy ({}){}",
+            p.rule,
+            p.to,
+            if kept.is_empty() {
+                "none here".to_string()
+            } else {
+                kept.join(", ")
+            },
+            if p.unchecked_items > 0 {
+                format!(
+                    "; {} items had no recorded prompt to check",
+                    p.unchecked_items
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     if let Some(b) = &fit.budget {
         println!(
             "budget {}× the all-LLM cost (calibration half: ${:.6} of ${:.6}{}): the per-task choices cost ${:.6}, {}; quality {:.3} → {:.3}{}",

@@ -49,6 +49,7 @@ mod budget;
 mod gap;
 mod pair;
 mod policy;
+mod privacy;
 mod split;
 pub mod write;
 
@@ -58,6 +59,7 @@ use budget::Planned;
 pub use gap::Gap;
 pub use pair::{pair_by_task, signals_of};
 pub use policy::{outcome, Answer, Outcome, Policy, TaskItem};
+pub use privacy::{Privacy, PrivacyReport};
 pub(crate) use split::stable_hash;
 pub use split::{halves, split};
 
@@ -178,6 +180,9 @@ pub struct Fit {
     /// What `budget_share` did, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetReport>,
+    /// What the config's privacy rule did, when the fit knew one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacyReport>,
     /// Items some target did not answer, or never scored.
     pub skipped_items: usize,
 }
@@ -350,9 +355,16 @@ fn signal_qualities(items: &[TaskItem], options: &FitOptions, task: &str) -> Vec
     out
 }
 
-/// Each single target and `chosen` on a half, items each under their own policy.
+/// Each single target and `chosen` on a half, items each under their own policy. The single
+/// targets are what each does alone (no privacy rule); the chosen policies include it.
 fn half_report(items: &[(&TaskItem, &Policy)], options: &FitOptions) -> Option<HalfReport> {
-    let all: Vec<TaskItem> = items.iter().map(|(i, _)| (*i).clone()).collect();
+    let all: Vec<TaskItem> = items
+        .iter()
+        .map(|(i, _)| TaskItem {
+            forced: None,
+            ..(*i).clone()
+        })
+        .collect();
     let small: BTreeMap<String, Outcome> = small_targets(&all, options)
         .into_iter()
         .filter_map(|t| {
@@ -387,6 +399,16 @@ fn half_report(items: &[(&TaskItem, &Policy)], options: &FitOptions) -> Option<H
 
 /// Fit every task of a run.
 pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
+    fit_with(records, options, None)
+}
+
+/// Fit every task of a run, with the router config's privacy rule when it has one: items
+/// whose prompt it would keep local are answered by its target under every policy.
+pub fn fit_with(
+    records: &[RequestRecord],
+    options: &FitOptions,
+    privacy: Option<&Privacy<'_>>,
+) -> Result<Fit> {
     if let Some(share) = options.budget_share {
         if !(share.is_finite() && share >= 0.0) {
             return Err(BenchError::Analysis(format!(
@@ -394,7 +416,13 @@ pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
             )));
         }
     }
-    let (tasks, skipped) = pair_by_task(records, &options.small, &options.llm)?;
+    let (mut tasks, skipped) = pair_by_task(records, &options.small, &options.llm)?;
+    let first_small = options
+        .small
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    let privacy = privacy.map(|p| privacy::mark(&mut tasks, records, p, first_small));
     let mut plans = Vec::new();
     for (task, items) in tasks {
         let (cal, eval) = split(&items, &task, options.seed);
@@ -402,9 +430,22 @@ pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
             // One item: nothing to evaluate on; say so by leaving the task out of the fit.
             continue;
         }
-        let Some((chosen, why, candidates)) = choose(&cal, options) else {
+        let Some((chosen, mut why, candidates)) = choose(&cal, options) else {
             continue;
         };
+        let kept = cal
+            .iter()
+            .chain(&eval)
+            .filter(|i| i.forced.is_some())
+            .count();
+        if let (Some(p), true) = (&privacy, kept > 0) {
+            why.push_str(&format!(
+                "; {kept} of {} items hold PII and stay on {} by the privacy rule `{}`",
+                cal.len() + eval.len(),
+                p.to,
+                p.rule
+            ));
+        }
         plans.push(Planned {
             task,
             cal,
@@ -457,6 +498,7 @@ pub fn fit(records: &[RequestRecord], options: &FitOptions) -> Result<Fit> {
         options: options.clone(),
         overall: half_report(&refs, options),
         budget,
+        privacy,
         tasks: out,
         skipped_items: skipped,
     })

@@ -118,6 +118,7 @@ pub fn pair_by_task(
             label,
             small: small_answers,
             llm: answer(l),
+            forced: None,
         });
     }
     if tasks.is_empty() {

@@ -109,6 +109,9 @@ pub struct TaskItem {
     pub small: BTreeMap<String, Answer>,
     /// The LLM's answer.
     pub llm: Answer,
+    /// The small target that answers this item under every policy: the config's privacy rule
+    /// keeps its prompt local (`privacy.rs`).
+    pub forced: Option<String>,
 }
 
 /// A policy's result on a set of items.
@@ -132,6 +135,9 @@ pub(super) fn bounded(mut e: Estimate) -> Estimate {
 /// One item under a policy: (quality, cost, whether the LLM was called). `None` when the
 /// policy's small target has no answer to the item.
 pub(super) fn apply(policy: &Policy, item: &TaskItem) -> Option<(f64, f64, bool)> {
+    if let Some(kept) = item.forced.as_ref().and_then(|t| item.small.get(t)) {
+        return Some((kept.quality, kept.cost, false));
+    }
     let small = match policy.small_target() {
         Some(t) => Some(item.small.get(t)?),
         None => None,

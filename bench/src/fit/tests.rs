@@ -24,6 +24,7 @@ pub(super) fn item(id: usize, label: &str, slm: f64, llm: f64, signal: Option<f6
             cost: 0.01,
             signals: BTreeMap::new(),
         },
+        forced: None,
     }
 }
 
@@ -409,4 +410,50 @@ fn a_budget_already_met_changes_nothing_and_an_unreachable_one_says_so() {
     };
     let err = fit(&records, &bad).unwrap_err().to_string();
     assert!(err.contains("budget share"), "{err}");
+}
+
+/// The config's privacy rule in the fit: items whose prompt holds PII are answered by the rule's
+/// target under every policy, so the router column says what the gateway will do; the single
+/// targets' columns stay what each does alone.
+#[test]
+fn the_privacy_rule_keeps_flagged_items_on_its_target() {
+    let mut records = Vec::new();
+    for i in 0..40 {
+        // The LLM is always right, the SLM never; every other prompt holds an e-mail address.
+        let prompt = if i % 2 == 0 {
+            format!("user: Redact this: write to jane.doe{i}@example.com today.")
+        } else {
+            format!("user: Summarize item {i}.")
+        };
+        for (target, quality) in [("slm", 0.0), ("llm", 1.0)] {
+            let mut r = record(target, "t", i, quality, Some(0.5));
+            r.prompt = Some(prompt.clone());
+            records.push(r);
+        }
+    }
+    let detector = router::pii::PiiDetector::new();
+    let privacy = Privacy {
+        detector: &detector,
+        rule: "private".into(),
+        to: "slm".into(),
+    };
+    let f = fit_with(&records, &FitOptions::default(), Some(&privacy)).unwrap();
+    let report = f.privacy.as_ref().unwrap();
+    assert_eq!(report.private_items["t"], 20);
+    assert_eq!(report.unchecked_items, 0);
+    let t = &f.tasks[0];
+    // The LLM is still chosen for what it may answer; the flagged half is the SLM's.
+    assert_eq!(t.chosen, Policy::Llm, "{}", t.why);
+    assert!(t.why.contains("20 of 40 items hold PII"), "{}", t.why);
+    let e = &t.evaluation;
+    assert_eq!(e.llm.quality.value, 1.0, "the LLM column is the LLM alone");
+    // Right exactly where the LLM answered; the LLM answered exactly the 20 unflagged items.
+    assert_eq!(e.chosen.quality.value, e.chosen.llm_share, "{:?}", e.chosen);
+    let c = &t.calibration;
+    let to_llm = c.chosen.llm_share * c.n as f64 + e.chosen.llm_share * e.n as f64;
+    assert!((to_llm - 20.0).abs() < 1e-9, "{to_llm}");
+    // Without the rule the fit predicts the LLM's quality for every item.
+    let blind = fit(&records, &FitOptions::default()).unwrap();
+    assert_eq!(blind.tasks[0].evaluation.chosen.quality.value, 1.0);
+    assert!(blind.privacy.is_none());
 }
