@@ -39,34 +39,26 @@ pub fn print(fit: &Fit, budget_point: bool) {
         "{header}  {:<24} {:<24} {:>10} {:>6}  policy (chosen on the calibration half)",
         "router quality", "router − best single", "$/req", "LLM %"
     );
-    for t in &fit.tasks {
-        let e = &t.evaluation;
-        let mut row = format!("{:<22} {:>4}", t.task, e.n);
+    // One row: the half's single targets, the router, its gap, cost, LLM share and a last word.
+    let row = |label: &str, h: &HalfReport, last: String| {
+        let mut row = format!("{label:<22} {:>4}", h.n);
         for name in &singles {
-            row.push_str(&format!("  {:<24}", single_quality(e, name)));
+            row.push_str(&format!("  {:<24}", single_quality(h, name)));
         }
         println!(
-            "{row}  {:<24} {:<24} {:>10.6} {:>5.0}%  {}",
-            q(&e.chosen.quality),
-            gap(e),
-            e.chosen.cost_per_request,
-            e.chosen.llm_share * 100.0,
-            t.chosen.describe()
+            "{row}  {:<24} {:<24} {:>10.6} {:>5.0}%  {last}",
+            q(&h.chosen.quality),
+            gap(h),
+            h.chosen.cost_per_request,
+            h.chosen.llm_share * 100.0,
         );
+    };
+    for t in &fit.tasks {
+        row(&t.task, &t.evaluation, t.chosen.describe());
     }
     if let Some(o) = &fit.overall {
-        let mut row = format!("{:<22} {:>4}", "all tasks", o.n);
-        for name in &singles {
-            row.push_str(&format!("  {:<24}", single_quality(o, name)));
-        }
-        println!(
-            "{row}  {:<24} {:<24} {:>10.6} {:>5.0}%  (LLM only: ${:.6}/req)",
-            q(&o.chosen.quality),
-            gap(o),
-            o.chosen.cost_per_request,
-            o.chosen.llm_share * 100.0,
-            o.llm.cost_per_request
-        );
+        let last = format!("(LLM only: ${:.6}/req)", o.llm.cost_per_request);
+        row("all tasks", o, last);
     }
     if let Some(p) = &fit.privacy {
         let kept: Vec<String> = p

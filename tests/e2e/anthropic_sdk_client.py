@@ -10,11 +10,11 @@ recorded tool-use answer). Run by tests/e2e_anthropic.rs, which starts all three
 
 Every check prints one line; the first failed assertion exits non-zero with its reason.
 """
-import sqlite3
 import sys
-import time
 
 import anthropic
+
+import b_ledger
 
 MODE, A_URL, B_LEDGER = sys.argv[1], sys.argv[2], sys.argv[3]
 ALICE, BOB = "sk-alice-e2e", "sk-bob-e2e"
@@ -33,11 +33,7 @@ def client(key=ALICE):
 
 def b_rows():
     """Requests gateway B has answered, from B's own ledger."""
-    con = sqlite3.connect(f"file:{B_LEDGER}?mode=ro", uri=True)
-    try:
-        return con.execute("SELECT COUNT(*) FROM ledger WHERE status = 200").fetchone()[0]
-    finally:
-        con.close()
+    return b_ledger.rows(B_LEDGER)
 
 
 def create_raw(c, content, **kw):
@@ -60,13 +56,9 @@ def check(name, condition, detail=""):
     print(f"ok   {name} {detail}".rstrip(), flush=True)
 
 
-def b_rows_reach(n, timeout=30.0):
-    """B's row count once it reaches `n` (B writes its row after the answer, off the response
-    path, so the client can see the answer first), or whatever it is after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while (rows := b_rows()) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return rows
+def b_rows_reach(n):
+    """B's row count once it reaches `n`, waiting for its writer (see b_ledger.py)."""
+    return b_ledger.rows_reach(B_LEDGER, n)
 
 
 def main_checks():
